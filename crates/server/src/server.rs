@@ -107,7 +107,7 @@ impl Server {
             Some(addr) => addr.to_string(),
             None => "disabled".to_owned(),
         };
-        tracing::info!(websocket, tcp = tcp_addr, "listening");
+        tracing::info!(websocket = %websocket, tcp = %tcp_addr, "listening");
 
         let stop = CancellationToken::new();
         let connections = TaskTracker::new();
