@@ -31,7 +31,9 @@ pub enum ProtocolError {
         command: Command,
     },
     /// None of the versions in `accept-version` is spoken here.
-    #[error("accept-version {requested:?} names no supported version; supported versions are {SUPPORTED_VERSIONS}")]
+    #[error(
+        "accept-version {requested:?} names no supported version; supported versions are {SUPPORTED_VERSIONS}"
+    )]
     UnsupportedVersion {
         /// The header value.
         requested: String,
@@ -117,7 +119,9 @@ pub enum ProtocolError {
         timeout: Duration,
     },
     /// The outbox crossed a bound under the `disconnect` policy.
-    #[error("the session's outbox crossed its bounds ({max_frames} frames or {max_bytes} bytes); messages were lost")]
+    #[error(
+        "the session's outbox crossed its bounds ({max_frames} frames or {max_bytes} bytes); messages were lost"
+    )]
     SlowConsumer {
         /// `outbox.max_frames`.
         max_frames: usize,
@@ -155,7 +159,9 @@ impl ProtocolError {
                 format!("too many subscriptions (max {max})")
             }
             ProtocolError::UnsupportedAckMode { .. } => "ack mode not supported yet".into(),
-            ProtocolError::NotSupportedYet { command, .. } => format!("{command} not supported yet"),
+            ProtocolError::NotSupportedYet { command, .. } => {
+                format!("{command} not supported yet")
+            }
             ProtocolError::ServerFrame { command } => format!("unexpected {command} frame"),
             ProtocolError::AuthenticationFailed { message } => message.clone(),
             ProtocolError::ConnectTimeout(_) => "connect timeout".into(),

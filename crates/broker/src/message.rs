@@ -3,7 +3,9 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
-use stompbox_codec::{ByteString, Command, Headers, Version, write_body, write_command, write_header};
+use stompbox_codec::{
+    ByteString, Command, Headers, Version, write_body, write_command, write_header,
+};
 
 /// Headers a client may put on SEND that are about that frame, not the message: never forwarded
 /// to subscribers. `destination` and `content-length` are rewritten by the broker itself.
@@ -83,7 +85,11 @@ impl Message {
 
     /// An upper bound of the head size, for outbox accounting before encoding.
     fn head_estimate(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 2)
+            .sum();
         // "MESSAGE\n" + destination + message-id + content-length + blank line + NUL.
         8 + 13 + self.destination.len() + 32 + 36 + headers
     }
@@ -157,9 +163,19 @@ mod tests {
 
     #[test]
     fn binary_bodies_are_flagged() {
-        let m = Message::new(1, "/topic/a".into(), Headers::new(), Bytes::from_static(b"\xff"));
+        let m = Message::new(
+            1,
+            "/topic/a".into(),
+            Headers::new(),
+            Bytes::from_static(b"\xff"),
+        );
         assert!(m.is_binary());
-        let m = Message::new(1, "/topic/a".into(), Headers::new(), Bytes::from_static(b"ok"));
+        let m = Message::new(
+            1,
+            "/topic/a".into(),
+            Headers::new(),
+            Bytes::from_static(b"ok"),
+        );
         assert!(!m.is_binary());
     }
 }

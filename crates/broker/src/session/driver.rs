@@ -366,7 +366,9 @@ impl Conn<'_> {
                 let queued = shared
                     .router
                     .publish(&destination, Arc::new(message), counters);
-                counters.messages_delivered.fetch_add(queued as u64, Relaxed);
+                counters
+                    .messages_delivered
+                    .fetch_add(queued as u64, Relaxed);
             }
             Action::Close(reason) => {
                 tracing::debug!(?reason, "closing");

@@ -180,7 +180,10 @@ impl<'a> Session<'a> {
 
     fn connect(&mut self, frame: Frame, out: &mut Vec<Action>) {
         let Some(version) = negotiate_version(frame.header("accept-version")) else {
-            let requested = frame.header("accept-version").unwrap_or_default().to_owned();
+            let requested = frame
+                .header("accept-version")
+                .unwrap_or_default()
+                .to_owned();
             return self.fail(ProtocolError::UnsupportedVersion { requested }, None, out);
         };
         let client_beats = match (version, frame.header("heart-beat")) {
@@ -229,7 +232,11 @@ impl<'a> Session<'a> {
     }
 
     /// A frame on a connected session; the caller sends its receipt once this succeeded.
-    fn connected_frame(&mut self, frame: Frame, out: &mut Vec<Action>) -> Result<(), ProtocolError> {
+    fn connected_frame(
+        &mut self,
+        frame: Frame,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ProtocolError> {
         match frame.command {
             Command::Send => self.send(frame, out),
             Command::Subscribe => self.subscribe(&frame, out),

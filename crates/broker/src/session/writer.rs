@@ -111,7 +111,10 @@ mod tests {
         w.push_frame(&text, Version::V1_2);
         assert_eq!(w.len(), 23 + 1 + 26 + 23);
         let a = w.take().unwrap();
-        assert_eq!((&a.bytes[..], a.binary), (&b"RECEIPT\nreceipt-id:1\n\n\0\n"[..], false));
+        assert_eq!(
+            (&a.bytes[..], a.binary),
+            (&b"RECEIPT\nreceipt-id:1\n\n\0\n"[..], false)
+        );
         assert!(w.take().unwrap().binary);
         assert!(!w.take().unwrap().binary);
         assert!(w.take().is_none());
