@@ -11,7 +11,7 @@ use tokio::{
     net::{TcpListener, TcpStream, tcp::OwnedWriteHalf},
 };
 use tokio_util::{io::ReaderStream, sync::CancellationToken, task::TaskTracker};
-use tracing::{Instrument, field};
+use tracing::Instrument;
 
 /// Accepts connections until `stop` is cancelled, serving each on a task of `tracker`.
 pub(crate) async fn accept_loop(
@@ -37,11 +37,11 @@ pub(crate) async fn accept_loop(
                 }
             },
         };
+        // The broker opens a `session{id}` span inside this one.
         let span = tracing::info_span!(
             "connection",
             peer = %peer,
             transport = "tcp",
-            session = field::Empty,
         );
         tracker.spawn(serve(broker.clone(), stream, peer, read_buffer_size).instrument(span));
     }

@@ -131,12 +131,12 @@ fn accept(
     let token = tracker.map(|t| t.token());
     upgrade.on_upgrade(move |socket| async move {
         let _token = token;
+        // The broker opens a `session{id}` span inside this one.
         let span = tracing::info_span!(
             "connection",
             peer = field::debug(peer),
             transport = "websocket",
             subprotocol,
-            session = field::Empty,
         );
         serve(broker, info, socket).instrument(span).await;
     })

@@ -10,7 +10,7 @@ async fn clients_get_error_server_shutting_down() {
     let server =
         TestServer::start(|c| c.broker.shutdown_grace = std::time::Duration::from_secs(5)).await;
     let mut ws = WsClient::connect(&server.ws_url).await;
-    ws.subscribe("/topic/s", "0").await;
+    ws.subscribe("0", "/topic/s").await;
     let mut tcp = TcpClient::connect(server.tcp_addr).await;
     let ws_url = server.ws_url.clone();
     let tcp_addr = server.tcp_addr;

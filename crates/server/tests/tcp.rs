@@ -11,7 +11,7 @@ use stompbox_codec::Command;
 async fn tcp_end_to_end() {
     let server = TestServer::start(|_| {}).await;
     let mut sub = TcpClient::connect(server.tcp_addr).await;
-    sub.send(&frame(
+    sub.send(&raw_frame(
         "SUBSCRIBE",
         &[("destination", "/topic/tcp"), ("id", "0"), ("receipt", "s")],
         b"",
@@ -21,13 +21,13 @@ async fn tcp_end_to_end() {
 
     let mut publisher = TcpClient::connect(server.tcp_addr).await;
     let body = [0u8, 159, 146, 150, b'\n'];
-    let mut batch = frame("SEND", &[("destination", "/topic/tcp")], b"one");
-    batch.extend(frame(
+    let mut batch = raw_frame("SEND", &[("destination", "/topic/tcp")], b"one");
+    batch.extend(raw_frame(
         "SEND",
         &[("destination", "/topic/tcp"), ("content-length", "5")],
         &body,
     ));
-    batch.extend(frame(
+    batch.extend(raw_frame(
         "SEND",
         &[("destination", "/topic/tcp"), ("receipt", "r")],
         b"three",
@@ -56,7 +56,7 @@ async fn tcp_end_to_end() {
     );
 
     publisher
-        .send(&frame("DISCONNECT", &[("receipt", "bye")], b""))
+        .send(&raw_frame("DISCONNECT", &[("receipt", "bye")], b""))
         .await;
     assert_eq!(publisher.recv().await.header("receipt-id"), Some("bye"));
     assert!(
@@ -70,7 +70,7 @@ async fn tcp_end_to_end() {
 async fn websocket_and_tcp_share_the_broker() {
     let server = TestServer::start(|_| {}).await;
     let mut tcp = TcpClient::connect(server.tcp_addr).await;
-    tcp.send(&frame(
+    tcp.send(&raw_frame(
         "SUBSCRIBE",
         &[
             ("destination", "/topic/bridge"),
@@ -82,15 +82,15 @@ async fn websocket_and_tcp_share_the_broker() {
     .await;
     assert_eq!(tcp.recv().await.command, Command::Receipt);
     let mut ws = WsClient::connect(&server.ws_url).await;
-    ws.subscribe("/topic/bridge", "w").await;
+    ws.subscribe("w", "/topic/bridge").await;
 
-    ws.send_text(&frame(
+    ws.send_text(&raw_frame(
         "SEND",
         &[("destination", "/topic/bridge")],
         b"from ws",
     ))
     .await;
-    tcp.send(&frame(
+    tcp.send(&raw_frame(
         "SEND",
         &[("destination", "/topic/bridge")],
         b"from tcp",

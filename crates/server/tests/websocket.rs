@@ -77,7 +77,7 @@ async fn raw_http(addr: std::net::SocketAddr, request_line: &str) -> String {
 async fn text_and_binary_messages_in_and_out() {
     let server = TestServer::start(|_| {}).await;
     let mut sub = WsClient::connect(&server.ws_url).await;
-    sub.subscribe("/topic/mixed", "0").await;
+    sub.subscribe("0", "/topic/mixed").await;
     let mut publisher = WsClient::open(&server.ws_url).await;
     // CONNECT as a binary message.
     publisher.send_binary(&connect_frame()).await;
@@ -90,7 +90,7 @@ async fn text_and_binary_messages_in_and_out() {
 
     // A UTF-8 body sent in a binary message comes out as text.
     publisher
-        .send_binary(&frame(
+        .send_binary(&raw_frame(
             "SEND",
             &[("destination", "/topic/mixed")],
             "héllo".as_bytes(),
@@ -104,7 +104,7 @@ async fn text_and_binary_messages_in_and_out() {
     // A non-UTF-8 body (with a NUL inside) sent as text-incompatible binary comes out binary.
     let body = [0xff, 0x00, 0xfe, 0x80, b'x'];
     publisher
-        .send_binary(&frame(
+        .send_binary(&raw_frame(
             "SEND",
             &[
                 ("destination", "/topic/mixed"),
@@ -125,7 +125,11 @@ async fn text_and_binary_messages_in_and_out() {
 
     // And a text message with a text body.
     publisher
-        .send_text(&frame("SEND", &[("destination", "/topic/mixed")], b"plain"))
+        .send_text(&raw_frame(
+            "SEND",
+            &[("destination", "/topic/mixed")],
+            b"plain",
+        ))
         .await;
     let message = sub.recv().await;
     assert_eq!(&message.body[..], b"plain");
@@ -137,7 +141,7 @@ async fn text_and_binary_messages_in_and_out() {
 async fn frame_split_across_messages() {
     let server = TestServer::start(|_| {}).await;
     let mut sub = WsClient::connect(&server.ws_url).await;
-    sub.subscribe("/topic/split", "s").await;
+    sub.subscribe("s", "/topic/split").await;
 
     let mut client = WsClient::open(&server.ws_url).await;
     let connect = connect_frame();
@@ -147,7 +151,7 @@ async fn frame_split_across_messages() {
     assert_eq!(client.recv().await.command, Command::Connected);
 
     let body = vec![b'a'; 10_000];
-    let send = frame(
+    let send = raw_frame(
         "SEND",
         &[("destination", "/topic/split"), ("receipt", "r1")],
         &body,
@@ -173,20 +177,20 @@ async fn several_frames_in_one_message() {
     let mut client = WsClient::open(&server.ws_url).await;
     let mut batch = connect_frame();
     batch.extend_from_slice(b"\n");
-    batch.extend(frame(
+    batch.extend(raw_frame(
         "SUBSCRIBE",
         &[("destination", "/topic/batch"), ("id", "0")],
         b"",
     ));
     batch.extend_from_slice(b"\r\n");
     for i in 0..3 {
-        batch.extend(frame(
+        batch.extend(raw_frame(
             "SEND",
             &[("destination", "/topic/batch")],
             format!("m{i}").as_bytes(),
         ));
     }
-    batch.extend(frame("DISCONNECT", &[("receipt", "bye")], b""));
+    batch.extend(raw_frame("DISCONNECT", &[("receipt", "bye")], b""));
     client.send_text(&batch).await;
 
     assert_eq!(client.recv().await.command, Command::Connected);
@@ -224,7 +228,7 @@ async fn pings_are_answered() {
     };
     assert_eq!(&pong[..], b"are you there");
     // The session is still usable.
-    client.subscribe("/topic/after-ping", "p").await;
+    client.subscribe("p", "/topic/after-ping").await;
 }
 
 /// The endpoint can be mounted on an application's own router next to its routes.
