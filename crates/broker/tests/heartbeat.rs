@@ -94,7 +94,10 @@ async fn a_silent_client_is_closed_after_interval_times_grace() {
     let error = c.expect_error("heart-beat timeout").await;
     assert_eq!(start.elapsed(), Duration::from_secs(2));
     let body = std::str::from_utf8(&error.body).unwrap();
-    assert!(body.contains("2000 ms") && body.contains("1000 ms"), "{body}");
+    assert!(
+        body.contains("2000 ms") && body.contains("1000 ms"),
+        "{body}"
+    );
     assert_eq!(c.expect_closed().await, CloseReason::HeartbeatTimeout);
 }
 
