@@ -25,7 +25,10 @@ async fn live_sessions_are_told_and_closed_new_ones_refused() {
     assert_eq!(pending.expect_closed().await, CloseReason::Shutdown);
     let (frames, reason) = b.drain_until_closed().await;
     assert_eq!(reason, CloseReason::Shutdown);
-    assert_eq!(frames.last().unwrap().header("message"), Some("server shutting down"));
+    assert_eq!(
+        frames.last().unwrap().header("message"),
+        Some("server shutting down")
+    );
     assert_eq!(broker.stats().connections, 0);
 
     let mut late = TestClient::start(&broker);
