@@ -176,8 +176,9 @@ impl Config {
                 "max_frames and max_bytes must be greater than zero",
             );
         }
-        if !(self.heartbeat.grace >= 1.0) {
-            return bad("heartbeat.grace", "must be at least 1.0");
+        let grace = self.heartbeat.grace;
+        if !grace.is_finite() || grace < 1.0 {
+            return bad("heartbeat.grace", "must be a finite number of at least 1.0");
         }
         if self.max_connections == 0 {
             return bad("max_connections", "must be greater than zero");

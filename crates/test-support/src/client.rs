@@ -78,6 +78,7 @@ impl TestClient {
         let connected = client.expect_frame(Command::Connected).await;
         if let Some(v) = connected.header("version") {
             client.version = v.parse().expect("CONNECTED names a known version");
+            client.decoder.set_version(client.version);
         }
         (client, connected)
     }

@@ -77,7 +77,8 @@ struct Conn<'a> {
     version: Version,
     heartbeat: Heartbeat,
     last_read: Instant,
-    connect_deadline: Instant,
+    /// `None` when `connect_timeout` reaches past the end of time.
+    connect_deadline: Option<Instant>,
     actions: Vec<Action>,
     closing: Option<CloseReason>,
     cleaned_up: bool,
@@ -117,7 +118,7 @@ where
         version: Version::V1_2,
         heartbeat: Heartbeat::default(),
         last_read: now,
-        connect_deadline: now + config.connect_timeout,
+        connect_deadline: now.checked_add(config.connect_timeout),
         actions: Vec::new(),
         closing: None,
         cleaned_up: false,
@@ -142,13 +143,18 @@ where
         }
         let connected = conn.session.is_connected();
         let read_deadline = match connected {
-            false => Some(conn.connect_deadline),
+            false => conn.connect_deadline,
             true if conn.heartbeat.receive.is_zero() => None,
-            true => Some(conn.last_read + conn.heartbeat.timeout),
+            // `None` past the end of time: a client may announce absurd intervals.
+            true => conn.last_read.checked_add(conn.heartbeat.timeout),
         };
         let beat_deadline = (connected && !conn.heartbeat.send.is_zero() && !io.busy())
-            .then(|| io.last_write + conn.heartbeat.send);
-        let write_deadline = io.busy().then(|| io.write_started + write_timeout);
+            .then(|| io.last_write.checked_add(conn.heartbeat.send))
+            .flatten();
+        let write_deadline = io
+            .busy()
+            .then(|| io.write_started.checked_add(write_timeout))
+            .flatten();
         let read_open = conn.writer.len() < config.outbox.max_bytes;
 
         tokio::select! {
@@ -211,7 +217,7 @@ where
                 None => break,
             }
         }
-        let write_deadline = io.write_started + write_timeout;
+        let write_deadline = io.write_started.checked_add(write_timeout);
         tokio::select! {
             biased;
             () = shared.hard_stop.cancelled() => break,
@@ -220,7 +226,7 @@ where
                     break;
                 }
             }
-            () = sleep_until(write_deadline) => break,
+            () = sleep_opt(write_deadline) => break,
         }
     }
     reason
@@ -311,7 +317,7 @@ impl Conn<'_> {
                 let verdict = shared.authenticator.authenticate(request);
                 tokio::select! {
                     result = verdict => self.session.on_authenticated(result, &mut self.actions),
-                    () = sleep_until(self.connect_deadline) => {
+                    () = sleep_opt(self.connect_deadline) => {
                         let error = ProtocolError::ConnectTimeout(shared.config.connect_timeout);
                         self.session.fail(error, None, &mut self.actions);
                     }

@@ -51,7 +51,9 @@ pub(crate) fn negotiate(client: (u64, u64), config: &HeartbeatConfig) -> Heartbe
     Heartbeat {
         send,
         receive,
-        timeout: receive.mul_f64(config.grace),
+        // Saturates: a client may announce up to u64::MAX ms.
+        timeout: Duration::try_from_secs_f64(receive.as_secs_f64() * config.grace)
+            .unwrap_or(Duration::MAX),
     }
 }
 
@@ -90,6 +92,18 @@ mod tests {
             );
             assert_eq!(hb.timeout, hb.receive * 2);
         }
+    }
+
+    #[test]
+    fn huge_client_values_saturate_instead_of_panicking() {
+        let hb = negotiate((u64::MAX, u64::MAX), &cfg(1, 1, 1));
+        assert_eq!(hb.send, Duration::from_millis(u64::MAX));
+        assert!(hb.timeout > hb.receive);
+        let config = HeartbeatConfig {
+            grace: f64::MAX,
+            ..cfg(1, 1, 1)
+        };
+        assert_eq!(negotiate((1, 1), &config).timeout, Duration::MAX);
     }
 
     #[test]
