@@ -127,7 +127,9 @@ fn invalid_configuration_exits_non_zero_with_a_clear_error() {
     std::fs::write(&unknown, "[broker]\nmax_conections = 5\n").unwrap();
     let syntax = dir.path().join("syntax.toml");
     std::fs::write(&syntax, "[broker\n").unwrap();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    /// Arguments, environment, and a piece of the expected error message.
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["--config", bad_type.to_str().unwrap()],
             vec![],
@@ -254,4 +256,37 @@ async fn listening_line_and_sigterm() {
     }
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
+/// `docs/configuration.md` names every key of the default configuration and its environment
+/// variable, so the table cannot silently fall behind a new field.
+#[test]
+fn configuration_doc_lists_every_key() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
+    let defaults = toml::Table::try_from(ServerConfig::default()).unwrap();
+    let mut keys = Vec::new();
+    collect_keys(&defaults, "", &mut keys);
+    assert!(keys.len() > 20, "{keys:?}");
+    for key in keys {
+        assert!(
+            doc.contains(&format!("`{key}`")),
+            "docs/configuration.md lacks `{key}`"
+        );
+        let env = format!("STOMPBOX_{}", key.to_ascii_uppercase().replace('.', "__"));
+        assert!(doc.contains(&env), "docs/configuration.md lacks {env}");
+    }
+}
+
+fn collect_keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (name, value) in table {
+        let key = format!("{prefix}{name}");
+        match value {
+            toml::Value::Table(inner) => collect_keys(inner, &format!("{key}."), out),
+            _ => out.push(key),
+        }
+    }
 }
