@@ -11,11 +11,17 @@ before(async () => {
 });
 after(() => server?.kill());
 
-test('binaryBody round-trips byte for byte, NULs and invalid UTF-8 included', async (t) => {
+test('binaryBody round-trips byte for byte and arrives as a binary WebSocket message', async (t) => {
   const client = makeClient(server.wsUrl);
   t.after(() => client.deactivate({ force: true }));
   await connect(client);
-  const { messages } = collect(client, '/topic/binary', 1);
+  // With binaryType 'arraybuffer' (set by stompjs), `ws` delivers binary messages as
+  // ArrayBuffer and text messages as strings.
+  const kinds = [];
+  client.webSocket.addEventListener('message', (evt) => {
+    kinds.push(evt.data instanceof ArrayBuffer ? 'binary' : 'text');
+  });
+  const { messages } = collect(client, '/topic/binary', 2);
   const body = new Uint8Array(4096);
   for (let i = 0; i < body.length; i++) body[i] = (i * 7 + 3) % 256;
   body[0] = 0x00;
@@ -25,10 +31,13 @@ test('binaryBody round-trips byte for byte, NULs and invalid UTF-8 included', as
     binaryBody: body,
     headers: { 'content-type': 'application/octet-stream' },
   });
-  const [message] = await messages;
-  assert.equal(message.isBinaryBody, true, 'a binary WebSocket message arrived');
-  assert.deepEqual(Buffer.from(message.binaryBody), Buffer.from(body));
-  assert.equal(message.headers['content-length'], String(body.length));
+  client.publish({ destination: '/topic/binary', body: 'plain text' });
+  const [binary, text] = await messages;
+  assert.deepEqual(Buffer.from(binary.binaryBody), Buffer.from(body));
+  assert.equal(binary.headers['content-length'], String(body.length));
+  assert.equal(text.body, 'plain text');
+  // One WebSocket message per MESSAGE frame here (nothing else is in flight).
+  assert.deepEqual(kinds.slice(-2), ['binary', 'text']);
 });
 
 test('a 1 MiB frame sent with splitLargeFrames arrives whole', async (t) => {

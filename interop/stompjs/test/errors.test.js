@@ -20,6 +20,18 @@ test('a body over max_body_size gets an ERROR and the socket closes', async (t) 
   await within(closed, 'the socket to close after ERROR');
 });
 
+test('SUBSCRIBE to a destination the broker does not serve gets an ERROR', async (t) => {
+  const server = await startServer();
+  t.after(() => server.kill());
+  const client = makeClient(server.wsUrl);
+  t.after(() => client.deactivate({ force: true }));
+  await connect(client);
+  const error = new Promise((resolve) => { client.onStompError = resolve; });
+  client.subscribe('/nowhere/at-all', () => assert.fail('no message expected'));
+  const frame = await within(error, 'ERROR for an unserved destination');
+  assert.match(frame.headers.message ?? '', /nowhere|destination/i);
+});
+
 test('SIGTERM: clients get ERROR "server shutting down", the server exits 0', async (t) => {
   const server = await startServer();
   t.after(() => server.kill());

@@ -58,15 +58,11 @@ test('the server closes a client that stops sending heart-beats', async (t) => {
   // The client promises beats every 100 ms but its ticker is stubbed out after CONNECTED.
   const client = makeClient(server.wsUrl, { heartbeatIncoming: 0, heartbeatOutgoing: 100 });
   t.after(() => client.deactivate({ force: true }));
-  const originalSend = WebSocket.prototype.send;
-  t.after(() => { WebSocket.prototype.send = originalSend; });
   await connect(client);
+  // Swallow heart-beat EOLs on this socket only; frames still go out.
   const socket = client.webSocket;
-  socket.send = function send(data) {
-    // Swallow heart-beat EOLs only.
-    if (data === '\n') return;
-    return originalSend.call(this, data);
-  };
+  const send = socket.send.bind(socket);
+  socket.send = (data) => (data === '\n' ? undefined : send(data));
   const closed = new Promise((resolve) => { client.onWebSocketClose = resolve; });
   const error = new Promise((resolve) => { client.onStompError = resolve; });
   await within(closed, 'the server to close a silent client');
