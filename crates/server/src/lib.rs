@@ -20,6 +20,11 @@
 //! - `error.rs`: [`Error`].
 //! - `main.rs`: the `stompbox` binary: flags, logging, signals.
 
+/// How long an edge waits to close a transport after its session ended (a WebSocket close frame,
+/// a final flush). Short and fixed: the session has already flushed what matters, and a peer
+/// that stopped reading (a slow consumer) would otherwise pin the connection's memory forever.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 mod config;
 mod error;
 mod load;

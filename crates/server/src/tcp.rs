@@ -65,7 +65,8 @@ pub(crate) async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr, r
         handshake: None,
     };
     let reason = broker.serve(info, inbound, &mut outbound).await;
-    let _ = outbound.close().await;
+    // Bounded: a peer that stopped reading must not pin the connection; dropping closes it.
+    let _ = tokio::time::timeout(crate::CLOSE_TIMEOUT, outbound.close()).await;
     tracing::debug!(?reason, "closed");
 }
 

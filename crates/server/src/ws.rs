@@ -151,8 +151,9 @@ async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket) {
         closed: false,
     };
     let reason = broker.serve(info, inbound, &mut outbound).await;
-    // Sends a close frame (unless the peer's close was already answered) and flushes.
-    let _ = outbound.sink.close().await;
+    // Sends a close frame (unless the peer's close was already answered) and flushes; bounded,
+    // then dropping the halves closes the socket regardless.
+    let _ = tokio::time::timeout(crate::CLOSE_TIMEOUT, outbound.sink.close()).await;
     tracing::debug!(?reason, "closed");
 }
 
