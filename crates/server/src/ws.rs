@@ -21,7 +21,7 @@ use axum::{
         ConnectInfo, FromRequestParts, WebSocketUpgrade,
         ws::{Message, Utf8Bytes, WebSocket},
     },
-    http::{HeaderMap, Uri, request::Parts},
+    http::{HeaderMap, HeaderValue, Uri, request::Parts},
     response::Response,
     routing::{MethodRouter, get},
 };
@@ -125,7 +125,7 @@ fn accept(
     let info = ConnectionInfo {
         peer,
         transport: TransportKind::WebSocket,
-        handshake: Some(Handshake { uri, headers }),
+        handshake: Some(detached_handshake(&uri, &headers)),
     };
     // Held by the connection task so that a graceful shutdown waits for it.
     let token = tracker.map(|t| t.token());
@@ -155,6 +155,24 @@ async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket) {
     // then dropping the halves closes the socket regardless.
     let _ = tokio::time::timeout(crate::CLOSE_TIMEOUT, outbound.sink.close()).await;
     tracing::debug!(?reason, "closed");
+}
+
+/// A copy of the upgrade request's URI and headers that owns its bytes. hyper parses headers
+/// zero-copy, so the originals are slices of the connection's HTTP read buffer (8 KiB or more);
+/// the session keeps its [`ConnectionInfo`] for its whole life, and holding those slices would
+/// keep that whole buffer alive per idle connection.
+fn detached_handshake(uri: &Uri, headers: &HeaderMap) -> Handshake {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            owned.append(name.clone(), value);
+        }
+    }
+    let uri = uri.to_string().parse().unwrap_or_else(|_| uri.clone());
+    Handshake {
+        uri,
+        headers: owned,
+    }
 }
 
 /// The peer address, when the server was started with connect info.

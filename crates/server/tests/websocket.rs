@@ -250,3 +250,55 @@ async fn websocket_route_mounts_on_an_app_router() {
     drop(client);
     task.abort();
 }
+
+/// The authenticator sees the upgrade request's URI and headers (a token in a header, a query
+/// parameter), and its refusal reaches the client as an ERROR.
+#[tokio::test]
+async fn authenticator_sees_the_handshake() {
+    use futures::future::BoxFuture;
+    use stompbox_broker::{AuthError, Authenticator, ConnectRequest, Principal};
+
+    struct TokenAuth;
+    impl Authenticator for TokenAuth {
+        fn authenticate<'a>(
+            &'a self,
+            request: ConnectRequest<'a>,
+        ) -> BoxFuture<'a, Result<Option<Principal>, AuthError>> {
+            let handshake = request.connection.handshake.as_ref();
+            let token = handshake.and_then(|h| h.headers.get("x-token")?.to_str().ok());
+            let room = handshake.and_then(|h| h.uri.query());
+            let verdict = match (token, room) {
+                (Some("letmein"), Some("room=7")) => Ok(Some(Principal::new("alice"))),
+                _ => Err(AuthError::new("no token")),
+            };
+            Box::pin(async move { verdict })
+        }
+    }
+
+    let mut config = stompbox_server::ServerConfig::default();
+    config.websocket.listen = "127.0.0.1:0".parse().unwrap();
+    config.tcp.enabled = false;
+    let broker = stompbox_server::Broker::builder()
+        .authenticator(TokenAuth)
+        .build()
+        .unwrap();
+    let server = stompbox_server::Server::bind_with_broker(config, broker)
+        .await
+        .unwrap();
+    let addr = server.local_ws_addr().unwrap();
+    let task = tokio::spawn(server.run(std::future::pending()));
+
+    let url = format!("ws://{addr}/ws?room=7");
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut admitted = WsClient::open_with(stream, &url, &[("x-token", "letmein")]).await;
+    admitted.send_frame(&frames::connect()).await;
+    admitted.expect_frame(Command::Connected).await;
+
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut refused = WsClient::open_with(stream, &url, &[("x-token", "wrong")]).await;
+    refused.send_frame(&frames::connect()).await;
+    let error = refused.expect_frame(Command::Error).await;
+    assert_eq!(error.header("message"), Some("no token"));
+    assert!(refused.try_recv().await.is_none());
+    task.abort();
+}

@@ -46,7 +46,20 @@ impl WsClient {
     /// [`WsClient::open`] over an already connected socket (e.g. one with a small receive
     /// buffer, to make a slow consumer).
     pub async fn open_on(stream: TcpStream, url: &str) -> WsClient {
+        WsClient::open_with(stream, url, &[]).await
+    }
+
+    /// [`WsClient::open_on`] with extra request headers (cookies, tokens).
+    pub async fn open_with(
+        stream: TcpStream,
+        url: &str,
+        headers: &[(&'static str, &str)],
+    ) -> WsClient {
         let mut request = url.into_client_request().expect("a ws:// URL");
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).expect("a valid header value");
+            request.headers_mut().append(*name, value);
+        }
         request.headers_mut().insert(
             "sec-websocket-protocol",
             HeaderValue::from_static("v12.stomp"),
