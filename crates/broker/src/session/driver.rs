@@ -295,7 +295,8 @@ impl Conn<'_> {
             self.apply(action).await;
             queue.extend(self.actions.drain(..));
         }
-        self.actions = Vec::from(queue);
+        // Nothing is kept between frames: an idle session holds no action buffer.
+        self.actions = Vec::new();
     }
 
     async fn apply(&mut self, action: Action) {
