@@ -22,6 +22,8 @@
 //! - `stats.rs`: [`Stats`] and the counters behind it.
 //! - `config.rs`: [`Config`], every limit and its documented default.
 //! - `auth.rs`: the [`Authenticator`] hook.
+//!
+//! `docs/protocol.md` lists every STOMP 1.2 rule and what the broker does about it.
 
 mod auth;
 mod config;
