@@ -186,7 +186,12 @@ where
                     }).await;
                 }
             }
-            item = inbound.next(), if read_open => conn.on_inbound(item).await,
+            item = inbound.next(), if read_open => {
+                conn.on_inbound(item).await;
+                // A transport that is always ready (not tokio I/O) must not starve other
+                // sessions on this worker: count each chunk against the task's budget.
+                tokio::task::consume_budget().await;
+            }
             () = sleep_opt(read_deadline) => {
                 let error = if connected {
                     ProtocolError::HeartbeatTimeout {
