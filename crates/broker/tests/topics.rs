@@ -190,6 +190,15 @@ async fn binary_bodies_go_out_flagged_binary() {
 
 #[tokio::test]
 async fn each_publisher_order_is_kept_per_subscriber() {
+    publisher_order_is_kept().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_publisher_order_is_kept_on_a_multi_threaded_runtime() {
+    publisher_order_is_kept().await;
+}
+
+async fn publisher_order_is_kept() {
     let broker = Broker::new();
     let mut subs = Vec::new();
     for i in 0..3 {
