@@ -167,7 +167,7 @@ impl Broker {
                 return refuse(shared, outbound, ProtocolError::TooManyConnections { max }).await;
             }
             tracing::debug!("session started");
-            let reason = session::driver::run(shared, id, &info, inbound, outbound).await;
+            let reason = session::driver::run(shared, id, info, inbound, outbound).await;
             tracing::debug!(?reason, "session ended");
             reason
         }
