@@ -205,6 +205,16 @@ impl Broker {
     }
 }
 
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("server_name", &self.shared.config.server_name)
+            .field("shutting_down", &self.is_shutting_down())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Broker {
     fn default() -> Self {
         Broker::new()
