@@ -23,7 +23,8 @@
 //! - `config.rs`: [`Config`], every limit and its documented default.
 //! - `auth.rs`: the [`Authenticator`] hook.
 //!
-//! `docs/protocol.md` lists every STOMP 1.2 rule and what the broker does about it.
+//! `docs/architecture.md` draws the data path and lists the invariants; `docs/protocol.md` lists
+//! every STOMP 1.2 rule and what the broker does about it.
 
 mod auth;
 mod config;
