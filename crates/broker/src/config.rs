@@ -52,7 +52,9 @@ pub struct OutboxConfig {
     /// Most frames queued for one session. Default 4,096: several seconds of a busy chat room.
     pub max_frames: usize,
     /// Most encoded bytes queued for one session. Default 8 MiB: two maximum-size frames, so a
-    /// large message never trips the policy on its own.
+    /// large message never trips the policy on its own. (A single delivery larger than this is
+    /// still accepted into an empty outbox.) The same bound pauses reading from a client whose
+    /// own replies (receipts) pile up unwritten, so a session holds at most about twice this.
     pub max_bytes: usize,
     /// What happens when a delivery would cross a bound. Default `disconnect`.
     pub slow_consumer: SlowConsumerPolicy,

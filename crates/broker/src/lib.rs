@@ -22,6 +22,9 @@
 //! - `stats.rs`: [`Stats`] and the counters behind it.
 //! - `config.rs`: [`Config`], every limit and its documented default.
 //! - `auth.rs`: the [`Authenticator`] hook.
+//!
+//! `docs/architecture.md` draws the data path and lists the invariants; `docs/protocol.md` lists
+//! every STOMP 1.2 rule and what the broker does about it.
 
 mod auth;
 mod config;
@@ -165,7 +168,7 @@ impl Broker {
                 return refuse(shared, outbound, ProtocolError::TooManyConnections { max }).await;
             }
             tracing::debug!("session started");
-            let reason = session::driver::run(shared, id, &info, inbound, outbound).await;
+            let reason = session::driver::run(shared, id, info, inbound, outbound).await;
             tracing::debug!(?reason, "session ended");
             reason
         }
@@ -200,6 +203,16 @@ impl Broker {
     /// A snapshot of the node's counters.
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
+    }
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("server_name", &self.shared.config.server_name)
+            .field("shutting_down", &self.is_shutting_down())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }
 

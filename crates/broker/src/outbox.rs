@@ -159,3 +159,117 @@ fn release(counters: &Counters, frames: usize, bytes: usize) {
     counters.queued_frames.fetch_sub(frames, Relaxed);
     counters.queued_bytes.fetch_sub(bytes, Relaxed);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use stompbox_codec::Headers;
+
+    use super::*;
+    use crate::message::Message;
+
+    fn delivery(body: &'static [u8]) -> Delivery {
+        let message = Message::new(
+            1,
+            "/topic/t".into(),
+            Headers::new(),
+            Bytes::from_static(body),
+        );
+        Delivery {
+            message: Arc::new(message),
+            subscription: "0".into(),
+        }
+    }
+
+    fn config(max_frames: usize, max_bytes: usize, policy: SlowConsumerPolicy) -> OutboxConfig {
+        OutboxConfig {
+            max_frames,
+            max_bytes,
+            slow_consumer: policy,
+            ..OutboxConfig::default()
+        }
+    }
+
+    #[test]
+    fn frame_bound_with_disconnect_policy_overflows_once() {
+        let counters = Counters::default();
+        let outbox = Outbox::new(&config(2, 1 << 20, SlowConsumerPolicy::Disconnect));
+        assert_eq!(outbox.offer(delivery(b"a"), &counters), Offer::Queued);
+        assert_eq!(outbox.offer(delivery(b"b"), &counters), Offer::Queued);
+        assert_eq!(counters.snapshot().queued_frames, 2);
+        assert_eq!(outbox.offer(delivery(b"c"), &counters), Offer::Refused);
+        assert!(outbox.is_overflowed());
+        assert_eq!(outbox.offer(delivery(b"d"), &counters), Offer::Refused);
+        let stats = counters.snapshot();
+        assert_eq!(
+            (
+                stats.slow_consumers,
+                stats.queued_frames,
+                stats.queued_bytes
+            ),
+            (1, 0, 0)
+        );
+    }
+
+    #[test]
+    fn byte_bound_with_drop_newest_drops_and_recovers() {
+        let counters = Counters::default();
+        let one = delivery(b"0123456789").weight();
+        let outbox = Outbox::new(&config(100, one * 2, SlowConsumerPolicy::DropNewest));
+        for _ in 0..2 {
+            assert_eq!(
+                outbox.offer(delivery(b"0123456789"), &counters),
+                Offer::Queued
+            );
+        }
+        assert_eq!(
+            outbox.offer(delivery(b"0123456789"), &counters),
+            Offer::Refused
+        );
+        assert_eq!(
+            outbox.offer(delivery(b"0123456789"), &counters),
+            Offer::Refused
+        );
+        assert!(!outbox.is_overflowed());
+        let stats = counters.snapshot();
+        assert_eq!((stats.slow_consumers, stats.dropped_deliveries), (1, 2));
+        assert_eq!(stats.queued_bytes, 2 * one);
+        let mut taken = 0;
+        outbox.take_up_to(usize::MAX, &counters, |_| taken += 1);
+        assert_eq!(taken, 2);
+        assert_eq!(counters.snapshot().queued_bytes, 0);
+        // A new episode of dropping counts as a new slow consumer.
+        for _ in 0..3 {
+            outbox.offer(delivery(b"0123456789"), &counters);
+        }
+        assert_eq!(counters.snapshot().slow_consumers, 2);
+    }
+
+    #[test]
+    fn an_oversize_delivery_fits_an_empty_outbox_only() {
+        let counters = Counters::default();
+        let outbox = Outbox::new(&config(100, 8, SlowConsumerPolicy::DropNewest));
+        assert_eq!(
+            outbox.offer(delivery(b"much too big"), &counters),
+            Offer::Queued
+        );
+        assert_eq!(outbox.offer(delivery(b"x"), &counters), Offer::Refused);
+    }
+
+    #[test]
+    fn take_up_to_takes_at_least_one_and_close_releases() {
+        let counters = Counters::default();
+        let outbox = Outbox::new(&config(100, 1 << 20, SlowConsumerPolicy::Disconnect));
+        for _ in 0..3 {
+            outbox.offer(delivery(b"abc"), &counters);
+        }
+        let mut taken = 0;
+        outbox.take_up_to(1, &counters, |_| taken += 1);
+        assert_eq!(taken, 1);
+        outbox.close(&counters);
+        assert_eq!(counters.snapshot().queued_frames, 0);
+        assert_eq!(outbox.offer(delivery(b"abc"), &counters), Offer::Refused);
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use stompbox_broker::{Broker, CloseReason, Config, OutboxConfig, SlowConsumerPolicy};
 use stompbox_codec::Command;
 use stompbox_test_support::{TestClient, frames};
+use tokio::sync::watch;
 
 const MESSAGES: usize = 500;
 const MAX_FRAMES: usize = 64;
@@ -38,26 +39,46 @@ async fn stalled_subscriber(broker: &Broker) -> TestClient {
     slow
 }
 
-/// A subscriber reading everything on its own task; returns the bodies it got.
-async fn fast_subscriber(broker: &Broker) -> tokio::task::JoinHandle<Vec<String>> {
+/// A subscriber reading everything on its own task; returns the bodies it got, and reports
+/// how many it has read so far.
+async fn fast_subscriber(
+    broker: &Broker,
+) -> (tokio::task::JoinHandle<Vec<String>>, watch::Receiver<usize>) {
     let mut fast = TestClient::connect(broker).await;
     fast.subscribe("fast", "/topic/firehose").await;
-    tokio::spawn(async move {
+    let (progress, read) = watch::channel(0);
+    let task = tokio::spawn(async move {
         let mut got = Vec::with_capacity(MESSAGES);
-        for _ in 0..MESSAGES {
+        for n in 1..=MESSAGES {
             let m = fast.expect_message().await;
             got.push(String::from_utf8(m.body.to_vec()).unwrap());
+            progress.send_replace(n);
         }
         got
-    })
+    });
+    (task, read)
 }
 
-/// Publishes `MESSAGES` messages, each confirmed by a receipt; checks the broker's queued
-/// bytes never exceed one full outbox per subscriber.
-async fn publish_all(broker: &Broker, subscribers: usize) {
+/// How far the publisher may run ahead of the fast subscriber: well inside its outbox, so the
+/// test does not depend on how the OS schedules threads on a busy machine, and the stalled
+/// subscriber (which reads nothing) still crosses its bound.
+const WINDOW: usize = MAX_FRAMES / 4;
+
+/// Publishes `MESSAGES` messages, each confirmed by a receipt, staying within `WINDOW` of the
+/// fast subscriber; checks the broker's queued bytes never exceed one full outbox per
+/// subscriber.
+async fn publish_all(broker: &Broker, subscribers: usize, mut fast_read: watch::Receiver<usize>) {
     let mut publisher = TestClient::connect(broker).await;
     let mut max_queued = 0;
     for n in 0..MESSAGES {
+        let behind = n.saturating_sub(WINDOW);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            fast_read.wait_for(|&read| read >= behind),
+        )
+        .await
+        .expect("the fast subscriber keeps up")
+        .unwrap();
         let receipt = n.to_string();
         publisher
             .send_frame(
@@ -85,10 +106,19 @@ fn expected() -> Vec<String> {
 
 #[tokio::test]
 async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
+    stalled_subscriber_is_disconnected().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_subscriber_is_disconnected_on_a_multi_threaded_runtime() {
+    stalled_subscriber_is_disconnected().await;
+}
+
+async fn stalled_subscriber_is_disconnected() {
     let broker = broker(SlowConsumerPolicy::Disconnect, Duration::from_secs(60));
     let slow = stalled_subscriber(&broker).await;
-    let fast = fast_subscriber(&broker).await;
-    publish_all(&broker, 2).await;
+    let (fast, fast_read) = fast_subscriber(&broker).await;
+    publish_all(&broker, 2, fast_read).await;
 
     let got = tokio::time::timeout(Duration::from_secs(10), fast)
         .await
@@ -123,8 +153,8 @@ async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
 async fn drop_newest_keeps_the_session_and_counts_the_drops() {
     let broker = broker(SlowConsumerPolicy::DropNewest, Duration::from_secs(60));
     let mut slow = stalled_subscriber(&broker).await;
-    let fast = fast_subscriber(&broker).await;
-    publish_all(&broker, 2).await;
+    let (fast, fast_read) = fast_subscriber(&broker).await;
+    publish_all(&broker, 2, fast_read).await;
 
     let got = tokio::time::timeout(Duration::from_secs(10), fast)
         .await

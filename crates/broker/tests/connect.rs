@@ -239,3 +239,21 @@ async fn max_connections_refuses_the_next_one() {
     let d = TestClient::connect(&broker).await;
     assert_eq!(d.disconnect().await, CloseReason::Disconnect);
 }
+
+#[tokio::test]
+async fn frames_pipelined_after_connect_in_one_chunk_use_the_negotiated_version() {
+    let broker = Broker::new();
+    let mut c = TestClient::start(&broker);
+    // 1.1 has no `\r` escape: the SEND after CONNECT must be decoded with 1.1 rules.
+    c.send_bytes(
+        &b"CONNECT\naccept-version:1.1\nheart-beat:0,0\n\n\0\
+           SUBSCRIBE\nid:0\ndestination:/topic/p\nreceipt:s\n\n\0\
+           SEND\ndestination:/topic/p\nk:a\\rb\n\nx\0"[..],
+    )
+    .await;
+    let connected = c.expect_frame(Command::Connected).await;
+    assert_eq!(connected.header("version"), Some("1.1"));
+    c.expect_receipt("s").await;
+    c.expect_error(r#"undefined escape sequence "\\r" in header"#)
+        .await;
+}

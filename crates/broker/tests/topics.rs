@@ -190,6 +190,15 @@ async fn binary_bodies_go_out_flagged_binary() {
 
 #[tokio::test]
 async fn each_publisher_order_is_kept_per_subscriber() {
+    publisher_order_is_kept().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_publisher_order_is_kept_on_a_multi_threaded_runtime() {
+    publisher_order_is_kept().await;
+}
+
+async fn publisher_order_is_kept() {
     let broker = Broker::new();
     let mut subs = Vec::new();
     for i in 0..3 {
@@ -486,4 +495,44 @@ async fn version_1_0_and_1_1_escaping_on_delivery() {
     // 1.1 escapes and the client unescapes; 1.0 writes the text as is.
     assert_eq!(v11.expect_message().await.header("k"), Some("a:b\\c"));
     assert_eq!(v10.expect_message().await.header("k"), Some("a:b\\c"));
+}
+
+#[tokio::test]
+async fn a_read_error_ends_the_session_and_its_subscriptions() {
+    let broker = Broker::new();
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe("0", "/topic/err").await;
+    c.send_error(std::io::Error::other("connection reset"))
+        .await;
+    assert_eq!(c.expect_closed().await, CloseReason::TransportClosed);
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/err", "x").with_header("receipt", "r"))
+        .await;
+    p.expect_receipt("r").await;
+    assert_eq!(broker.stats().messages_delivered, 0);
+    assert_eq!(broker.stats().connections, 1);
+}
+
+#[tokio::test]
+async fn queued_frames_go_out_batched_in_one_outbound() {
+    let broker = Broker::new();
+    let mut sub = TestClient::connect(&broker).await;
+    sub.subscribe("0", "/topic/batch").await;
+    let before = sub.batch_flags().len();
+    let mut p = TestClient::connect(&broker).await;
+    // Ten SENDs in one chunk are routed before the subscriber's task runs again, so its next
+    // write carries all ten.
+    let mut chunk = Vec::new();
+    for n in 0..10 {
+        chunk.extend_from_slice(format!("SEND\ndestination:/topic/batch\n\n{n}\0").as_bytes());
+    }
+    p.send_bytes(chunk).await;
+    for n in 0..10 {
+        assert_eq!(sub.expect_message().await.body, n.to_string());
+    }
+    assert_eq!(
+        sub.batch_flags().len(),
+        before + 1,
+        "one Outbound for ten MESSAGEs"
+    );
 }

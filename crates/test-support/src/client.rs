@@ -113,6 +113,15 @@ impl TestClient {
             .expect("the broker dropped its read half");
     }
 
+    /// Makes the broker's next read fail with `error`, as a broken socket does.
+    pub async fn send_error(&mut self, error: io::Error) {
+        let tx = self.tx.as_mut().expect("input already closed");
+        tokio::time::timeout(self.wait, tx.send(Err(error)))
+            .await
+            .expect("the broker did not read our input in time")
+            .expect("the broker dropped its read half");
+    }
+
     /// Ends the input stream (EOF), as a peer closing its socket does.
     pub fn close_input(&mut self) {
         self.tx = None;

@@ -99,3 +99,48 @@ impl TopicRouter {
         queued
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use stompbox_codec::Headers;
+
+    use super::*;
+    use crate::OutboxConfig;
+
+    fn sub(session: u64, id: &str, outbox: &Arc<Outbox>) -> Subscriber {
+        Subscriber {
+            session,
+            subscription: id.into(),
+            outbox: outbox.clone(),
+        }
+    }
+
+    fn publish(router: &TopicRouter, key: &str, counters: &Counters) -> usize {
+        let msg = Message::new(1, key.into(), Headers::new(), Bytes::from_static(b"x"));
+        router.publish(key, Arc::new(msg), counters)
+    }
+
+    #[test]
+    fn unsubscribe_removes_only_that_subscription() {
+        let counters = Counters::default();
+        let router = TopicRouter::default();
+        let a = Arc::new(Outbox::new(&OutboxConfig::default()));
+        let b = Arc::new(Outbox::new(&OutboxConfig::default()));
+        router.subscribe("x.y", sub(1, "0", &a));
+        router.subscribe("x.*", sub(1, "1", &a));
+        router.subscribe("x.y", sub(2, "0", &b));
+        router.subscribe("#", sub(2, "1", &b));
+        assert_eq!(publish(&router, "x.y", &counters), 4);
+        router.unsubscribe("x.y", 1, "0");
+        assert_eq!(publish(&router, "x.y", &counters), 3);
+        router.unsubscribe("#", 2, "1");
+        router.unsubscribe("x.*", 2, "1"); // not subscribed like that: no effect
+        assert_eq!(publish(&router, "x.y", &counters), 2);
+        router.unsubscribe("x.*", 1, "1");
+        router.unsubscribe("x.y", 2, "0");
+        assert_eq!(publish(&router, "x.y", &counters), 0);
+        let table = router.table.read().unwrap();
+        assert!(table.exact.is_empty() && table.wildcard.is_empty());
+    }
+}

@@ -68,7 +68,8 @@ impl<O: Sink<Outbound, Error = io::Error> + Unpin> Io<O> {
 struct Conn<'a> {
     shared: &'a Shared,
     id: u64,
-    info: &'a ConnectionInfo,
+    /// Needed only to authenticate; dropped once connected (handshake headers can be large).
+    info: Option<ConnectionInfo>,
     session: Session<'a>,
     outbox: Arc<Outbox>,
     writer: Writer,
@@ -95,7 +96,7 @@ async fn sleep_opt(deadline: Option<Instant>) {
 pub(crate) async fn run<I, O>(
     shared: &Shared,
     id: u64,
-    info: &ConnectionInfo,
+    info: ConnectionInfo,
     mut inbound: I,
     outbound: O,
 ) -> CloseReason
@@ -109,7 +110,7 @@ where
     let mut conn = Conn {
         shared,
         id,
-        info,
+        info: Some(info),
         session: Session::new(ByteString::from(id.to_string()), config),
         outbox: outbox.clone(),
         writer: Writer::default(),
@@ -186,7 +187,12 @@ where
                     }).await;
                 }
             }
-            item = inbound.next(), if read_open => conn.on_inbound(item).await,
+            item = inbound.next(), if read_open => {
+                conn.on_inbound(item).await;
+                // A transport that is always ready (not tokio I/O) must not starve other
+                // sessions on this worker: count each chunk against the task's budget.
+                tokio::task::consume_budget().await;
+            }
             () = sleep_opt(read_deadline) => {
                 let error = if connected {
                     ProtocolError::HeartbeatTimeout {
@@ -295,7 +301,8 @@ impl Conn<'_> {
             self.apply(action).await;
             queue.extend(self.actions.drain(..));
         }
-        self.actions = Vec::from(queue);
+        // Nothing is kept between frames: an idle session holds no action buffer.
+        self.actions = Vec::new();
     }
 
     async fn apply(&mut self, action: Action) {
@@ -307,12 +314,15 @@ impl Conn<'_> {
                 self.writer.push_frame(&frame, self.version);
             }
             Action::Authenticate(headers) => {
+                let Some(connection) = self.info.as_ref() else {
+                    unreachable!("authentication happens once, before the info is dropped")
+                };
                 let request = ConnectRequest {
                     login: headers.get("login"),
                     passcode: headers.get("passcode"),
                     host: headers.get("host"),
                     headers: &headers,
-                    connection: self.info,
+                    connection,
                 };
                 let verdict = shared.authenticator.authenticate(request);
                 tokio::select! {
@@ -336,6 +346,7 @@ impl Conn<'_> {
                 self.decoder.set_version(version);
                 self.decoder.set_limits(shared.config.limits());
                 self.last_read = Instant::now();
+                self.info = None;
                 let span = tracing::Span::current();
                 span.record("version", version.as_str());
                 if let Some(p) = &principal {
