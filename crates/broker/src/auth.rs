@@ -1,0 +1,76 @@
+//! The authentication hook consulted on CONNECT.
+
+use futures::future::BoxFuture;
+use stompbox_codec::Headers;
+
+use crate::ConnectionInfo;
+
+/// What a CONNECT (or STOMP) frame asked for, with the connection it came on.
+#[derive(Debug)]
+pub struct ConnectRequest<'a> {
+    /// The `login` header.
+    pub login: Option<&'a str>,
+    /// The `passcode` header.
+    pub passcode: Option<&'a str>,
+    /// The `host` header (the virtual host).
+    pub host: Option<&'a str>,
+    /// Every CONNECT header, for custom token headers.
+    pub headers: &'a Headers,
+    /// Peer address, transport, WebSocket handshake (cookies, query).
+    pub connection: &'a ConnectionInfo,
+}
+
+/// The authenticated identity of a session: the user that `/user/...` destinations resolve to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Principal {
+    /// The user name.
+    pub name: String,
+}
+
+impl Principal {
+    /// A principal called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Principal { name: name.into() }
+    }
+}
+
+/// Authentication refused; the session gets ERROR with this message and is closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AuthError {
+    /// Shown to the client in the ERROR frame's `message` header; keep it short and free of
+    /// secrets.
+    pub message: String,
+}
+
+impl AuthError {
+    /// A refusal with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        AuthError {
+            message: message.into(),
+        }
+    }
+}
+
+/// Decides who a connecting client is. `Ok(None)` admits the session anonymously.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Checks a CONNECT request.
+    fn authenticate<'a>(
+        &'a self,
+        request: ConnectRequest<'a>,
+    ) -> BoxFuture<'a, Result<Option<Principal>, AuthError>>;
+}
+
+/// The default hook: everyone is admitted; a `login` header, if present, becomes the principal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllowAnonymous;
+
+impl Authenticator for AllowAnonymous {
+    fn authenticate<'a>(
+        &'a self,
+        request: ConnectRequest<'a>,
+    ) -> BoxFuture<'a, Result<Option<Principal>, AuthError>> {
+        let principal = request.login.filter(|l| !l.is_empty()).map(Principal::new);
+        Box::pin(async move { Ok(principal) })
+    }
+}

@@ -1,0 +1,190 @@
+//! Broker configuration. `Default` is the single source of truth for every default; each field
+//! says its default and why.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stompbox_codec::Limits;
+
+/// Everything the broker core can be told. Deserializes from any serde format with missing fields
+/// taking their defaults; durations are written like `"10s"` or `"250ms"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The `server` header of CONNECTED. Default `stompbox/<version>`.
+    pub server_name: String,
+    /// Largest frame (head plus body) once the session is connected. Default 4 MiB + 64 KiB:
+    /// a body at `max_body_size` plus a generous head.
+    pub max_frame_size: usize,
+    /// Largest frame before CONNECT succeeds. Default 64 KiB: a CONNECT with a large JWT fits,
+    /// an unauthenticated peer cannot make us buffer megabytes.
+    pub max_frame_size_before_connect: usize,
+    /// Largest body. Default 4 MiB, RabbitMQ's default STOMP frame limit.
+    pub max_body_size: usize,
+    /// Most header lines per frame. Default 64; real clients send fewer than 15.
+    pub max_headers: usize,
+    /// Longest command or header line in bytes. Default 8 KiB, as HTTP servers allow.
+    pub max_header_line: usize,
+    /// Most subscriptions one session may hold. Default 1,024: a dashboard with hundreds of
+    /// widgets fits; a runaway client does not grow the routing table without bound.
+    pub max_subscriptions_per_session: usize,
+    /// Most concurrent sessions on this node. Default 100,000; further connections get ERROR
+    /// `too many connections` and are closed.
+    pub max_connections: usize,
+    /// Time a new connection has to send CONNECT. Default 10 s: generous for mobile networks,
+    /// short enough that idle sockets cannot pile up.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Bounds and policy of each session's outbound queue.
+    pub outbox: OutboxConfig,
+    /// Heart-beat negotiation bounds.
+    pub heartbeat: HeartbeatConfig,
+    /// How long a graceful shutdown waits for sessions to flush their last frames. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// Per-session outbound queue: fan-out never waits on a subscriber; these bound what a slow one
+/// may hold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Most frames queued for one session. Default 4,096: several seconds of a busy chat room.
+    pub max_frames: usize,
+    /// Most encoded bytes queued for one session. Default 8 MiB: two maximum-size frames, so a
+    /// large message never trips the policy on its own. (A single delivery larger than this is
+    /// still accepted into an empty outbox.) The same bound pauses reading from a client whose
+    /// own replies (receipts) pile up unwritten, so a session holds at most about twice this.
+    pub max_bytes: usize,
+    /// What happens when a delivery would cross a bound. Default `disconnect`.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// A write to the socket that takes longer than this closes the session as a slow consumer.
+    /// Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+}
+
+/// What to do with a subscriber whose outbox is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlowConsumerPolicy {
+    /// Send ERROR `slow consumer` and close the session (what nats-server does). The default:
+    /// loss is visible to the client, which can reconnect.
+    #[default]
+    Disconnect,
+    /// Drop the message for that subscriber only and count it; the session stays open.
+    DropNewest,
+}
+
+/// Heart-beat negotiation (spec 1.2 "Heart-beating"). The negotiated interval in each direction
+/// is the larger of what the two sides want, and zero if either side wants none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    /// How often the server offers to send heart-beats (`sx` in CONNECTED). Default 10 s;
+    /// zero disables.
+    #[serde(with = "humantime_serde")]
+    pub send: Duration,
+    /// How often the server wants to hear from the client (`sy` in CONNECTED). Default 10 s;
+    /// zero disables.
+    #[serde(with = "humantime_serde")]
+    pub receive: Duration,
+    /// Floor applied to client requests, so a client cannot ask for 1 ms beats. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub min: Duration,
+    /// A client is declared dead after `grace × interval` of silence. Default 2.0, so one late
+    /// or lost beat on a flaky mobile network is forgiven.
+    pub grace: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server_name: concat!("stompbox/", env!("CARGO_PKG_VERSION")).to_owned(),
+            max_frame_size: Limits::DEFAULT.max_frame_size,
+            max_frame_size_before_connect: 64 * 1024,
+            max_body_size: Limits::DEFAULT.max_body_size,
+            max_headers: Limits::DEFAULT.max_headers,
+            max_header_line: Limits::DEFAULT.max_header_line,
+            max_subscriptions_per_session: 1024,
+            max_connections: 100_000,
+            connect_timeout: Duration::from_secs(10),
+            outbox: OutboxConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_frames: 4096,
+            max_bytes: 8 * 1024 * 1024,
+            slow_consumer: SlowConsumerPolicy::Disconnect,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            send: Duration::from_secs(10),
+            receive: Duration::from_secs(10),
+            min: Duration::from_secs(1),
+            grace: 2.0,
+        }
+    }
+}
+
+impl Config {
+    /// Codec limits once connected.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_frame_size: self.max_frame_size,
+            max_headers: self.max_headers,
+            max_header_line: self.max_header_line,
+            max_body_size: self.max_body_size,
+        }
+    }
+
+    /// Codec limits before CONNECT succeeds.
+    pub fn limits_before_connect(&self) -> Limits {
+        Limits {
+            max_frame_size: self.max_frame_size_before_connect,
+            max_body_size: self.max_body_size.min(self.max_frame_size_before_connect),
+            ..self.limits()
+        }
+    }
+
+    /// Checks the values make sense together; the message names the field.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let bad = |field: &'static str, reason: &str| {
+            Err(crate::ConfigError {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.max_frame_size == 0 || self.max_frame_size_before_connect == 0 {
+            return bad("max_frame_size", "must be greater than zero");
+        }
+        if self.max_body_size > self.max_frame_size {
+            return bad("max_body_size", "must not exceed max_frame_size");
+        }
+        if self.outbox.max_frames == 0 || self.outbox.max_bytes == 0 {
+            return bad(
+                "outbox",
+                "max_frames and max_bytes must be greater than zero",
+            );
+        }
+        let grace = self.heartbeat.grace;
+        if !grace.is_finite() || grace < 1.0 {
+            return bad("heartbeat.grace", "must be a finite number of at least 1.0");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be greater than zero");
+        }
+        Ok(())
+    }
+}

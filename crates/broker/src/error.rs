@@ -1,0 +1,210 @@
+//! Why a session is ended by the broker: each cause becomes one ERROR frame (a short `message`
+//! header, the detail in the body) and a [`CloseReason`].
+
+use std::time::Duration;
+
+use stompbox_codec::{ByteString, Command, DecodeError, Frame, Version};
+
+use crate::CloseReason;
+use crate::destination::{DestinationError, DestinationKind};
+
+/// The versions this broker speaks, as listed in the `version` header of a refusal.
+pub(crate) const SUPPORTED_VERSIONS: &str = "1.0,1.1,1.2";
+
+/// A protocol violation, a limit crossed, or the broker ending the session.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The bytes are not a valid frame, or a decode limit was crossed.
+    #[error("{0}; the stream cannot be resynchronised")]
+    Decode(#[from] DecodeError),
+    /// A frame other than CONNECT or STOMP came first.
+    #[error("expected CONNECT or STOMP as the first frame, got {command}")]
+    NotConnected {
+        /// The frame's command.
+        command: Command,
+    },
+    /// CONNECT or STOMP on a session that is already connected (or connecting).
+    #[error("{command} received on a session that is already connected")]
+    AlreadyConnected {
+        /// CONNECT or STOMP.
+        command: Command,
+    },
+    /// None of the versions in `accept-version` is spoken here.
+    #[error(
+        "accept-version {requested:?} names no supported version; supported versions are {SUPPORTED_VERSIONS}"
+    )]
+    UnsupportedVersion {
+        /// The header value.
+        requested: String,
+    },
+    /// The `heart-beat` header is not two comma-separated integers.
+    #[error("heart-beat {value:?} is not two comma-separated millisecond counts")]
+    InvalidHeartBeat {
+        /// The header value.
+        value: String,
+    },
+    /// A header the frame requires is absent.
+    #[error("{command} requires a {header} header")]
+    MissingHeader {
+        /// The frame's command.
+        command: Command,
+        /// The missing header.
+        header: &'static str,
+    },
+    /// The `destination` header names nothing.
+    #[error("{0}")]
+    InvalidDestination(#[from] DestinationError),
+    /// The destination's kind is not served yet.
+    #[error("{destination:?}: {kind} destinations are not served yet; only /topic/... is")]
+    DestinationNotServed {
+        /// The destination as sent.
+        destination: String,
+        /// Its kind.
+        kind: DestinationKind,
+    },
+    /// SUBSCRIBE with an `id` already in use on this session.
+    #[error("subscription id {id:?} is already in use on this session")]
+    DuplicateSubscription {
+        /// The id.
+        id: String,
+    },
+    /// UNSUBSCRIBE with an `id` that is not subscribed.
+    #[error("no subscription with id {id:?} on this session")]
+    UnknownSubscription {
+        /// The id.
+        id: String,
+    },
+    /// SUBSCRIBE beyond `max_subscriptions_per_session`.
+    #[error("this session already holds {max} subscriptions, the maximum per session")]
+    TooManySubscriptions {
+        /// The limit.
+        max: usize,
+    },
+    /// SUBSCRIBE with an `ack` mode other than `auto`.
+    #[error("ack mode {mode:?} is not supported yet; use ack:auto")]
+    UnsupportedAckMode {
+        /// The header value.
+        mode: String,
+    },
+    /// ACK, NACK, BEGIN, COMMIT or ABORT: not served yet.
+    #[error("{command} is not supported yet: {what} come in a later release")]
+    NotSupportedYet {
+        /// The frame's command.
+        command: Command,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// A server command (CONNECTED, MESSAGE, RECEIPT, ERROR) sent by the client.
+    #[error("{command} is a server frame; clients may not send it")]
+    ServerFrame {
+        /// The frame's command.
+        command: Command,
+    },
+    /// The authenticator refused the CONNECT.
+    #[error("authentication failed")]
+    AuthenticationFailed {
+        /// The authenticator's message.
+        message: String,
+    },
+    /// No CONNECT within `connect_timeout`.
+    #[error("no CONNECT within {} ms", .0.as_millis())]
+    ConnectTimeout(Duration),
+    /// Nothing read within the negotiated interval times the grace factor.
+    #[error("nothing received for {} ms (heart-beat {} ms × grace)", .timeout.as_millis(), .interval.as_millis())]
+    HeartbeatTimeout {
+        /// The negotiated client interval.
+        interval: Duration,
+        /// interval × grace.
+        timeout: Duration,
+    },
+    /// The outbox crossed a bound under the `disconnect` policy.
+    #[error(
+        "the session's outbox crossed its bounds ({max_frames} frames or {max_bytes} bytes); messages were lost"
+    )]
+    SlowConsumer {
+        /// `outbox.max_frames`.
+        max_frames: usize,
+        /// `outbox.max_bytes`.
+        max_bytes: usize,
+    },
+    /// The broker is shutting down.
+    #[error("the server is shutting down; reconnect later")]
+    ShuttingDown,
+    /// The node is at `max_connections`.
+    #[error("this node serves at most {max} connections")]
+    TooManyConnections {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl ProtocolError {
+    /// The short `message` header.
+    pub fn message(&self) -> String {
+        match self {
+            ProtocolError::Decode(e) => e.to_string(),
+            ProtocolError::NotConnected { .. } => "not connected".into(),
+            ProtocolError::AlreadyConnected { .. } => "already connected".into(),
+            ProtocolError::UnsupportedVersion { .. } => "unsupported protocol version".into(),
+            ProtocolError::InvalidHeartBeat { .. } => "invalid heart-beat header".into(),
+            ProtocolError::MissingHeader { header, .. } => format!("missing {header} header"),
+            ProtocolError::InvalidDestination(_) => "invalid destination".into(),
+            ProtocolError::DestinationNotServed { kind, .. } => {
+                format!("{kind} destinations are not supported yet")
+            }
+            ProtocolError::DuplicateSubscription { .. } => "duplicate subscription id".into(),
+            ProtocolError::UnknownSubscription { .. } => "unknown subscription id".into(),
+            ProtocolError::TooManySubscriptions { max } => {
+                format!("too many subscriptions (max {max})")
+            }
+            ProtocolError::UnsupportedAckMode { .. } => "ack mode not supported yet".into(),
+            ProtocolError::NotSupportedYet { command, .. } => {
+                format!("{command} not supported yet")
+            }
+            ProtocolError::ServerFrame { command } => format!("unexpected {command} frame"),
+            ProtocolError::AuthenticationFailed { message } => message.clone(),
+            ProtocolError::ConnectTimeout(_) => "connect timeout".into(),
+            ProtocolError::HeartbeatTimeout { .. } => "heart-beat timeout".into(),
+            ProtocolError::SlowConsumer { .. } => "slow consumer".into(),
+            ProtocolError::ShuttingDown => "server shutting down".into(),
+            ProtocolError::TooManyConnections { .. } => "too many connections".into(),
+        }
+    }
+
+    /// How the session ends because of this error.
+    pub fn close_reason(&self) -> CloseReason {
+        match self {
+            ProtocolError::AuthenticationFailed { .. } => CloseReason::AuthenticationFailed,
+            ProtocolError::ConnectTimeout(_) => CloseReason::ConnectTimeout,
+            ProtocolError::HeartbeatTimeout { .. } => CloseReason::HeartbeatTimeout,
+            ProtocolError::SlowConsumer { .. } => CloseReason::SlowConsumer,
+            ProtocolError::ShuttingDown => CloseReason::Shutdown,
+            ProtocolError::TooManyConnections { .. } => CloseReason::TooManyConnections,
+            other => CloseReason::ProtocolError(other.message()),
+        }
+    }
+
+    /// The ERROR frame: `message`, `receipt-id` when the failing frame asked for a receipt,
+    /// `version` when no version could be agreed, the detail as a text body.
+    pub(crate) fn to_frame(&self, receipt: Option<ByteString>) -> Frame {
+        let mut frame = Frame::new(Command::Error).with_header("message", self.message());
+        if let Some(r) = receipt {
+            frame = frame.with_header("receipt-id", r);
+        }
+        if let ProtocolError::UnsupportedVersion { .. } = self {
+            frame = frame.with_header("version", SUPPORTED_VERSIONS);
+        }
+        frame
+            .with_header("content-type", "text/plain")
+            .with_body(self.to_string())
+    }
+}
+
+/// Versions offered in `accept-version`, best first among those we speak.
+pub(crate) fn negotiate_version(accept_version: Option<&str>) -> Option<Version> {
+    match accept_version {
+        None => Some(Version::V1_0),
+        Some(list) => list.split(',').filter_map(|v| v.parse().ok()).max(),
+    }
+}

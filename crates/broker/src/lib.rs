@@ -1,0 +1,281 @@
+//! The Stompbox broker core: sessions, routing, subscriptions, heart-beats and back-pressure,
+//! independent of any transport.
+//!
+//! A transport (the `stompbox-server` WebSocket and TCP edges, or an in-memory pipe in tests)
+//! accepts a connection and calls [`Broker::serve`] with a stream of inbound byte chunks and a
+//! sink for outbound ones; the broker runs the whole session on that task and returns why it
+//! ended.
+//!
+//! # Layout
+//! The data path, in order: transport chunk → decode → session → router → subscriber outboxes
+//! → encode → transport.
+//! - `transport.rs`: [`Inbound`], [`Outbound`], [`ConnectionInfo`]: the seam with transports.
+//! - `session/driver.rs`: the one task per session: a `select!` loop over inbound chunks, the
+//!   write in flight, the outbox, heart-beat and timeout timers, shutdown.
+//! - `session/mod.rs`: the protocol state machine (no I/O): frames in, actions out.
+//! - `session/heartbeat.rs`: heart-beat negotiation; `session/writer.rs`: output batching.
+//! - `destination.rs`: [`Destination`], parsed once by kind (`/topic`, `/queue`, `/app`, ...).
+//! - `router/`: one place per destination kind; `topic.rs` (fan-out), `pattern.rs` (`*`/`#`).
+//! - `message.rs`: a published message shared by all its deliveries (body never copied).
+//! - `outbox.rs`: the bounded per-session outbox and the slow-consumer policy.
+//! - `error.rs`: [`ProtocolError`], every reason a session gets ERROR.
+//! - `stats.rs`: [`Stats`] and the counters behind it.
+//! - `config.rs`: [`Config`], every limit and its documented default.
+//! - `auth.rs`: the [`Authenticator`] hook.
+//!
+//! `docs/architecture.md` draws the data path and lists the invariants; `docs/protocol.md` lists
+//! every STOMP 1.2 rule and what the broker does about it.
+
+mod auth;
+mod config;
+mod destination;
+mod error;
+mod message;
+mod outbox;
+mod router;
+mod session;
+mod stats;
+mod transport;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use futures::SinkExt;
+use stompbox_codec::{Version, encode};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+pub use auth::{AllowAnonymous, AuthError, Authenticator, ConnectRequest, Principal};
+pub use config::{Config, HeartbeatConfig, OutboxConfig, SlowConsumerPolicy};
+pub use destination::{Destination, DestinationError, DestinationKind};
+pub use error::ProtocolError;
+pub use stats::Stats;
+pub use transport::{ConnectionInfo, Handshake, Inbound, Outbound, TransportKind};
+
+/// A configuration value is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration `{field}`: {reason}")]
+pub struct ConfigError {
+    /// The offending field, dotted (`heartbeat.grace`).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// A cheap, cloneable handle to one broker node.
+#[derive(Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+/// The state of one node, behind every [`Broker`] handle.
+struct Shared {
+    config: Config,
+    authenticator: Arc<dyn Authenticator>,
+    router: router::Router,
+    counters: stats::Counters,
+    next_session_id: AtomicU64,
+    next_message_id: AtomicU64,
+    /// Cancelled by [`Broker::shutdown`]: sessions send ERROR and close; new ones are refused.
+    shutdown: CancellationToken,
+    /// Cancelled when `shutdown_grace` is over: sessions stop flushing and return.
+    hard_stop: CancellationToken,
+    /// Counts live sessions so shutdown can wait for them.
+    tracker: TaskTracker,
+}
+
+/// Why a session ended; returned by [`Broker::serve`] and logged by transports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client sent DISCONNECT (its RECEIPT, if asked for, was flushed).
+    Disconnect,
+    /// The transport closed (EOF or I/O error) without DISCONNECT.
+    TransportClosed,
+    /// The session broke a protocol rule or a limit; an ERROR frame with this message was sent.
+    ProtocolError(String),
+    /// Authentication was refused.
+    AuthenticationFailed,
+    /// No CONNECT within `connect_timeout`.
+    ConnectTimeout,
+    /// No heart-beat or data within the negotiated interval times the grace factor.
+    HeartbeatTimeout,
+    /// The outbox crossed its bounds under the `disconnect` policy, or a write timed out.
+    SlowConsumer,
+    /// The node was at `max_connections`.
+    TooManyConnections,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+/// Builds a [`Broker`]: configuration and hooks.
+pub struct BrokerBuilder {
+    config: Config,
+    authenticator: Arc<dyn Authenticator>,
+}
+
+impl Broker {
+    /// A broker with the default configuration and anonymous access.
+    pub fn new() -> Broker {
+        Broker::builder()
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// Starts building a broker.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder {
+            config: Config::default(),
+            authenticator: Arc::new(AllowAnonymous),
+        }
+    }
+
+    /// The configuration the broker runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Runs one session to its end on the calling task: reads frames from `inbound`, writes
+    /// batches to `outbound`, returns why it ended. `outbound` is flushed (including any final
+    /// RECEIPT or ERROR) before this returns; the caller then closes the transport.
+    pub async fn serve<I, O>(&self, info: ConnectionInfo, inbound: I, outbound: O) -> CloseReason
+    where
+        I: futures::Stream<Item = std::io::Result<Inbound>> + Send + Unpin,
+        O: futures::Sink<Outbound, Error = std::io::Error> + Send + Unpin,
+    {
+        let shared = &*self.shared;
+        let id = shared.next_session_id.fetch_add(1, Relaxed) + 1;
+        let span = tracing::info_span!(
+            "session",
+            id,
+            transport = ?info.transport,
+            peer = ?info.peer,
+            version = tracing::field::Empty,
+            principal = tracing::field::Empty,
+        );
+        async move {
+            // Held for the whole session, so shutdown can wait for it.
+            let _token = shared.tracker.token();
+            if shared.shutdown.is_cancelled() {
+                return refuse(shared, outbound, ProtocolError::ShuttingDown).await;
+            }
+            let counters = &shared.counters;
+            let live = counters.connections.fetch_add(1, Relaxed) + 1;
+            let _live = ConnectionSlot(counters);
+            if live > shared.config.max_connections {
+                let max = shared.config.max_connections;
+                return refuse(shared, outbound, ProtocolError::TooManyConnections { max }).await;
+            }
+            tracing::debug!("session started");
+            let reason = session::driver::run(shared, id, info, inbound, outbound).await;
+            tracing::debug!(?reason, "session ended");
+            reason
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Graceful shutdown: refuses new sessions, sends every session ERROR `server shutting down`,
+    /// and waits up to `shutdown_grace` for them to flush and end.
+    pub async fn shutdown(&self) {
+        let shared = &self.shared;
+        shared.tracker.close();
+        shared.shutdown.cancel();
+        let grace = shared.config.shutdown_grace;
+        if tokio::time::timeout(grace, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                sessions = shared.tracker.len(),
+                "shutdown grace over; abandoning unflushed writes"
+            );
+            shared.hard_stop.cancel();
+        }
+    }
+
+    /// True once [`Broker::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutdown.is_cancelled()
+    }
+
+    /// A snapshot of the node's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("server_name", &self.shared.config.server_name)
+            .field("shutting_down", &self.is_shutting_down())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Broker::new()
+    }
+}
+
+impl BrokerBuilder {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the hook consulted on CONNECT (default [`AllowAnonymous`]).
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Arc::new(authenticator);
+        self
+    }
+
+    /// Validates the configuration and creates the broker.
+    pub fn build(self) -> Result<Broker, ConfigError> {
+        self.config.validate()?;
+        Ok(Broker {
+            shared: Arc::new(Shared {
+                config: self.config,
+                authenticator: self.authenticator,
+                router: router::Router::default(),
+                counters: stats::Counters::default(),
+                next_session_id: AtomicU64::new(0),
+                next_message_id: AtomicU64::new(1),
+                shutdown: CancellationToken::new(),
+                hard_stop: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+            }),
+        })
+    }
+}
+
+/// Counts a live connection; released when the session ends, however it ends.
+struct ConnectionSlot<'a>(&'a stats::Counters);
+
+impl Drop for ConnectionSlot<'_> {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Answers a connection that will not be served with ERROR, bounded by `write_timeout`.
+async fn refuse<O>(shared: &Shared, mut outbound: O, error: ProtocolError) -> CloseReason
+where
+    O: futures::Sink<Outbound, Error = std::io::Error> + Send + Unpin,
+{
+    shared.counters.refused_connections.fetch_add(1, Relaxed);
+    tracing::debug!(message = %error.message(), "connection refused");
+    let mut bytes = bytes::BytesMut::new();
+    encode(&error.to_frame(None), Version::V1_2, &mut bytes);
+    let write = outbound.send(Outbound {
+        bytes: bytes.freeze(),
+        binary: false,
+    });
+    let _ = tokio::time::timeout(shared.config.outbox.write_timeout, write).await;
+    error.close_reason()
+}

@@ -1,0 +1,181 @@
+//! A published message, shared by every subscriber it is delivered to, and one delivery of it.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use stompbox_codec::{
+    ByteString, Command, Headers, Version, write_body, write_command, write_header,
+};
+
+/// Headers a client may put on SEND that are about that frame, not the message: never forwarded
+/// to subscribers. `destination` and `content-length` are rewritten by the broker itself.
+pub(crate) const RESERVED_SEND_HEADERS: &[&str] = &[
+    "destination",
+    "content-length",
+    "receipt",
+    "transaction",
+    "message-id",
+    "subscription",
+    "ack",
+    "receipt-id",
+];
+
+/// One message as routed: built once per SEND, then shared (`Arc`) by every delivery. The body is
+/// the decoder's `Bytes` slice, never copied until a subscriber's final write.
+#[derive(Debug)]
+pub(crate) struct Message {
+    /// Unique per node.
+    id: u64,
+    destination: ByteString,
+    /// Forwarded headers (`content-type` and user headers), reserved ones removed.
+    headers: Headers,
+    body: Bytes,
+    /// The body is not UTF-8, so the frame must go out as a binary WebSocket message.
+    binary: bool,
+    /// The header block common to every delivery (`message-id`, `destination`, forwarded
+    /// headers), encoded once per version on first use.
+    encoded: [OnceLock<Bytes>; 3],
+}
+
+impl Message {
+    /// A message from SEND's headers (reserved ones are removed here) and body.
+    pub(crate) fn new(id: u64, destination: ByteString, mut headers: Headers, body: Bytes) -> Self {
+        headers.retain(|name, _| !RESERVED_SEND_HEADERS.contains(&name));
+        let binary = std::str::from_utf8(&body).is_err();
+        Message {
+            id,
+            destination,
+            headers,
+            body,
+            binary,
+            encoded: Default::default(),
+        }
+    }
+
+    /// True when the body is not valid UTF-8.
+    pub(crate) fn is_binary(&self) -> bool {
+        self.binary
+    }
+
+    /// The body.
+    #[cfg(test)]
+    pub(crate) fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    fn common_head(&self, version: Version) -> &Bytes {
+        let slot = &self.encoded[version as usize];
+        slot.get_or_init(|| {
+            let mut buf = BytesMut::new();
+            let cmd = Command::Message;
+            write_header("destination", &self.destination, cmd, version, &mut buf);
+            write_header(
+                "message-id",
+                itoa::Buffer::new().format(self.id),
+                cmd,
+                version,
+                &mut buf,
+            );
+            for (name, value) in self.headers.iter() {
+                write_header(name, value, cmd, version, &mut buf);
+            }
+            buf.freeze()
+        })
+    }
+
+    /// An upper bound of the head size, for outbox accounting before encoding.
+    fn head_estimate(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 2)
+            .sum();
+        // "MESSAGE\n" + destination + message-id + content-length + blank line + NUL.
+        8 + 13 + self.destination.len() + 32 + 36 + headers
+    }
+}
+
+/// One message for one subscription: the only per-subscriber bytes are the `subscription` id.
+#[derive(Clone, Debug)]
+pub(crate) struct Delivery {
+    pub(crate) message: Arc<Message>,
+    pub(crate) subscription: ByteString,
+}
+
+impl Delivery {
+    /// Bytes this delivery accounts for in an outbox (close to its encoded size).
+    pub(crate) fn weight(&self) -> usize {
+        self.message.head_estimate() + self.subscription.len() + 14 + self.message.body.len()
+    }
+
+    /// Appends the MESSAGE frame, escaped for `version`.
+    pub(crate) fn encode(&self, version: Version, dst: &mut BytesMut) {
+        let head = self.message.common_head(version);
+        dst.reserve(head.len() + self.subscription.len() + self.message.body.len() + 48);
+        write_command(Command::Message, dst);
+        write_header(
+            "subscription",
+            &self.subscription,
+            Command::Message,
+            version,
+            dst,
+        );
+        dst.extend_from_slice(head);
+        write_body(&self.message.body, dst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_headers_are_stripped_and_body_shared() {
+        let headers: Headers = [
+            ("destination", "/topic/a"),
+            ("receipt", "r1"),
+            ("transaction", "tx"),
+            ("content-type", "text/plain"),
+            ("content-length", "5"),
+            ("x-user", "a:b"),
+        ]
+        .into_iter()
+        .collect();
+        let body = Bytes::from_static(b"hello");
+        let msg = Arc::new(Message::new(7, "/topic/a".into(), headers, body.clone()));
+        assert_eq!(msg.body().as_ptr(), body.as_ptr(), "the body is not copied");
+        let d = Delivery {
+            message: msg,
+            subscription: "s-1".into(),
+        };
+        let mut out = BytesMut::new();
+        d.encode(Version::V1_2, &mut out);
+        assert_eq!(
+            &out[..],
+            &b"MESSAGE\nsubscription:s-1\ndestination:/topic/a\nmessage-id:7\ncontent-type:text/plain\nx-user:a\\cb\ncontent-length:5\n\nhello\0"[..]
+        );
+        assert!(d.weight() >= out.len());
+        out.clear();
+        d.encode(Version::V1_0, &mut out);
+        assert!(out.starts_with(b"MESSAGE\nsubscription:s-1\n"));
+        assert!(out.windows(9).any(|w| w == b"x-user:a:"));
+    }
+
+    #[test]
+    fn binary_bodies_are_flagged() {
+        let m = Message::new(
+            1,
+            "/topic/a".into(),
+            Headers::new(),
+            Bytes::from_static(b"\xff"),
+        );
+        assert!(m.is_binary());
+        let m = Message::new(
+            1,
+            "/topic/a".into(),
+            Headers::new(),
+            Bytes::from_static(b"ok"),
+        );
+        assert!(!m.is_binary());
+    }
+}

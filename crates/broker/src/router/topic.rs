@@ -1,0 +1,146 @@
+//! `/topic/...`: every current subscriber whose pattern matches gets each message.
+//!
+//! Subscriptions without wildcards are found by exact lookup; patterns with `*` or `#` are
+//! matched one by one (a word trie is the upgrade path when pattern counts grow). Delivering is a
+//! `try`-style offer into each subscriber's bounded outbox under a read lock that is never held
+//! across an `.await`.
+//!
+//! `subscribe`, `unsubscribe` and `publish` are also the hook points of a later RabbitMQ relay
+//! backplane: a first local subscriber to a pattern becomes a binding, a publish also goes out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use stompbox_codec::ByteString;
+
+use super::pattern::{TopicPattern, split};
+use crate::message::{Delivery, Message};
+use crate::outbox::{Offer, Outbox};
+use crate::stats::Counters;
+
+/// Who receives: one subscription of one session.
+#[derive(Clone, Debug)]
+pub(crate) struct Subscriber {
+    pub(crate) session: u64,
+    pub(crate) subscription: ByteString,
+    pub(crate) outbox: Arc<Outbox>,
+}
+
+impl Subscriber {
+    fn is(&self, session: u64, subscription: &str) -> bool {
+        self.session == session && self.subscription == subscription
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// Routing key → subscribers whose pattern is exactly that key.
+    exact: HashMap<Box<str>, Vec<Subscriber>>,
+    /// Patterns with wildcards, with the pattern text for unsubscribing.
+    wildcard: Vec<(Box<str>, TopicPattern, Subscriber)>,
+}
+
+/// The topic routing table of one node.
+#[derive(Debug, Default)]
+pub(crate) struct TopicRouter {
+    table: RwLock<Table>,
+}
+
+impl TopicRouter {
+    pub(crate) fn subscribe(&self, pattern: &str, subscriber: Subscriber) {
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        match TopicPattern::parse(pattern) {
+            None => table
+                .exact
+                .entry(pattern.into())
+                .or_default()
+                .push(subscriber),
+            Some(p) => table.wildcard.push((pattern.into(), p, subscriber)),
+        }
+    }
+
+    pub(crate) fn unsubscribe(&self, pattern: &str, session: u64, subscription: &str) {
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(subs) = table.exact.get_mut(pattern) {
+            subs.retain(|s| !s.is(session, subscription));
+            if subs.is_empty() {
+                table.exact.remove(pattern);
+            }
+        }
+        table
+            .wildcard
+            .retain(|(p, _, s)| !(**p == *pattern && s.is(session, subscription)));
+    }
+
+    /// Offers `message` to every matching subscriber; returns how many queued it.
+    pub(crate) fn publish(&self, key: &str, message: Arc<Message>, counters: &Counters) -> usize {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let mut queued = 0;
+        let mut offer = |s: &Subscriber| {
+            let delivery = Delivery {
+                message: message.clone(),
+                subscription: s.subscription.clone(),
+            };
+            if s.outbox.offer(delivery, counters) == Offer::Queued {
+                queued += 1;
+            }
+        };
+        if let Some(subs) = table.exact.get(key) {
+            subs.iter().for_each(&mut offer);
+        }
+        if !table.wildcard.is_empty() {
+            let words: Vec<&str> = split(key).collect();
+            for (_, pattern, s) in &table.wildcard {
+                if pattern.matches(&words) {
+                    offer(s);
+                }
+            }
+        }
+        queued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use stompbox_codec::Headers;
+
+    use super::*;
+    use crate::OutboxConfig;
+
+    fn sub(session: u64, id: &str, outbox: &Arc<Outbox>) -> Subscriber {
+        Subscriber {
+            session,
+            subscription: id.into(),
+            outbox: outbox.clone(),
+        }
+    }
+
+    fn publish(router: &TopicRouter, key: &str, counters: &Counters) -> usize {
+        let msg = Message::new(1, key.into(), Headers::new(), Bytes::from_static(b"x"));
+        router.publish(key, Arc::new(msg), counters)
+    }
+
+    #[test]
+    fn unsubscribe_removes_only_that_subscription() {
+        let counters = Counters::default();
+        let router = TopicRouter::default();
+        let a = Arc::new(Outbox::new(&OutboxConfig::default()));
+        let b = Arc::new(Outbox::new(&OutboxConfig::default()));
+        router.subscribe("x.y", sub(1, "0", &a));
+        router.subscribe("x.*", sub(1, "1", &a));
+        router.subscribe("x.y", sub(2, "0", &b));
+        router.subscribe("#", sub(2, "1", &b));
+        assert_eq!(publish(&router, "x.y", &counters), 4);
+        router.unsubscribe("x.y", 1, "0");
+        assert_eq!(publish(&router, "x.y", &counters), 3);
+        router.unsubscribe("#", 2, "1");
+        router.unsubscribe("x.*", 2, "1"); // not subscribed like that: no effect
+        assert_eq!(publish(&router, "x.y", &counters), 2);
+        router.unsubscribe("x.*", 1, "1");
+        router.unsubscribe("x.y", 2, "0");
+        assert_eq!(publish(&router, "x.y", &counters), 0);
+        let table = router.table.read().unwrap();
+        assert!(table.exact.is_empty() && table.wildcard.is_empty());
+    }
+}

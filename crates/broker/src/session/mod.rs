@@ -1,0 +1,363 @@
+//! One client session: the protocol state machine ([`Session`], no I/O) and the task that drives
+//! it over a transport (`driver.rs`, with `writer.rs` batching what it writes).
+
+pub(crate) mod driver;
+mod heartbeat;
+mod writer;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use stompbox_codec::{ByteString, Command, DecodeError, Frame, Headers, Version};
+
+pub(crate) use heartbeat::Heartbeat;
+
+use crate::destination::Destination;
+use crate::error::{ProtocolError, negotiate_version};
+use crate::router::{NotServed, Operation, Router};
+use crate::{AuthError, CloseReason, Config, Principal};
+
+/// What the driver must do, in order, after feeding the state machine.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Write this frame to the client.
+    Reply(Frame),
+    /// Ask the authenticator about these CONNECT headers, then call
+    /// [`Session::on_authenticated`].
+    Authenticate(Headers),
+    /// The session is open: decode with this version and the connected limits, run these
+    /// heart-beats. (The CONNECTED frame follows as a `Reply`.)
+    Open {
+        version: Version,
+        heartbeat: Heartbeat,
+        principal: Option<Principal>,
+    },
+    /// Register a subscription with the router.
+    Subscribe {
+        id: ByteString,
+        destination: Destination,
+    },
+    /// Remove a subscription from the router.
+    Unsubscribe {
+        id: ByteString,
+        destination: Destination,
+    },
+    /// Route a message.
+    Publish {
+        destination: Destination,
+        headers: Headers,
+        body: Bytes,
+    },
+    /// Stop reading, flush what is queued, end the session.
+    Close(CloseReason),
+}
+
+/// The protocol state of one session. Frames go in, [`Action`]s come out.
+///
+/// ```text
+///         CONNECT / STOMP                     authenticated
+///  ──► ┌─────────────────┐ ──────────► ┌────────────────┐ ─────────► ┌───────────┐ ◄──┐ SEND,
+///      │ AwaitingConnect │             │ Authenticating │            │ Connected │    │ SUBSCRIBE,
+///      └─────────────────┘             └────────────────┘            └───────────┘ ───┘ UNSUBSCRIBE
+///              │ any other frame,               │ refused                  │ DISCONNECT, error,
+///              │ decode error, timeout          ▼                          │ timeout, shutdown,
+///              └─────────────────────────► ┌────────┐ ◄────────────────────┘ slow consumer
+///                                          │ Closed │
+///                                          └────────┘
+/// ```
+#[derive(Debug)]
+enum State {
+    AwaitingConnect,
+    Authenticating {
+        version: Version,
+        heartbeat: Heartbeat,
+    },
+    Connected {
+        version: Version,
+    },
+    Closed,
+}
+
+/// The state machine of one session.
+#[derive(Debug)]
+pub(crate) struct Session<'a> {
+    id: ByteString,
+    config: &'a Config,
+    state: State,
+    /// Subscription id → destination; kept after the session closes, so the driver can
+    /// unregister them. Empty maps do not allocate.
+    subscriptions: HashMap<ByteString, Destination>,
+}
+
+fn receipt_of(frame: &Frame) -> Option<ByteString> {
+    frame.headers.get_shared("receipt").cloned()
+}
+
+fn receipt(id: ByteString) -> Frame {
+    Frame::new(Command::Receipt).with_header("receipt-id", id)
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn new(id: ByteString, config: &'a Config) -> Self {
+        Session {
+            id,
+            config,
+            state: State::AwaitingConnect,
+            subscriptions: HashMap::new(),
+        }
+    }
+
+    /// True once CONNECTED was produced and until the session closes.
+    pub(crate) fn is_connected(&self) -> bool {
+        matches!(self.state, State::Connected { .. })
+    }
+
+    /// True once the session decided to close.
+    #[cfg(test)]
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Every subscription held (for cleanup when the session ends however it ends).
+    pub(crate) fn subscriptions(&self) -> impl Iterator<Item = (&ByteString, &Destination)> {
+        self.subscriptions.iter()
+    }
+
+    /// Ends the session with an ERROR: a protocol violation, or a cause from outside (timeout,
+    /// slow consumer, shutdown).
+    pub(crate) fn fail(
+        &mut self,
+        error: ProtocolError,
+        receipt: Option<ByteString>,
+        out: &mut Vec<Action>,
+    ) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        tracing::debug!(error = %error, message = %error.message(), "session error");
+        out.push(Action::Reply(error.to_frame(receipt)));
+        out.push(Action::Close(error.close_reason()));
+        self.state = State::Closed;
+    }
+
+    /// The inbound bytes could not be decoded.
+    pub(crate) fn on_decode_error(&mut self, error: DecodeError, out: &mut Vec<Action>) {
+        self.fail(ProtocolError::Decode(error), None, out);
+    }
+
+    /// One decoded frame.
+    pub(crate) fn on_frame(&mut self, frame: Frame, out: &mut Vec<Action>) {
+        let command = frame.command;
+        let receipt = receipt_of(&frame);
+        let result = match (&self.state, command) {
+            (State::Closed, _) => return,
+            (_, Command::Connected | Command::Message | Command::Receipt | Command::Error) => {
+                Err(ProtocolError::ServerFrame { command })
+            }
+            (State::AwaitingConnect, Command::Connect | Command::Stomp) => {
+                return self.connect(frame, out);
+            }
+            (State::AwaitingConnect, _) => Err(ProtocolError::NotConnected { command }),
+            (_, Command::Connect | Command::Stomp) => {
+                Err(ProtocolError::AlreadyConnected { command })
+            }
+            (State::Authenticating { .. }, _) => Err(ProtocolError::NotConnected { command }),
+            (State::Connected { .. }, _) => self.connected_frame(frame, out),
+        };
+        match result {
+            Ok(()) => {
+                if let Some(id) = receipt {
+                    out.push(Action::Reply(self::receipt(id)));
+                }
+                if command == Command::Disconnect {
+                    // After its receipt, so the receipt is flushed before the close.
+                    out.push(Action::Close(CloseReason::Disconnect));
+                }
+            }
+            Err(error) => self.fail(error, receipt, out),
+        }
+    }
+
+    fn connect(&mut self, frame: Frame, out: &mut Vec<Action>) {
+        let Some(version) = negotiate_version(frame.header("accept-version")) else {
+            let requested = frame
+                .header("accept-version")
+                .unwrap_or_default()
+                .to_owned();
+            return self.fail(ProtocolError::UnsupportedVersion { requested }, None, out);
+        };
+        let client_beats = match (version, frame.header("heart-beat")) {
+            (Version::V1_0, _) | (_, None) => (0, 0),
+            (_, Some(value)) => match heartbeat::parse(value) {
+                Some(beats) => beats,
+                None => {
+                    let value = value.to_owned();
+                    return self.fail(ProtocolError::InvalidHeartBeat { value }, None, out);
+                }
+            },
+        };
+        let heartbeat = heartbeat::negotiate(client_beats, &self.config.heartbeat);
+        self.state = State::Authenticating { version, heartbeat };
+        out.push(Action::Authenticate(frame.headers));
+    }
+
+    /// The authenticator answered.
+    pub(crate) fn on_authenticated(
+        &mut self,
+        result: Result<Option<Principal>, AuthError>,
+        out: &mut Vec<Action>,
+    ) {
+        let State::Authenticating { version, heartbeat } = self.state else {
+            return;
+        };
+        let principal = match result {
+            Ok(principal) => principal,
+            Err(e) => {
+                let message = e.message;
+                return self.fail(ProtocolError::AuthenticationFailed { message }, None, out);
+            }
+        };
+        let connected = Frame::new(Command::Connected)
+            .with_header("version", version.as_str())
+            .with_header("heart-beat", heartbeat.header())
+            .with_header("server", self.config.server_name.as_str())
+            .with_header("session", self.id.clone());
+        self.state = State::Connected { version };
+        out.push(Action::Open {
+            version,
+            heartbeat,
+            principal,
+        });
+        out.push(Action::Reply(connected));
+    }
+
+    /// A frame on a connected session; the caller sends its receipt once this succeeded.
+    fn connected_frame(
+        &mut self,
+        frame: Frame,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ProtocolError> {
+        match frame.command {
+            Command::Send => self.send(frame, out),
+            Command::Subscribe => self.subscribe(&frame, out),
+            Command::Unsubscribe => self.unsubscribe(&frame, out),
+            Command::Disconnect => {
+                // `on_frame` pushes the receipt, then the close.
+                self.state = State::Closed;
+                Ok(())
+            }
+            command @ (Command::Ack | Command::Nack) => Err(ProtocolError::NotSupportedYet {
+                command,
+                what: "acknowledgements (client ack modes, queues)",
+            }),
+            command @ (Command::Begin | Command::Commit | Command::Abort) => {
+                Err(ProtocolError::NotSupportedYet {
+                    command,
+                    what: "transactions",
+                })
+            }
+            // CONNECT and server commands are handled before this point.
+            command => Err(ProtocolError::ServerFrame { command }),
+        }
+    }
+
+    fn destination(frame: &Frame, operation: Operation) -> Result<Destination, ProtocolError> {
+        let raw = frame
+            .headers
+            .get_shared("destination")
+            .ok_or(ProtocolError::MissingHeader {
+                command: frame.command,
+                header: "destination",
+            })?;
+        let destination = Destination::parse(raw.clone())?;
+        Router::check(&destination, operation).map_err(|NotServed(kind)| {
+            ProtocolError::DestinationNotServed {
+                destination: destination.to_string(),
+                kind,
+            }
+        })?;
+        Ok(destination)
+    }
+
+    fn send(&mut self, frame: Frame, out: &mut Vec<Action>) -> Result<(), ProtocolError> {
+        let destination = Self::destination(&frame, Operation::Publish)?;
+        if frame.headers.contains("transaction") {
+            return Err(ProtocolError::NotSupportedYet {
+                command: Command::Send,
+                what: "transactions",
+            });
+        }
+        out.push(Action::Publish {
+            destination,
+            headers: frame.headers,
+            body: frame.body,
+        });
+        Ok(())
+    }
+
+    fn subscribe(&mut self, frame: &Frame, out: &mut Vec<Action>) -> Result<(), ProtocolError> {
+        let max = self.config.max_subscriptions_per_session;
+        let State::Connected { version } = self.state else {
+            unreachable!("only called when connected")
+        };
+        let subscriptions = &mut self.subscriptions;
+        let destination = Self::destination(frame, Operation::Subscribe)?;
+        let id = match (frame.headers.get_shared("id"), version) {
+            (Some(id), _) => id.clone(),
+            // STOMP 1.0 made `id` optional; brokers then key the subscription by destination.
+            (None, Version::V1_0) => destination.as_shared().clone(),
+            (None, _) => {
+                return Err(ProtocolError::MissingHeader {
+                    command: Command::Subscribe,
+                    header: "id",
+                });
+            }
+        };
+        match frame.header("ack") {
+            None | Some("auto") => {}
+            Some(mode) => {
+                return Err(ProtocolError::UnsupportedAckMode {
+                    mode: mode.to_owned(),
+                });
+            }
+        }
+        if subscriptions.contains_key(&id) {
+            return Err(ProtocolError::DuplicateSubscription { id: id.to_string() });
+        }
+        if subscriptions.len() >= max {
+            return Err(ProtocolError::TooManySubscriptions { max });
+        }
+        subscriptions.insert(id.clone(), destination.clone());
+        out.push(Action::Subscribe { id, destination });
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, frame: &Frame, out: &mut Vec<Action>) -> Result<(), ProtocolError> {
+        let State::Connected { version } = self.state else {
+            unreachable!("only called when connected")
+        };
+        let subscriptions = &mut self.subscriptions;
+        let id = match (frame.headers.get_shared("id"), version) {
+            (Some(id), _) => id.clone(),
+            (None, Version::V1_0) if frame.headers.contains("destination") => frame
+                .headers
+                .get_shared("destination")
+                .cloned()
+                .unwrap_or_default(),
+            (None, _) => {
+                return Err(ProtocolError::MissingHeader {
+                    command: Command::Unsubscribe,
+                    header: "id",
+                });
+            }
+        };
+        let Some(destination) = subscriptions.remove(&id) else {
+            return Err(ProtocolError::UnknownSubscription { id: id.to_string() });
+        };
+        out.push(Action::Unsubscribe { id, destination });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! What a session has to write, batched: consecutive frames that share the text/binary flag go
+//! out as one [`Outbound`], up to [`MAX_BATCH_BYTES`].
+
+use std::collections::VecDeque;
+
+use bytes::BytesMut;
+use stompbox_codec::{Frame, Version, encode};
+
+use crate::Outbound;
+use crate::message::Delivery;
+
+/// Largest batch built from several frames: big enough to amortise a write per busy tick, small
+/// enough that one WebSocket message stays cheap for browsers to parse. A single larger frame is
+/// sent whole.
+pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// Encoded frames waiting for the sink. Empty and allocation-free when idle.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    chunks: VecDeque<(BytesMut, bool)>,
+    len: usize,
+}
+
+impl Writer {
+    fn buf_for(&mut self, binary: bool) -> &mut BytesMut {
+        let reuse = matches!(self.chunks.back(), Some((buf, b)) if *b == binary && buf.len() < MAX_BATCH_BYTES);
+        if !reuse {
+            self.chunks.push_back((BytesMut::new(), binary));
+        }
+        &mut self.chunks.back_mut().expect("just ensured").0
+    }
+
+    fn appended(&mut self, before: usize) {
+        let after = self.chunks.back().map_or(0, |(b, _)| b.len());
+        self.len += after - before;
+    }
+
+    fn current_len(&self, binary: bool) -> usize {
+        match self.chunks.back() {
+            Some((buf, b)) if *b == binary && buf.len() < MAX_BATCH_BYTES => buf.len(),
+            _ => 0,
+        }
+    }
+
+    /// Appends a frame built by the session (CONNECTED, RECEIPT, ERROR).
+    pub(crate) fn push_frame(&mut self, frame: &Frame, version: Version) {
+        let binary = std::str::from_utf8(&frame.body).is_err();
+        let before = self.current_len(binary);
+        encode(frame, version, self.buf_for(binary));
+        self.appended(before);
+    }
+
+    /// Appends a MESSAGE.
+    pub(crate) fn push_delivery(&mut self, delivery: &Delivery, version: Version) {
+        let binary = delivery.message.is_binary();
+        let before = self.current_len(binary);
+        delivery.encode(version, self.buf_for(binary));
+        self.appended(before);
+    }
+
+    /// Appends a heart-beat.
+    pub(crate) fn push_eol(&mut self) {
+        let before = self.current_len(false);
+        self.buf_for(false).extend_from_slice(b"\n");
+        self.appended(before);
+    }
+
+    /// The next batch to write.
+    pub(crate) fn take(&mut self) -> Option<Outbound> {
+        let (bytes, binary) = self.chunks.pop_front()?;
+        self.len -= bytes.len();
+        if self.chunks.is_empty() && self.chunks.capacity() > 4 {
+            self.chunks = VecDeque::new();
+        }
+        Some(Outbound {
+            bytes: bytes.freeze(),
+            binary,
+        })
+    }
+
+    /// Bytes waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Forgets everything waiting (a slow consumer's backlog).
+    pub(crate) fn clear(&mut self) {
+        *self = Writer::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stompbox_codec::Command;
+
+    use super::*;
+
+    #[test]
+    fn batches_by_flag_in_order() {
+        let mut w = Writer::default();
+        let text = Frame::new(Command::Receipt).with_header("receipt-id", "1");
+        let bin = Frame::new(Command::Error).with_body(&b"\xff"[..]);
+        w.push_frame(&text, Version::V1_2);
+        w.push_eol();
+        w.push_frame(&bin, Version::V1_2);
+        w.push_frame(&text, Version::V1_2);
+        assert_eq!(w.len(), 23 + 1 + 26 + 23);
+        let a = w.take().unwrap();
+        assert_eq!(
+            (&a.bytes[..], a.binary),
+            (&b"RECEIPT\nreceipt-id:1\n\n\0\n"[..], false)
+        );
+        assert!(w.take().unwrap().binary);
+        assert!(!w.take().unwrap().binary);
+        assert!(w.take().is_none());
+        assert_eq!(w.len(), 0);
+    }
+}

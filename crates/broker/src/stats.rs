@@ -1,0 +1,56 @@
+//! Node-wide counters: atomics updated on the data path, read as a [`Stats`] snapshot.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// Counters for the whole node, cheap to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Sessions currently being served.
+    pub connections: usize,
+    /// SEND frames accepted.
+    pub messages_received: u64,
+    /// MESSAGE frames queued to subscribers.
+    pub messages_delivered: u64,
+    /// Times a subscriber could not keep up: sessions closed under the `disconnect` policy (or
+    /// by `write_timeout`), plus episodes of dropping under `drop-newest` (an episode ends when
+    /// that outbox drains).
+    pub slow_consumers: u64,
+    /// Deliveries dropped under the `drop-newest` policy.
+    pub dropped_deliveries: u64,
+    /// Encoded bytes currently waiting in all session outboxes (a gauge). Bounded by
+    /// `outbox.max_bytes` per session whatever subscribers do.
+    pub queued_bytes: usize,
+    /// Deliveries currently waiting in all session outboxes (a gauge).
+    pub queued_frames: usize,
+    /// Connections refused at `max_connections` or during shutdown.
+    pub refused_connections: u64,
+}
+
+/// The live counters behind [`Stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) connections: AtomicUsize,
+    pub(crate) messages_received: AtomicU64,
+    pub(crate) messages_delivered: AtomicU64,
+    pub(crate) slow_consumers: AtomicU64,
+    pub(crate) dropped_deliveries: AtomicU64,
+    pub(crate) queued_bytes: AtomicUsize,
+    pub(crate) queued_frames: AtomicUsize,
+    pub(crate) refused_connections: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            connections: self.connections.load(Relaxed),
+            messages_received: self.messages_received.load(Relaxed),
+            messages_delivered: self.messages_delivered.load(Relaxed),
+            slow_consumers: self.slow_consumers.load(Relaxed),
+            dropped_deliveries: self.dropped_deliveries.load(Relaxed),
+            queued_bytes: self.queued_bytes.load(Relaxed),
+            queued_frames: self.queued_frames.load(Relaxed),
+            refused_connections: self.refused_connections.load(Relaxed),
+        }
+    }
+}

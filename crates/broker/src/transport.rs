@@ -1,0 +1,71 @@
+//! The seam between a transport (WebSocket, TCP, an in-memory test pipe) and a session.
+//!
+//! A transport hands the broker a stream of [`Inbound`] chunks and a sink of [`Outbound`]
+//! chunks. Chunk boundaries mean nothing to STOMP: a WebSocket message is one more chunk, so
+//! frames split across messages and several frames in one message both work.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// Something the peer sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inbound {
+    /// Bytes of the STOMP stream (a WebSocket text or binary message, or a TCP read).
+    Data(Bytes),
+    /// A transport-level keep-alive (a WebSocket ping or pong): counts as liveness, carries no
+    /// STOMP bytes.
+    Ping,
+}
+
+/// Bytes for the peer: one or more whole encoded frames (or a heart-beat EOL), batched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbound {
+    /// Encoded frames.
+    pub bytes: Bytes,
+    /// True when the bytes are not valid UTF-8 (a binary body): a WebSocket transport sends them
+    /// as a binary message, otherwise as text. Byte-stream transports ignore it.
+    pub binary: bool,
+}
+
+/// Which edge a connection came in through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// STOMP over WebSocket.
+    WebSocket,
+    /// STOMP over a raw TCP stream.
+    Tcp,
+    /// An in-process pipe (tests, embedding).
+    Memory,
+}
+
+/// What the broker knows about a connection before any STOMP frame arrives.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    /// The remote address, when there is one.
+    pub peer: Option<SocketAddr>,
+    /// The edge it came through.
+    pub transport: TransportKind,
+    /// The WebSocket upgrade request (URI, headers incl. cookies), for authentication hooks.
+    pub handshake: Option<Handshake>,
+}
+
+/// The HTTP request that opened a WebSocket connection.
+#[derive(Clone, Debug, Default)]
+pub struct Handshake {
+    /// Path and query, e.g. `/ws?token=...`.
+    pub uri: http::Uri,
+    /// Request headers, cookies included.
+    pub headers: http::HeaderMap,
+}
+
+impl ConnectionInfo {
+    /// An in-memory connection with no peer address.
+    pub fn memory() -> Self {
+        ConnectionInfo {
+            peer: None,
+            transport: TransportKind::Memory,
+            handshake: None,
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! SEND / SUBSCRIBE / UNSUBSCRIBE on `/topic`: fan-out, patterns, headers, order, receipts.
+
+use std::time::Duration;
+
+use stompbox_broker::{Broker, CloseReason, Config};
+use stompbox_codec::{Command, Frame};
+use stompbox_test_support::{TestClient, frames};
+
+const QUIET: Duration = Duration::from_millis(50);
+
+#[tokio::test]
+async fn fan_out_reaches_every_subscriber() {
+    let broker = Broker::new();
+    let mut subs = Vec::new();
+    for i in 0..5 {
+        let mut c = TestClient::connect(&broker).await;
+        c.subscribe(&format!("s{i}"), "/topic/news").await;
+        subs.push(c);
+    }
+    let mut publisher = TestClient::connect(&broker).await;
+    publisher
+        .send_frame(frames::send("/topic/news", "hello").with_header("receipt", "p1"))
+        .await;
+    publisher.expect_receipt("p1").await;
+    let mut ids = Vec::new();
+    for (i, c) in subs.iter_mut().enumerate() {
+        let m = c.expect_message().await;
+        assert_eq!(m.header("destination"), Some("/topic/news"));
+        assert_eq!(m.header("subscription"), Some(format!("s{i}").as_str()));
+        assert_eq!(&m.body[..], b"hello");
+        ids.push(m.header("message-id").unwrap().to_owned());
+    }
+    assert!(ids.iter().all(|id| !id.is_empty()));
+    // The publisher is not subscribed and gets nothing back.
+    publisher.expect_no_frame(QUIET).await;
+    let stats = broker.stats();
+    assert_eq!(stats.messages_received, 1);
+    assert_eq!(stats.messages_delivered, 5);
+}
+
+#[tokio::test]
+async fn message_ids_are_unique_per_node() {
+    let broker = Broker::new();
+    let mut sub = TestClient::connect(&broker).await;
+    sub.subscribe("0", "/topic/a").await;
+    let mut p1 = TestClient::connect(&broker).await;
+    let mut p2 = TestClient::connect(&broker).await;
+    for i in 0..10 {
+        let p = if i % 2 == 0 { &mut p1 } else { &mut p2 };
+        p.send_frame(frames::send("/topic/a", "x")).await;
+    }
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..10 {
+        let m = sub.expect_message().await;
+        assert!(ids.insert(m.header("message-id").unwrap().to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn no_subscriber_no_delivery_and_send_still_succeeds() {
+    let broker = Broker::new();
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/void", "x").with_header("receipt", "r"))
+        .await;
+    p.expect_receipt("r").await;
+    assert_eq!(broker.stats().messages_delivered, 0);
+}
+
+/// Subscribes one client per pattern, publishes to `key`, returns which patterns received it.
+async fn who_receives(patterns: &[&str], key: &str) -> Vec<String> {
+    let broker = Broker::new();
+    let mut subs = Vec::new();
+    for p in patterns {
+        let mut c = TestClient::connect(&broker).await;
+        c.subscribe("0", &format!("/topic/{p}")).await;
+        subs.push((p.to_string(), c));
+    }
+    let mut publisher = TestClient::connect(&broker).await;
+    publisher
+        .send_frame(frames::send(&format!("/topic/{key}"), "x").with_header("receipt", "r"))
+        .await;
+    publisher.expect_receipt("r").await;
+    // Deliveries are queued before the receipt is sent, so a DISCONNECT receipt flushes them.
+    let mut got = Vec::new();
+    for (p, c) in subs {
+        let (frames, _) = {
+            let mut c = c;
+            c.send_frame(frames::disconnect("bye")).await;
+            c.drain_until_closed().await
+        };
+        let messages = frames
+            .iter()
+            .filter(|f| f.command == Command::Message)
+            .count();
+        assert!(messages <= 1);
+        if messages == 1 {
+            let m = frames
+                .iter()
+                .find(|f| f.command == Command::Message)
+                .unwrap();
+            assert_eq!(
+                m.header("destination"),
+                Some(format!("/topic/{key}").as_str())
+            );
+            got.push(p);
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn star_matches_exactly_one_word() {
+    let patterns = ["stock.*", "stock.*.nyse", "*.usd.*", "*", "stock.usd"];
+    assert_eq!(
+        who_receives(&patterns, "stock.usd").await,
+        ["stock.*", "stock.usd"]
+    );
+    assert_eq!(
+        who_receives(&patterns, "stock.usd.nyse").await,
+        ["stock.*.nyse", "*.usd.*"]
+    );
+    assert_eq!(who_receives(&patterns, "stock").await, ["*"]);
+}
+
+#[tokio::test]
+async fn hash_matches_zero_or_more_words() {
+    let patterns = ["stock.#", "#", "#.nyse", "stock.#.nyse", "a#"];
+    assert_eq!(who_receives(&patterns, "stock").await, ["stock.#", "#"]);
+    assert_eq!(
+        who_receives(&patterns, "stock.usd.nyse").await,
+        ["stock.#", "#", "#.nyse", "stock.#.nyse"]
+    );
+    assert_eq!(who_receives(&patterns, "nyse").await, ["#", "#.nyse"]);
+    // Wildcards count only as whole words: `a#` is a literal.
+    assert_eq!(who_receives(&patterns, "a#").await, ["#", "a#"]);
+}
+
+#[tokio::test]
+async fn user_headers_and_content_type_are_forwarded_reserved_ones_are_not() {
+    let broker = Broker::new();
+    let mut sub = TestClient::connect(&broker).await;
+    sub.subscribe("0", "/topic/h").await;
+    let mut p = TestClient::connect(&broker).await;
+    let send = frames::send("/topic/h", "{\"a\":1}")
+        .with_header("content-type", "application/json")
+        .with_header("x-trace", "abc:def\\ghi")
+        .with_header("priority", "5")
+        .with_header("receipt", "r9")
+        .with_header("message-id", "forged")
+        .with_header("subscription", "forged");
+    p.send_frame(send).await;
+    p.expect_receipt("r9").await;
+    let m = sub.expect_message().await;
+    assert_eq!(m.header("content-type"), Some("application/json"));
+    assert_eq!(m.header("content-length"), Some("7"));
+    assert_eq!(
+        m.header("x-trace"),
+        Some("abc:def\\ghi"),
+        "escaping round-trips"
+    );
+    assert_eq!(m.header("priority"), Some("5"));
+    assert_eq!(m.header("receipt"), None);
+    assert_ne!(m.header("message-id"), Some("forged"));
+    assert_eq!(m.header("subscription"), Some("0"));
+    assert_eq!(m.headers.get_all("subscription").count(), 1);
+    assert_eq!(m.headers.get_all("message-id").count(), 1);
+}
+
+#[tokio::test]
+async fn transaction_header_is_not_supported_yet() {
+    let broker = Broker::new();
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/h", "x").with_header("transaction", "tx1"))
+        .await;
+    p.expect_error("SEND not supported yet").await;
+}
+
+#[tokio::test]
+async fn binary_bodies_go_out_flagged_binary() {
+    let broker = Broker::new();
+    let mut sub = TestClient::connect(&broker).await;
+    sub.subscribe("0", "/topic/bin").await;
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/bin", &b"\x00\xff\xfe"[..]))
+        .await;
+    let m = sub.expect_message().await;
+    assert_eq!(&m.body[..], b"\x00\xff\xfe");
+    assert_eq!(sub.batch_flags(), [false, false, true]);
+}
+
+#[tokio::test]
+async fn each_publisher_order_is_kept_per_subscriber() {
+    publisher_order_is_kept().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_publisher_order_is_kept_on_a_multi_threaded_runtime() {
+    publisher_order_is_kept().await;
+}
+
+async fn publisher_order_is_kept() {
+    let broker = Broker::new();
+    let mut subs = Vec::new();
+    for i in 0..3 {
+        let mut c = TestClient::connect(&broker).await;
+        c.subscribe("0", "/topic/seq.#").await;
+        subs.push((i, c));
+    }
+    let mut a = TestClient::connect(&broker).await;
+    let mut b = TestClient::connect(&broker).await;
+    let a_task = tokio::spawn(async move {
+        for n in 0..200 {
+            a.send_frame(frames::send("/topic/seq.a", format!("a{n}")))
+                .await;
+        }
+        a
+    });
+    let b_task = tokio::spawn(async move {
+        for n in 0..200 {
+            b.send_frame(frames::send("/topic/seq.b", format!("b{n}")))
+                .await;
+        }
+        b
+    });
+    let _a = a_task.await.unwrap();
+    let _b = b_task.await.unwrap();
+    for (_, c) in &mut subs {
+        let (mut next_a, mut next_b) = (0, 0);
+        for _ in 0..400 {
+            let m = c.expect_message().await;
+            let body = std::str::from_utf8(&m.body).unwrap().to_owned();
+            let (who, n) = body.split_at(1);
+            let n: u32 = n.parse().unwrap();
+            match who {
+                "a" => {
+                    assert_eq!(n, next_a);
+                    next_a += 1;
+                }
+                _ => {
+                    assert_eq!(n, next_b);
+                    next_b += 1;
+                }
+            }
+        }
+        assert_eq!((next_a, next_b), (200, 200));
+    }
+}
+
+#[tokio::test]
+async fn frames_split_across_chunks_and_batched_in_one_chunk() {
+    let broker = Broker::new();
+    let mut sub = TestClient::connect(&broker).await;
+    sub.subscribe("0", "/topic/x").await;
+    let mut p = TestClient::connect(&broker).await;
+    let two = b"SEND\ndestination:/topic/x\n\none\0\nSEND\ndestination:/topic/x\n\ntwo\0";
+    p.send_bytes(&two[..]).await;
+    let three = b"SEND\ndestination:/topic/x\ncontent-length:5\n\nth\0ee\0";
+    for byte in three.chunks(1) {
+        p.send_bytes(byte.to_vec()).await;
+    }
+    assert_eq!(&sub.expect_message().await.body[..], b"one");
+    assert_eq!(&sub.expect_message().await.body[..], b"two");
+    assert_eq!(&sub.expect_message().await.body[..], b"th\0ee");
+}
+
+#[tokio::test]
+async fn receipt_comes_after_the_subscription_is_in_effect() {
+    let broker = Broker::new();
+    let mut sub = TestClient::connect(&broker).await;
+    let mut p = TestClient::connect(&broker).await;
+    // Subscribe and, in the same chunk, ask for a receipt: once it arrives, a publish must land.
+    sub.send_frame(frames::subscribe("0", "/topic/r").with_header("receipt", "s"))
+        .await;
+    sub.expect_receipt("s").await;
+    p.send_frame(frames::send("/topic/r", "after")).await;
+    assert_eq!(&sub.expect_message().await.body[..], b"after");
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_delivery_and_its_receipt_follows_the_effect() {
+    let broker = Broker::new();
+    let mut sub = TestClient::connect(&broker).await;
+    sub.subscribe("0", "/topic/u").await;
+    sub.subscribe("1", "/topic/u").await;
+    sub.send_frame(frames::unsubscribe("0").with_header("receipt", "u0"))
+        .await;
+    sub.expect_receipt("u0").await;
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/u", "x")).await;
+    let m = sub.expect_message().await;
+    assert_eq!(m.header("subscription"), Some("1"));
+    sub.expect_no_frame(QUIET).await;
+    // The id can be reused once unsubscribed.
+    sub.subscribe("0", "/topic/u2").await;
+}
+
+#[tokio::test]
+async fn unsubscribe_of_an_unknown_id_is_an_error() {
+    let broker = Broker::new();
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(frames::unsubscribe("nope").with_header("receipt", "r"))
+        .await;
+    let e = c.expect_error("unknown subscription id").await;
+    assert_eq!(e.header("receipt-id"), Some("r"));
+    c.expect_closed().await;
+}
+
+#[tokio::test]
+async fn duplicate_subscription_id_is_an_error() {
+    let broker = Broker::new();
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe("0", "/topic/a").await;
+    c.send_frame(frames::subscribe("0", "/topic/b").with_header("receipt", "dup"))
+        .await;
+    let e = c.expect_error("duplicate subscription id").await;
+    assert_eq!(e.header("receipt-id"), Some("dup"));
+    assert!(matches!(
+        c.expect_closed().await,
+        CloseReason::ProtocolError(_)
+    ));
+}
+
+#[tokio::test]
+async fn subscribe_needs_an_id_in_1_1_and_1_2_but_not_in_1_0() {
+    let broker = Broker::new();
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(Frame::new(Command::Subscribe).with_header("destination", "/topic/a"))
+        .await;
+    c.expect_error("missing id header").await;
+
+    let (mut old, _) = TestClient::connect_with(&broker, frames::connect_1_0()).await;
+    old.send_frame(
+        Frame::new(Command::Subscribe)
+            .with_header("destination", "/topic/old")
+            .with_header("receipt", "s"),
+    )
+    .await;
+    old.expect_receipt("s").await;
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/old", "x")).await;
+    let m = old.expect_message().await;
+    assert_eq!(
+        m.header("subscription"),
+        Some("/topic/old"),
+        "id defaults to the destination"
+    );
+    // ...and UNSUBSCRIBE by destination works in 1.0.
+    old.send_frame(
+        Frame::new(Command::Unsubscribe)
+            .with_header("destination", "/topic/old")
+            .with_header("receipt", "u"),
+    )
+    .await;
+    old.expect_receipt("u").await;
+}
+
+#[tokio::test]
+async fn missing_destination_is_an_error() {
+    let broker = Broker::new();
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(Frame::new(Command::Send).with_body("x")).await;
+    c.expect_error("missing destination header").await;
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(frames::send("/topic/", "x")).await;
+    c.expect_error("invalid destination").await;
+}
+
+#[tokio::test]
+async fn destination_kinds_not_served_yet_are_errors() {
+    let broker = Broker::new();
+    for (destination, message) in [
+        ("/queue/jobs", "/queue destinations are not supported yet"),
+        ("/app/chat", "/app destinations are not supported yet"),
+        ("/user/queue/x", "/user destinations are not supported yet"),
+        (
+            "/exchange/amq.topic/x",
+            "other destinations are not supported yet",
+        ),
+    ] {
+        let mut c = TestClient::connect(&broker).await;
+        c.send_frame(frames::send(destination, "x")).await;
+        let e = c.expect_error(message).await;
+        assert!(std::str::from_utf8(&e.body).unwrap().contains(destination));
+        let mut c = TestClient::connect(&broker).await;
+        c.send_frame(frames::subscribe("0", destination)).await;
+        c.expect_error(message).await;
+    }
+}
+
+#[tokio::test]
+async fn client_ack_modes_acks_and_transactions_are_not_supported_yet() {
+    let broker = Broker::new();
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(frames::subscribe("0", "/topic/a").with_header("ack", "client"))
+        .await;
+    c.expect_error("ack mode not supported yet").await;
+    for (command, message) in [
+        (Command::Ack, "ACK not supported yet"),
+        (Command::Nack, "NACK not supported yet"),
+        (Command::Begin, "BEGIN not supported yet"),
+        (Command::Commit, "COMMIT not supported yet"),
+        (Command::Abort, "ABORT not supported yet"),
+    ] {
+        let mut c = TestClient::connect(&broker).await;
+        c.send_frame(Frame::new(command).with_header("transaction", "t"))
+            .await;
+        c.expect_error(message).await;
+    }
+    // ack:auto is what we do, so it is accepted.
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(
+        frames::subscribe("0", "/topic/a")
+            .with_header("ack", "auto")
+            .with_header("receipt", "ok"),
+    )
+    .await;
+    c.expect_receipt("ok").await;
+}
+
+#[tokio::test]
+async fn max_subscriptions_per_session() {
+    let config = Config {
+        max_subscriptions_per_session: 3,
+        ..Config::default()
+    };
+    let broker = Broker::builder().config(config).build().unwrap();
+    let mut c = TestClient::connect(&broker).await;
+    for i in 0..3 {
+        c.subscribe(&i.to_string(), "/topic/a").await;
+    }
+    c.send_frame(frames::subscribe("3", "/topic/a")).await;
+    c.expect_error("too many subscriptions (max 3)").await;
+    c.expect_closed().await;
+}
+
+#[tokio::test]
+async fn disconnect_with_receipt_sends_it_then_closes() {
+    let broker = Broker::new();
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(frames::disconnect("d1")).await;
+    c.expect_receipt("d1").await;
+    assert_eq!(c.expect_closed().await, CloseReason::Disconnect);
+    assert_eq!(broker.stats().connections, 0);
+}
+
+#[tokio::test]
+async fn disconnect_without_receipt_closes() {
+    let broker = Broker::new();
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(Frame::new(Command::Disconnect)).await;
+    assert_eq!(c.expect_closed().await, CloseReason::Disconnect);
+}
+
+#[tokio::test]
+async fn frames_after_disconnect_in_the_same_chunk_are_ignored() {
+    let broker = Broker::new();
+    let mut sub = TestClient::connect(&broker).await;
+    sub.subscribe("0", "/topic/z").await;
+    let mut c = TestClient::connect(&broker).await;
+    c.send_bytes(&b"DISCONNECT\nreceipt:d\n\n\0SEND\ndestination:/topic/z\n\nlate\0"[..])
+        .await;
+    c.expect_receipt("d").await;
+    c.expect_closed().await;
+    sub.expect_no_frame(QUIET).await;
+}
+
+#[tokio::test]
+async fn a_closed_session_leaves_no_subscriptions_behind() {
+    let broker = Broker::new();
+    let mut gone = TestClient::connect(&broker).await;
+    gone.subscribe("0", "/topic/g").await;
+    gone.subscribe("1", "/topic/#").await;
+    gone.close_input();
+    assert_eq!(gone.expect_closed().await, CloseReason::TransportClosed);
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/g", "x").with_header("receipt", "r"))
+        .await;
+    p.expect_receipt("r").await;
+    assert_eq!(broker.stats().messages_delivered, 0);
+}
+
+#[tokio::test]
+async fn version_1_0_and_1_1_escaping_on_delivery() {
+    let broker = Broker::new();
+    let (mut v10, _) = TestClient::connect_with(&broker, frames::connect_1_0()).await;
+    v10.send_frame(frames::subscribe("0", "/topic/e").with_header("receipt", "s"))
+        .await;
+    v10.expect_receipt("s").await;
+    let (mut v11, _) =
+        TestClient::connect_with(&broker, frames::connect_with_versions("1.1")).await;
+    v11.subscribe("0", "/topic/e").await;
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/e", "x").with_header("k", "a:b\\c"))
+        .await;
+    // 1.1 escapes and the client unescapes; 1.0 writes the text as is.
+    assert_eq!(v11.expect_message().await.header("k"), Some("a:b\\c"));
+    assert_eq!(v10.expect_message().await.header("k"), Some("a:b\\c"));
+}
+
+#[tokio::test]
+async fn a_read_error_ends_the_session_and_its_subscriptions() {
+    let broker = Broker::new();
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe("0", "/topic/err").await;
+    c.send_error(std::io::Error::other("connection reset"))
+        .await;
+    assert_eq!(c.expect_closed().await, CloseReason::TransportClosed);
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/err", "x").with_header("receipt", "r"))
+        .await;
+    p.expect_receipt("r").await;
+    assert_eq!(broker.stats().messages_delivered, 0);
+    assert_eq!(broker.stats().connections, 1);
+}
+
+#[tokio::test]
+async fn queued_frames_go_out_batched_in_one_outbound() {
+    let broker = Broker::new();
+    let mut sub = TestClient::connect(&broker).await;
+    sub.subscribe("0", "/topic/batch").await;
+    let before = sub.batch_flags().len();
+    let mut p = TestClient::connect(&broker).await;
+    // Ten SENDs in one chunk are routed before the subscriber's task runs again, so its next
+    // write carries all ten.
+    let mut chunk = Vec::new();
+    for n in 0..10 {
+        chunk.extend_from_slice(format!("SEND\ndestination:/topic/batch\n\n{n}\0").as_bytes());
+    }
+    p.send_bytes(chunk).await;
+    for n in 0..10 {
+        assert_eq!(sub.expect_message().await.body, n.to_string());
+    }
+    assert_eq!(
+        sub.batch_flags().len(),
+        before + 1,
+        "one Outbound for ten MESSAGEs"
+    );
+}
