@@ -69,13 +69,13 @@ enum State {
 }
 
 /// What [`Decoder::heart_beat`] found at a frame boundary.
-enum Beat {
-    /// An EOL, consumed.
-    Beat,
+enum Boundary {
+    /// An EOL, consumed: a heart-beat.
+    HeartBeat,
     /// A lone CR: an EOL or an error, decided by the next byte.
     NeedMore,
-    /// The start of a frame (or nothing).
-    NotABeat,
+    /// The start of a frame (or nothing yet).
+    FrameStart,
 }
 
 /// How a complete head ended; each carries the head's length in bytes.
@@ -149,9 +149,9 @@ impl Decoder {
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, DecodeError> {
         if let State::Head { .. } = self.state {
             match self.heart_beat(buf)? {
-                Beat::Beat => return Ok(Some(Item::HeartBeat)),
-                Beat::NeedMore => return Ok(None),
-                Beat::NotABeat => {}
+                Boundary::HeartBeat => return Ok(Some(Item::HeartBeat)),
+                Boundary::NeedMore => return Ok(None),
+                Boundary::FrameStart => {}
             }
             let Some(end) = self.scan_head(buf)? else {
                 return Ok(None);
@@ -203,24 +203,24 @@ impl Decoder {
 
     /// At a frame boundary, an EOL is a heart-beat. A lone CR may be the first half of one: wait
     /// for the next byte rather than start a head with it.
-    fn heart_beat(&self, buf: &mut BytesMut) -> Result<Beat, DecodeError> {
+    fn heart_beat(&self, buf: &mut BytesMut) -> Result<Boundary, DecodeError> {
         if !self.is_idle() {
-            return Ok(Beat::NotABeat);
+            return Ok(Boundary::FrameStart);
         }
         match buf.first() {
             Some(b'\n') => {
                 buf.advance(1);
-                Ok(Beat::Beat)
+                Ok(Boundary::HeartBeat)
             }
             Some(b'\r') => match buf.get(1) {
                 Some(b'\n') => {
                     buf.advance(2);
-                    Ok(Beat::Beat)
+                    Ok(Boundary::HeartBeat)
                 }
                 Some(_) => Err(DecodeError::BareCarriageReturn),
-                None => Ok(Beat::NeedMore),
+                None => Ok(Boundary::NeedMore),
             },
-            _ => Ok(Beat::NotABeat),
+            _ => Ok(Boundary::FrameStart),
         }
     }
 

@@ -74,15 +74,16 @@ pub(crate) fn unescape(raw: Bytes, escaping: Escaping) -> Result<ByteString, Dec
 
 /// Writes header text (a name when `is_name`), escaped for `escaping`.
 pub(crate) fn escape_into(text: &str, escaping: Escaping, is_name: bool, dst: &mut BytesMut) {
-    if escaping == Escaping::V1_1 && !is_name {
-        if let Some(head) = text.strip_suffix('\r') {
-            // 1.1 has no escape for CR, and decoders accept CRLF line ends (1.2 requires it,
-            // most 1.1 peers do it), so a CR ending a value would be read as part of the EOL and
-            // one more CR lost on every hop: send that one CR as a space.
-            escape_text(head, escaping, false, dst);
-            dst.put_u8(b' ');
-            return;
-        }
+    if escaping == Escaping::V1_1
+        && !is_name
+        && let Some(head) = text.strip_suffix('\r')
+    {
+        // 1.1 has no escape for CR, and decoders accept CRLF line ends (1.2 requires it, most
+        // 1.1 peers do it), so a CR ending a value would be read as part of the EOL and one more
+        // CR lost on every hop: send that one CR as a space.
+        escape_text(head, escaping, false, dst);
+        dst.put_u8(b' ');
+        return;
     }
     escape_text(text, escaping, is_name, dst);
 }

@@ -104,10 +104,11 @@ fn frame() -> impl Strategy<Value = Frame> {
 fn expected(sent: &Frame, version: Version) -> Frame {
     let e = escaping(version, sent.command);
     let map = |s: &str, is_name: bool| -> String {
-        if e == Escaping::V1_1 && !is_name {
-            if let Some(head) = s.strip_suffix('\r') {
-                return format!("{head} ");
-            }
+        if e == Escaping::V1_1
+            && !is_name
+            && let Some(head) = s.strip_suffix('\r')
+        {
+            return format!("{head} ");
         }
         if e != Escaping::None {
             return s.to_owned();
