@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Bytes already searched are never searched again, so feeding a large frame one byte at a time
-//! costs linear time. The head is parsed once, with nom, when it is known to be complete. Limits
+//! costs linear time ([`Decoder::bytes_searched`] counts it). At a frame boundary a lone CR waits
+//! for its LF. A NUL where a header line would start ends a body-less frame, as the spec prints its
+//! `DISCONNECT` and `RECEIPT` examples (without the blank line its grammar asks for). The head is parsed once, with nom, when it is known to be complete. Limits
 //! are checked against what has been seen (or what `content-length` announces) before waiting for
 //! more.
 
