@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Bytes already searched are never searched again, so feeding a large frame one byte at a time
-//! costs linear time. The head is parsed once, with nom, when it is known to be complete. Limits
+//! costs linear time ([`Decoder::bytes_searched`] counts it). At a frame boundary a lone CR waits
+//! for its LF. A NUL where a header line would start ends a body-less frame, as the spec prints its
+//! `DISCONNECT` and `RECEIPT` examples (without the blank line its grammar asks for). The head is parsed once, with nom, when it is known to be complete. Limits
 //! are checked against what has been seen (or what `content-length` announces) before waiting for
 //! more.
 
@@ -41,6 +43,8 @@ pub struct Decoder {
     version: Version,
     limits: Limits,
     state: State,
+    /// Bytes searched for a delimiter (LF in heads, NUL in bodies) since creation.
+    searched: u64,
 }
 
 #[derive(Debug)]
@@ -66,6 +70,24 @@ enum State {
     },
 }
 
+/// What [`Decoder::heart_beat`] found at a frame boundary.
+enum Boundary {
+    /// An EOL, consumed: a heart-beat.
+    HeartBeat,
+    /// A lone CR: an EOL or an error, decided by the next byte.
+    NeedMore,
+    /// The start of a frame (or nothing yet).
+    FrameStart,
+}
+
+/// How a complete head ended; each carries the head's length in bytes.
+enum HeadEnd {
+    /// The usual blank line (included in the length); the body follows.
+    BlankLine(usize),
+    /// A NUL at the start of a header line (not included); there is no body.
+    Nul(usize),
+}
+
 const FRAME_START: State = State::Head {
     scanned: 0,
     line_start: 0,
@@ -85,6 +107,7 @@ impl Decoder {
             version: Version::V1_2,
             limits,
             state: FRAME_START,
+            searched: 0,
         }
     }
 
@@ -108,6 +131,14 @@ impl Decoder {
         &self.limits
     }
 
+    /// How many bytes the decoder has searched for a line end or a NUL since it was created.
+    ///
+    /// A measure of work, not of input: it never exceeds the bytes fed, however they are
+    /// chunked, because nothing is searched twice. Tests use it to prove decoding is linear.
+    pub fn bytes_searched(&self) -> u64 {
+        self.searched
+    }
+
     /// True when no partial frame is buffered: the decoder sits between frames.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Head { scanned: 0, .. })
@@ -119,14 +150,35 @@ impl Decoder {
     /// looked at are remembered, not rescanned). After an `Err`, the stream is out of sync.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, DecodeError> {
         if let State::Head { .. } = self.state {
-            if let Some(item) = self.heart_beat(buf)? {
-                return Ok(Some(item));
+            match self.heart_beat(buf)? {
+                Boundary::HeartBeat => return Ok(Some(Item::HeartBeat)),
+                Boundary::NeedMore => return Ok(None),
+                Boundary::FrameStart => {}
             }
-            let Some(head_len) = self.scan_head(buf)? else {
+            let Some(end) = self.scan_head(buf)? else {
                 return Ok(None);
+            };
+            let (head_len, body_follows) = match end {
+                HeadEnd::BlankLine(len) => (len, true),
+                HeadEnd::Nul(len) => (len, false),
             };
             let head = buf.split_to(head_len).freeze();
             let (command, headers, content_length) = parse_head(head, self.version)?;
+            if !body_follows {
+                // The head ended with the frame's NUL: no blank line, no body.
+                self.state = FRAME_START;
+                buf.advance(1);
+                if let Some(len @ 1..) = content_length {
+                    return Err(DecodeError::MissingNul {
+                        content_length: len,
+                    });
+                }
+                return Ok(Some(Item::Frame(Frame {
+                    command,
+                    headers,
+                    body: Bytes::new(),
+                })));
+            }
             self.state = State::Body {
                 command,
                 headers,
@@ -151,30 +203,31 @@ impl Decoder {
         })))
     }
 
-    /// At a frame boundary, an EOL is a heart-beat.
-    fn heart_beat(&self, buf: &mut BytesMut) -> Result<Option<Item>, DecodeError> {
+    /// At a frame boundary, an EOL is a heart-beat. A lone CR may be the first half of one: wait
+    /// for the next byte rather than start a head with it.
+    fn heart_beat(&self, buf: &mut BytesMut) -> Result<Boundary, DecodeError> {
         if !self.is_idle() {
-            return Ok(None);
+            return Ok(Boundary::FrameStart);
         }
         match buf.first() {
             Some(b'\n') => {
                 buf.advance(1);
-                Ok(Some(Item::HeartBeat))
+                Ok(Boundary::HeartBeat)
             }
             Some(b'\r') => match buf.get(1) {
                 Some(b'\n') => {
                     buf.advance(2);
-                    Ok(Some(Item::HeartBeat))
+                    Ok(Boundary::HeartBeat)
                 }
                 Some(_) => Err(DecodeError::BareCarriageReturn),
-                None => Ok(None),
+                None => Ok(Boundary::NeedMore),
             },
-            _ => Ok(None),
+            _ => Ok(Boundary::FrameStart),
         }
     }
 
-    /// Resumes the search for the end of the head; returns its length once found.
-    fn scan_head(&mut self, buf: &BytesMut) -> Result<Option<usize>, DecodeError> {
+    /// Resumes the search for the end of the head; returns how it ended once it has.
+    fn scan_head(&mut self, buf: &BytesMut) -> Result<Option<HeadEnd>, DecodeError> {
         let State::Head {
             scanned,
             line_start,
@@ -184,9 +237,20 @@ impl Decoder {
             return Ok(None);
         };
         let limits = &self.limits;
+        let searched = &mut self.searched;
         loop {
-            let Some(offset) = memchr::memchr(b'\n', &buf[*scanned..]) else {
-                let len = buf.len() - *line_start;
+            if *lines > 0 && buf.get(*line_start) == Some(&0) {
+                // A NUL where a header line should start: the frame ends without the blank line
+                // (as the spec's own DISCONNECT and RECEIPT examples are printed).
+                return Ok(Some(HeadEnd::Nul(*line_start)));
+            }
+            let found = memchr::memchr(b'\n', &buf[*scanned..]);
+            *searched += found.map_or(buf.len() - *scanned, |offset| offset + 1) as u64;
+            let Some(offset) = found else {
+                let mut len = buf.len() - *line_start;
+                if buf.last() == Some(&b'\r') {
+                    len -= 1; // possibly the CR of a CRLF, not part of the line
+                }
                 if len > limits.max_header_line {
                     return Err(DecodeError::HeaderLineTooLong {
                         len,
@@ -223,7 +287,7 @@ impl Decoder {
             *scanned = newline + 1;
             *line_start = newline + 1;
             if len == 0 {
-                return Ok(Some(newline + 1));
+                return Ok(Some(HeadEnd::BlankLine(newline + 1)));
             }
             *lines += 1;
             if *lines - 1 > limits.max_headers {
@@ -276,7 +340,9 @@ impl Decoder {
                 }
                 len
             }
-            None => match memchr::memchr(0, &buf[*scanned..]) {
+            None => match memchr::memchr(0, &buf[*scanned..]).inspect(|offset| {
+                self.searched += (*offset + 1) as u64;
+            }) {
                 Some(offset) => {
                     let len = *scanned + offset;
                     check(len)?;
@@ -284,6 +350,7 @@ impl Decoder {
                 }
                 None => {
                     check(buf.len())?;
+                    self.searched += (buf.len() - *scanned) as u64;
                     *scanned = buf.len();
                     return Ok(None);
                 }
@@ -320,7 +387,7 @@ fn parse_head(head: Bytes, version: Version) -> Result<Head, DecodeError> {
     let escaping = Escaping::for_frame(version, command.escapes_headers());
     let mut headers = Headers::with_capacity(8);
     let mut content_length = None;
-    loop {
+    while !input.is_empty() {
         let (next, text) = line(input).map_err(|_| DecodeError::malformed_header(input))?;
         input = next;
         if text.is_empty() {

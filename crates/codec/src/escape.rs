@@ -6,7 +6,9 @@
 //! | 1.1     | `\n` `\c` `\\`         | LF, `:`, `\` |
 //! | 1.0     | none                   |         |
 //!
-//! Any other backslash sequence in 1.1/1.2 is an error. Frames that are never escaped
+//! Any other backslash sequence in 1.1/1.2 is an error. 1.1 has no escape for CR: a CR inside a
+//! value is sent as is, but one that ends a value would read as part of a CRLF, so the encoder
+//! sends it as a space. Frames that are never escaped
 //! (`CONNECT`, `STOMP`, `CONNECTED`) and 1.0 frames cannot carry CR or LF in a header, nor a colon
 //! in a name; the encoder replaces those characters (CR/LF by a space, `:` in a name by `_`) rather
 //! than emit a frame that desynchronises the stream.
@@ -72,6 +74,21 @@ pub(crate) fn unescape(raw: Bytes, escaping: Escaping) -> Result<ByteString, Dec
 
 /// Writes header text (a name when `is_name`), escaped for `escaping`.
 pub(crate) fn escape_into(text: &str, escaping: Escaping, is_name: bool, dst: &mut BytesMut) {
+    if escaping == Escaping::V1_1
+        && !is_name
+        && let Some(head) = text.strip_suffix('\r')
+    {
+        // 1.1 has no escape for CR, and decoders accept CRLF line ends (1.2 requires it, most
+        // 1.1 peers do it), so a CR ending a value would be read as part of the EOL and one more
+        // CR lost on every hop: send that one CR as a space.
+        escape_text(head, escaping, false, dst);
+        dst.put_u8(b' ');
+        return;
+    }
+    escape_text(text, escaping, is_name, dst);
+}
+
+fn escape_text(text: &str, escaping: Escaping, is_name: bool, dst: &mut BytesMut) {
     let bytes = text.as_bytes();
     let special = |b: u8| match escaping {
         Escaping::None => b == b'\r' || b == b'\n' || (is_name && b == b':'),
@@ -133,6 +150,7 @@ mod tests {
         assert_eq!(un(r"a\tb", Escaping::None).unwrap(), r"a\tb");
         assert_eq!(esc("a\r\n:\\b", Escaping::V1_2), r"a\r\n\c\\b");
         assert_eq!(esc("a\n:\\b", Escaping::V1_1), r"a\n\c\\b");
+        assert_eq!(esc("a\rb\r\r", Escaping::V1_1), "a\rb\r ");
         assert_eq!(esc("a\r\n:\\b", Escaping::None), "a  :\\b");
     }
 }

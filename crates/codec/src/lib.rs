@@ -27,6 +27,10 @@
 //! - [`Frame`], [`Headers`], [`Command`], [`Version`]: the protocol nouns.
 //! - [`Limits`] and [`DecodeError`]: every bound and every way input can be wrong.
 //! - `tokio_codec.rs` (feature `tokio-util`): [`StompCodec`], a `tokio_util::codec` adapter.
+//!
+//! Evidence, outside `src/`: `tests/` (every spec example, split-at-every-byte, property
+//! round trips), `fuzz/` (cargo-fuzz targets and seeds), `benches/codec.rs` (criterion, against
+//! the `stomp-parser` crate; figures in `docs/benchmarks.md` at the repository root).
 
 mod command;
 mod decode;
