@@ -26,6 +26,12 @@ fn summary(actions: &[Action]) -> Vec<String> {
             Action::Subscribe { id, destination } => format!("subscribe {id} {destination}"),
             Action::Unsubscribe { id, .. } => format!("unsubscribe {id}"),
             Action::Publish { destination, .. } => format!("publish {destination}"),
+            Action::Settle {
+                subscription,
+                tags,
+                outcome,
+                ..
+            } => format!("{outcome:?} {subscription} {tags:?}"),
             Action::Close(reason) => format!("close {reason:?}"),
         })
         .collect()
@@ -117,7 +123,7 @@ fn errors_carry_the_receipt_and_close() {
     s.on_frame(
         frame(
             Command::Subscribe,
-            &[("destination", "/queue/q"), ("id", "1"), ("receipt", "9")],
+            &[("destination", "/app/q"), ("id", "1"), ("receipt", "9")],
         ),
         &mut out,
     );
@@ -127,7 +133,7 @@ fn errors_carry_the_receipt_and_close() {
     assert_eq!(error.header("receipt-id"), Some("9"));
     assert_eq!(
         error.header("message"),
-        Some("/queue destinations are not supported yet")
+        Some("/app destinations are not supported yet")
     );
     assert!(s.is_closed());
 }
