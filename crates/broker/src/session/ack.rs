@@ -73,11 +73,16 @@ struct Sub {
 #[derive(Debug, Default)]
 pub(crate) struct AckBook {
     subs: HashMap<ByteString, Sub>,
+    /// Subscriptions whose deliveries need a look when written: client modes and queues.
+    tracked: usize,
 }
 
 impl AckBook {
     pub(crate) fn add(&mut self, id: ByteString, mode: AckMode, prefetch: usize, queue: bool) {
         let window = (!queue).then_some(TOPIC_UNACKED_WINDOW);
+        if queue || mode != AckMode::Auto {
+            self.tracked += 1;
+        }
         let sub = Sub {
             mode,
             prefetch,
@@ -89,7 +94,16 @@ impl AckBook {
 
     /// Forgets a subscription and what it was given (its queue redelivers it).
     pub(crate) fn remove(&mut self, id: &str) {
-        self.subs.remove(id);
+        if let Some(sub) = self.subs.remove(id)
+            && (sub.window.is_none() || sub.mode != AckMode::Auto)
+        {
+            self.tracked -= 1;
+        }
+    }
+
+    /// False when every subscription is an `auto` topic one: written deliveries need no look.
+    pub(crate) fn tracks_deliveries(&self) -> bool {
+        self.tracked > 0
     }
 
     pub(crate) fn mode(&self, id: &str) -> Option<AckMode> {
@@ -203,7 +217,14 @@ mod tests {
         }
         assert_eq!(b.take(AckKey::Tag(1)), None, "the oldest was forgotten");
         assert!(b.take(AckKey::Tag(2)).is_some());
+        assert!(b.tracks_deliveries());
         b.remove("t");
         assert_eq!(b.take(AckKey::Tag(3)), None);
+        assert!(!b.tracks_deliveries());
+        b.add("auto".into(), AckMode::Auto, 10, false);
+        assert!(
+            !b.tracks_deliveries(),
+            "auto topic subscriptions need no tracking"
+        );
     }
 }

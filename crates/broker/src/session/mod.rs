@@ -131,8 +131,12 @@ impl<'a> Session<'a> {
         self.subscriptions.get(id)
     }
 
-    /// A subscription's ack mode (`None` once unsubscribed).
+    /// A subscription's ack mode (`None` once unsubscribed, and for every subscription when
+    /// none needs its written deliveries tracked: only `auto` topic subscriptions).
     pub(crate) fn ack_mode(&self, id: &str) -> Option<AckMode> {
+        if !self.acks.tracks_deliveries() {
+            return None;
+        }
         self.acks.mode(id)
     }
 
