@@ -22,9 +22,15 @@
 //! - `frames.rs`: builders for client frames.
 //! - `client.rs`: [`TestClient`], which runs a session on a spawned task and offers
 //!   `expect_*` helpers; every wait is bounded (default [`DEFAULT_WAIT`]) and panics on timeout.
+//! - `ws.rs`, `tcp.rs`: [`ws::WsClient`] and [`tcp::TcpClient`], STOMP clients over real sockets
+//!   for the server's integration tests, plus [`ws::raw_upgrade`] for handshake assertions;
+//!   `wire.rs`: what they share (bounded waits, a frame reader).
 
 mod client;
 pub mod frames;
 pub mod memory;
+pub mod tcp;
+pub mod wire;
+pub mod ws;
 
 pub use client::{DEFAULT_WAIT, TestClient};

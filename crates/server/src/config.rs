@@ -1,0 +1,162 @@
+//! The server's configuration: the two listeners plus the broker's [`Config`] as `[broker]`.
+//! `Default` is the single source of truth for every default; each field says its default and
+//! why. Loading (file, environment, flags) is in `load.rs`.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use serde::{Deserialize, Serialize};
+use stompbox_broker::Config;
+
+use crate::Error;
+
+/// Everything `stompbox` can be told. Deserializes from TOML with missing fields taking their
+/// defaults; unknown keys are errors (a typo must not silently fall back to a default).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The STOMP-over-WebSocket listener (an HTTP listener that also answers `GET /health`).
+    pub websocket: WebSocketConfig,
+    /// The STOMP-over-TCP listener.
+    pub tcp: TcpConfig,
+    /// The broker core: limits, heart-beats, outboxes, shutdown grace.
+    pub broker: Config,
+}
+
+/// The HTTP listener that upgrades `path` to STOMP over WebSocket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// Serve WebSocket at all. Default `true`.
+    pub enabled: bool,
+    /// Address to bind. Default `0.0.0.0:15674`, RabbitMQ Web-STOMP's port, which stomp.js
+    /// examples use. Port 0 picks a free port (see the `listening` log line).
+    pub listen: SocketAddr,
+    /// Path of the upgrade endpoint. Default `/ws`, Web-STOMP's path.
+    pub path: String,
+    /// Read buffer of each connection's WebSocket codec, in bytes. Default 4 KiB: idle
+    /// connections must stay small (the target is tens of thousands per node), and a STOMP
+    /// frame larger than the buffer is simply read in several steps.
+    pub read_buffer_size: usize,
+    /// Bytes the WebSocket codec gathers before writing to the socket. Default 4 KiB; the
+    /// broker already batches frames into one message, so a larger buffer only costs memory.
+    pub write_buffer_size: usize,
+}
+
+/// The raw STOMP-over-TCP listener.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TcpConfig {
+    /// Serve TCP at all. Default `true`.
+    pub enabled: bool,
+    /// Address to bind. Default `0.0.0.0:61613`, the IANA-registered STOMP port.
+    pub listen: SocketAddr,
+    /// Size of each read from a TCP connection, in bytes. Default 4 KiB, for the same reason
+    /// as `websocket.read_buffer_size`.
+    pub read_buffer_size: usize,
+}
+
+/// Web-STOMP's port.
+const DEFAULT_WS_PORT: u16 = 15674;
+/// The IANA-registered STOMP port.
+const DEFAULT_TCP_PORT: u16 = 61613;
+/// Small per-connection buffers: see [`WebSocketConfig::read_buffer_size`].
+const DEFAULT_BUFFER_SIZE: usize = 4 * 1024;
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            enabled: true,
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_WS_PORT)),
+            path: "/ws".to_owned(),
+            read_buffer_size: DEFAULT_BUFFER_SIZE,
+            write_buffer_size: DEFAULT_BUFFER_SIZE,
+        }
+    }
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            enabled: true,
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_TCP_PORT)),
+            read_buffer_size: DEFAULT_BUFFER_SIZE,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the values make sense together, the broker's included; the error names the key.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |key: &'static str, reason: &str| {
+            Err(Error::InvalidConfig {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if !self.websocket.enabled && !self.tcp.enabled {
+            return bad(
+                "websocket.enabled",
+                "at least one of websocket.enabled and tcp.enabled must be true",
+            );
+        }
+        if !self.websocket.path.starts_with('/') || self.websocket.path == "/health" {
+            return bad(
+                "websocket.path",
+                "must start with `/` and must not be `/health`",
+            );
+        }
+        if self.websocket.read_buffer_size == 0 || self.websocket.write_buffer_size == 0 {
+            return bad("websocket", "buffer sizes must be greater than zero");
+        }
+        if self.tcp.read_buffer_size == 0 {
+            return bad("tcp.read_buffer_size", "must be greater than zero");
+        }
+        self.broker.validate().map_err(|e| Error::InvalidConfig {
+            key: format!("broker.{}", e.field),
+            reason: e.reason,
+        })
+    }
+
+    /// The configuration as TOML, every key present (what `stompbox --print-config` prints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the configuration is representable in TOML")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_round_trips_through_toml() {
+        let config = ServerConfig::default();
+        config.validate().unwrap();
+        let text = config.to_toml();
+        assert!(text.contains("[broker.heartbeat]"), "{text}");
+        assert!(text.contains("listen = \"0.0.0.0:15674\""), "{text}");
+        let back: ServerConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut config = ServerConfig::default();
+        config.websocket.enabled = false;
+        config.tcp.enabled = false;
+        assert!(
+            matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "websocket.enabled")
+        );
+
+        let mut config = ServerConfig::default();
+        config.websocket.path = "ws".into();
+        assert!(
+            matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "websocket.path")
+        );
+
+        let mut config = ServerConfig::default();
+        config.broker.heartbeat.grace = 0.5;
+        assert!(
+            matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "broker.heartbeat.grace")
+        );
+    }
+}

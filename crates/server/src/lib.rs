@@ -1,0 +1,40 @@
+//! The Stompbox server: the WebSocket and TCP edges around a [`Broker`], its configuration and
+//! the `stompbox` binary.
+//!
+//! The edges only move bytes. Each accepted connection becomes one [`Broker::serve`] call with a
+//! stream of inbound chunks (a WebSocket text or binary message, or a TCP read) and a sink of
+//! outbound batches (sent as one WebSocket message, binary when the broker says the bytes are
+//! not UTF-8). Limits, heart-beats, ERROR frames and connection counts are the broker's.
+//!
+//! Run it: `cargo run -p stompbox-server -- --ws-listen 127.0.0.1:0 --tcp-listen 127.0.0.1:0`.
+//! Embed it: [`Server::bind`] + [`Server::run`], or mount [`websocket_route`] on your own axum
+//! router. Configuration keys are listed in `docs/configuration.md`.
+//!
+//! # Layout
+//! - `config.rs`: [`ServerConfig`] (`[websocket]`, `[tcp]`, `[broker]`), defaults, validation.
+//! - `load.rs`: [`ConfigSources`]: defaults → TOML file → `STOMPBOX_*` env → CLI overrides.
+//! - `server.rs`: [`Server`]: bind, run, graceful shutdown (a future passed in).
+//! - `ws.rs`: the WebSocket edge: [`websocket_route`], subprotocol negotiation, message ↔
+//!   [`Inbound`](stompbox_broker::Inbound)/[`Outbound`](stompbox_broker::Outbound) adapters.
+//! - `tcp.rs`: the TCP edge: accept loop and socket adapters.
+//! - `error.rs`: [`Error`].
+//! - `main.rs`: the `stompbox` binary: flags, logging, signals.
+
+/// How long an edge waits to close a transport after its session ended (a WebSocket close frame,
+/// a final flush). Short and fixed: the session has already flushed what matters, and a peer
+/// that stopped reading (a slow consumer) would otherwise pin the connection's memory forever.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+mod config;
+mod error;
+mod load;
+mod server;
+mod tcp;
+mod ws;
+
+pub use config::{ServerConfig, TcpConfig, WebSocketConfig};
+pub use error::Error;
+pub use load::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
+pub use server::Server;
+pub use stompbox_broker::Broker;
+pub use ws::{SUBPROTOCOLS, WebSocketSettings, websocket_route, websocket_route_with};

@@ -1,0 +1,150 @@
+//! `stompbox`: a STOMP 1.2 broker over WebSocket and TCP.
+//!
+//! Run: `stompbox` (WebSocket on 0.0.0.0:15674/ws, TCP on 0.0.0.0:61613), or
+//! `stompbox --ws-listen 127.0.0.1:0 --tcp-listen 127.0.0.1:0` and read the `listening` line.
+//! `stompbox --help` lists the flags; `docs/configuration.md` every key.
+
+use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use stompbox_server::{ConfigSources, Server};
+use tracing_subscriber::EnvFilter;
+
+/// A STOMP 1.2 broker over WebSocket and TCP.
+///
+/// Configuration layers, lowest precedence first: defaults, the --config file, STOMPBOX_*
+/// environment variables (nested keys joined by `__`, e.g. STOMPBOX_BROKER__HEARTBEAT__MIN=1s),
+/// then these flags. Logging follows RUST_LOG (default `info`).
+#[derive(Debug, Parser)]
+#[command(name = "stompbox", version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, short, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit (with nothing else given: every
+    /// default).
+    #[arg(long)]
+    print_config: bool,
+    /// WebSocket (HTTP) listen address (`websocket.listen`); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    ws_listen: Option<SocketAddr>,
+    /// Path of the WebSocket endpoint (`websocket.path`).
+    #[arg(long, value_name = "PATH")]
+    ws_path: Option<String>,
+    /// Disable the WebSocket listener.
+    #[arg(long)]
+    no_ws: bool,
+    /// STOMP-over-TCP listen address (`tcp.listen`); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    tcp_listen: Option<SocketAddr>,
+    /// Disable the TCP listener.
+    #[arg(long)]
+    no_tcp: bool,
+    /// Set any configuration key, e.g. `--set broker.heartbeat.min=100ms`; repeatable.
+    #[arg(long = "set", short = 's', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    set: Vec<(String, String)>,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{text}`"))
+}
+
+impl Args {
+    fn sources(&self) -> ConfigSources {
+        let mut overrides = Vec::new();
+        if let Some(addr) = self.ws_listen {
+            overrides.push(("websocket.listen".to_owned(), addr.to_string()));
+        }
+        if let Some(path) = &self.ws_path {
+            overrides.push(("websocket.path".to_owned(), path.clone()));
+        }
+        if self.no_ws {
+            overrides.push(("websocket.enabled".to_owned(), "false".to_owned()));
+        }
+        if let Some(addr) = self.tcp_listen {
+            overrides.push(("tcp.listen".to_owned(), addr.to_string()));
+        }
+        if self.no_tcp {
+            overrides.push(("tcp.enabled".to_owned(), "false".to_owned()));
+        }
+        overrides.extend(self.set.iter().cloned());
+        ConfigSources {
+            file: self.config.clone(),
+            env: std::env::vars().collect(),
+            overrides,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Our errors' messages already include their causes: print the top one only.
+            eprintln!("stompbox: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let loaded = args.sources().load()?;
+    if args.print_config {
+        print!("{}", loaded.config.to_toml());
+        return Ok(());
+    }
+    init_logging();
+    for name in &loaded.ignored_env {
+        tracing::warn!(variable = %name, "environment variable names no configuration key; ignored");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = Server::bind(loaded.config).await?;
+        server.run(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!(signal = "SIGINT", "signal received"),
+        _ = terminate => tracing::info!(signal = "SIGTERM", "signal received"),
+    }
+}

@@ -1,0 +1,191 @@
+//! [`Server`]: binds the configured listeners around one [`Broker`] and runs them until a
+//! shutdown future completes.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum::{Router, routing::get};
+use stompbox_broker::Broker;
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{Error, ServerConfig, WebSocketSettings, tcp, ws};
+
+/// Time, beyond the broker's `shutdown_grace`, that the edges get to close their sockets after
+/// the broker has let go of its sessions. Short: by then every session has flushed its ERROR.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// A bound, not yet running, server. Binding and running are separate so that callers (tests,
+/// the binary) can read the bound addresses before serving.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), stompbox_server::Error> {
+/// use stompbox_server::{Server, ServerConfig};
+///
+/// let mut config = ServerConfig::default();
+/// config.websocket.listen = "127.0.0.1:0".parse().unwrap();
+/// config.tcp.enabled = false;
+/// let server = Server::bind(config).await?;
+/// println!("{}", server.local_ws_addr().unwrap());
+/// server.run(async { tokio::signal::ctrl_c().await.ok(); }).await
+/// # }
+/// ```
+pub struct Server {
+    config: ServerConfig,
+    broker: Broker,
+    websocket: Option<TcpListener>,
+    tcp: Option<TcpListener>,
+}
+
+impl Server {
+    /// Validates `config`, builds a broker from `config.broker` (anonymous access) and binds
+    /// the enabled listeners.
+    pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
+        config.validate()?;
+        let broker = Broker::builder()
+            .config(config.broker.clone())
+            .build()
+            .map_err(|e| Error::InvalidConfig {
+                key: format!("broker.{}", e.field),
+                reason: e.reason,
+            })?;
+        Server::bind_with_broker(config, broker).await
+    }
+
+    /// Binds the listeners of `config` around an already built broker (for a custom
+    /// authenticator). `config.broker` is ignored in favour of `broker.config()`.
+    pub async fn bind_with_broker(config: ServerConfig, broker: Broker) -> Result<Server, Error> {
+        config.validate()?;
+        let websocket = match config.websocket.enabled {
+            true => Some(bind("websocket", config.websocket.listen).await?),
+            false => None,
+        };
+        let tcp = match config.tcp.enabled {
+            true => Some(bind("tcp", config.tcp.listen).await?),
+            false => None,
+        };
+        Ok(Server {
+            config,
+            broker,
+            websocket,
+            tcp,
+        })
+    }
+
+    /// The bound WebSocket (HTTP) address, if that listener is enabled.
+    pub fn local_ws_addr(&self) -> Option<SocketAddr> {
+        self.websocket.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The bound TCP address, if that listener is enabled.
+    pub fn local_tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The WebSocket endpoint's URL, `ws://ADDR/PATH`, if that listener is enabled.
+    pub fn ws_url(&self) -> Option<String> {
+        self.local_ws_addr()
+            .map(|addr| format!("ws://{addr}{}", self.config.websocket.path))
+    }
+
+    /// The broker the listeners serve.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully: stops accepting, tells
+    /// every session (`broker.shutdown()`, which waits up to `shutdown_grace`), lets the edges
+    /// close their sockets, and returns. Returns early with an error if a listener fails.
+    ///
+    /// Logs, at info level, the line
+    /// `listening websocket=ws://ADDR/PATH tcp=ADDR` (`disabled` for a disabled listener).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let websocket = match self.ws_url() {
+            Some(url) => url,
+            None => "disabled".to_owned(),
+        };
+        let tcp_addr = match self.local_tcp_addr() {
+            Some(addr) => addr.to_string(),
+            None => "disabled".to_owned(),
+        };
+        tracing::info!(websocket = %websocket, tcp = %tcp_addr, "listening");
+
+        let stop = CancellationToken::new();
+        let connections = TaskTracker::new();
+        let mut listeners = JoinSet::new();
+        if let Some(listener) = self.websocket {
+            let settings = WebSocketSettings::new(&self.config.websocket, self.broker.config());
+            let app = Router::new()
+                .route(
+                    &self.config.websocket.path,
+                    ws::route(self.broker.clone(), settings, Some(connections.clone())),
+                )
+                .route("/health", get(|| async { "ok\n" }))
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let stop = stop.clone();
+            listeners.spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                    .map_err(|source| Error::Serve {
+                        listener: "websocket",
+                        source,
+                    })
+            });
+        }
+        if let Some(listener) = self.tcp {
+            let (broker, connections, stop) =
+                (self.broker.clone(), connections.clone(), stop.clone());
+            let read_size = self.config.tcp.read_buffer_size;
+            listeners.spawn(async move {
+                tcp::accept_loop(listener, broker, read_size, connections, stop)
+                    .await
+                    .map_err(|source| Error::Serve {
+                        listener: "tcp",
+                        source,
+                    })
+            });
+        }
+
+        let mut failure = tokio::select! {
+            _ = shutdown => None,
+            Some(ended) = listeners.join_next() => Some(flatten(ended)),
+        };
+        tracing::info!("shutting down");
+        stop.cancel();
+        let drain_listeners = async {
+            while let Some(ended) = listeners.join_next().await {
+                if let Err(e) = flatten(ended) {
+                    failure.get_or_insert(Err(e));
+                }
+            }
+        };
+        tokio::join!(self.broker.shutdown(), drain_listeners);
+        connections.close();
+        if tokio::time::timeout(CLOSE_GRACE, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = connections.len(),
+                "connections still open after the shutdown grace; dropping them"
+            );
+        }
+        tracing::info!("stopped");
+        failure.unwrap_or(Ok(()))
+    }
+}
+
+fn flatten(ended: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(), Error> {
+    match ended {
+        Ok(result) => result,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        listener,
+        addr,
+        source,
+    })
+}

@@ -1,0 +1,262 @@
+//! The WebSocket edge: an axum route that upgrades, negotiates the STOMP subprotocol and moves
+//! bytes between the socket and [`Broker::serve`].
+//!
+//! Subprotocol negotiation (RFC 6455 §1.9, §4.2.2): the server picks the highest of
+//! [`SUBPROTOCOLS`] that the client offered, whatever the client's order, and echoes only
+//! something the client offered. A client offering none of them (or no
+//! `Sec-WebSocket-Protocol` at all) is served without the header. axum 0.8's
+//! [`WebSocketUpgrade::protocols`] does exactly this (it collects every offered token from every
+//! `Sec-WebSocket-Protocol` header and returns the first of *our* list that was offered), so it
+//! is used as is; `tests/websocket.rs` pins the behaviour.
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use axum::{
+    extract::{
+        ConnectInfo, FromRequestParts, WebSocketUpgrade,
+        ws::{Message, Utf8Bytes, WebSocket},
+    },
+    http::{HeaderMap, HeaderValue, Uri, request::Parts},
+    response::Response,
+    routing::{MethodRouter, get},
+};
+use bytes::Bytes;
+use futures::{
+    Sink, SinkExt, Stream, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
+use stompbox_broker::{Broker, ConnectionInfo, Handshake, Inbound, Outbound, TransportKind};
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, field};
+
+use crate::WebSocketConfig;
+
+/// The subprotocols served, most preferred (newest) first.
+pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
+
+/// Per-connection WebSocket codec settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebSocketSettings {
+    /// See [`WebSocketConfig::read_buffer_size`].
+    pub read_buffer_size: usize,
+    /// See [`WebSocketConfig::write_buffer_size`].
+    pub write_buffer_size: usize,
+    /// Largest WebSocket message (and frame) accepted. The broker's `max_frame_size`: a STOMP
+    /// frame may span several messages, so a larger message is never needed for one frame.
+    pub max_message_size: usize,
+}
+
+impl WebSocketSettings {
+    /// Settings from the server's `[websocket]` table and the broker's limits.
+    pub fn new(websocket: &WebSocketConfig, broker: &stompbox_broker::Config) -> Self {
+        WebSocketSettings {
+            read_buffer_size: websocket.read_buffer_size,
+            write_buffer_size: websocket.write_buffer_size,
+            max_message_size: broker.max_frame_size,
+        }
+    }
+}
+
+/// The STOMP-over-WebSocket endpoint for `broker`, to mount on an application's own router
+/// next to its HTTP routes: `Router::new().route("/stomp", websocket_route(broker))`.
+///
+/// Buffer sizes are the defaults of [`WebSocketConfig`]; use [`websocket_route_with`] to choose.
+/// The application serves with `into_make_service_with_connect_info::<SocketAddr>()` if it wants
+/// peer addresses in logs and in the authenticator's [`ConnectionInfo`].
+pub fn websocket_route<S>(broker: Broker) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let settings = WebSocketSettings::new(&WebSocketConfig::default(), broker.config());
+    websocket_route_with(broker, settings)
+}
+
+/// [`websocket_route`] with explicit codec settings.
+pub fn websocket_route_with<S>(broker: Broker, settings: WebSocketSettings) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    route(broker, settings, None)
+}
+
+/// The route, with a tracker that [`crate::Server`] waits on during shutdown.
+pub(crate) fn route<S>(
+    broker: Broker,
+    settings: WebSocketSettings,
+    tracker: Option<TaskTracker>,
+) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    get(
+        move |upgrade: WebSocketUpgrade, Peer(peer): Peer, uri: Uri, headers: HeaderMap| {
+            let broker = broker.clone();
+            let tracker = tracker.clone();
+            async move { accept(broker, settings, tracker, upgrade, peer, uri, headers) }
+        },
+    )
+}
+
+fn accept(
+    broker: Broker,
+    settings: WebSocketSettings,
+    tracker: Option<TaskTracker>,
+    upgrade: WebSocketUpgrade,
+    peer: Option<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let upgrade = upgrade
+        .read_buffer_size(settings.read_buffer_size)
+        .write_buffer_size(settings.write_buffer_size)
+        .max_message_size(settings.max_message_size)
+        .max_frame_size(settings.max_message_size)
+        .protocols(SUBPROTOCOLS);
+    let subprotocol = upgrade
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .unwrap_or("none")
+        .to_owned();
+    let info = ConnectionInfo {
+        peer,
+        transport: TransportKind::WebSocket,
+        handshake: Some(detached_handshake(&uri, &headers)),
+    };
+    // Held by the connection task so that a graceful shutdown waits for it.
+    let token = tracker.map(|t| t.token());
+    upgrade.on_upgrade(move |socket| async move {
+        let _token = token;
+        // The broker opens a `session{id}` span inside this one.
+        let span = tracing::info_span!(
+            "connection",
+            peer = field::debug(peer),
+            transport = "websocket",
+            subprotocol,
+        );
+        serve(broker, info, socket).instrument(span).await;
+    })
+}
+
+async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket) {
+    tracing::debug!("connected");
+    let (sink, stream) = socket.split();
+    let mut outbound = WsOutbound { sink };
+    let inbound = WsInbound {
+        stream,
+        closed: false,
+    };
+    let reason = broker.serve(info, inbound, &mut outbound).await;
+    // Sends a close frame (unless the peer's close was already answered) and flushes; bounded,
+    // then dropping the halves closes the socket regardless.
+    let _ = tokio::time::timeout(crate::CLOSE_TIMEOUT, outbound.sink.close()).await;
+    tracing::debug!(?reason, "closed");
+}
+
+/// A copy of the upgrade request's URI and headers that owns its bytes. hyper parses headers
+/// zero-copy, so the originals are slices of the connection's HTTP read buffer (8 KiB or more);
+/// the session keeps its [`ConnectionInfo`] for its whole life, and holding those slices would
+/// keep that whole buffer alive per idle connection.
+fn detached_handshake(uri: &Uri, headers: &HeaderMap) -> Handshake {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            owned.append(name.clone(), value);
+        }
+    }
+    let uri = uri.to_string().parse().unwrap_or_else(|_| uri.clone());
+    Handshake {
+        uri,
+        headers: owned,
+    }
+}
+
+/// The peer address, when the server was started with connect info.
+pub(crate) struct Peer(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+/// WebSocket messages in, STOMP byte chunks out. Text and binary messages are both data; pings
+/// and pongs count as liveness (tungstenite answers pings itself); a close message ends it.
+struct WsInbound {
+    stream: SplitStream<WebSocket>,
+    closed: bool,
+}
+
+impl Stream for WsInbound {
+    type Item = io::Result<Inbound>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.closed {
+            return Poll::Ready(None);
+        }
+        let item = match ready!(self.stream.poll_next_unpin(cx)) {
+            None => None,
+            Some(Err(e)) => Some(Err(io::Error::other(e))),
+            Some(Ok(Message::Text(text))) => Some(Ok(Inbound::Data(Bytes::from(text)))),
+            Some(Ok(Message::Binary(bytes))) => Some(Ok(Inbound::Data(bytes))),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Some(Ok(Inbound::Ping)),
+            Some(Ok(Message::Close(_))) => None,
+        };
+        if item.is_none() {
+            self.closed = true;
+        }
+        Poll::Ready(item)
+    }
+}
+
+/// Broker batches out as WebSocket messages: binary when the broker says the bytes are not
+/// UTF-8, text otherwise (checked, and sent as binary if the check fails).
+struct WsOutbound {
+    sink: SplitSink<WebSocket, Message>,
+}
+
+impl WsOutbound {
+    fn message(out: Outbound) -> Message {
+        if out.binary {
+            return Message::Binary(out.bytes);
+        }
+        // The clone is a reference count; the check is the only pass over the bytes.
+        match Utf8Bytes::try_from(out.bytes.clone()) {
+            Ok(text) => Message::Text(text),
+            Err(_) => Message::Binary(out.bytes),
+        }
+    }
+}
+
+impl Sink<Outbound> for WsOutbound {
+    type Error = io::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.sink.poll_ready_unpin(cx).map_err(io::Error::other)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> io::Result<()> {
+        self.sink
+            .start_send_unpin(Self::message(item))
+            .map_err(io::Error::other)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.sink.poll_flush_unpin(cx).map_err(io::Error::other)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.sink.poll_close_unpin(cx).map_err(io::Error::other)
+    }
+}

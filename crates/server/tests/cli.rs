@@ -1,0 +1,292 @@
+//! The `stompbox` binary: configuration layers and their precedence, `--print-config`, errors,
+//! the `listening` line, SIGTERM.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use stompbox_server::ServerConfig;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stompbox");
+
+/// Runs the binary with a clean `STOMPBOX_*` environment plus `env`; returns (status, stdout,
+/// stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(BIN);
+    command.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("STOMPBOX_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    let output = command.output().expect("run stompbox");
+    (
+        output.status.code().expect("exited normally"),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn print_config_is_the_full_default_and_round_trips() {
+    let (status, stdout, stderr) = run(&["--print-config"], &[]);
+    assert_eq!(status, 0, "{stderr}");
+    let printed: ServerConfig = toml::from_str(&stdout).expect("printed config parses");
+    assert_eq!(printed, ServerConfig::default());
+    for key in [
+        "[websocket]",
+        "[tcp]",
+        "[broker]",
+        "[broker.outbox]",
+        "[broker.heartbeat]",
+        "shutdown_grace = \"5s\"",
+    ] {
+        assert!(stdout.contains(key), "missing {key} in\n{stdout}");
+    }
+
+    // Feeding the printed file back changes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stompbox.toml");
+    std::fs::write(&path, &stdout).unwrap();
+    let (status, again, stderr) = run(&["--config", path.to_str().unwrap(), "--print-config"], &[]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(again, stdout);
+}
+
+/// defaults < file < environment < flags, key by key.
+#[test]
+fn precedence_file_env_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stompbox.toml");
+    std::fs::write(
+        &path,
+        r#"
+[websocket]
+listen = "127.0.0.1:1001"
+path = "/from-file"
+
+[tcp]
+listen = "127.0.0.1:2001"
+
+[broker]
+max_connections = 11
+shutdown_grace = "11s"
+
+[broker.heartbeat]
+min = "111ms"
+"#,
+    )
+    .unwrap();
+    let (status, stdout, stderr) = run(
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--tcp-listen",
+            "127.0.0.1:2003",
+            "--set",
+            "broker.shutdown_grace=33s",
+            "--print-config",
+        ],
+        &[
+            ("STOMPBOX_TCP__LISTEN", "127.0.0.1:2002"),
+            ("STOMPBOX_BROKER__MAX_CONNECTIONS", "22"),
+            ("STOMPBOX_BROKER__SHUTDOWN_GRACE", "22s"),
+            ("STOMPBOX_BROKER__OUTBOX__SLOW_CONSUMER", "drop-newest"),
+            ("STOMPBOX_BIN", "/ignored/because/no/such/key"),
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let config: ServerConfig = toml::from_str(&stdout).unwrap();
+    // File only.
+    assert_eq!(config.websocket.listen.to_string(), "127.0.0.1:1001");
+    assert_eq!(config.websocket.path, "/from-file");
+    assert_eq!(config.broker.heartbeat.min.as_millis(), 111);
+    // Env over file.
+    assert_eq!(config.broker.max_connections, 22);
+    assert_eq!(
+        config.broker.outbox.slow_consumer,
+        stompbox_broker::SlowConsumerPolicy::DropNewest
+    );
+    // Flags over env over file.
+    assert_eq!(config.tcp.listen.to_string(), "127.0.0.1:2003");
+    assert_eq!(config.broker.shutdown_grace.as_secs(), 33);
+    // Untouched keys keep their defaults.
+    assert_eq!(
+        config.broker.max_headers,
+        ServerConfig::default().broker.max_headers
+    );
+}
+
+#[test]
+fn invalid_configuration_exits_non_zero_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_type = dir.path().join("bad-type.toml");
+    std::fs::write(&bad_type, "[broker]\nmax_connections = \"lots\"\n").unwrap();
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "[broker]\nmax_conections = 5\n").unwrap();
+    let syntax = dir.path().join("syntax.toml");
+    std::fs::write(&syntax, "[broker\n").unwrap();
+    /// Arguments, environment, and a piece of the expected error message.
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--config", bad_type.to_str().unwrap()],
+            vec![],
+            "line 2",
+        ),
+        (
+            vec!["--config", unknown.to_str().unwrap()],
+            vec![],
+            "max_conections",
+        ),
+        (
+            vec!["--config", syntax.to_str().unwrap()],
+            vec![],
+            "syntax.toml",
+        ),
+        (
+            vec!["--config", "/no/such/file.toml"],
+            vec![],
+            "cannot read configuration file",
+        ),
+        (
+            vec![],
+            vec![("STOMPBOX_BROKER__MAX_CONNECTIONS", "many")],
+            "STOMPBOX_BROKER__MAX_CONNECTIONS",
+        ),
+        (
+            vec![],
+            vec![("STOMPBOX_BROKER__CONNECT_TIMEOUT", "soon")],
+            "broker.connect_timeout",
+        ),
+        (
+            vec!["--set", "broker.heartbeat.grace=0.5"],
+            vec![],
+            "broker.heartbeat.grace",
+        ),
+        (
+            vec!["--set", "broker.nope=1"],
+            vec![],
+            "unknown configuration key `broker.nope`",
+        ),
+        (vec!["--set", "no-equals-sign"], vec![], "KEY=VALUE"),
+        (vec!["--no-ws", "--no-tcp"], vec![], "at least one"),
+        (
+            vec!["--ws-listen", "not-an-address"],
+            vec![],
+            "not-an-address",
+        ),
+    ];
+    for (args, env, needle) in cases {
+        let mut args = args.clone();
+        args.push("--print-config");
+        let (status, stdout, stderr) = run(&args, &env);
+        assert_ne!(status, 0, "{args:?} {env:?} should fail; stdout: {stdout}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?} {env:?}: expected `{needle}` in: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// Starts the binary on port 0, parses the documented `listening` line, checks /health, sends
+/// SIGTERM and expects exit 0.
+#[cfg(unix)]
+#[tokio::test]
+async fn listening_line_and_sigterm() {
+    use common::within;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (ws, tcp) = loop {
+        let line = within("the listening line", lines.next_line())
+            .await
+            .unwrap()
+            .expect("stderr closed before the listening line");
+        if let Some(rest) = line.split("listening websocket=").nth(1) {
+            let (ws, tcp) = rest.split_once(" tcp=").expect("tcp= follows websocket=");
+            break (ws.trim().to_owned(), tcp.trim().to_owned());
+        }
+    };
+    assert!(
+        ws.starts_with("ws://127.0.0.1:") && ws.ends_with("/ws"),
+        "{ws}"
+    );
+    let tcp: std::net::SocketAddr = tcp.parse().expect("tcp address");
+    assert_ne!(tcp.port(), 0);
+    let http_addr = ws.trim_start_matches("ws://").trim_end_matches("/ws");
+
+    let mut stream = tokio::net::TcpStream::connect(http_addr).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    within("health response", stream.read_to_string(&mut response))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    tokio::net::TcpStream::connect(tcp)
+        .await
+        .expect("tcp listener accepts");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = within("exit after SIGTERM", child.wait()).await.unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut rest = Vec::new();
+    while let Some(line) = within("remaining log", lines.next_line()).await.unwrap() {
+        rest.push(line);
+    }
+    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
+/// `docs/configuration.md` names every key of the default configuration and its environment
+/// variable, so the table cannot silently fall behind a new field.
+#[test]
+fn configuration_doc_lists_every_key() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
+    let defaults = toml::Table::try_from(ServerConfig::default()).unwrap();
+    let mut keys = Vec::new();
+    collect_keys(&defaults, "", &mut keys);
+    assert!(keys.len() > 20, "{keys:?}");
+    for key in keys {
+        assert!(
+            doc.contains(&format!("`{key}`")),
+            "docs/configuration.md lacks `{key}`"
+        );
+        let env = format!("STOMPBOX_{}", key.to_ascii_uppercase().replace('.', "__"));
+        assert!(doc.contains(&env), "docs/configuration.md lacks {env}");
+    }
+}
+
+fn collect_keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (name, value) in table {
+        let key = format!("{prefix}{name}");
+        match value {
+            toml::Value::Table(inner) => collect_keys(inner, &format!("{key}."), out),
+            _ => out.push(key),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! An in-process server on 127.0.0.1:0; the socket clients come from `stompbox-test-support`
+//! (`ws`, `tcp`, `wire`), re-exported here. Every wait is bounded by [`WAIT`].
+
+#![allow(dead_code, unused_imports, unreachable_pub)]
+
+use std::net::SocketAddr;
+
+use stompbox_server::{Broker, Server, ServerConfig};
+pub use stompbox_test_support::{
+    frames,
+    tcp::TcpClient,
+    wire::{SOCKET_WAIT as WAIT, encode, raw_frame, within},
+    ws::{WsClient, raw_upgrade},
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// A running in-process server.
+pub struct TestServer {
+    pub ws_url: String,
+    pub ws_addr: SocketAddr,
+    pub tcp_addr: SocketAddr,
+    pub broker: Broker,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), stompbox_server::Error>>>,
+}
+
+impl TestServer {
+    /// A server with both listeners on 127.0.0.1:0 and `tweak` applied to the default config.
+    pub async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let mut config = ServerConfig::default();
+        config.websocket.listen = "127.0.0.1:0".parse().unwrap();
+        config.tcp.listen = "127.0.0.1:0".parse().unwrap();
+        tweak(&mut config);
+        let server = Server::bind(config).await.expect("bind");
+        let ws_url = server.ws_url().unwrap();
+        let ws_addr = server.local_ws_addr().unwrap();
+        let tcp_addr = server.local_tcp_addr().unwrap();
+        let broker = server.broker().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            ws_url,
+            ws_addr,
+            tcp_addr,
+            broker,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Triggers graceful shutdown and waits for `run` to return.
+    pub async fn shutdown(mut self) -> Result<(), stompbox_server::Error> {
+        let _ = self.stop.take().unwrap().send(());
+        within("server shutdown", self.task.take().unwrap())
+            .await
+            .expect("server task panicked")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// CONNECT for STOMP 1.2 with heart-beats off, as bytes.
+pub fn connect_frame() -> Vec<u8> {
+    encode(&frames::connect())
+}

@@ -1,0 +1,233 @@
+//! [`WsClient`]: a STOMP client over a real WebSocket (tokio-tungstenite), and [`raw_upgrade`]
+//! for asserting on the upgrade response itself. Every wait is bounded.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use stompbox_codec::{Command, Frame};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+use crate::{
+    frames,
+    wire::{FrameReader, encode, within},
+};
+
+/// The client's WebSocket.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A STOMP-over-WebSocket client.
+#[derive(Debug)]
+pub struct WsClient {
+    /// The socket, for tests that need it raw (pings, close).
+    pub ws: Ws,
+    /// Frames decoded from received data messages.
+    pub reader: FrameReader,
+    /// The kind of every data message received, in order: `true` for binary.
+    pub kinds: Vec<bool>,
+}
+
+impl WsClient {
+    /// Opens a WebSocket to `url` offering `v12.stomp` (no STOMP frame sent yet).
+    pub async fn open(url: &str) -> WsClient {
+        let stream = within("tcp connect", TcpStream::connect(host_port(url)))
+            .await
+            .expect("tcp connect");
+        WsClient::open_on(stream, url).await
+    }
+
+    /// [`WsClient::open`] over an already connected socket (e.g. one with a small receive
+    /// buffer, to make a slow consumer).
+    pub async fn open_on(stream: TcpStream, url: &str) -> WsClient {
+        WsClient::open_with(stream, url, &[]).await
+    }
+
+    /// [`WsClient::open_on`] with extra request headers (cookies, tokens).
+    pub async fn open_with(
+        stream: TcpStream,
+        url: &str,
+        headers: &[(&'static str, &str)],
+    ) -> WsClient {
+        let mut request = url.into_client_request().expect("a ws:// URL");
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).expect("a valid header value");
+            request.headers_mut().append(*name, value);
+        }
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("v12.stomp"),
+        );
+        let (ws, response) = within(
+            "websocket handshake",
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("websocket handshake");
+        assert_eq!(response.headers()["sec-websocket-protocol"], "v12.stomp");
+        WsClient {
+            ws,
+            reader: FrameReader::default(),
+            kinds: Vec::new(),
+        }
+    }
+
+    /// Opens, sends [`frames::connect`] as text and expects CONNECTED.
+    pub async fn connect(url: &str) -> WsClient {
+        let mut client = WsClient::open(url).await;
+        client.send_frame(&frames::connect()).await;
+        client.expect_frame(Command::Connected).await;
+        client
+    }
+
+    /// Sends bytes as one text message; they must be UTF-8.
+    pub async fn send_text(&mut self, bytes: &[u8]) {
+        let text = String::from_utf8(bytes.to_vec()).expect("a text message must be UTF-8");
+        within("websocket send", self.ws.send(Message::text(text)))
+            .await
+            .expect("websocket send");
+    }
+
+    /// Sends bytes as one binary message.
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        let message = Message::binary(Bytes::copy_from_slice(bytes));
+        within("websocket send", self.ws.send(message))
+            .await
+            .expect("websocket send");
+    }
+
+    /// Sends an encoded frame as one text message.
+    pub async fn send_frame(&mut self, frame: &Frame) {
+        self.send_text(&encode(frame)).await;
+    }
+
+    /// The next data message's bytes (pings and pongs skipped), or `None` once the socket
+    /// closes.
+    pub async fn recv_message(&mut self) -> Option<Bytes> {
+        loop {
+            match within("a websocket message", self.ws.next()).await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Text(text))) => {
+                    self.kinds.push(false);
+                    return Some(Bytes::from(text));
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    self.kinds.push(true);
+                    return Some(bytes);
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// The next frame, or `None` once the socket closes.
+    pub async fn try_recv(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(frame) = self.reader.next_frame() {
+                return Some(frame);
+            }
+            let chunk = self.recv_message().await?;
+            self.reader.push(&chunk);
+        }
+    }
+
+    /// The next frame; panics if the socket closes first.
+    pub async fn recv(&mut self) -> Frame {
+        self.try_recv()
+            .await
+            .expect("socket closed before a frame arrived")
+    }
+
+    /// The next frame, which must be a `command`.
+    pub async fn expect_frame(&mut self, command: Command) -> Frame {
+        let frame = self.recv().await;
+        assert_eq!(frame.command, command, "unexpected frame: {frame:?}");
+        frame
+    }
+
+    /// Subscribes with a receipt and waits for it.
+    pub async fn subscribe(&mut self, id: &str, destination: &str) {
+        let receipt = format!("subscribe-{id}");
+        self.send_frame(
+            &frames::subscribe(id, destination).with_header("receipt", receipt.as_str()),
+        )
+        .await;
+        let reply = self.expect_frame(Command::Receipt).await;
+        assert_eq!(reply.header("receipt-id"), Some(receipt.as_str()));
+    }
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.strip_prefix("ws://").expect("a ws:// URL");
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+/// The response to a hand-written upgrade request.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RawResponse {
+    /// Every value of header `name` (lower case).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Sends a WebSocket upgrade request for `path` carrying one `Sec-WebSocket-Protocol` header per
+/// entry of `protocol_headers` and returns the response head. Written by hand because
+/// tungstenite's client refuses a response that lacks a protocol it offered, which is exactly
+/// what some negotiation tests expect.
+pub async fn raw_upgrade(addr: SocketAddr, path: &str, protocol_headers: &[&str]) -> RawResponse {
+    let mut stream = within("tcp connect", TcpStream::connect(addr))
+        .await
+        .expect("tcp connect");
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    for value in protocol_headers {
+        request.push_str(&format!("Sec-WebSocket-Protocol: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    within("request write", stream.write_all(request.as_bytes()))
+        .await
+        .expect("request write");
+    // Byte by byte so that nothing after the head (a first WebSocket frame) is consumed.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = within("response read", stream.read(&mut byte))
+            .await
+            .expect("response read");
+        assert_eq!(n, 1, "connection closed mid-response: {head:?}");
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8(head).expect("an ASCII response head");
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    RawResponse { status, headers }
+}
