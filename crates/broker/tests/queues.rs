@@ -81,6 +81,15 @@ async fn next_of_two(a: &mut TestClient, b: &mut TestClient) -> (usize, Frame) {
 
 #[tokio::test]
 async fn competing_consumers_lose_nothing_when_one_disconnects_holding_unacked_messages() {
+    competing_consumers_with_one_vanishing().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn competing_consumers_lose_nothing_on_a_multi_threaded_runtime() {
+    competing_consumers_with_one_vanishing().await;
+}
+
+async fn competing_consumers_with_one_vanishing() {
     const N: usize = 30;
     let broker = Broker::new();
     let mut consumers = Vec::new();
@@ -488,6 +497,11 @@ async fn the_bound_rejects_with_an_error_naming_the_queue() {
         .await;
     let e = p.expect_error("queue full: /queue/full").await;
     assert!(body(&e).contains("/queue/full"));
+    assert_eq!(
+        e.header("receipt-id"),
+        Some("r"),
+        "the SEND's receipt, on the ERROR"
+    );
     assert!(matches!(
         p.close_reason().await,
         CloseReason::ProtocolError(_)

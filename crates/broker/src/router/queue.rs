@@ -300,7 +300,8 @@ impl Queue {
     fn pick(&self, avoid: Option<&(u64, ByteString)>, refused: &[bool]) -> Option<usize> {
         let n = self.consumers.len();
         let candidates = (0..n).map(|k| (self.cursor + k) % n);
-        let usable = |i: &usize| !refused[*i] && self.consumers[*i].has_room();
+        let usable =
+            |i: &usize| !refused.get(*i).copied().unwrap_or(false) && self.consumers[*i].has_room();
         let is_avoided = |i: &usize| avoid.is_some_and(|(s, id)| self.consumers[*i].is(*s, id));
         candidates
             .clone()
@@ -311,7 +312,8 @@ impl Queue {
 
     /// Hands waiting messages to consumers with room until either runs out. Never waits.
     pub(crate) fn dispatch(&mut self, ctx: &Ctx<'_>) {
-        let mut refused = vec![false; self.consumers.len()];
+        // Consumers whose outbox refused a delivery this round; allocated on the first refusal.
+        let mut refused: Vec<bool> = Vec::new();
         loop {
             while self.ready.front().is_some_and(|q| q.expired(ctx.now_ms)) {
                 self.pop_ready(ctx);
@@ -343,6 +345,9 @@ impl Queue {
                 }
                 Offer::Refused => {
                     // The outbox is full (and marked starved) or its session is closing.
+                    if refused.is_empty() {
+                        refused = vec![false; self.consumers.len()];
+                    }
                     refused[i] = true;
                     self.push_ready(queued, true, ctx);
                 }

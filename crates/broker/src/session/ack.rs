@@ -11,7 +11,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use stompbox_codec::ByteString;
+use stompbox_codec::{ByteString, Frame, Version};
+
+use super::{Action, Session, State};
+use crate::destination::DestinationKind;
+use crate::error::ProtocolError;
+use crate::router::Outcome;
 
 /// Most unacknowledged deliveries remembered per topic subscription in a client mode. Topics
 /// have no redelivery, so forgetting the oldest loses nothing but the ability to ACK it (an
@@ -152,6 +157,63 @@ impl AckBook {
             _ => vec![sub.pending.remove(index).expect("found").tag],
         };
         Some((id.clone(), tags))
+    }
+}
+
+/// ACK and NACK frames.
+impl Session<'_> {
+    pub(super) fn version(&self) -> Version {
+        match self.state {
+            State::Connected { version } | State::Authenticating { version, .. } => version,
+            _ => Version::V1_2,
+        }
+    }
+
+    /// What an ACK/NACK names, per the session's version, and the id as written (for errors).
+    pub(super) fn ack_key<'f>(
+        &self,
+        frame: &'f Frame,
+    ) -> Result<(Option<AckKey<'f>>, &'f str), ProtocolError> {
+        let missing = |header| ProtocolError::MissingHeader {
+            command: frame.command,
+            header,
+        };
+        if self.version() == Version::V1_2 {
+            let id = frame.header("id").ok_or(missing("id"))?;
+            return Ok((id.parse().ok().map(AckKey::Tag), id));
+        }
+        let id = frame.header("message-id").ok_or(missing("message-id"))?;
+        let key = id.parse().ok().map(|id| AckKey::MessageId {
+            id,
+            subscription: frame.header("subscription"),
+        });
+        Ok((key, id))
+    }
+
+    pub(super) fn ack(
+        &mut self,
+        frame: &Frame,
+        outcome: Outcome,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ProtocolError> {
+        let (key, id) = self.ack_key(frame)?;
+        let unknown = || ProtocolError::UnknownAck {
+            command: frame.command,
+            id: id.to_owned(),
+        };
+        let (subscription, tags) = key
+            .and_then(|key| self.acks.take(key))
+            .ok_or_else(unknown)?;
+        let destination = self.subscriptions.get(&subscription).ok_or_else(unknown)?;
+        if destination.kind() == DestinationKind::Queue {
+            out.push(Action::Settle {
+                destination: destination.clone(),
+                subscription,
+                tags,
+                outcome,
+            });
+        }
+        Ok(())
     }
 }
 

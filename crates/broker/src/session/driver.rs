@@ -17,7 +17,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use futures::{Sink, Stream, StreamExt};
-use stompbox_codec::{ByteString, Decoder, Item, Version};
+use stompbox_codec::{ByteString, Command, Decoder, Item, Version};
 use tokio::time::{Instant, sleep_until};
 
 use super::writer::{MAX_BATCH_BYTES, Writer};
@@ -330,14 +330,19 @@ impl Conn<'_> {
     }
 
     /// Carries out the state machine's actions in order (authentication may add more). An
-    /// effect that fails (a full queue) ends the session; the actions after it (its receipt)
-    /// are dropped.
+    /// effect that fails (a full queue) ends the session: the actions after it are dropped, and
+    /// the receipt among them (that of the frame being applied) goes on the ERROR.
     async fn execute(&mut self) {
         let mut queue: VecDeque<Action> = std::mem::take(&mut self.actions).into();
         while let Some(action) = queue.pop_front() {
             if let Err(error) = self.apply(action).await {
-                queue.clear();
-                self.session.fail(error, None, &mut self.actions);
+                let receipt = queue.drain(..).find_map(|a| match a {
+                    Action::Reply(f) if f.command == Command::Receipt => {
+                        f.headers.get_shared("receipt-id").cloned()
+                    }
+                    _ => None,
+                });
+                self.session.fail(error, receipt, &mut self.actions);
             }
             queue.extend(self.actions.drain(..));
         }

@@ -16,7 +16,7 @@ use stompbox_codec::{ByteString, Command, DecodeError, Frame, Headers, Version};
 pub(crate) use ack::AckMode;
 pub(crate) use heartbeat::Heartbeat;
 
-use self::ack::{AckBook, AckKey};
+use self::ack::AckBook;
 use self::transaction::Transactions;
 use crate::destination::{Destination, DestinationKind};
 use crate::error::{ProtocolError, negotiate_version};
@@ -293,27 +293,9 @@ impl<'a> Session<'a> {
             Command::Unsubscribe => self.unsubscribe(&frame, out),
             Command::Ack => self.ack(&frame, Outcome::Ack, out),
             Command::Nack => self.ack(&frame, Outcome::Nack, out),
-            Command::Begin => {
-                let tx = Self::transaction_id(&frame)?;
-                self.transactions
-                    .begin(tx.clone(), &self.config.transactions)
-            }
-            Command::Commit => {
-                let tx = Self::transaction_id(&frame)?;
-                // Every effect is an action pushed before the receipt `on_frame` adds.
-                for held in self.transactions.commit(tx)? {
-                    match held.command {
-                        Command::Send => self.send(held, out)?,
-                        Command::Ack => self.ack(&held, Outcome::Ack, out)?,
-                        _ => self.ack(&held, Outcome::Nack, out)?,
-                    }
-                }
-                Ok(())
-            }
-            Command::Abort => {
-                let tx = Self::transaction_id(&frame)?;
-                self.transactions.abort(tx)
-            }
+            Command::Begin => self.begin(&frame),
+            Command::Commit => self.commit(&frame, out),
+            Command::Abort => self.abort(&frame),
             Command::Disconnect => {
                 // `on_frame` pushes the receipt, then the close; open transactions are dropped.
                 self.state = State::Closed;
@@ -324,86 +306,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn transaction_id(frame: &Frame) -> Result<&ByteString, ProtocolError> {
-        frame
-            .headers
-            .get_shared("transaction")
-            .ok_or(ProtocolError::MissingHeader {
-                command: frame.command,
-                header: "transaction",
-            })
-    }
-
-    /// A SEND, ACK or NACK inside a transaction: checked now as far as it can be (destination,
-    /// required headers), applied at COMMIT.
-    fn hold(&mut self, tx: &str, frame: Frame) -> Result<(), ProtocolError> {
-        match frame.command {
-            Command::Send => {
-                Self::destination(&frame, Operation::Publish)?;
-            }
-            _ => {
-                self.ack_key(&frame)?;
-            }
-        }
-        self.transactions
-            .buffer(tx, frame, &self.config.transactions)
-    }
-
-    fn version(&self) -> Version {
-        match self.state {
-            State::Connected { version } | State::Authenticating { version, .. } => version,
-            _ => Version::V1_2,
-        }
-    }
-
-    /// What an ACK/NACK names, per the session's version, and the id as written (for errors).
-    fn ack_key<'f>(
-        &self,
-        frame: &'f Frame,
-    ) -> Result<(Option<AckKey<'f>>, &'f str), ProtocolError> {
-        let missing = |header| ProtocolError::MissingHeader {
-            command: frame.command,
-            header,
-        };
-        if self.version() == Version::V1_2 {
-            let id = frame.header("id").ok_or(missing("id"))?;
-            return Ok((id.parse().ok().map(AckKey::Tag), id));
-        }
-        let id = frame.header("message-id").ok_or(missing("message-id"))?;
-        let key = id.parse().ok().map(|id| AckKey::MessageId {
-            id,
-            subscription: frame.header("subscription"),
-        });
-        Ok((key, id))
-    }
-
-    fn ack(
-        &mut self,
+    pub(super) fn destination(
         frame: &Frame,
-        outcome: Outcome,
-        out: &mut Vec<Action>,
-    ) -> Result<(), ProtocolError> {
-        let (key, id) = self.ack_key(frame)?;
-        let unknown = || ProtocolError::UnknownAck {
-            command: frame.command,
-            id: id.to_owned(),
-        };
-        let (subscription, tags) = key
-            .and_then(|key| self.acks.take(key))
-            .ok_or_else(unknown)?;
-        let destination = self.subscriptions.get(&subscription).ok_or_else(unknown)?;
-        if destination.kind() == DestinationKind::Queue {
-            out.push(Action::Settle {
-                destination: destination.clone(),
-                subscription,
-                tags,
-                outcome,
-            });
-        }
-        Ok(())
-    }
-
-    fn destination(frame: &Frame, operation: Operation) -> Result<Destination, ProtocolError> {
+        operation: Operation,
+    ) -> Result<Destination, ProtocolError> {
         let raw = frame
             .headers
             .get_shared("destination")
@@ -421,7 +327,11 @@ impl<'a> Session<'a> {
         Ok(destination)
     }
 
-    fn send(&mut self, frame: Frame, out: &mut Vec<Action>) -> Result<(), ProtocolError> {
+    pub(super) fn send(
+        &mut self,
+        frame: Frame,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ProtocolError> {
         let destination = Self::destination(&frame, Operation::Publish)?;
         out.push(Action::Publish {
             destination,

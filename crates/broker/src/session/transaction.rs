@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 
-use stompbox_codec::{ByteString, Frame};
+use stompbox_codec::{ByteString, Command, Frame};
 
+use super::{Action, Session};
 use crate::TransactionConfig;
 use crate::error::ProtocolError;
+use crate::router::{Operation, Outcome};
 
 /// The open transactions of one session. Empty maps do not allocate.
 #[derive(Debug, Default)]
@@ -71,6 +73,63 @@ impl Transactions {
     /// Drops the transaction's frames.
     pub(crate) fn abort(&mut self, id: &str) -> Result<(), ProtocolError> {
         self.commit(id).map(drop)
+    }
+}
+
+/// BEGIN, COMMIT, ABORT, and frames naming a transaction.
+impl Session<'_> {
+    fn transaction_id(frame: &Frame) -> Result<&ByteString, ProtocolError> {
+        frame
+            .headers
+            .get_shared("transaction")
+            .ok_or(ProtocolError::MissingHeader {
+                command: frame.command,
+                header: "transaction",
+            })
+    }
+
+    /// A SEND, ACK or NACK inside a transaction: checked now as far as it can be (destination,
+    /// required headers), applied at COMMIT.
+    pub(super) fn hold(&mut self, tx: &str, frame: Frame) -> Result<(), ProtocolError> {
+        match frame.command {
+            Command::Send => {
+                Self::destination(&frame, Operation::Publish)?;
+            }
+            _ => {
+                self.ack_key(&frame)?;
+            }
+        }
+        self.transactions
+            .buffer(tx, frame, &self.config.transactions)
+    }
+
+    pub(super) fn begin(&mut self, frame: &Frame) -> Result<(), ProtocolError> {
+        let tx = Self::transaction_id(frame)?;
+        self.transactions
+            .begin(tx.clone(), &self.config.transactions)
+    }
+
+    /// Applies the held frames in order. Every effect is an action pushed before the receipt
+    /// `on_frame` adds, so COMMIT's RECEIPT follows all of them.
+    pub(super) fn commit(
+        &mut self,
+        frame: &Frame,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ProtocolError> {
+        let tx = Self::transaction_id(frame)?;
+        for held in self.transactions.commit(tx)? {
+            match held.command {
+                Command::Send => self.send(held, out)?,
+                Command::Ack => self.ack(&held, Outcome::Ack, out)?,
+                _ => self.ack(&held, Outcome::Nack, out)?,
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn abort(&mut self, frame: &Frame) -> Result<(), ProtocolError> {
+        let tx = Self::transaction_id(frame)?;
+        self.transactions.abort(tx)
     }
 }
 
