@@ -314,3 +314,64 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(config: Config) -> &'static str {
+        config.validate().expect_err("invalid").field
+    }
+
+    #[test]
+    fn queue_and_transaction_bounds_are_validated() {
+        assert!(Config::default().validate().is_ok());
+        let queues = |q: QueueConfig| Config {
+            queues: q,
+            ..Config::default()
+        };
+        let cases = [
+            (
+                queues(QueueConfig {
+                    max_messages: 0,
+                    ..QueueConfig::default()
+                }),
+                "queues",
+            ),
+            (
+                queues(QueueConfig {
+                    max_bytes: 1024,
+                    ..QueueConfig::default()
+                }),
+                "queues.max_bytes",
+            ),
+            (
+                queues(QueueConfig {
+                    default_prefetch: 2000,
+                    ..QueueConfig::default()
+                }),
+                "queues.default_prefetch",
+            ),
+            (
+                queues(QueueConfig {
+                    dead_letter_prefix: "dead/".into(),
+                    ..QueueConfig::default()
+                }),
+                "queues.dead_letter_prefix",
+            ),
+            (
+                Config {
+                    transactions: TransactionConfig {
+                        max_frames: 0,
+                        ..TransactionConfig::default()
+                    },
+                    ..Config::default()
+                },
+                "transactions",
+            ),
+        ];
+        for (config, field) in cases {
+            assert_eq!(field_of(config), field);
+        }
+    }
+}

@@ -151,14 +151,6 @@ pub enum ProtocolError {
         /// `transactions.max_bytes`.
         max_bytes: usize,
     },
-    /// A command not served yet.
-    #[error("{command} is not supported yet: {what} come in a later release")]
-    NotSupportedYet {
-        /// The frame's command.
-        command: Command,
-        /// What is missing.
-        what: &'static str,
-    },
     /// A server command (CONNECTED, MESSAGE, RECEIPT, ERROR) sent by the client.
     #[error("{command} is a server frame; clients may not send it")]
     ServerFrame {
@@ -233,9 +225,6 @@ impl ProtocolError {
                 format!("too many transactions (max {max})")
             }
             ProtocolError::TransactionTooLarge { .. } => "transaction too large".into(),
-            ProtocolError::NotSupportedYet { command, .. } => {
-                format!("{command} not supported yet")
-            }
             ProtocolError::ServerFrame { command } => format!("unexpected {command} frame"),
             ProtocolError::AuthenticationFailed { message } => message.clone(),
             ProtocolError::ConnectTimeout(_) => "connect timeout".into(),
