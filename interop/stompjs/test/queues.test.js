@@ -176,3 +176,21 @@ test('a duplicate transaction id is an ERROR', async (t) => {
   const frame = await within(error, 'ERROR for a duplicate transaction');
   assert.equal(frame.headers.message, 'duplicate transaction id');
 });
+
+test('a message NACKed max_deliveries times lands in /queue/dlq.<name>', async (t) => {
+  const own = await startServer({ env: { STOMPBOX_BROKER__QUEUES__MAX_DELIVERIES: '2' } });
+  t.after(() => own.kill());
+  const c = makeClient(own.wsUrl);
+  t.after(() => c.deactivate({ force: true }));
+  await connect(c);
+  const dead = collect(c, '/queue/dlq.interop-poison', 1);
+  let deliveries = 0;
+  await subscribe(c, '/queue/interop-poison', (m) => { deliveries += 1; m.nack(); }, {
+    ack: 'client-individual',
+  });
+  await send(c, '/queue/interop-poison', 'poison');
+  const [letter] = await dead.messages;
+  assert.equal(letter.body, 'poison');
+  assert.equal(letter.headers['x-original-destination'], '/queue/interop-poison');
+  assert.equal(deliveries, 2);
+});
