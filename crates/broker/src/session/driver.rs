@@ -412,10 +412,9 @@ impl Conn<'_> {
                     outbox: self.outbox.clone(),
                 };
                 let counters = &shared.counters;
-                (shared
-                    .router
-                    .subscribe(&destination, subscriber, options, counters))
-                .map_err(|e| queue_error(e, &destination, shared))?;
+                let subscribed =
+                    (shared.router).subscribe(&destination, subscriber, options, counters);
+                subscribed.map_err(|e| queue_error(e, &destination, shared))?;
             }
             Action::Unsubscribe { id, destination } => {
                 tracing::debug!(id = %id, destination = %destination, "unsubscribe");
