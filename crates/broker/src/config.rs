@@ -42,6 +42,75 @@ pub struct Config {
     /// How long a graceful shutdown waits for sessions to flush their last frames. Default 5 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// `/queue/...` destinations: bounds, overflow policy, prefetch, dead letters.
+    pub queues: QueueConfig,
+    /// BEGIN / COMMIT / ABORT: what one session may buffer.
+    pub transactions: TransactionConfig,
+}
+
+/// `/queue/...` destinations: point-to-point with acknowledgements. Messages wait in the queue
+/// (bounded here), never in subscriber outboxes beyond each subscription's prefetch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Most messages waiting in one queue (not counting those in flight to a consumer).
+    /// Default 10,000: minutes of backlog for a typical worker pool, and a bound a producer
+    /// with no consumer reaches quickly enough to notice.
+    pub max_messages: usize,
+    /// Most body and header bytes waiting in one queue. Default 16 MiB: four maximum-size
+    /// messages, or thousands of typical ones.
+    pub max_bytes: usize,
+    /// Most bytes waiting in all queues of the node together. Default 256 MiB, so that many
+    /// queues each below `max_bytes` still cannot exhaust memory.
+    pub max_total_bytes: usize,
+    /// Most queues on the node; a SEND or SUBSCRIBE that would create one more is an ERROR.
+    /// Default 10,000. Queues live until the node stops (idle-queue expiry is later work).
+    pub max_queues: usize,
+    /// What a SEND to a full queue does. Default `reject`: the producer learns at once (ERROR
+    /// naming the queue) instead of messages vanishing silently.
+    pub overflow: OverflowPolicy,
+    /// Unacknowledged messages per subscription when SUBSCRIBE has no `prefetch-count`.
+    /// Default 100: enough to keep a consumer busy across a round trip, small enough that
+    /// work spreads across competing consumers. Capped by `outbox.max_frames`.
+    pub default_prefetch: usize,
+    /// Largest `prefetch-count` a client may ask for. Default 1,000.
+    pub max_prefetch: usize,
+    /// Deliveries after which a message that comes back (NACK, UNSUBSCRIBE, session end) is
+    /// dead-lettered instead of redelivered. Default 20, RabbitMQ's quorum-queue delivery
+    /// limit: a poison message cannot loop forever, a flaky consumer has room. 0 turns
+    /// dead-lettering off (redeliver forever).
+    pub max_deliveries: u32,
+    /// Where dead letters of queue `<name>` go: `/queue/<prefix><name>`. Default `dlq.`, so
+    /// `/queue/jobs` dead-letters into `/queue/dlq.jobs`. Queues whose name starts with the
+    /// prefix never dead-letter (no chains); an empty prefix drops dead letters (counted).
+    pub dead_letter_prefix: String,
+}
+
+/// What happens to a SEND when its queue is at `max_messages` or `max_bytes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverflowPolicy {
+    /// ERROR `queue full` naming the queue; the SEND is not queued and the session closes.
+    #[default]
+    Reject,
+    /// Drop the oldest waiting messages until the new one fits; counted per queue.
+    DropOldest,
+}
+
+/// Transactions (BEGIN / COMMIT / ABORT): frames are buffered until COMMIT, so these bound what
+/// a session may hold back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransactionConfig {
+    /// Most transactions open at once on one session. Default 16; clients rarely use more than
+    /// one.
+    pub max_open: usize,
+    /// Most frames (SEND, ACK, NACK) buffered in one transaction. Default 1,024: a batch job's
+    /// worth, without letting one session buffer without bound.
+    pub max_frames: usize,
+    /// Most body bytes buffered in all open transactions of one session. Default 16 MiB: four
+    /// maximum-size SENDs.
+    pub max_bytes: usize,
 }
 
 /// Per-session outbound queue: fan-out never waits on a subscriber; these bound what a slow one
@@ -112,6 +181,34 @@ impl Default for Config {
             outbox: OutboxConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             shutdown_grace: Duration::from_secs(5),
+            queues: QueueConfig::default(),
+            transactions: TransactionConfig::default(),
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_messages: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+            max_total_bytes: 256 * 1024 * 1024,
+            max_queues: 10_000,
+            overflow: OverflowPolicy::Reject,
+            default_prefetch: 100,
+            max_prefetch: 1000,
+            max_deliveries: 20,
+            dead_letter_prefix: "dlq.".to_owned(),
+        }
+    }
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            max_open: 16,
+            max_frames: 1024,
+            max_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -185,6 +282,96 @@ impl Config {
         if self.max_connections == 0 {
             return bad("max_connections", "must be greater than zero");
         }
+        let q = &self.queues;
+        if q.max_messages == 0 || q.max_bytes == 0 || q.max_total_bytes == 0 || q.max_queues == 0 {
+            return bad(
+                "queues",
+                "max_messages, max_bytes, max_total_bytes and max_queues must be greater than zero",
+            );
+        }
+        if q.max_bytes < self.max_body_size {
+            return bad(
+                "queues.max_bytes",
+                "must hold at least one max_body_size message",
+            );
+        }
+        if q.default_prefetch == 0 || q.default_prefetch > q.max_prefetch {
+            return bad(
+                "queues.default_prefetch",
+                "must be between 1 and queues.max_prefetch",
+            );
+        }
+        if q.dead_letter_prefix.contains('/') {
+            return bad("queues.dead_letter_prefix", "must not contain '/'");
+        }
+        let t = &self.transactions;
+        if t.max_open == 0 || t.max_frames == 0 {
+            return bad(
+                "transactions",
+                "max_open and max_frames must be greater than zero",
+            );
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(config: Config) -> &'static str {
+        config.validate().expect_err("invalid").field
+    }
+
+    #[test]
+    fn queue_and_transaction_bounds_are_validated() {
+        assert!(Config::default().validate().is_ok());
+        let queues = |q: QueueConfig| Config {
+            queues: q,
+            ..Config::default()
+        };
+        let cases = [
+            (
+                queues(QueueConfig {
+                    max_messages: 0,
+                    ..QueueConfig::default()
+                }),
+                "queues",
+            ),
+            (
+                queues(QueueConfig {
+                    max_bytes: 1024,
+                    ..QueueConfig::default()
+                }),
+                "queues.max_bytes",
+            ),
+            (
+                queues(QueueConfig {
+                    default_prefetch: 2000,
+                    ..QueueConfig::default()
+                }),
+                "queues.default_prefetch",
+            ),
+            (
+                queues(QueueConfig {
+                    dead_letter_prefix: "dead/".into(),
+                    ..QueueConfig::default()
+                }),
+                "queues.dead_letter_prefix",
+            ),
+            (
+                Config {
+                    transactions: TransactionConfig {
+                        max_frames: 0,
+                        ..TransactionConfig::default()
+                    },
+                    ..Config::default()
+                },
+                "transactions",
+            ),
+        ];
+        for (config, field) in cases {
+            assert_eq!(field_of(config), field);
+        }
     }
 }

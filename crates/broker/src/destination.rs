@@ -10,7 +10,7 @@ use stompbox_codec::ByteString;
 pub enum DestinationKind {
     /// `/topic/<routing key>`: publish/subscribe, every current subscriber gets each message.
     Topic,
-    /// `/queue/<name>`: point-to-point with acknowledgements (not served yet).
+    /// `/queue/<name>`: point-to-point with acknowledgements.
     Queue,
     /// `/app/<path>`: application handlers (not served yet).
     App,

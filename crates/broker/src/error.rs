@@ -56,7 +56,9 @@ pub enum ProtocolError {
     #[error("{0}")]
     InvalidDestination(#[from] DestinationError),
     /// The destination's kind is not served yet.
-    #[error("{destination:?}: {kind} destinations are not served yet; only /topic/... is")]
+    #[error(
+        "{destination:?}: {kind} destinations are not served yet; only /topic/... and /queue/... are"
+    )]
     DestinationNotServed {
         /// The destination as sent.
         destination: String,
@@ -81,19 +83,73 @@ pub enum ProtocolError {
         /// The limit.
         max: usize,
     },
-    /// SUBSCRIBE with an `ack` mode other than `auto`.
-    #[error("ack mode {mode:?} is not supported yet; use ack:auto")]
-    UnsupportedAckMode {
+    /// SUBSCRIBE with an `ack` header that is not `auto`, `client` or `client-individual`.
+    #[error("ack mode {mode:?} is not one of auto, client, client-individual")]
+    InvalidAckMode {
         /// The header value.
         mode: String,
     },
-    /// ACK, NACK, BEGIN, COMMIT or ABORT: not served yet.
-    #[error("{command} is not supported yet: {what} come in a later release")]
-    NotSupportedYet {
-        /// The frame's command.
+    /// SUBSCRIBE with a `prefetch-count` that is not a number from 1 to `queues.max_prefetch`.
+    #[error("prefetch-count {value:?} is not a number from 1 to {max}")]
+    InvalidPrefetch {
+        /// The header value.
+        value: String,
+        /// `queues.max_prefetch`.
+        max: usize,
+    },
+    /// ACK or NACK naming a message this session was not given, or already settled.
+    #[error(
+        "{command} {id:?} names no unacknowledged message of this session (never delivered, already settled, or its subscription is gone)"
+    )]
+    UnknownAck {
+        /// ACK or NACK.
         command: Command,
-        /// What is missing.
-        what: &'static str,
+        /// The `id` (1.2) or `message-id` (1.0/1.1) value.
+        id: String,
+    },
+    /// SEND to a queue at its bound under the `reject` overflow policy.
+    #[error(
+        "queue {destination} is full (queues.max_messages or queues.max_bytes reached); the message was not queued"
+    )]
+    QueueFull {
+        /// The queue.
+        destination: String,
+    },
+    /// SEND or SUBSCRIBE that would create a queue beyond `queues.max_queues`.
+    #[error("this node holds {max} queues, the maximum")]
+    TooManyQueues {
+        /// The limit.
+        max: usize,
+    },
+    /// BEGIN with a transaction id already open on this session.
+    #[error("transaction {id:?} is already open on this session")]
+    DuplicateTransaction {
+        /// The id.
+        id: String,
+    },
+    /// A frame naming a transaction that is not open.
+    #[error("no open transaction {id:?} on this session")]
+    UnknownTransaction {
+        /// The id.
+        id: String,
+    },
+    /// BEGIN beyond `transactions.max_open`.
+    #[error("this session already has {max} open transactions, the maximum")]
+    TooManyTransactions {
+        /// The limit.
+        max: usize,
+    },
+    /// A transaction beyond `transactions.max_frames` or `transactions.max_bytes`.
+    #[error(
+        "transaction {id:?} would hold more than {max_frames} frames or {max_bytes} body bytes"
+    )]
+    TransactionTooLarge {
+        /// The id.
+        id: String,
+        /// `transactions.max_frames`.
+        max_frames: usize,
+        /// `transactions.max_bytes`.
+        max_bytes: usize,
     },
     /// A server command (CONNECTED, MESSAGE, RECEIPT, ERROR) sent by the client.
     #[error("{command} is a server frame; clients may not send it")]
@@ -158,10 +214,17 @@ impl ProtocolError {
             ProtocolError::TooManySubscriptions { max } => {
                 format!("too many subscriptions (max {max})")
             }
-            ProtocolError::UnsupportedAckMode { .. } => "ack mode not supported yet".into(),
-            ProtocolError::NotSupportedYet { command, .. } => {
-                format!("{command} not supported yet")
+            ProtocolError::InvalidAckMode { .. } => "invalid ack mode".into(),
+            ProtocolError::InvalidPrefetch { .. } => "invalid prefetch-count".into(),
+            ProtocolError::UnknownAck { .. } => "unknown ack id".into(),
+            ProtocolError::QueueFull { destination } => format!("queue full: {destination}"),
+            ProtocolError::TooManyQueues { max } => format!("too many queues (max {max})"),
+            ProtocolError::DuplicateTransaction { .. } => "duplicate transaction id".into(),
+            ProtocolError::UnknownTransaction { .. } => "unknown transaction id".into(),
+            ProtocolError::TooManyTransactions { max } => {
+                format!("too many transactions (max {max})")
             }
+            ProtocolError::TransactionTooLarge { .. } => "transaction too large".into(),
             ProtocolError::ServerFrame { command } => format!("unexpected {command} frame"),
             ProtocolError::AuthenticationFailed { message } => message.clone(),
             ProtocolError::ConnectTimeout(_) => "connect timeout".into(),

@@ -15,7 +15,12 @@
 //! - `session/mod.rs`: the protocol state machine (no I/O): frames in, actions out.
 //! - `session/heartbeat.rs`: heart-beat negotiation; `session/writer.rs`: output batching.
 //! - `destination.rs`: [`Destination`], parsed once by kind (`/topic`, `/queue`, `/app`, ...).
-//! - `router/`: one place per destination kind; `topic.rs` (fan-out), `pattern.rs` (`*`/`#`).
+//! - `router/`: one place per destination kind; `topic.rs` (fan-out), `pattern.rs` (`*`/`#`),
+//!   `queue.rs` (one point-to-point queue: bound, prefetch, redelivery, dead letters, expiry)
+//!   and `queues.rs` (the node's queues).
+//! - `session/ack.rs`: what a session was given to acknowledge; `session/transaction.rs`:
+//!   frames buffered until COMMIT.
+//! - `clock.rs`: the broker clock `expires` headers are compared with.
 //! - `message.rs`: a published message shared by all its deliveries (body never copied).
 //! - `outbox.rs`: the bounded per-session outbox and the slow-consumer policy.
 //! - `error.rs`: [`ProtocolError`], every reason a session gets ERROR.
@@ -27,6 +32,7 @@
 //! every STOMP 1.2 rule and what the broker does about it.
 
 mod auth;
+mod clock;
 mod config;
 mod destination;
 mod error;
@@ -47,10 +53,13 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub use auth::{AllowAnonymous, AuthError, Authenticator, ConnectRequest, Principal};
-pub use config::{Config, HeartbeatConfig, OutboxConfig, SlowConsumerPolicy};
+pub use config::{
+    Config, HeartbeatConfig, OutboxConfig, OverflowPolicy, QueueConfig, SlowConsumerPolicy,
+    TransactionConfig,
+};
 pub use destination::{Destination, DestinationError, DestinationKind};
 pub use error::ProtocolError;
-pub use stats::Stats;
+pub use stats::{QueueStats, Stats};
 pub use transport::{ConnectionInfo, Handshake, Inbound, Outbound, TransportKind};
 
 /// A configuration value is invalid.
@@ -204,6 +213,26 @@ impl Broker {
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
     }
+
+    /// One queue's depth, in-flight count and counters, by destination (`/queue/jobs`);
+    /// `None` if no SEND or SUBSCRIBE ever created it (or `destination` is not a queue).
+    pub fn queue_stats(&self, destination: &str) -> Option<QueueStats> {
+        let name = destination.strip_prefix(DestinationKind::Queue.prefix())?;
+        let shared = &self.shared;
+        shared.router.queue_stats(name, &shared.counters)
+    }
+
+    /// Every queue with its counters, sorted by destination.
+    pub fn queues(&self) -> Vec<(String, QueueStats)> {
+        self.shared.router.queues(&self.shared.counters)
+    }
+
+    /// The broker's clock in milliseconds since the UNIX epoch, the time base of `expires`
+    /// headers. It follows tokio's clock from when the broker was built, so tests with paused
+    /// time control it.
+    pub fn now_millis(&self) -> u64 {
+        self.shared.router.now_ms()
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -238,11 +267,12 @@ impl BrokerBuilder {
     /// Validates the configuration and creates the broker.
     pub fn build(self) -> Result<Broker, ConfigError> {
         self.config.validate()?;
+        let router = router::Router::new(&self.config);
         Ok(Broker {
             shared: Arc::new(Shared {
                 config: self.config,
                 authenticator: self.authenticator,
-                router: router::Router::default(),
+                router,
                 counters: stats::Counters::default(),
                 next_session_id: AtomicU64::new(0),
                 next_message_id: AtomicU64::new(1),

@@ -32,6 +32,9 @@ pub(crate) struct Message {
     body: Bytes,
     /// The body is not UTF-8, so the frame must go out as a binary WebSocket message.
     binary: bool,
+    /// The `expires` header: milliseconds since the UNIX epoch after which a queued message is
+    /// dropped instead of delivered (ActiveMQ's header; 0 or absent means never).
+    expires: Option<u64>,
     /// The header block common to every delivery (`message-id`, `destination`, forwarded
     /// headers), encoded once per version on first use.
     encoded: [OnceLock<Bytes>; 3],
@@ -42,14 +45,42 @@ impl Message {
     pub(crate) fn new(id: u64, destination: ByteString, mut headers: Headers, body: Bytes) -> Self {
         headers.retain(|name, _| !RESERVED_SEND_HEADERS.contains(&name));
         let binary = std::str::from_utf8(&body).is_err();
+        let expires = headers
+            .get("expires")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&ms| ms > 0);
         Message {
             id,
             destination,
             headers,
             body,
             binary,
+            expires,
             encoded: Default::default(),
         }
+    }
+
+    /// The same message (id, headers, body) moved to `destination`, with an
+    /// `x-original-destination` header naming where it came from: a dead letter.
+    pub(crate) fn dead_letter(&self, destination: ByteString) -> Message {
+        let mut headers = self.headers.clone();
+        headers.set("x-original-destination", self.destination.clone());
+        Message::new(self.id, destination, headers, self.body.clone())
+    }
+
+    /// The node-unique message id (the `message-id` header).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// When the message expires, in milliseconds since the UNIX epoch.
+    pub(crate) fn expires(&self) -> Option<u64> {
+        self.expires
+    }
+
+    /// Bytes the message holds in a queue: body and forwarded headers.
+    pub(crate) fn size(&self) -> usize {
+        self.body.len() + self.head_estimate()
     }
 
     /// True when the body is not valid UTF-8.
@@ -95,17 +126,37 @@ impl Message {
     }
 }
 
-/// One message for one subscription: the only per-subscriber bytes are the `subscription` id.
+/// One message for one subscription: the only per-subscriber bytes are the `subscription` id
+/// and, for acknowledged deliveries, the `ack` and `redelivered` headers.
 #[derive(Clone, Debug)]
 pub(crate) struct Delivery {
     pub(crate) message: Arc<Message>,
     pub(crate) subscription: ByteString,
+    /// The node-unique delivery tag: set by a queue for each of its deliveries, and by the
+    /// session for topic deliveries on client-ack subscriptions. ACK/NACK name it.
+    pub(crate) tag: Option<u64>,
+    /// Write `ack:<tag>` (STOMP 1.2 sessions, client ack modes).
+    pub(crate) ack_header: bool,
+    /// The message was delivered before and came back: write `redelivered:true`.
+    pub(crate) redelivered: bool,
 }
 
 impl Delivery {
+    /// A plain delivery (no tag, first delivery).
+    pub(crate) fn new(message: Arc<Message>, subscription: ByteString) -> Self {
+        Delivery {
+            message,
+            subscription,
+            tag: None,
+            ack_header: false,
+            redelivered: false,
+        }
+    }
+
     /// Bytes this delivery accounts for in an outbox (close to its encoded size).
     pub(crate) fn weight(&self) -> usize {
-        self.message.head_estimate() + self.subscription.len() + 14 + self.message.body.len()
+        // 14: "subscription:\n"; 44: "ack:<u64>\n" and "redelivered:true\n".
+        self.message.head_estimate() + self.subscription.len() + 14 + 44 + self.message.body.len()
     }
 
     /// Appends the MESSAGE frame, escaped for `version`.
@@ -120,6 +171,18 @@ impl Delivery {
             version,
             dst,
         );
+        if let (Some(tag), true, Version::V1_2) = (self.tag, self.ack_header, version) {
+            write_header(
+                "ack",
+                itoa::Buffer::new().format(tag),
+                Command::Message,
+                version,
+                dst,
+            );
+        }
+        if self.redelivered {
+            write_header("redelivered", "true", Command::Message, version, dst);
+        }
         dst.extend_from_slice(head);
         write_body(&self.message.body, dst);
     }
@@ -144,10 +207,7 @@ mod tests {
         let body = Bytes::from_static(b"hello");
         let msg = Arc::new(Message::new(7, "/topic/a".into(), headers, body.clone()));
         assert_eq!(msg.body().as_ptr(), body.as_ptr(), "the body is not copied");
-        let d = Delivery {
-            message: msg,
-            subscription: "s-1".into(),
-        };
+        let mut d = Delivery::new(msg, "s-1".into());
         let mut out = BytesMut::new();
         d.encode(Version::V1_2, &mut out);
         assert_eq!(
@@ -159,6 +219,42 @@ mod tests {
         d.encode(Version::V1_0, &mut out);
         assert!(out.starts_with(b"MESSAGE\nsubscription:s-1\n"));
         assert!(out.windows(9).any(|w| w == b"x-user:a:"));
+        // Acknowledged deliveries: `ack` on 1.2 only, `redelivered` on every version.
+        d.tag = Some(42);
+        d.ack_header = true;
+        d.redelivered = true;
+        for (version, prefix) in [
+            (
+                Version::V1_2,
+                &b"MESSAGE\nsubscription:s-1\nack:42\nredelivered:true\ndestination:"[..],
+            ),
+            (
+                Version::V1_1,
+                &b"MESSAGE\nsubscription:s-1\nredelivered:true\ndestination:"[..],
+            ),
+        ] {
+            out.clear();
+            d.encode(version, &mut out);
+            assert!(out.starts_with(prefix), "{version}: {out:?}");
+            assert!(d.weight() >= out.len());
+        }
+    }
+
+    #[test]
+    fn expires_is_parsed_and_dead_letters_keep_id_and_body() {
+        let headers: Headers = [("expires", "1700000000000")].into_iter().collect();
+        let body = Bytes::from_static(b"x");
+        let m = Message::new(3, "/queue/a".into(), headers, body.clone());
+        assert_eq!(m.expires(), Some(1_700_000_000_000));
+        let d = m.dead_letter("/queue/dlq.a".into());
+        assert_eq!((d.id(), d.expires()), (3, Some(1_700_000_000_000)));
+        assert_eq!(d.body().as_ptr(), body.as_ptr());
+        assert_eq!(d.headers.get("x-original-destination"), Some("/queue/a"));
+        for never in ["0", "soon", ""] {
+            let headers: Headers = [("expires", never)].into_iter().collect();
+            let m = Message::new(1, "/queue/a".into(), headers, Bytes::new());
+            assert_eq!(m.expires(), None, "{never:?}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::sync::Notify;
@@ -33,6 +34,9 @@ pub(crate) struct Outbox {
     max_frames: usize,
     max_bytes: usize,
     policy: SlowConsumerPolicy,
+    /// A queue delivery was refused (the outbox was full): once the session drains, it asks
+    /// its queues to dispatch again, since nothing else would wake them for this consumer.
+    starved: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +58,36 @@ impl Outbox {
             max_frames: config.max_frames,
             max_bytes: config.max_bytes,
             policy: config.slow_consumer,
+            starved: AtomicBool::new(false),
         }
+    }
+
+    /// A queue refused to lose a delivery this outbox had no room for; see `take_starved`.
+    pub(crate) fn mark_starved(&self) {
+        self.starved.store(true, Relaxed);
+    }
+
+    /// True (once) if a queue delivery was refused since the last call.
+    pub(crate) fn take_starved(&self) -> bool {
+        self.starved.swap(false, Relaxed)
+    }
+
+    /// Forgets the deliveries still queued for one subscription (after UNSUBSCRIBE of a queue
+    /// subscription, whose unacknowledged messages go back to the queue: none may be written).
+    pub(crate) fn remove_subscription(&self, subscription: &str, counters: &Counters) {
+        let mut state = self.lock();
+        let (mut frames, mut bytes) = (0, 0);
+        state.queue.retain(|d| {
+            let keep = d.subscription != subscription;
+            if !keep {
+                frames += 1;
+                bytes += d.weight();
+            }
+            keep
+        });
+        state.bytes -= bytes;
+        drop(state);
+        release(counters, frames, bytes);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -63,8 +96,19 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a delivery if it fits; never waits.
+    /// Queues a delivery if it fits; never waits. A delivery that does not fit is handled by
+    /// the slow-consumer policy.
     pub(crate) fn offer(&self, delivery: Delivery, counters: &Counters) -> Offer {
+        self.offer_with(delivery, counters, true)
+    }
+
+    /// Queues a delivery if it fits; refuses it otherwise, with no slow-consumer policy: for a
+    /// queue, which keeps the message and marks the outbox starved instead.
+    pub(crate) fn offer_if_room(&self, delivery: Delivery, counters: &Counters) -> Offer {
+        self.offer_with(delivery, counters, false)
+    }
+
+    fn offer_with(&self, delivery: Delivery, counters: &Counters, policy: bool) -> Offer {
         let weight = delivery.weight();
         let mut state = self.lock();
         if state.closed || state.overflowed {
@@ -72,6 +116,11 @@ impl Outbox {
         }
         let fits = state.queue.len() < self.max_frames
             && (state.bytes + weight <= self.max_bytes || state.queue.is_empty());
+        if !fits && !policy {
+            drop(state);
+            self.mark_starved();
+            return Offer::Refused;
+        }
         if !fits {
             match self.policy {
                 SlowConsumerPolicy::Disconnect => {
@@ -177,10 +226,7 @@ mod tests {
             Headers::new(),
             Bytes::from_static(body),
         );
-        Delivery {
-            message: Arc::new(message),
-            subscription: "0".into(),
-        }
+        Delivery::new(Arc::new(message), "0".into())
     }
 
     fn config(max_frames: usize, max_bytes: usize, policy: SlowConsumerPolicy) -> OutboxConfig {

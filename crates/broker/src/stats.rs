@@ -27,6 +27,34 @@ pub struct Stats {
     pub refused_connections: u64,
 }
 
+/// One queue, as returned by `Broker::queue_stats` and `Broker::queues`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Messages waiting for a consumer (a gauge).
+    pub depth: usize,
+    /// Bytes of the waiting messages (a gauge).
+    pub bytes: usize,
+    /// Messages delivered and not yet acknowledged (in `auto` mode: not yet written) (a gauge).
+    pub in_flight: usize,
+    /// Current subscriptions (a gauge).
+    pub consumers: usize,
+    /// Messages accepted from SEND (and dead letters moved in).
+    pub enqueued: u64,
+    /// Deliveries to consumers, first deliveries and redeliveries.
+    pub delivered: u64,
+    /// Deliveries of a message that had been delivered before (NACK, UNSUBSCRIBE, session end).
+    pub redelivered: u64,
+    /// Messages acknowledged (client modes) or written (`auto` mode).
+    pub acked: u64,
+    /// Messages that reached `queues.max_deliveries` and left for the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Messages dropped because their `expires` time passed before delivery.
+    pub expired: u64,
+    /// Messages dropped at the bound under the `drop-oldest` policy.
+    pub dropped: u64,
+}
+
 /// The live counters behind [`Stats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {

@@ -167,15 +167,6 @@ async fn user_headers_and_content_type_are_forwarded_reserved_ones_are_not() {
 }
 
 #[tokio::test]
-async fn transaction_header_is_not_supported_yet() {
-    let broker = Broker::new();
-    let mut p = TestClient::connect(&broker).await;
-    p.send_frame(frames::send("/topic/h", "x").with_header("transaction", "tx1"))
-        .await;
-    p.expect_error("SEND not supported yet").await;
-}
-
-#[tokio::test]
 async fn binary_bodies_go_out_flagged_binary() {
     let broker = Broker::new();
     let mut sub = TestClient::connect(&broker).await;
@@ -369,7 +360,6 @@ async fn missing_destination_is_an_error() {
 async fn destination_kinds_not_served_yet_are_errors() {
     let broker = Broker::new();
     for (destination, message) in [
-        ("/queue/jobs", "/queue destinations are not supported yet"),
         ("/app/chat", "/app destinations are not supported yet"),
         ("/user/queue/x", "/user destinations are not supported yet"),
         (
@@ -388,33 +378,59 @@ async fn destination_kinds_not_served_yet_are_errors() {
 }
 
 #[tokio::test]
-async fn client_ack_modes_acks_and_transactions_are_not_supported_yet() {
+async fn client_ack_modes_on_topics_are_accepted_and_acks_validated() {
     let broker = Broker::new();
     let mut c = TestClient::connect(&broker).await;
-    c.send_frame(frames::subscribe("0", "/topic/a").with_header("ack", "client"))
+    for (id, mode) in [("a", "auto"), ("c", "client"), ("i", "client-individual")] {
+        c.send_frame(
+            frames::subscribe(id, "/topic/acks")
+                .with_header("ack", mode)
+                .with_header("receipt", id),
+        )
         .await;
-    c.expect_error("ack mode not supported yet").await;
-    for (command, message) in [
-        (Command::Ack, "ACK not supported yet"),
-        (Command::Nack, "NACK not supported yet"),
-        (Command::Begin, "BEGIN not supported yet"),
-        (Command::Commit, "COMMIT not supported yet"),
-        (Command::Abort, "ABORT not supported yet"),
-    ] {
-        let mut c = TestClient::connect(&broker).await;
-        c.send_frame(Frame::new(command).with_header("transaction", "t"))
-            .await;
-        c.expect_error(message).await;
+        c.expect_receipt(id).await;
     }
-    // ack:auto is what we do, so it is accepted.
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/topic/acks", "1")).await;
+    p.send_frame(frames::send("/topic/acks", "2")).await;
+    let mut by_sub = std::collections::HashMap::<String, Vec<Frame>>::new();
+    for _ in 0..6 {
+        let m = c.expect_message().await;
+        let sub = m.header("subscription").unwrap().to_owned();
+        by_sub.entry(sub).or_default().push(m);
+    }
+    assert!(by_sub["a"].iter().all(|m| m.header("ack").is_none()));
+    let ack = |m: &Frame| m.header("ack").expect("client modes carry ack").to_owned();
+    // Cumulative: acking the second settles both; the first is then unknown.
+    let (c1, c2) = (ack(&by_sub["c"][0]), ack(&by_sub["c"][1]));
+    let (i1, i2) = (ack(&by_sub["i"][0]), ack(&by_sub["i"][1]));
+    for (command, id) in [
+        (Command::Ack, &c2),
+        (Command::Nack, &i1),
+        (Command::Ack, &i2),
+    ] {
+        c.send_frame(
+            Frame::new(command)
+                .with_header("id", id.as_str())
+                .with_header("receipt", id.as_str()),
+        )
+        .await;
+        c.expect_receipt(id).await;
+    }
+    // No redelivery on topics, NACK included.
+    c.expect_no_frame(QUIET).await;
+    c.send_frame(Frame::new(Command::Ack).with_header("id", c1.as_str()))
+        .await;
+    c.expect_error("unknown ack id").await;
+}
+
+#[tokio::test]
+async fn invalid_ack_modes_are_errors() {
+    let broker = Broker::new();
     let mut c = TestClient::connect(&broker).await;
-    c.send_frame(
-        frames::subscribe("0", "/topic/a")
-            .with_header("ack", "auto")
-            .with_header("receipt", "ok"),
-    )
-    .await;
-    c.expect_receipt("ok").await;
+    c.send_frame(frames::subscribe("0", "/topic/a").with_header("ack", "sometimes"))
+        .await;
+    c.expect_error("invalid ack mode").await;
 }
 
 #[tokio::test]

@@ -270,6 +270,20 @@ impl TestClient {
         self.expect_receipt(&receipt).await;
     }
 
+    /// Sends `frame` asking for receipt `receipt` and waits for it: the frame's effect is done
+    /// on return. The next frame must be that RECEIPT.
+    pub async fn send_with_receipt(&mut self, frame: Frame, receipt: &str) {
+        self.send_frame(frame.with_header("receipt", receipt)).await;
+        self.expect_receipt(receipt).await;
+    }
+
+    /// Subscribes with `frame` (any SUBSCRIBE, e.g. with `ack` or `prefetch-count`), with a
+    /// receipt, and waits for it.
+    pub async fn subscribe_with(&mut self, frame: Frame) {
+        let receipt = format!("sub-{}", frame.header("id").unwrap_or_default());
+        self.send_with_receipt(frame, &receipt).await;
+    }
+
     /// DISCONNECT with a receipt; checks the receipt, then that the connection closes.
     pub async fn disconnect(mut self) -> CloseReason {
         self.send_frame(frames::disconnect("bye")).await;

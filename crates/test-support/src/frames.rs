@@ -43,3 +43,34 @@ pub fn send(destination: &str, body: impl Into<bytes::Bytes>) -> Frame {
 pub fn disconnect(receipt: &str) -> Frame {
     Frame::new(Command::Disconnect).with_header("receipt", receipt)
 }
+
+/// `SUBSCRIBE` with `id`, `destination` and an `ack` mode (`auto`, `client`,
+/// `client-individual`).
+pub fn subscribe_ack(id: &str, destination: &str, ack: &str) -> Frame {
+    subscribe(id, destination).with_header("ack", ack)
+}
+
+/// STOMP 1.2 `ACK` of the MESSAGE whose `ack` header is `id`.
+pub fn ack(id: &str) -> Frame {
+    Frame::new(Command::Ack).with_header("id", id)
+}
+
+/// STOMP 1.2 `NACK` of the MESSAGE whose `ack` header is `id`.
+pub fn nack(id: &str) -> Frame {
+    Frame::new(Command::Nack).with_header("id", id)
+}
+
+/// `BEGIN` of transaction `transaction`.
+pub fn begin(transaction: &str) -> Frame {
+    Frame::new(Command::Begin).with_header("transaction", transaction)
+}
+
+/// `COMMIT` of transaction `transaction`.
+pub fn commit(transaction: &str) -> Frame {
+    Frame::new(Command::Commit).with_header("transaction", transaction)
+}
+
+/// `ABORT` of transaction `transaction`.
+pub fn abort(transaction: &str) -> Frame {
+    Frame::new(Command::Abort).with_header("transaction", transaction)
+}

@@ -3,17 +3,25 @@
 //! One place per destination kind: [`Router::check`] says what each kind accepts, and
 //! `subscribe`/`unsubscribe`/`publish` dispatch on the kind. Queues, `/app` handlers and
 //! `/user` destinations slot in as new arms (and new sibling modules of `topic.rs`).
+//! `queue.rs` is one queue (bounded FIFO, consumers, in-flight deliveries); `queues.rs` the
+//! node's table of them.
 
 mod pattern;
+mod queue;
+mod queues;
 mod topic;
 
 use std::sync::Arc;
 
+pub(crate) use queue::Outcome;
+pub(crate) use queues::QueueError;
 pub(crate) use topic::Subscriber;
 
+use crate::clock::Clock;
 use crate::destination::{Destination, DestinationKind};
 use crate::message::Message;
-use crate::stats::Counters;
+use crate::stats::{Counters, QueueStats};
+use crate::{Config, QueueConfig};
 
 /// What a session wants to do with a destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,56 +34,163 @@ pub(crate) enum Operation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct NotServed(pub(crate) DestinationKind);
 
+/// How a subscription consumes, beyond who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SubscribeOptions {
+    /// Most unacknowledged deliveries (queues only).
+    pub(crate) prefetch: usize,
+}
+
 /// The node's routing table, one part per destination kind.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Router {
     topics: topic::TopicRouter,
+    queues: queues::QueueRouter,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router::new(&Config::default())
+    }
 }
 
 impl Router {
+    pub(crate) fn new(config: &Config) -> Self {
+        let queues: QueueConfig = config.queues.clone();
+        Router {
+            topics: topic::TopicRouter::default(),
+            queues: queues::QueueRouter::new(queues, Clock::new()),
+        }
+    }
+
+    /// A fresh node-unique delivery tag (for topic deliveries on client-ack subscriptions).
+    pub(crate) fn next_tag(&self) -> u64 {
+        self.queues.next_tag()
+    }
+
+    /// The broker clock, in milliseconds since the UNIX epoch (`expires` headers).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.queues.now_ms()
+    }
+
+    /// Settles queue deliveries of a subscription: ACK, NACK, or written in `auto` mode.
+    /// Other kinds have no redelivery, so nothing to do.
+    pub(crate) fn settle(
+        &self,
+        destination: &Destination,
+        session: u64,
+        subscription: &str,
+        tags: &[u64],
+        outcome: Outcome,
+        counters: &Counters,
+    ) {
+        if destination.kind() == DestinationKind::Queue {
+            self.queues.settle(
+                destination.name(),
+                session,
+                subscription,
+                tags,
+                outcome,
+                counters,
+            );
+        }
+    }
+
+    /// Asks a queue to dispatch again: the subscriber's outbox refused a delivery and has since
+    /// drained.
+    pub(crate) fn redispatch(&self, destination: &Destination, counters: &Counters) {
+        if destination.kind() == DestinationKind::Queue {
+            self.queues.dispatch(destination.name(), counters);
+        }
+    }
+
+    /// One queue's counters (`/queue/<name>`).
+    pub(crate) fn queue_stats(&self, name: &str, counters: &Counters) -> Option<QueueStats> {
+        self.queues.stats(name, counters)
+    }
+
+    /// Every queue's counters.
+    pub(crate) fn queues(&self, counters: &Counters) -> Vec<(String, QueueStats)> {
+        self.queues.all(counters)
+    }
+
     /// Whether `operation` on `destination` is served. Pure, so the session state machine can
     /// decide (and answer ERROR) without touching shared state.
     pub(crate) fn check(destination: &Destination, operation: Operation) -> Result<(), NotServed> {
         let _ = operation;
         match destination.kind() {
-            DestinationKind::Topic => Ok(()),
-            // Next issues: queues with acks, `/app` handlers, `/user` destinations.
-            kind @ (DestinationKind::Queue
-            | DestinationKind::App
-            | DestinationKind::User
-            | DestinationKind::Other) => Err(NotServed(kind)),
+            DestinationKind::Topic | DestinationKind::Queue => Ok(()),
+            // Next issues: `/app` handlers, `/user` destinations.
+            kind @ (DestinationKind::App | DestinationKind::User | DestinationKind::Other) => {
+                Err(NotServed(kind))
+            }
         }
     }
 
-    pub(crate) fn subscribe(&self, destination: &Destination, subscriber: Subscriber) {
+    pub(crate) fn subscribe(
+        &self,
+        destination: &Destination,
+        subscriber: Subscriber,
+        options: SubscribeOptions,
+        counters: &Counters,
+    ) -> Result<(), QueueError> {
         match destination.kind() {
             DestinationKind::Topic => self.topics.subscribe(destination.name(), subscriber),
+            DestinationKind::Queue => {
+                let consumer = queue::Consumer::new(
+                    subscriber.session,
+                    subscriber.subscription,
+                    subscriber.outbox,
+                    options.prefetch,
+                );
+                self.queues
+                    .subscribe(destination.name(), consumer, counters)?;
+            }
             _ => debug_assert!(false, "subscribe to an unserved kind passed check"),
         }
+        Ok(())
     }
 
-    pub(crate) fn unsubscribe(&self, destination: &Destination, session: u64, subscription: &str) {
+    /// Removes a subscription; on a queue, its unacknowledged messages are redelivered.
+    pub(crate) fn unsubscribe(
+        &self,
+        destination: &Destination,
+        session: u64,
+        subscription: &str,
+        counters: &Counters,
+    ) {
         match destination.kind() {
             DestinationKind::Topic => {
                 self.topics
                     .unsubscribe(destination.name(), session, subscription)
             }
+            DestinationKind::Queue => {
+                self.queues
+                    .unsubscribe(destination.name(), session, subscription, counters)
+            }
             _ => debug_assert!(false, "unsubscribe from an unserved kind"),
         }
     }
 
-    /// Routes a message; returns the number of deliveries queued.
+    /// Routes a message; returns the number of deliveries queued now (a queue may deliver
+    /// later; it counts its deliveries itself).
     pub(crate) fn publish(
         &self,
         destination: &Destination,
         message: Arc<Message>,
         counters: &Counters,
-    ) -> usize {
+    ) -> Result<usize, QueueError> {
         match destination.kind() {
-            DestinationKind::Topic => self.topics.publish(destination.name(), message, counters),
+            DestinationKind::Topic => {
+                Ok(self.topics.publish(destination.name(), message, counters))
+            }
+            DestinationKind::Queue => {
+                self.queues.publish(destination.name(), message, counters)?;
+                Ok(0)
+            }
             _ => {
                 debug_assert!(false, "publish to an unserved kind passed check");
-                0
+                Ok(0)
             }
         }
     }

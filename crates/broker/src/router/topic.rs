@@ -77,10 +77,7 @@ impl TopicRouter {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
         let mut queued = 0;
         let mut offer = |s: &Subscriber| {
-            let delivery = Delivery {
-                message: message.clone(),
-                subscription: s.subscription.clone(),
-            };
+            let delivery = Delivery::new(message.clone(), s.subscription.clone());
             if s.outbox.offer(delivery, counters) == Offer::Queued {
                 queued += 1;
             }

@@ -17,15 +17,16 @@ use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use futures::{Sink, Stream, StreamExt};
-use stompbox_codec::{ByteString, Decoder, Item, Version};
+use stompbox_codec::{ByteString, Command, Decoder, Item, Version};
 use tokio::time::{Instant, sleep_until};
 
 use super::writer::{MAX_BATCH_BYTES, Writer};
-use super::{Action, Heartbeat, Session};
+use super::{AckMode, Action, Heartbeat, Session};
+use crate::destination::DestinationKind;
 use crate::error::ProtocolError;
 use crate::message::Message;
 use crate::outbox::Outbox;
-use crate::router::Subscriber;
+use crate::router::{Outcome, QueueError, Subscriber};
 use crate::{CloseReason, ConnectRequest, ConnectionInfo, Inbound, Outbound, Shared};
 
 /// The sink and the write in progress.
@@ -239,13 +240,47 @@ where
 }
 
 impl Conn<'_> {
-    /// Moves up to `max_bytes` of deliveries from the outbox into the writer.
+    /// Moves up to `max_bytes` of deliveries from the outbox into the writer. Deliveries on
+    /// client-ack subscriptions get their `ack` tag and become ACK-able; queue deliveries in
+    /// `auto` mode are settled (done with) as they are taken.
     fn drain_outbox(&mut self, max_bytes: usize) {
-        let (writer, version) = (&mut self.writer, self.version);
+        let shared = self.shared;
+        let (writer, version, session) = (&mut self.writer, self.version, &mut self.session);
+        // (subscription, tag) of `auto` queue deliveries; allocates only if there are some.
+        let mut written: Vec<(ByteString, u64)> = Vec::new();
         self.outbox
-            .take_up_to(max_bytes, &self.shared.counters, |d| {
+            .take_up_to(max_bytes, &shared.counters, |mut d| {
+                match session.ack_mode(&d.subscription) {
+                    Some(AckMode::Client | AckMode::ClientIndividual) => {
+                        let tag = *d.tag.get_or_insert_with(|| shared.router.next_tag());
+                        d.ack_header = true;
+                        session.on_delivered(&d.subscription, tag, d.message.id());
+                    }
+                    Some(AckMode::Auto) | None => {
+                        if let Some(tag) = d.tag {
+                            written.push((d.subscription.clone(), tag));
+                        }
+                    }
+                }
                 writer.push_delivery(&d, version)
             });
+        // Lock order: the outbox lock is released before any queue lock is taken.
+        for run in written.chunk_by(|a, b| a.0 == b.0) {
+            let subscription = &run[0].0;
+            if let Some(destination) = self.session.subscription(subscription) {
+                let tags: Vec<u64> = run.iter().map(|(_, tag)| *tag).collect();
+                let (id, counters) = (self.id, &shared.counters);
+                shared
+                    .router
+                    .settle(destination, id, subscription, &tags, Outcome::Ack, counters);
+            }
+        }
+        if self.outbox.take_starved() {
+            // A queue kept a delivery this outbox had no room for: there is room now.
+            for (_, destination) in self.session.subscriptions() {
+                shared.router.redispatch(destination, &shared.counters);
+            }
+        }
     }
 
     async fn fail(&mut self, error: ProtocolError) {
@@ -294,18 +329,28 @@ impl Conn<'_> {
         }
     }
 
-    /// Carries out the state machine's actions in order (authentication may add more).
+    /// Carries out the state machine's actions in order (authentication may add more). An
+    /// effect that fails (a full queue) ends the session: the actions after it are dropped, and
+    /// the receipt among them (that of the frame being applied) goes on the ERROR.
     async fn execute(&mut self) {
         let mut queue: VecDeque<Action> = std::mem::take(&mut self.actions).into();
         while let Some(action) = queue.pop_front() {
-            self.apply(action).await;
+            if let Err(error) = self.apply(action).await {
+                let receipt = queue.drain(..).find_map(|a| match a {
+                    Action::Reply(f) if f.command == Command::Receipt => {
+                        f.headers.get_shared("receipt-id").cloned()
+                    }
+                    _ => None,
+                });
+                self.session.fail(error, receipt, &mut self.actions);
+            }
             queue.extend(self.actions.drain(..));
         }
         // Nothing is kept between frames: an idle session holds no action buffer.
         self.actions = Vec::new();
     }
 
-    async fn apply(&mut self, action: Action) {
+    async fn apply(&mut self, action: Action) -> Result<(), ProtocolError> {
         let shared = self.shared;
         match action {
             Action::Reply(frame) => {
@@ -360,16 +405,43 @@ impl Conn<'_> {
             }
             Action::Subscribe { id, destination } => {
                 tracing::debug!(id = %id, destination = %destination, "subscribe");
+                let options = self.session.subscribe_options(&id);
                 let subscriber = Subscriber {
                     session: self.id,
                     subscription: id,
                     outbox: self.outbox.clone(),
                 };
-                shared.router.subscribe(&destination, subscriber);
+                let counters = &shared.counters;
+                let subscribed =
+                    (shared.router).subscribe(&destination, subscriber, options, counters);
+                subscribed.map_err(|e| queue_error(e, &destination, shared))?;
             }
             Action::Unsubscribe { id, destination } => {
                 tracing::debug!(id = %id, destination = %destination, "unsubscribe");
-                shared.router.unsubscribe(&destination, self.id, &id);
+                let counters = &shared.counters;
+                shared
+                    .router
+                    .unsubscribe(&destination, self.id, &id, counters);
+                if destination.kind() == DestinationKind::Queue {
+                    // Its unacknowledged messages went back to the queue: none may be written.
+                    self.outbox.remove_subscription(&id, counters);
+                }
+            }
+            Action::Settle {
+                destination,
+                subscription,
+                tags,
+                outcome,
+            } => {
+                let counters = &shared.counters;
+                shared.router.settle(
+                    &destination,
+                    self.id,
+                    &subscription,
+                    &tags,
+                    outcome,
+                    counters,
+                );
             }
             Action::Publish {
                 destination,
@@ -382,7 +454,8 @@ impl Conn<'_> {
                 let message = Message::new(id, destination.as_shared().clone(), headers, body);
                 let queued = shared
                     .router
-                    .publish(&destination, Arc::new(message), counters);
+                    .publish(&destination, Arc::new(message), counters)
+                    .map_err(|e| queue_error(e, &destination, shared))?;
                 counters
                     .messages_delivered
                     .fetch_add(queued as u64, Relaxed);
@@ -392,6 +465,7 @@ impl Conn<'_> {
                 self.closing = Some(reason);
             }
         }
+        Ok(())
     }
 
     /// Leaves the routing table and empties the outbox; idempotent.
@@ -399,10 +473,28 @@ impl Conn<'_> {
         if std::mem::replace(&mut self.cleaned_up, true) {
             return;
         }
+        let counters = &self.shared.counters;
+        // Closed first, so queues redelivering this session's unacknowledged messages cannot
+        // hand them back to one of its other subscriptions.
+        self.outbox.close(counters);
         for (id, destination) in self.session.subscriptions() {
-            self.shared.router.unsubscribe(destination, self.id, id);
+            (self.shared.router).unsubscribe(destination, self.id, id, counters);
         }
-        self.outbox.close(&self.shared.counters);
+    }
+}
+
+fn queue_error(
+    error: QueueError,
+    destination: &crate::Destination,
+    shared: &Shared,
+) -> ProtocolError {
+    match error {
+        QueueError::Full => ProtocolError::QueueFull {
+            destination: destination.to_string(),
+        },
+        QueueError::TooManyQueues => ProtocolError::TooManyQueues {
+            max: shared.config.queues.max_queues,
+        },
     }
 }
 

@@ -1,8 +1,11 @@
 //! One client session: the protocol state machine ([`Session`], no I/O) and the task that drives
 //! it over a transport (`driver.rs`, with `writer.rs` batching what it writes).
+//! `ack.rs` tracks what the client may acknowledge; `transaction.rs` holds frames until COMMIT.
 
+mod ack;
 pub(crate) mod driver;
 mod heartbeat;
+mod transaction;
 mod writer;
 
 use std::collections::HashMap;
@@ -10,11 +13,14 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use stompbox_codec::{ByteString, Command, DecodeError, Frame, Headers, Version};
 
+pub(crate) use ack::AckMode;
 pub(crate) use heartbeat::Heartbeat;
 
-use crate::destination::Destination;
+use self::ack::AckBook;
+use self::transaction::Transactions;
+use crate::destination::{Destination, DestinationKind};
 use crate::error::{ProtocolError, negotiate_version};
-use crate::router::{NotServed, Operation, Router};
+use crate::router::{NotServed, Operation, Outcome, Router, SubscribeOptions};
 use crate::{AuthError, CloseReason, Config, Principal};
 
 /// What the driver must do, in order, after feeding the state machine.
@@ -48,6 +54,13 @@ pub(crate) enum Action {
         headers: Headers,
         body: Bytes,
     },
+    /// ACK or NACK deliveries of a subscription (a queue redelivers NACKed ones).
+    Settle {
+        destination: Destination,
+        subscription: ByteString,
+        tags: Vec<u64>,
+        outcome: Outcome,
+    },
     /// Stop reading, flush what is queued, end the session.
     Close(CloseReason),
 }
@@ -57,8 +70,8 @@ pub(crate) enum Action {
 /// ```text
 ///         CONNECT / STOMP                     authenticated
 ///  ──► ┌─────────────────┐ ──────────► ┌────────────────┐ ─────────► ┌───────────┐ ◄──┐ SEND,
-///      │ AwaitingConnect │             │ Authenticating │            │ Connected │    │ SUBSCRIBE,
-///      └─────────────────┘             └────────────────┘            └───────────┘ ───┘ UNSUBSCRIBE
+///      │ AwaitingConnect │             │ Authenticating │            │ Connected │    │ SUBSCRIBE, ACK,
+///      └─────────────────┘             └────────────────┘            └───────────┘ ───┘ BEGIN, ...
 ///              │ any other frame,               │ refused                  │ DISCONNECT, error,
 ///              │ decode error, timeout          ▼                          │ timeout, shutdown,
 ///              └─────────────────────────► ┌────────┐ ◄────────────────────┘ slow consumer
@@ -87,6 +100,10 @@ pub(crate) struct Session<'a> {
     /// Subscription id → destination; kept after the session closes, so the driver can
     /// unregister them. Empty maps do not allocate.
     subscriptions: HashMap<ByteString, Destination>,
+    /// Each subscription's ack mode and prefetch, and what the client may still ACK/NACK.
+    acks: AckBook,
+    /// Open transactions; dropped (aborted) with the session.
+    transactions: Transactions,
 }
 
 fn receipt_of(frame: &Frame) -> Option<ByteString> {
@@ -104,7 +121,35 @@ impl<'a> Session<'a> {
             config,
             state: State::AwaitingConnect,
             subscriptions: HashMap::new(),
+            acks: AckBook::default(),
+            transactions: Transactions::default(),
         }
+    }
+
+    /// The destination of a subscription.
+    pub(crate) fn subscription(&self, id: &str) -> Option<&Destination> {
+        self.subscriptions.get(id)
+    }
+
+    /// A subscription's ack mode (`None` once unsubscribed, and for every subscription when
+    /// none needs its written deliveries tracked: only `auto` topic subscriptions).
+    pub(crate) fn ack_mode(&self, id: &str) -> Option<AckMode> {
+        if !self.acks.tracks_deliveries() {
+            return None;
+        }
+        self.acks.mode(id)
+    }
+
+    /// What the router needs to know about a subscription.
+    pub(crate) fn subscribe_options(&self, id: &str) -> SubscribeOptions {
+        SubscribeOptions {
+            prefetch: self.acks.prefetch(id).unwrap_or(1),
+        }
+    }
+
+    /// A delivery on a client-ack subscription was written: the client may now ACK/NACK it.
+    pub(crate) fn on_delivered(&mut self, subscription: &str, tag: u64, message_id: u64) {
+        self.acks.delivered(subscription, tag, message_id);
     }
 
     /// True once CONNECTED was produced and until the session closes.
@@ -237,31 +282,34 @@ impl<'a> Session<'a> {
         frame: Frame,
         out: &mut Vec<Action>,
     ) -> Result<(), ProtocolError> {
+        if matches!(frame.command, Command::Send | Command::Ack | Command::Nack)
+            && let Some(tx) = frame.headers.get_shared("transaction").cloned()
+        {
+            return self.hold(&tx, frame);
+        }
         match frame.command {
             Command::Send => self.send(frame, out),
             Command::Subscribe => self.subscribe(&frame, out),
             Command::Unsubscribe => self.unsubscribe(&frame, out),
+            Command::Ack => self.ack(&frame, Outcome::Ack, out),
+            Command::Nack => self.ack(&frame, Outcome::Nack, out),
+            Command::Begin => self.begin(&frame),
+            Command::Commit => self.commit(&frame, out),
+            Command::Abort => self.abort(&frame),
             Command::Disconnect => {
-                // `on_frame` pushes the receipt, then the close.
+                // `on_frame` pushes the receipt, then the close; open transactions are dropped.
                 self.state = State::Closed;
                 Ok(())
-            }
-            command @ (Command::Ack | Command::Nack) => Err(ProtocolError::NotSupportedYet {
-                command,
-                what: "acknowledgements (client ack modes, queues)",
-            }),
-            command @ (Command::Begin | Command::Commit | Command::Abort) => {
-                Err(ProtocolError::NotSupportedYet {
-                    command,
-                    what: "transactions",
-                })
             }
             // CONNECT and server commands are handled before this point.
             command => Err(ProtocolError::ServerFrame { command }),
         }
     }
 
-    fn destination(frame: &Frame, operation: Operation) -> Result<Destination, ProtocolError> {
+    pub(super) fn destination(
+        frame: &Frame,
+        operation: Operation,
+    ) -> Result<Destination, ProtocolError> {
         let raw = frame
             .headers
             .get_shared("destination")
@@ -279,14 +327,12 @@ impl<'a> Session<'a> {
         Ok(destination)
     }
 
-    fn send(&mut self, frame: Frame, out: &mut Vec<Action>) -> Result<(), ProtocolError> {
+    pub(super) fn send(
+        &mut self,
+        frame: Frame,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ProtocolError> {
         let destination = Self::destination(&frame, Operation::Publish)?;
-        if frame.headers.contains("transaction") {
-            return Err(ProtocolError::NotSupportedYet {
-                command: Command::Send,
-                what: "transactions",
-            });
-        }
         out.push(Action::Publish {
             destination,
             headers: frame.headers,
@@ -313,20 +359,32 @@ impl<'a> Session<'a> {
                 });
             }
         };
-        match frame.header("ack") {
-            None | Some("auto") => {}
-            Some(mode) => {
-                return Err(ProtocolError::UnsupportedAckMode {
-                    mode: mode.to_owned(),
-                });
-            }
-        }
+        let mode =
+            AckMode::parse(frame.header("ack")).ok_or_else(|| ProtocolError::InvalidAckMode {
+                mode: frame.header("ack").unwrap_or_default().to_owned(),
+            })?;
+        let queues = &self.config.queues;
+        let prefetch = match frame.header("prefetch-count") {
+            None => queues.default_prefetch,
+            Some(value) => value
+                .parse()
+                .ok()
+                .filter(|n| (1..=queues.max_prefetch).contains(n))
+                .ok_or_else(|| ProtocolError::InvalidPrefetch {
+                    value: value.to_owned(),
+                    max: queues.max_prefetch,
+                })?,
+        };
+        // More in flight than the outbox holds would only wait in the outbox, not the queue.
+        let prefetch = prefetch.min(self.config.outbox.max_frames);
         if subscriptions.contains_key(&id) {
             return Err(ProtocolError::DuplicateSubscription { id: id.to_string() });
         }
         if subscriptions.len() >= max {
             return Err(ProtocolError::TooManySubscriptions { max });
         }
+        let queue = destination.kind() == DestinationKind::Queue;
+        self.acks.add(id.clone(), mode, prefetch, queue);
         subscriptions.insert(id.clone(), destination.clone());
         out.push(Action::Subscribe { id, destination });
         Ok(())
@@ -354,6 +412,7 @@ impl<'a> Session<'a> {
         let Some(destination) = subscriptions.remove(&id) else {
             return Err(ProtocolError::UnknownSubscription { id: id.to_string() });
         };
+        self.acks.remove(&id);
         out.push(Action::Unsubscribe { id, destination });
         Ok(())
     }

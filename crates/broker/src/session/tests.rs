@@ -26,6 +26,12 @@ fn summary(actions: &[Action]) -> Vec<String> {
             Action::Subscribe { id, destination } => format!("subscribe {id} {destination}"),
             Action::Unsubscribe { id, .. } => format!("unsubscribe {id}"),
             Action::Publish { destination, .. } => format!("publish {destination}"),
+            Action::Settle {
+                subscription,
+                tags,
+                outcome,
+                ..
+            } => format!("{outcome:?} {subscription} {tags:?}"),
             Action::Close(reason) => format!("close {reason:?}"),
         })
         .collect()
@@ -117,7 +123,7 @@ fn errors_carry_the_receipt_and_close() {
     s.on_frame(
         frame(
             Command::Subscribe,
-            &[("destination", "/queue/q"), ("id", "1"), ("receipt", "9")],
+            &[("destination", "/app/q"), ("id", "1"), ("receipt", "9")],
         ),
         &mut out,
     );
@@ -127,7 +133,7 @@ fn errors_carry_the_receipt_and_close() {
     assert_eq!(error.header("receipt-id"), Some("9"));
     assert_eq!(
         error.header("message"),
-        Some("/queue destinations are not supported yet")
+        Some("/app destinations are not supported yet")
     );
     assert!(s.is_closed());
 }
@@ -224,5 +230,119 @@ fn subscription_limits_and_duplicates() {
     assert_eq!(
         step(&mut s, sub("y"))[0],
         "ERROR too many subscriptions (max 1)"
+    );
+}
+
+fn connected_at<'a>(config: &'a Config, accept_version: &str) -> Session<'a> {
+    let mut s = Session::new("s".into(), config);
+    step(
+        &mut s,
+        frame(Command::Connect, &[("accept-version", accept_version)]),
+    );
+    s.on_authenticated(Ok(None), &mut Vec::new());
+    assert!(s.is_connected());
+    s
+}
+
+#[test]
+fn held_frames_take_effect_at_commit_before_its_receipt() {
+    let config = Config::default();
+    let mut s = connected(&config);
+    let sub = [
+        ("id", "q"),
+        ("destination", "/queue/a"),
+        ("ack", "client-individual"),
+    ];
+    assert_eq!(
+        step(&mut s, frame(Command::Subscribe, &sub)),
+        ["subscribe q /queue/a"]
+    );
+    s.on_delivered("q", 7, 70);
+    assert_eq!(
+        step(
+            &mut s,
+            frame(Command::Begin, &[("transaction", "t"), ("receipt", "b")])
+        ),
+        ["RECEIPT b"]
+    );
+    let held = [
+        ("destination", "/queue/a"),
+        ("transaction", "t"),
+        ("receipt", "s"),
+    ];
+    assert_eq!(step(&mut s, frame(Command::Send, &held)), ["RECEIPT s"]);
+    assert_eq!(
+        step(
+            &mut s,
+            frame(Command::Ack, &[("id", "7"), ("transaction", "t")])
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        step(
+            &mut s,
+            frame(Command::Commit, &[("transaction", "t"), ("receipt", "c")])
+        ),
+        ["publish /queue/a", "Ack q [7]", "RECEIPT c"]
+    );
+    // Aborted: nothing happens, and the id is closed.
+    step(&mut s, frame(Command::Begin, &[("transaction", "u")]));
+    step(
+        &mut s,
+        frame(
+            Command::Send,
+            &[("destination", "/queue/a"), ("transaction", "u")],
+        ),
+    );
+    assert!(step(&mut s, frame(Command::Abort, &[("transaction", "u")])).is_empty());
+    assert_eq!(
+        step(&mut s, frame(Command::Commit, &[("transaction", "u")])),
+        [
+            "ERROR unknown transaction id",
+            "close ProtocolError(\"unknown transaction id\")"
+        ]
+    );
+}
+
+#[test]
+fn acks_name_deliveries_per_version_and_client_mode_is_cumulative() {
+    let config = Config::default();
+    for (version, key) in [("1.2", "id"), ("1.1", "message-id"), ("1.0", "message-id")] {
+        let mut s = connected_at(&config, version);
+        let sub = [("id", "q"), ("destination", "/queue/a"), ("ack", "client")];
+        step(&mut s, frame(Command::Subscribe, &sub));
+        for (tag, message_id) in [(1, 10), (2, 20), (3, 30)] {
+            s.on_delivered("q", tag, message_id);
+        }
+        let named = if key == "id" { "2" } else { "20" };
+        assert_eq!(
+            step(&mut s, frame(Command::Nack, &[(key, named)])),
+            ["Nack q [1, 2]"],
+            "{version}"
+        );
+        assert_eq!(
+            step(&mut s, frame(Command::Ack, &[(key, named)])),
+            [
+                "ERROR unknown ack id",
+                "close ProtocolError(\"unknown ack id\")"
+            ],
+            "{version}"
+        );
+    }
+}
+
+#[test]
+fn topic_acks_are_validated_but_settle_nothing() {
+    let config = Config::default();
+    let mut s = connected(&config);
+    let sub = [("id", "t"), ("destination", "/topic/a"), ("ack", "client")];
+    step(&mut s, frame(Command::Subscribe, &sub));
+    s.on_delivered("t", 5, 50);
+    assert_eq!(
+        step(
+            &mut s,
+            frame(Command::Ack, &[("id", "5"), ("receipt", "r")])
+        ),
+        ["RECEIPT r"]
     );
 }

@@ -1,0 +1,597 @@
+//! One `/queue/...` destination: the messages waiting (bounded), its consumers, and what each
+//! consumer holds unacknowledged. No I/O and no locks of its own: `queues.rs` keeps each
+//! [`Queue`] behind a mutex and calls in.
+//!
+//! ```text
+//!   enqueue ──► ready (FIFO, bounded) ──dispatch──► consumer.in_flight ──ACK / auto──► gone
+//!                  ▲    round-robin among consumers        │
+//!                  │    with room under their prefetch      │ NACK, UNSUBSCRIBE,
+//!                  └──────────── front, redelivered ◄──────┘ session end
+//!                                      │ delivered max_deliveries times
+//!                                      ▼
+//!                                 dead letters (returned to the caller)
+//! ```
+//!
+//! A delivery the consumer's outbox refuses goes back to the front of `ready` uncounted: the
+//! queue never loses a message to a slow consumer. The outbox is marked starved so its session
+//! asks for a new dispatch once it has drained.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use stompbox_codec::ByteString;
+
+use crate::message::{Delivery, Message};
+use crate::outbox::{Offer, Outbox};
+use crate::stats::{Counters, QueueStats};
+use crate::{OverflowPolicy, QueueConfig};
+
+/// Everything a queue operation needs from the node.
+pub(crate) struct Ctx<'a> {
+    pub(crate) config: &'a QueueConfig,
+    pub(crate) counters: &'a Counters,
+    /// Node-wide delivery tag counter.
+    pub(crate) tags: &'a AtomicU64,
+    /// Bytes waiting in all queues of the node.
+    pub(crate) total_bytes: &'a AtomicUsize,
+    /// The broker clock, in milliseconds since the UNIX epoch.
+    pub(crate) now_ms: u64,
+}
+
+/// A message waiting in, or in flight from, a queue.
+#[derive(Debug)]
+struct Queued {
+    message: Arc<Message>,
+    /// Times it was handed to a consumer.
+    deliveries: u32,
+    /// The consumer it last went to, so a NACKed message prefers another one.
+    last: Option<(u64, ByteString)>,
+}
+
+impl Queued {
+    fn expired(&self, now_ms: u64) -> bool {
+        self.message.expires().is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// One subscription consuming from the queue.
+#[derive(Debug)]
+pub(crate) struct Consumer {
+    pub(crate) session: u64,
+    pub(crate) subscription: ByteString,
+    pub(crate) outbox: Arc<Outbox>,
+    /// Most deliveries in flight (unacknowledged, or not yet written in `auto` mode).
+    pub(crate) prefetch: usize,
+    /// Delivery tag → message, in delivery order.
+    in_flight: BTreeMap<u64, Queued>,
+}
+
+impl Consumer {
+    pub(crate) fn new(
+        session: u64,
+        subscription: ByteString,
+        outbox: Arc<Outbox>,
+        prefetch: usize,
+    ) -> Self {
+        Consumer {
+            session,
+            subscription,
+            outbox,
+            prefetch,
+            in_flight: BTreeMap::new(),
+        }
+    }
+
+    fn is(&self, session: u64, subscription: &str) -> bool {
+        self.session == session && self.subscription == subscription
+    }
+
+    fn has_room(&self) -> bool {
+        self.in_flight.len() < self.prefetch
+    }
+}
+
+/// How a consumer settles deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Done with: the message leaves the queue.
+    Ack,
+    /// Refused: the message goes back to the front of the queue (or to dead letters).
+    Nack,
+}
+
+/// The SEND does not fit and the policy is `reject` (or the message alone is too large).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Full;
+
+/// One queue.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    /// The queue's name (after `/queue/`).
+    name: Box<str>,
+    ready: VecDeque<Queued>,
+    /// Bytes of the messages in `ready`.
+    bytes: usize,
+    consumers: Vec<Consumer>,
+    /// Round-robin position: the consumer to try first.
+    cursor: usize,
+    stats: QueueStats,
+}
+
+impl Queue {
+    pub(crate) fn new(name: &str) -> Self {
+        Queue {
+            name: name.into(),
+            ready: VecDeque::new(),
+            bytes: 0,
+            consumers: Vec::new(),
+            cursor: 0,
+            stats: QueueStats::default(),
+        }
+    }
+
+    /// True if this queue's own dead letters would be dropped or loop back into a dead-letter
+    /// queue: it is one (its name starts with the prefix), or the prefix is empty.
+    fn dead_letters_to(&self, config: &QueueConfig) -> Option<String> {
+        let prefix = &config.dead_letter_prefix;
+        (!prefix.is_empty() && !self.name.starts_with(prefix.as_str()))
+            .then(|| format!("/queue/{prefix}{}", self.name))
+    }
+
+    fn fits(&self, size: usize, ctx: &Ctx<'_>) -> bool {
+        let c = ctx.config;
+        self.ready.is_empty()
+            || (self.ready.len() < c.max_messages
+                && self.bytes + size <= c.max_bytes
+                && ctx.total_bytes.load(Relaxed) + size <= c.max_total_bytes)
+    }
+
+    fn push_ready(&mut self, queued: Queued, front: bool, ctx: &Ctx<'_>) {
+        let size = queued.message.size();
+        self.bytes += size;
+        ctx.total_bytes.fetch_add(size, Relaxed);
+        if front {
+            self.ready.push_front(queued);
+        } else {
+            self.ready.push_back(queued);
+        }
+    }
+
+    fn pop_ready(&mut self, ctx: &Ctx<'_>) -> Option<Queued> {
+        let queued = self.ready.pop_front()?;
+        let size = queued.message.size();
+        self.bytes -= size;
+        ctx.total_bytes.fetch_sub(size, Relaxed);
+        Some(queued)
+    }
+
+    /// Drops every waiting message whose `expires` has passed; counted.
+    pub(crate) fn purge_expired(&mut self, ctx: &Ctx<'_>) {
+        let before = self.ready.len();
+        let mut freed = 0;
+        self.ready.retain(|q| {
+            let expired = q.expired(ctx.now_ms);
+            if expired {
+                freed += q.message.size();
+            }
+            !expired
+        });
+        self.bytes -= freed;
+        ctx.total_bytes.fetch_sub(freed, Relaxed);
+        self.stats.expired += (before - self.ready.len()) as u64;
+    }
+
+    /// Queues a SENT message at the back, applying the bound and the overflow policy, then
+    /// dispatches.
+    pub(crate) fn enqueue(&mut self, message: Arc<Message>, ctx: &Ctx<'_>) -> Result<(), Full> {
+        let size = message.size();
+        if !self.fits(size, ctx) {
+            self.purge_expired(ctx);
+        }
+        while !self.fits(size, ctx) {
+            match ctx.config.overflow {
+                OverflowPolicy::Reject => return Err(Full),
+                OverflowPolicy::DropOldest => {
+                    self.pop_ready(ctx).ok_or(Full)?;
+                    self.stats.dropped += 1;
+                }
+            }
+        }
+        let queued = Queued {
+            message,
+            deliveries: 0,
+            last: None,
+        };
+        self.push_ready(queued, false, ctx);
+        self.stats.enqueued += 1;
+        self.dispatch(ctx);
+        Ok(())
+    }
+
+    /// Adds a consumer and dispatches to it.
+    pub(crate) fn subscribe(&mut self, consumer: Consumer, ctx: &Ctx<'_>) {
+        self.consumers.push(consumer);
+        self.dispatch(ctx);
+    }
+
+    /// Removes a consumer; its unacknowledged messages go back to the front of the queue (or to
+    /// dead letters, returned), then the queue dispatches to the others.
+    pub(crate) fn unsubscribe(
+        &mut self,
+        session: u64,
+        subscription: &str,
+        ctx: &Ctx<'_>,
+    ) -> Vec<Arc<Message>> {
+        let Some(i) = self
+            .consumers
+            .iter()
+            .position(|c| c.is(session, subscription))
+        else {
+            return Vec::new();
+        };
+        let consumer = self.consumers.remove(i);
+        if self.cursor > i {
+            self.cursor -= 1;
+        }
+        let dead = self.requeue(consumer.in_flight.into_values().collect(), ctx);
+        self.dispatch(ctx);
+        dead
+    }
+
+    /// ACK or NACK of deliveries of one consumer (tags no longer in flight are ignored);
+    /// returns the dead letters.
+    pub(crate) fn settle(
+        &mut self,
+        session: u64,
+        subscription: &str,
+        tags: &[u64],
+        outcome: Outcome,
+        ctx: &Ctx<'_>,
+    ) -> Vec<Arc<Message>> {
+        let Some(consumer) = self
+            .consumers
+            .iter_mut()
+            .find(|c| c.is(session, subscription))
+        else {
+            return Vec::new();
+        };
+        let settled: Vec<Queued> = tags
+            .iter()
+            .filter_map(|tag| consumer.in_flight.remove(tag))
+            .collect();
+        let dead = match outcome {
+            Outcome::Ack => {
+                self.stats.acked += settled.len() as u64;
+                Vec::new()
+            }
+            Outcome::Nack => self.requeue(settled, ctx),
+        };
+        self.dispatch(ctx);
+        dead
+    }
+
+    /// Puts messages back at the front in their original order, except those delivered
+    /// `max_deliveries` times, which are returned as dead letters.
+    fn requeue(&mut self, messages: Vec<Queued>, ctx: &Ctx<'_>) -> Vec<Arc<Message>> {
+        let max = ctx.config.max_deliveries;
+        let mut dead = Vec::new();
+        for q in messages.into_iter().rev() {
+            if max > 0 && q.deliveries >= max {
+                self.stats.dead_lettered += 1;
+                if self.dead_letters_to(ctx.config).is_some() {
+                    dead.push(q.message);
+                }
+                continue;
+            }
+            self.push_ready(q, true, ctx);
+        }
+        dead.reverse();
+        dead
+    }
+
+    /// Where dead letters go, if anywhere.
+    pub(crate) fn dead_letter_destination(&self, config: &QueueConfig) -> Option<String> {
+        self.dead_letters_to(config)
+    }
+
+    /// The next consumer with room, round-robin from the cursor, preferring one that is not
+    /// `avoid` (where a NACKed message came from) and skipping those refused this round.
+    fn pick(&self, avoid: Option<&(u64, ByteString)>, refused: &[bool]) -> Option<usize> {
+        let n = self.consumers.len();
+        let candidates = (0..n).map(|k| (self.cursor + k) % n);
+        let usable =
+            |i: &usize| !refused.get(*i).copied().unwrap_or(false) && self.consumers[*i].has_room();
+        let is_avoided = |i: &usize| avoid.is_some_and(|(s, id)| self.consumers[*i].is(*s, id));
+        candidates
+            .clone()
+            .filter(usable)
+            .find(|i| !is_avoided(i))
+            .or_else(|| candidates.clone().find(usable))
+    }
+
+    /// Hands waiting messages to consumers with room until either runs out. Never waits.
+    pub(crate) fn dispatch(&mut self, ctx: &Ctx<'_>) {
+        // Consumers whose outbox refused a delivery this round; allocated on the first refusal.
+        let mut refused: Vec<bool> = Vec::new();
+        loop {
+            while self.ready.front().is_some_and(|q| q.expired(ctx.now_ms)) {
+                self.pop_ready(ctx);
+                self.stats.expired += 1;
+            }
+            let Some(front) = self.ready.front() else {
+                break;
+            };
+            let Some(i) = self.pick(front.last.as_ref(), &refused) else {
+                break;
+            };
+            let mut queued = self.pop_ready(ctx).expect("front exists");
+            let consumer = &mut self.consumers[i];
+            let tag = ctx.tags.fetch_add(1, Relaxed) + 1;
+            let mut delivery = Delivery::new(queued.message.clone(), consumer.subscription.clone());
+            delivery.tag = Some(tag);
+            delivery.redelivered = queued.deliveries > 0;
+            match consumer.outbox.offer_if_room(delivery, ctx.counters) {
+                Offer::Queued => {
+                    if queued.deliveries > 0 {
+                        self.stats.redelivered += 1;
+                    }
+                    queued.deliveries += 1;
+                    queued.last = Some((consumer.session, consumer.subscription.clone()));
+                    consumer.in_flight.insert(tag, queued);
+                    self.stats.delivered += 1;
+                    ctx.counters.messages_delivered.fetch_add(1, Relaxed);
+                    self.cursor = (i + 1) % self.consumers.len();
+                }
+                Offer::Refused => {
+                    // The outbox is full (and marked starved) or its session is closing.
+                    if refused.is_empty() {
+                        refused = vec![false; self.consumers.len()];
+                    }
+                    refused[i] = true;
+                    self.push_ready(queued, true, ctx);
+                }
+            }
+        }
+    }
+
+    /// Counters and gauges, with expired messages purged first.
+    pub(crate) fn stats(&mut self, ctx: &Ctx<'_>) -> QueueStats {
+        self.purge_expired(ctx);
+        QueueStats {
+            depth: self.ready.len(),
+            bytes: self.bytes,
+            in_flight: self.consumers.iter().map(|c| c.in_flight.len()).sum(),
+            consumers: self.consumers.len(),
+            ..self.stats.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use stompbox_codec::Headers;
+
+    use super::*;
+    use crate::{OutboxConfig, SlowConsumerPolicy};
+
+    struct Node {
+        config: QueueConfig,
+        counters: Counters,
+        tags: AtomicU64,
+        total: AtomicUsize,
+        now_ms: u64,
+    }
+
+    impl Node {
+        fn new(config: QueueConfig) -> Self {
+            Node {
+                config,
+                counters: Counters::default(),
+                tags: AtomicU64::new(0),
+                total: AtomicUsize::new(0),
+                now_ms: 1_000,
+            }
+        }
+
+        fn ctx(&self) -> Ctx<'_> {
+            Ctx {
+                config: &self.config,
+                counters: &self.counters,
+                tags: &self.tags,
+                total_bytes: &self.total,
+                now_ms: self.now_ms,
+            }
+        }
+    }
+
+    fn message(id: u64, expires: Option<u64>) -> Arc<Message> {
+        let mut headers = Headers::new();
+        if let Some(at) = expires {
+            headers.push("expires", at.to_string());
+        }
+        Arc::new(Message::new(
+            id,
+            "/queue/q".into(),
+            headers,
+            Bytes::from(format!("m{id}")),
+        ))
+    }
+
+    fn outbox(max_frames: usize) -> Arc<Outbox> {
+        Arc::new(Outbox::new(&OutboxConfig {
+            max_frames,
+            slow_consumer: SlowConsumerPolicy::DropNewest,
+            ..OutboxConfig::default()
+        }))
+    }
+
+    /// Takes everything from an outbox: (message id, tag, redelivered).
+    fn taken(outbox: &Outbox, counters: &Counters) -> Vec<(u64, u64, bool)> {
+        let mut out = Vec::new();
+        outbox.take_up_to(usize::MAX, counters, |d| {
+            out.push((d.message.id(), d.tag.unwrap(), d.redelivered))
+        });
+        out
+    }
+
+    fn ids(v: &[(u64, u64, bool)]) -> Vec<u64> {
+        v.iter().map(|d| d.0).collect()
+    }
+
+    #[test]
+    fn waits_without_consumers_then_drains_in_order_up_to_prefetch() {
+        let node = Node::new(QueueConfig::default());
+        let mut q = Queue::new("q");
+        for id in 1..=5 {
+            q.enqueue(message(id, None), &node.ctx()).unwrap();
+        }
+        assert_eq!(q.stats(&node.ctx()).depth, 5);
+        let a = outbox(100);
+        q.subscribe(Consumer::new(1, "a".into(), a.clone(), 3), &node.ctx());
+        let got = taken(&a, &node.counters);
+        assert_eq!(ids(&got), [1, 2, 3]);
+        let stats = q.stats(&node.ctx());
+        assert_eq!((stats.depth, stats.in_flight), (2, 3));
+        q.settle(1, "a", &[got[0].1, got[1].1], Outcome::Ack, &node.ctx());
+        assert_eq!(ids(&taken(&a, &node.counters)), [4, 5]);
+        assert_eq!(q.stats(&node.ctx()).acked, 2);
+    }
+
+    #[test]
+    fn round_robin_among_consumers_with_room() {
+        let node = Node::new(QueueConfig::default());
+        let mut q = Queue::new("q");
+        let (a, b) = (outbox(100), outbox(100));
+        q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
+        q.subscribe(Consumer::new(2, "b".into(), b.clone(), 1), &node.ctx());
+        for id in 1..=4 {
+            q.enqueue(message(id, None), &node.ctx()).unwrap();
+        }
+        // b has prefetch 1: it gets one, a gets the rest.
+        assert_eq!(ids(&taken(&a, &node.counters)), [1, 3, 4]);
+        assert_eq!(ids(&taken(&b, &node.counters)), [2]);
+    }
+
+    #[test]
+    fn nack_prefers_another_consumer_and_marks_redelivered() {
+        let node = Node::new(QueueConfig::default());
+        let mut q = Queue::new("q");
+        let (a, b) = (outbox(100), outbox(100));
+        q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
+        q.enqueue(message(1, None), &node.ctx()).unwrap();
+        q.subscribe(Consumer::new(2, "b".into(), b.clone(), 10), &node.ctx());
+        let got = taken(&a, &node.counters);
+        q.settle(1, "a", &[got[0].1], Outcome::Nack, &node.ctx());
+        let again = taken(&b, &node.counters);
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].0, again[0].2), (1, true));
+        assert!(again[0].1 > got[0].1, "a new tag per delivery");
+        assert_eq!(q.stats(&node.ctx()).redelivered, 1);
+        // A lone consumer gets its NACKed message back.
+        q.unsubscribe(1, "a", &node.ctx());
+        q.settle(2, "b", &[again[0].1], Outcome::Nack, &node.ctx());
+        assert_eq!(ids(&taken(&b, &node.counters)), [1]);
+    }
+
+    #[test]
+    fn unsubscribe_requeues_in_order_at_the_front() {
+        let node = Node::new(QueueConfig::default());
+        let mut q = Queue::new("q");
+        let a = outbox(100);
+        q.subscribe(Consumer::new(1, "a".into(), a.clone(), 2), &node.ctx());
+        for id in 1..=4 {
+            q.enqueue(message(id, None), &node.ctx()).unwrap();
+        }
+        assert_eq!(ids(&taken(&a, &node.counters)), [1, 2]);
+        assert!(q.unsubscribe(1, "a", &node.ctx()).is_empty());
+        let b = outbox(100);
+        q.subscribe(Consumer::new(2, "b".into(), b.clone(), 10), &node.ctx());
+        let got = taken(&b, &node.counters);
+        assert_eq!(ids(&got), [1, 2, 3, 4]);
+        let redelivered: Vec<bool> = got.iter().map(|d| d.2).collect();
+        assert_eq!(redelivered, [true, true, false, false]);
+    }
+
+    #[test]
+    fn dead_letters_after_max_deliveries_but_not_from_a_dead_letter_queue() {
+        let node = Node::new(QueueConfig {
+            max_deliveries: 2,
+            ..QueueConfig::default()
+        });
+        for (name, expect_dead) in [("jobs", 1), ("dlq.jobs", 0)] {
+            let mut q = Queue::new(name);
+            let a = outbox(100);
+            q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
+            q.enqueue(message(1, None), &node.ctx()).unwrap();
+            let first = taken(&a, &node.counters)[0].1;
+            assert!(
+                q.settle(1, "a", &[first], Outcome::Nack, &node.ctx())
+                    .is_empty()
+            );
+            let second = taken(&a, &node.counters)[0].1;
+            let dead = q.settle(1, "a", &[second], Outcome::Nack, &node.ctx());
+            assert_eq!(dead.len(), expect_dead, "{name}");
+            assert_eq!(q.stats(&node.ctx()).dead_lettered, 1, "{name}");
+            assert!(taken(&a, &node.counters).is_empty());
+            assert_eq!(
+                q.dead_letter_destination(&node.config).is_some(),
+                expect_dead == 1
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_with_reject_and_drop_oldest() {
+        let mut node = Node::new(QueueConfig {
+            max_messages: 2,
+            ..QueueConfig::default()
+        });
+        let mut q = Queue::new("q");
+        q.enqueue(message(1, None), &node.ctx()).unwrap();
+        q.enqueue(message(2, None), &node.ctx()).unwrap();
+        assert_eq!(q.enqueue(message(3, None), &node.ctx()), Err(Full));
+        node.config.overflow = OverflowPolicy::DropOldest;
+        q.enqueue(message(3, None), &node.ctx()).unwrap();
+        let a = outbox(100);
+        q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
+        assert_eq!(ids(&taken(&a, &node.counters)), [2, 3]);
+        assert_eq!(q.stats(&node.ctx()).dropped, 1);
+        assert_eq!(node.total.load(Relaxed), 0, "node-wide bytes released");
+    }
+
+    #[test]
+    fn expired_messages_are_dropped_and_counted() {
+        let mut node = Node::new(QueueConfig::default());
+        let mut q = Queue::new("q");
+        q.enqueue(message(1, Some(1_500)), &node.ctx()).unwrap();
+        q.enqueue(message(2, None), &node.ctx()).unwrap();
+        q.enqueue(message(3, Some(5_000)), &node.ctx()).unwrap();
+        node.now_ms = 2_000;
+        let a = outbox(100);
+        q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
+        assert_eq!(ids(&taken(&a, &node.counters)), [2, 3]);
+        assert_eq!(q.stats(&node.ctx()).expired, 1);
+    }
+
+    #[test]
+    fn a_full_outbox_never_loses_a_message() {
+        let node = Node::new(QueueConfig::default());
+        let mut q = Queue::new("q");
+        let small = outbox(1);
+        q.subscribe(Consumer::new(1, "a".into(), small.clone(), 10), &node.ctx());
+        for id in 1..=3 {
+            q.enqueue(message(id, None), &node.ctx()).unwrap();
+        }
+        // The outbox took one and refused the next: it stays queued, the outbox is starved.
+        assert!(small.take_starved());
+        let stats = q.stats(&node.ctx());
+        assert_eq!((stats.depth, stats.in_flight, stats.delivered), (2, 1, 1));
+        assert_eq!(ids(&taken(&small, &node.counters)), [1]);
+        q.dispatch(&node.ctx());
+        assert_eq!(ids(&taken(&small, &node.counters)), [2]);
+        q.dispatch(&node.ctx());
+        assert_eq!(ids(&taken(&small, &node.counters)), [3]);
+    }
+}

@@ -1,0 +1,217 @@
+//! The node's `/queue/...` table: name → [`Queue`], each behind its own mutex, plus the
+//! node-wide pieces queues share (delivery tags, the byte budget, the clock) and dead-letter
+//! plumbing between queues.
+//!
+//! Lock order: the table lock, then one queue's lock, then (inside dispatch) an outbox lock.
+//! Never two queue locks at once: dead letters are collected under the source queue's lock
+//! and moved into their queue after it is released.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use stompbox_codec::ByteString;
+
+use super::queue::{Consumer, Ctx, Full, Outcome, Queue};
+use crate::clock::Clock;
+use crate::message::Message;
+use crate::stats::{Counters, QueueStats};
+use crate::{OverflowPolicy, QueueConfig};
+
+/// A queue operation that cannot be done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum QueueError {
+    /// The queue is at its bound and the policy is `reject`.
+    Full,
+    /// Creating the queue would cross `queues.max_queues`.
+    TooManyQueues,
+}
+
+/// Every queue of one node.
+#[derive(Debug)]
+pub(crate) struct QueueRouter {
+    queues: RwLock<HashMap<Box<str>, Arc<Mutex<Queue>>>>,
+    config: QueueConfig,
+    /// Node-wide delivery tags (the `ack` header), also used for topic client-ack deliveries.
+    tags: AtomicU64,
+    total_bytes: AtomicUsize,
+    clock: Clock,
+}
+
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    // Every queue operation leaves it consistent between statements that can panic.
+    queue.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl QueueRouter {
+    pub(crate) fn new(config: QueueConfig, clock: Clock) -> Self {
+        QueueRouter {
+            queues: RwLock::default(),
+            config,
+            tags: AtomicU64::new(0),
+            total_bytes: AtomicUsize::new(0),
+            clock,
+        }
+    }
+
+    /// A fresh node-unique delivery tag.
+    pub(crate) fn next_tag(&self) -> u64 {
+        self.tags.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
+
+    fn ctx<'a>(&'a self, counters: &'a Counters) -> Ctx<'a> {
+        Ctx {
+            config: &self.config,
+            counters,
+            tags: &self.tags,
+            total_bytes: &self.total_bytes,
+            now_ms: self.clock.now_ms(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<Mutex<Queue>>> {
+        let table = self.queues.read().unwrap_or_else(|e| e.into_inner());
+        table.get(name).cloned()
+    }
+
+    fn get_or_create(&self, name: &str) -> Result<Arc<Mutex<Queue>>, QueueError> {
+        if let Some(q) = self.get(name) {
+            return Ok(q);
+        }
+        let mut table = self.queues.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = table.get(name) {
+            return Ok(q.clone());
+        }
+        if table.len() >= self.config.max_queues {
+            return Err(QueueError::TooManyQueues);
+        }
+        let q = Arc::new(Mutex::new(Queue::new(name)));
+        table.insert(name.into(), q.clone());
+        Ok(q)
+    }
+
+    pub(crate) fn subscribe(
+        &self,
+        name: &str,
+        consumer: Consumer,
+        counters: &Counters,
+    ) -> Result<(), QueueError> {
+        let queue = self.get_or_create(name)?;
+        lock(&queue).subscribe(consumer, &self.ctx(counters));
+        Ok(())
+    }
+
+    /// Removes a consumer; its unacknowledged messages are redelivered to others.
+    pub(crate) fn unsubscribe(
+        &self,
+        name: &str,
+        session: u64,
+        subscription: &str,
+        counters: &Counters,
+    ) {
+        let Some(queue) = self.get(name) else { return };
+        let mut q = lock(&queue);
+        let dead = q.unsubscribe(session, subscription, &self.ctx(counters));
+        let to = q.dead_letter_destination(&self.config);
+        drop(q);
+        self.dead_letter(to, dead, counters);
+    }
+
+    pub(crate) fn publish(
+        &self,
+        name: &str,
+        message: Arc<Message>,
+        counters: &Counters,
+    ) -> Result<(), QueueError> {
+        let queue = self.get_or_create(name)?;
+        let result = lock(&queue).enqueue(message, &self.ctx(counters));
+        result.map_err(|Full| QueueError::Full)
+    }
+
+    /// ACK / NACK (or the `auto`-mode settlement when a delivery is written).
+    pub(crate) fn settle(
+        &self,
+        name: &str,
+        session: u64,
+        subscription: &str,
+        tags: &[u64],
+        outcome: Outcome,
+        counters: &Counters,
+    ) {
+        let Some(queue) = self.get(name) else { return };
+        let mut q = lock(&queue);
+        let dead = q.settle(session, subscription, tags, outcome, &self.ctx(counters));
+        let to = q.dead_letter_destination(&self.config);
+        drop(q);
+        self.dead_letter(to, dead, counters);
+    }
+
+    /// Dispatches again (a consumer's outbox has room after refusing a delivery).
+    pub(crate) fn dispatch(&self, name: &str, counters: &Counters) {
+        if let Some(queue) = self.get(name) {
+            lock(&queue).dispatch(&self.ctx(counters));
+        }
+    }
+
+    /// Moves dead letters into their queue. A dead-letter queue never refuses: at its bound it
+    /// drops its oldest (counted there), since refusing would lose the newest instead.
+    fn dead_letter(&self, to: Option<String>, dead: Vec<Arc<Message>>, counters: &Counters) {
+        let Some(to) = to.filter(|_| !dead.is_empty()) else {
+            return;
+        };
+        let name = &to["/queue/".len()..];
+        let Ok(queue) = self.get_or_create(name) else {
+            tracing::warn!(queue = name, "too many queues: dead letters dropped");
+            return;
+        };
+        let config = QueueConfig {
+            overflow: OverflowPolicy::DropOldest,
+            ..self.config.clone()
+        };
+        let ctx = Ctx {
+            config: &config,
+            ..self.ctx(counters)
+        };
+        let destination = ByteString::from(to.as_str());
+        let mut q = lock(&queue);
+        for message in dead {
+            let letter = Arc::new(message.dead_letter(destination.clone()));
+            if q.enqueue(letter, &ctx).is_err() {
+                tracing::warn!(
+                    queue = name,
+                    "dead letter larger than the queue bound dropped"
+                );
+            }
+        }
+    }
+
+    /// One queue's counters, if it exists.
+    pub(crate) fn stats(&self, name: &str, counters: &Counters) -> Option<QueueStats> {
+        let queue = self.get(name)?;
+        let stats = lock(&queue).stats(&self.ctx(counters));
+        Some(stats)
+    }
+
+    /// Every queue's counters, by destination (`/queue/<name>`), sorted.
+    pub(crate) fn all(&self, counters: &Counters) -> Vec<(String, QueueStats)> {
+        let queues: Vec<(String, Arc<Mutex<Queue>>)> = {
+            let table = self.queues.read().unwrap_or_else(|e| e.into_inner());
+            table
+                .iter()
+                .map(|(n, q)| (format!("/queue/{n}"), q.clone()))
+                .collect()
+        };
+        let ctx = self.ctx(counters);
+        let mut all: Vec<_> = queues
+            .into_iter()
+            .map(|(n, q)| (n, lock(&q).stats(&ctx)))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// The broker clock (milliseconds since the UNIX epoch).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
