@@ -370,8 +370,6 @@ async fn destination_kinds_not_served_yet_are_errors() {
     let broker = Broker::new();
     for (destination, message) in [
         ("/queue/jobs", "/queue destinations are not supported yet"),
-        ("/app/chat", "/app destinations are not supported yet"),
-        ("/user/queue/x", "/user destinations are not supported yet"),
         (
             "/exchange/amq.topic/x",
             "other destinations are not supported yet",

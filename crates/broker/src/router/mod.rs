@@ -1,15 +1,19 @@
 //! Routing: which destination kinds are served, and where each kind's messages go.
 //!
 //! One place per destination kind: [`Router::check`] says what each kind accepts, and
-//! `subscribe`/`unsubscribe`/`publish` dispatch on the kind. Queues, `/app` handlers and
-//! `/user` destinations slot in as new arms (and new sibling modules of `topic.rs`).
+//! `subscribe`/`unsubscribe`/`publish` dispatch on the kind. Queues slot in as new arms (and a
+//! new sibling module of `topic.rs`). `/user/...` destinations live in `user.rs` (keyed by user,
+//! so the session's driver calls it with its user); `/app/...` destinations are never routed to
+//! subscribers: the session hands them to its handler task (`app/worker.rs`).
 
 mod pattern;
 mod topic;
+mod user;
 
 use std::sync::Arc;
 
 pub(crate) use topic::Subscriber;
+pub(crate) use user::{UserKey, UserRouter, split_user};
 
 use crate::destination::{Destination, DestinationKind};
 use crate::message::Message;
@@ -30,6 +34,7 @@ pub(crate) struct NotServed(pub(crate) DestinationKind);
 #[derive(Debug, Default)]
 pub(crate) struct Router {
     topics: topic::TopicRouter,
+    pub(crate) users: UserRouter,
 }
 
 impl Router {
@@ -38,12 +43,11 @@ impl Router {
     pub(crate) fn check(destination: &Destination, operation: Operation) -> Result<(), NotServed> {
         let _ = operation;
         match destination.kind() {
-            DestinationKind::Topic => Ok(()),
-            // Next issues: queues with acks, `/app` handlers, `/user` destinations.
-            kind @ (DestinationKind::Queue
-            | DestinationKind::App
-            | DestinationKind::User
-            | DestinationKind::Other) => Err(NotServed(kind)),
+            // `/app`: to the session's handlers; `/user`: `users` (client SENDs there are also
+            // subject to `allow_client_user_sends`, checked by the session).
+            DestinationKind::Topic | DestinationKind::App | DestinationKind::User => Ok(()),
+            // Next issue: queues with acks.
+            kind @ (DestinationKind::Queue | DestinationKind::Other) => Err(NotServed(kind)),
         }
     }
 

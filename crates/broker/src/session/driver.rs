@@ -22,11 +22,17 @@ use tokio::time::{Instant, sleep_until};
 
 use super::writer::{MAX_BATCH_BYTES, Writer};
 use super::{Action, Heartbeat, Session};
+use crate::app::worker::{self, Call, Worker};
+use crate::destination::{Destination, DestinationKind};
 use crate::error::ProtocolError;
+use crate::events::Event;
 use crate::message::Message;
 use crate::outbox::Outbox;
-use crate::router::Subscriber;
-use crate::{CloseReason, ConnectRequest, ConnectionInfo, Inbound, Outbound, Shared};
+use crate::router::{Subscriber, UserKey};
+use crate::{
+    Broker, CloseReason, ConnectRequest, ConnectionInfo, Inbound, Outbound, Payload, SessionInfo,
+    Shared,
+};
 
 /// The sink and the write in progress.
 struct Io<O> {
@@ -66,8 +72,15 @@ impl<O: Sink<Outbound, Error = io::Error> + Unpin> Io<O> {
 
 /// Everything of one session but the transport halves.
 struct Conn<'a> {
+    broker: &'a Broker,
     shared: &'a Shared,
     id: u64,
+    /// Id and principal, for handlers, interceptors and events.
+    me: SessionInfo,
+    /// The `/app` handler task, spawned on the first `/app` frame.
+    worker: Option<Worker>,
+    /// `Event::Disconnected` is due (the session was connected) and not sent yet.
+    owes_disconnected: bool,
     /// Needed only to authenticate; dropped once connected (handshake headers can be large).
     info: Option<ConnectionInfo>,
     session: Session<'a>,
@@ -94,7 +107,7 @@ async fn sleep_opt(deadline: Option<Instant>) {
 
 /// Runs one session to its end.
 pub(crate) async fn run<I, O>(
-    shared: &Shared,
+    broker: &Broker,
     id: u64,
     info: ConnectionInfo,
     mut inbound: I,
@@ -104,14 +117,20 @@ where
     I: Stream<Item = io::Result<Inbound>> + Send + Unpin,
     O: Sink<Outbound, Error = io::Error> + Send + Unpin,
 {
+    let shared = &*broker.shared;
     let config = &shared.config;
     let now = Instant::now();
     let outbox = Arc::new(Outbox::new(&config.outbox));
     let mut conn = Conn {
+        broker,
         shared,
         id,
+        me: SessionInfo::new(id, None),
+        worker: None,
+        owes_disconnected: false,
         info: Some(info),
-        session: Session::new(ByteString::from(id.to_string()), config),
+        session: Session::new(ByteString::from(id.to_string()), config)
+            .with_rules(&shared.app.rules),
         outbox: outbox.clone(),
         writer: Writer::default(),
         decoder: Decoder::new(config.limits_before_connect()),
@@ -167,17 +186,19 @@ where
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "write failed");
                     conn.cleanup();
-                    return CloseReason::TransportClosed;
+                    return conn.ended(CloseReason::TransportClosed);
                 }
             }
             () = sleep_opt(write_deadline) => {
                 tracing::info!(timeout = ?write_timeout, "write timed out: slow consumer");
                 shared.counters.slow_consumers.fetch_add(1, Relaxed);
                 conn.cleanup();
-                return CloseReason::SlowConsumer;
+                return conn.ended(CloseReason::SlowConsumer);
             }
             () = outbox.changed() => {
-                if outbox.is_overflowed() {
+                if let Some(error) = outbox.take_failure() {
+                    conn.fail(error).await;
+                } else if outbox.is_overflowed() {
                     tracing::info!("outbox overflowed: slow consumer");
                     conn.writer.clear();
                     let outbox_config = &config.outbox;
@@ -235,10 +256,65 @@ where
             () = sleep_opt(write_deadline) => break,
         }
     }
-    reason
+    conn.ended(reason)
 }
 
 impl Conn<'_> {
+    /// Announces the end of a connected session; returns `reason`.
+    fn ended(&mut self, reason: CloseReason) -> CloseReason {
+        if std::mem::take(&mut self.owes_disconnected) {
+            let session = self.me.clone();
+            let reason = reason.clone();
+            self.shared
+                .events
+                .emit(|| Event::Disconnected { session, reason });
+        }
+        reason
+    }
+
+    /// Whose `/user/...` destinations this session's are.
+    fn user_key(&self) -> UserKey {
+        match &self.me.principal {
+            Some(p) => UserKey::Named(p.name.as_str().into()),
+            None => UserKey::Session(self.id),
+        }
+    }
+
+    /// Queues a call for the session's handler task, starting it if needed.
+    async fn call_handler(&mut self, call: Call) {
+        let worker = self.worker.get_or_insert_with(|| {
+            Worker::spawn(worker::Context {
+                broker: self.broker.clone(),
+                session: self.me.clone(),
+                session_id: self.id,
+                user: match &self.me.principal {
+                    Some(p) => UserKey::Named(p.name.as_str().into()),
+                    None => UserKey::Session(self.id),
+                },
+                outbox: self.outbox.clone(),
+            })
+        });
+        worker.call(call).await;
+    }
+
+    /// Removes one subscription from wherever its kind is routed.
+    fn unroute(&self, destination: &Destination, subscription: &str) {
+        match destination.kind() {
+            DestinationKind::User => {
+                self.shared
+                    .router
+                    .users
+                    .unsubscribe(&self.user_key(), self.id, subscription)
+            }
+            // Application subscriptions are not routed: their handler replied once.
+            DestinationKind::App => {}
+            _ => self
+                .shared
+                .router
+                .unsubscribe(destination, self.id, subscription),
+        }
+    }
+
     /// Moves up to `max_bytes` of deliveries from the outbox into the writer.
     fn drain_outbox(&mut self, max_bytes: usize) {
         let (writer, version) = (&mut self.writer, self.version);
@@ -276,8 +352,13 @@ impl Conn<'_> {
         while self.closing.is_none() {
             match self.decoder.decode(&mut self.read_buf) {
                 Ok(Some(Item::HeartBeat)) => {}
-                Ok(Some(Item::Frame(frame))) => {
+                Ok(Some(Item::Frame(mut frame))) => {
                     tracing::trace!(command = %frame.command, "frame");
+                    if let Err(rejected) = self.intercept(&mut frame) {
+                        self.session.fail(rejected, None, &mut self.actions);
+                        self.execute().await;
+                        continue;
+                    }
                     self.session.on_frame(frame, &mut self.actions);
                     self.execute().await;
                 }
@@ -292,6 +373,19 @@ impl Conn<'_> {
             // Idle sessions hold no read buffer.
             self.read_buf = BytesMut::new();
         }
+    }
+
+    /// Runs the interceptors on an inbound frame.
+    fn intercept(&self, frame: &mut stompbox_codec::Frame) -> Result<(), ProtocolError> {
+        for interceptor in self.shared.interceptors.iter() {
+            if let Err(r) = interceptor.inbound(frame, &self.me) {
+                return Err(ProtocolError::Rejected {
+                    message: r.message,
+                    detail: r.detail,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Carries out the state machine's actions in order (authentication may add more).
@@ -352,6 +446,10 @@ impl Conn<'_> {
                 if let Some(p) = &principal {
                     span.record("principal", p.name.as_str());
                 }
+                self.me.principal = principal;
+                self.owes_disconnected = true;
+                let session = self.me.clone();
+                shared.events.emit(|| Event::Connected { session });
                 tracing::debug!(
                     heartbeat_send_ms = heartbeat.send.as_millis() as u64,
                     heartbeat_receive_ms = heartbeat.receive.as_millis() as u64,
@@ -360,16 +458,69 @@ impl Conn<'_> {
             }
             Action::Subscribe { id, destination } => {
                 tracing::debug!(id = %id, destination = %destination, "subscribe");
+                let (session, subscription) = (self.me.clone(), id.to_string());
+                let event_destination = destination.to_string();
                 let subscriber = Subscriber {
                     session: self.id,
-                    subscription: id,
+                    subscription: id.clone(),
                     outbox: self.outbox.clone(),
                 };
-                shared.router.subscribe(&destination, subscriber);
+                match destination.kind() {
+                    DestinationKind::User => {
+                        let rest = &destination.as_str()["/user".len()..];
+                        let user = self.user_key();
+                        shared.router.users.subscribe(user, rest, subscriber);
+                    }
+                    DestinationKind::App => {
+                        let call = Call {
+                            subscription: Some(id),
+                            destination,
+                            headers: stompbox_codec::Headers::new(),
+                            body: bytes::Bytes::new(),
+                        };
+                        self.call_handler(call).await;
+                    }
+                    _ => shared.router.subscribe(&destination, subscriber),
+                }
+                shared.events.emit(|| Event::Subscribed {
+                    session,
+                    subscription,
+                    destination: event_destination,
+                });
             }
             Action::Unsubscribe { id, destination } => {
                 tracing::debug!(id = %id, destination = %destination, "unsubscribe");
-                shared.router.unsubscribe(&destination, self.id, &id);
+                self.unroute(&destination, &id);
+                let session = self.me.clone();
+                shared.events.emit(|| Event::Unsubscribed {
+                    session,
+                    subscription: id.to_string(),
+                    destination: destination.to_string(),
+                });
+            }
+            Action::Handle {
+                destination,
+                headers,
+                body,
+            } => {
+                let call = Call {
+                    subscription: None,
+                    destination,
+                    headers,
+                    body,
+                };
+                self.call_handler(call).await;
+            }
+            Action::Publish {
+                destination,
+                headers,
+                body,
+            } if destination.kind() == DestinationKind::User => {
+                // Allowed by the session's rules: `/user/{name}/...`, delivered as `/user/...`.
+                let payload = Payload { headers, body };
+                if let Err(e) = self.broker.send(destination.as_str(), payload) {
+                    tracing::debug!(error = %e, "user destination send failed");
+                }
             }
             Action::Publish {
                 destination,
@@ -400,7 +551,7 @@ impl Conn<'_> {
             return;
         }
         for (id, destination) in self.session.subscriptions() {
-            self.shared.router.unsubscribe(destination, self.id, id);
+            self.unroute(destination, id);
         }
         self.outbox.close(&self.shared.counters);
     }
@@ -410,5 +561,6 @@ impl Drop for Conn<'_> {
     /// The session future may be dropped mid-way (its task aborted): leave no routes behind.
     fn drop(&mut self) {
         self.cleanup();
+        self.ended(CloseReason::TransportClosed);
     }
 }

@@ -12,9 +12,10 @@ use stompbox_codec::{ByteString, Command, DecodeError, Frame, Headers, Version};
 
 pub(crate) use heartbeat::Heartbeat;
 
-use crate::destination::Destination;
+use crate::app::Rules;
+use crate::destination::{Destination, DestinationKind};
 use crate::error::{ProtocolError, negotiate_version};
-use crate::router::{NotServed, Operation, Router};
+use crate::router::{NotServed, Operation, Router, split_user};
 use crate::{AuthError, CloseReason, Config, Principal};
 
 /// What the driver must do, in order, after feeding the state machine.
@@ -44,6 +45,12 @@ pub(crate) enum Action {
     },
     /// Route a message.
     Publish {
+        destination: Destination,
+        headers: Headers,
+        body: Bytes,
+    },
+    /// Hand a SEND to an application destination to the session's handlers.
+    Handle {
         destination: Destination,
         headers: Headers,
         body: Bytes,
@@ -83,6 +90,8 @@ enum State {
 pub(crate) struct Session<'a> {
     id: ByteString,
     config: &'a Config,
+    /// Which destinations are application ones; whether clients may send to other users.
+    rules: &'a Rules,
     state: State,
     /// Subscription id → destination; kept after the session closes, so the driver can
     /// unregister them. Empty maps do not allocate.
@@ -99,12 +108,20 @@ fn receipt(id: ByteString) -> Frame {
 
 impl<'a> Session<'a> {
     pub(crate) fn new(id: ByteString, config: &'a Config) -> Self {
+        static DEFAULT_RULES: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(Rules::default);
         Session {
             id,
             config,
+            rules: &DEFAULT_RULES,
             state: State::AwaitingConnect,
             subscriptions: HashMap::new(),
         }
+    }
+
+    /// Uses the node's destination rules instead of the defaults.
+    pub(crate) fn with_rules(mut self, rules: &'a Rules) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// True once CONNECTED was produced and until the session closes.
@@ -261,7 +278,11 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn destination(frame: &Frame, operation: Operation) -> Result<Destination, ProtocolError> {
+    fn destination(
+        rules: &Rules,
+        frame: &Frame,
+        operation: Operation,
+    ) -> Result<Destination, ProtocolError> {
         let raw = frame
             .headers
             .get_shared("destination")
@@ -269,7 +290,7 @@ impl<'a> Session<'a> {
                 command: frame.command,
                 header: "destination",
             })?;
-        let destination = Destination::parse(raw.clone())?;
+        let destination = rules.classify(Destination::parse(raw.clone())?);
         Router::check(&destination, operation).map_err(|NotServed(kind)| {
             ProtocolError::DestinationNotServed {
                 destination: destination.to_string(),
@@ -280,12 +301,38 @@ impl<'a> Session<'a> {
     }
 
     fn send(&mut self, frame: Frame, out: &mut Vec<Action>) -> Result<(), ProtocolError> {
-        let destination = Self::destination(&frame, Operation::Publish)?;
+        let destination = Self::destination(self.rules, &frame, Operation::Publish)?;
         if frame.headers.contains("transaction") {
             return Err(ProtocolError::NotSupportedYet {
                 command: Command::Send,
                 what: "transactions",
             });
+        }
+        match destination.kind() {
+            DestinationKind::App => {
+                out.push(Action::Handle {
+                    destination,
+                    headers: frame.headers,
+                    body: frame.body,
+                });
+                return Ok(());
+            }
+            DestinationKind::User => {
+                let reason = if !self.rules.client_user_sends {
+                    Some("clients may not send to user destinations on this server")
+                } else if split_user(destination.name()).is_none() {
+                    Some("a user destination to send to is /user/{name}/{destination}")
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    return Err(ProtocolError::UserSend {
+                        destination: destination.to_string(),
+                        reason,
+                    });
+                }
+            }
+            _ => {}
         }
         out.push(Action::Publish {
             destination,
@@ -301,7 +348,7 @@ impl<'a> Session<'a> {
             unreachable!("only called when connected")
         };
         let subscriptions = &mut self.subscriptions;
-        let destination = Self::destination(frame, Operation::Subscribe)?;
+        let destination = Self::destination(self.rules, frame, Operation::Subscribe)?;
         let id = match (frame.headers.get_shared("id"), version) {
             (Some(id), _) => id.clone(),
             // STOMP 1.0 made `id` optional; brokers then key the subscription by destination.

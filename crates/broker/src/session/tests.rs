@@ -26,6 +26,7 @@ fn summary(actions: &[Action]) -> Vec<String> {
             Action::Subscribe { id, destination } => format!("subscribe {id} {destination}"),
             Action::Unsubscribe { id, .. } => format!("unsubscribe {id}"),
             Action::Publish { destination, .. } => format!("publish {destination}"),
+            Action::Handle { destination, .. } => format!("handle {destination}"),
             Action::Close(reason) => format!("close {reason:?}"),
         })
         .collect()
