@@ -56,7 +56,9 @@ pub enum ProtocolError {
     #[error("{0}")]
     InvalidDestination(#[from] DestinationError),
     /// The destination's kind is not served yet.
-    #[error("{destination:?}: {kind} destinations are not served yet; /topic, /user and application destinations are")]
+    #[error(
+        "{destination:?}: {kind} destinations are not served yet; /topic, /user and application destinations are"
+    )]
     DestinationNotServed {
         /// The destination as sent.
         destination: String,

@@ -20,15 +20,17 @@ use futures::{Sink, Stream, StreamExt};
 use stompbox_codec::{ByteString, Decoder, Item, Version};
 use tokio::time::{Instant, sleep_until};
 
+mod hooks;
+
 use super::writer::{MAX_BATCH_BYTES, Writer};
 use super::{Action, Heartbeat, Session};
-use crate::app::worker::{self, Call, Worker};
-use crate::destination::{Destination, DestinationKind};
+use crate::app::worker::{Call, Worker};
+use crate::destination::DestinationKind;
 use crate::error::ProtocolError;
 use crate::events::Event;
 use crate::message::Message;
 use crate::outbox::Outbox;
-use crate::router::{Subscriber, UserKey};
+use crate::router::Subscriber;
 use crate::{
     Broker, CloseReason, ConnectRequest, ConnectionInfo, Inbound, Outbound, Payload, SessionInfo,
     Shared,
@@ -260,61 +262,6 @@ where
 }
 
 impl Conn<'_> {
-    /// Announces the end of a connected session; returns `reason`.
-    fn ended(&mut self, reason: CloseReason) -> CloseReason {
-        if std::mem::take(&mut self.owes_disconnected) {
-            let session = self.me.clone();
-            let reason = reason.clone();
-            self.shared
-                .events
-                .emit(|| Event::Disconnected { session, reason });
-        }
-        reason
-    }
-
-    /// Whose `/user/...` destinations this session's are.
-    fn user_key(&self) -> UserKey {
-        match &self.me.principal {
-            Some(p) => UserKey::Named(p.name.as_str().into()),
-            None => UserKey::Session(self.id),
-        }
-    }
-
-    /// Queues a call for the session's handler task, starting it if needed.
-    async fn call_handler(&mut self, call: Call) {
-        let worker = self.worker.get_or_insert_with(|| {
-            Worker::spawn(worker::Context {
-                broker: self.broker.clone(),
-                session: self.me.clone(),
-                session_id: self.id,
-                user: match &self.me.principal {
-                    Some(p) => UserKey::Named(p.name.as_str().into()),
-                    None => UserKey::Session(self.id),
-                },
-                outbox: self.outbox.clone(),
-            })
-        });
-        worker.call(call).await;
-    }
-
-    /// Removes one subscription from wherever its kind is routed.
-    fn unroute(&self, destination: &Destination, subscription: &str) {
-        match destination.kind() {
-            DestinationKind::User => {
-                self.shared
-                    .router
-                    .users
-                    .unsubscribe(&self.user_key(), self.id, subscription)
-            }
-            // Application subscriptions are not routed: their handler replied once.
-            DestinationKind::App => {}
-            _ => self
-                .shared
-                .router
-                .unsubscribe(destination, self.id, subscription),
-        }
-    }
-
     /// Moves up to `max_bytes` of deliveries from the outbox into the writer.
     fn drain_outbox(&mut self, max_bytes: usize) {
         let (writer, version) = (&mut self.writer, self.version);
@@ -373,19 +320,6 @@ impl Conn<'_> {
             // Idle sessions hold no read buffer.
             self.read_buf = BytesMut::new();
         }
-    }
-
-    /// Runs the interceptors on an inbound frame.
-    fn intercept(&self, frame: &mut stompbox_codec::Frame) -> Result<(), ProtocolError> {
-        for interceptor in self.shared.interceptors.iter() {
-            if let Err(r) = interceptor.inbound(frame, &self.me) {
-                return Err(ProtocolError::Rejected {
-                    message: r.message,
-                    detail: r.detail,
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Carries out the state machine's actions in order (authentication may add more).
