@@ -65,6 +65,11 @@ impl Default for Events {
 }
 
 impl Events {
+    /// True while at least one listener exists.
+    pub(crate) fn listening(&self) -> bool {
+        self.0.receiver_count() > 0
+    }
+
     /// Publishes the event `make` builds, if anyone listens; never waits.
     pub(crate) fn emit(&self, make: impl FnOnce() -> Event) {
         if self.0.receiver_count() > 0 {

@@ -64,6 +64,8 @@ impl Router {
                 self.topics
                     .unsubscribe(destination.name(), session, subscription)
             }
+            // The session's own tables: `users` (keyed by its user) and its handler task.
+            DestinationKind::User | DestinationKind::App => {}
             _ => debug_assert!(false, "unsubscribe from an unserved kind"),
         }
     }

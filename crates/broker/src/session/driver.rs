@@ -24,16 +24,13 @@ mod hooks;
 
 use super::writer::{MAX_BATCH_BYTES, Writer};
 use super::{Action, Heartbeat, Session};
-use crate::app::worker::{Call, Worker};
-use crate::destination::DestinationKind;
+use crate::app::worker::Worker;
 use crate::error::ProtocolError;
-use crate::events::Event;
 use crate::message::Message;
 use crate::outbox::Outbox;
 use crate::router::Subscriber;
 use crate::{
-    Broker, CloseReason, ConnectRequest, ConnectionInfo, Inbound, Outbound, Payload, SessionInfo,
-    Shared,
+    Broker, CloseReason, ConnectRequest, ConnectionInfo, Inbound, Outbound, SessionInfo, Shared,
 };
 
 /// The sink and the write in progress.
@@ -326,7 +323,9 @@ impl Conn<'_> {
     async fn execute(&mut self) {
         let mut queue: VecDeque<Action> = std::mem::take(&mut self.actions).into();
         while let Some(action) = queue.pop_front() {
+            let event = self.observe(&action);
             self.apply(action).await;
+            self.emit(event);
             queue.extend(self.actions.drain(..));
         }
         // Nothing is kept between frames: an idle session holds no action buffer.
@@ -334,6 +333,9 @@ impl Conn<'_> {
     }
 
     async fn apply(&mut self, action: Action) {
+        let Some(action) = self.apply_app(action).await else {
+            return;
+        };
         let shared = self.shared;
         match action {
             Action::Reply(frame) => {
@@ -380,10 +382,6 @@ impl Conn<'_> {
                 if let Some(p) = &principal {
                     span.record("principal", p.name.as_str());
                 }
-                self.me.principal = principal;
-                self.owes_disconnected = true;
-                let session = self.me.clone();
-                shared.events.emit(|| Event::Connected { session });
                 tracing::debug!(
                     heartbeat_send_ms = heartbeat.send.as_millis() as u64,
                     heartbeat_receive_ms = heartbeat.receive.as_millis() as u64,
@@ -392,69 +390,16 @@ impl Conn<'_> {
             }
             Action::Subscribe { id, destination } => {
                 tracing::debug!(id = %id, destination = %destination, "subscribe");
-                let (session, subscription) = (self.me.clone(), id.to_string());
-                let event_destination = destination.to_string();
                 let subscriber = Subscriber {
                     session: self.id,
-                    subscription: id.clone(),
+                    subscription: id,
                     outbox: self.outbox.clone(),
                 };
-                match destination.kind() {
-                    DestinationKind::User => {
-                        let rest = &destination.as_str()["/user".len()..];
-                        let user = self.user_key();
-                        shared.router.users.subscribe(user, rest, subscriber);
-                    }
-                    DestinationKind::App => {
-                        let call = Call {
-                            subscription: Some(id),
-                            destination,
-                            headers: stompbox_codec::Headers::new(),
-                            body: bytes::Bytes::new(),
-                        };
-                        self.call_handler(call).await;
-                    }
-                    _ => shared.router.subscribe(&destination, subscriber),
-                }
-                shared.events.emit(|| Event::Subscribed {
-                    session,
-                    subscription,
-                    destination: event_destination,
-                });
+                shared.router.subscribe(&destination, subscriber);
             }
             Action::Unsubscribe { id, destination } => {
                 tracing::debug!(id = %id, destination = %destination, "unsubscribe");
-                self.unroute(&destination, &id);
-                let session = self.me.clone();
-                shared.events.emit(|| Event::Unsubscribed {
-                    session,
-                    subscription: id.to_string(),
-                    destination: destination.to_string(),
-                });
-            }
-            Action::Handle {
-                destination,
-                headers,
-                body,
-            } => {
-                let call = Call {
-                    subscription: None,
-                    destination,
-                    headers,
-                    body,
-                };
-                self.call_handler(call).await;
-            }
-            Action::Publish {
-                destination,
-                headers,
-                body,
-            } if destination.kind() == DestinationKind::User => {
-                // Allowed by the session's rules: `/user/{name}/...`, delivered as `/user/...`.
-                let payload = Payload { headers, body };
-                if let Err(e) = self.broker.send(destination.as_str(), payload) {
-                    tracing::debug!(error = %e, "user destination send failed");
-                }
+                shared.router.unsubscribe(&destination, self.id, &id);
             }
             Action::Publish {
                 destination,
@@ -476,6 +421,7 @@ impl Conn<'_> {
                 tracing::debug!(?reason, "closing");
                 self.closing = Some(reason);
             }
+            Action::Handle { .. } => unreachable!("taken by apply_app"),
         }
     }
 
@@ -485,8 +431,9 @@ impl Conn<'_> {
             return;
         }
         for (id, destination) in self.session.subscriptions() {
-            self.unroute(destination, id);
+            self.shared.router.unsubscribe(destination, self.id, id);
         }
+        self.leave_user_destinations();
         self.outbox.close(&self.shared.counters);
     }
 }

@@ -3,11 +3,13 @@
 
 use super::Conn;
 use crate::CloseReason;
+use crate::Payload;
 use crate::app::worker::{self, Call, Worker};
 use crate::destination::{Destination, DestinationKind};
 use crate::error::ProtocolError;
 use crate::events::Event;
-use crate::router::UserKey;
+use crate::router::{Subscriber, UserKey};
+use crate::session::Action;
 
 impl Conn<'_> {
     /// Announces the end of a connected session; returns `reason`.
@@ -74,5 +76,122 @@ impl Conn<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Carries out the actions about `/app` and `/user` destinations; returns the others.
+    pub(super) async fn apply_app(&mut self, action: Action) -> Option<Action> {
+        let kind = match &action {
+            Action::Subscribe { destination, .. }
+            | Action::Unsubscribe { destination, .. }
+            | Action::Publish { destination, .. }
+            | Action::Handle { destination, .. } => destination.kind(),
+            _ => return Some(action),
+        };
+        match (action, kind) {
+            (
+                Action::Handle {
+                    destination,
+                    headers,
+                    body,
+                },
+                _,
+            ) => {
+                let subscription = None;
+                let call = Call {
+                    subscription,
+                    destination,
+                    headers,
+                    body,
+                };
+                self.call_handler(call).await;
+            }
+            (Action::Subscribe { id, destination }, DestinationKind::App) => {
+                tracing::debug!(id = %id, destination = %destination, "subscribe (app)");
+                let call = Call {
+                    subscription: Some(id),
+                    destination,
+                    headers: stompbox_codec::Headers::new(),
+                    body: bytes::Bytes::new(),
+                };
+                self.call_handler(call).await;
+            }
+            (Action::Subscribe { id, destination }, DestinationKind::User) => {
+                tracing::debug!(id = %id, destination = %destination, "subscribe (user)");
+                let subscriber = Subscriber {
+                    session: self.id,
+                    subscription: id,
+                    outbox: self.outbox.clone(),
+                };
+                let rest = &destination.as_str()["/user".len()..];
+                let users = &self.shared.router.users;
+                users.subscribe(self.user_key(), rest, subscriber);
+            }
+            (
+                Action::Unsubscribe { id, destination },
+                DestinationKind::App | DestinationKind::User,
+            ) => {
+                tracing::debug!(id = %id, destination = %destination, "unsubscribe");
+                self.unroute(&destination, &id);
+            }
+            (
+                Action::Publish {
+                    destination,
+                    headers,
+                    body,
+                },
+                DestinationKind::User,
+            ) => {
+                // Allowed by the session's rules: `/user/{name}/...`, delivered as `/user/...`.
+                let payload = Payload { headers, body };
+                if let Err(e) = self.broker.send(destination.as_str(), payload) {
+                    tracing::debug!(error = %e, "user destination send failed");
+                }
+            }
+            (action, _) => return Some(action),
+        }
+        None
+    }
+
+    /// Removes the session's `/user` subscriptions (the router's table holds the others).
+    pub(super) fn leave_user_destinations(&self) {
+        for (id, destination) in self.session.subscriptions() {
+            if destination.kind() == DestinationKind::User {
+                self.unroute(destination, id);
+            }
+        }
+    }
+
+    /// Before an action: notes the principal on `Open`, and builds the event the action will
+    /// cause, if anyone listens. Emitted by [`Conn::emit`] once the action took effect.
+    pub(super) fn observe(&mut self, action: &Action) -> Option<Event> {
+        if let Action::Open { principal, .. } = action {
+            self.me.principal = principal.clone();
+            self.owes_disconnected = true;
+        }
+        if !self.shared.events.listening() {
+            return None;
+        }
+        let session = self.me.clone();
+        Some(match action {
+            Action::Open { .. } => Event::Connected { session },
+            Action::Subscribe { id, destination } => Event::Subscribed {
+                session,
+                subscription: id.to_string(),
+                destination: destination.to_string(),
+            },
+            Action::Unsubscribe { id, destination } => Event::Unsubscribed {
+                session,
+                subscription: id.to_string(),
+                destination: destination.to_string(),
+            },
+            _ => return None,
+        })
+    }
+
+    /// Emits what [`Conn::observe`] built.
+    pub(super) fn emit(&self, event: Option<Event>) {
+        if let Some(event) = event {
+            self.shared.events.emit(|| event);
+        }
     }
 }
