@@ -403,7 +403,7 @@ async fn a_slow_handler_blocks_neither_other_sessions_nor_its_own_deliveries() {
     // Another session's handlers run meanwhile.
     fast.send_frame(frames::send("/app/fast", "bob")).await;
     assert_eq!(body(&fast.expect_message().await), "bob");
-    // The slow session still gets topic messages and answers receipts.
+    // The slow session still gets topic messages meanwhile.
     fast.send_frame(frames::send("/topic/t", "news")).await;
     assert_eq!(body(&slow.expect_message().await), "news");
     // Its own handler replies keep the order of its frames.
@@ -433,5 +433,53 @@ async fn custom_app_prefixes_replace_the_default() {
     for bad in ["/topic", "app", "/"] {
         let e = Broker::builder().app_prefixes([bad]).build().unwrap_err();
         assert_eq!(e.field, "app_prefixes");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_reported_and_the_session_goes_on() {
+    let broker = Broker::builder()
+        .on_send("/boom", |text: String| async move {
+            if text == "boom" {
+                panic!("handler bug");
+            }
+            SendToUser::new("/queue/r", text)
+        })
+        .build()
+        .unwrap();
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe("e", "/user/queue/errors").await;
+    c.subscribe("r", "/user/queue/r").await;
+    c.send_frame(frames::send("/app/boom", "boom")).await;
+    let e = c.expect_message().await;
+    assert_eq!(e.header("message"), Some("handler failed"));
+    assert_eq!(body(&e), "the handler for \"/app/boom\" panicked");
+    c.send_frame(frames::send("/app/boom", "fine")).await;
+    assert_eq!(body(&c.expect_message().await), "fine");
+}
+
+#[tokio::test]
+async fn more_calls_than_the_queue_holds_pause_reads_then_all_replies_come_in_order() {
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let broker = Broker::builder()
+        .state(gate)
+        .on_send(
+            "/n",
+            |State(mut gate): State<tokio::sync::watch::Receiver<bool>>, text: String| async move {
+                gate.wait_for(|open| *open).await.unwrap();
+                SendToUser::new("/queue/r", text)
+            },
+        )
+        .build()
+        .unwrap();
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe("r", "/user/queue/r").await;
+    // More than the 64 queued calls: the session's reads pause, nothing is lost.
+    for i in 0..100 {
+        c.send_frame(frames::send("/app/n", i.to_string())).await;
+    }
+    open.send(true).unwrap();
+    for i in 0..100 {
+        assert_eq!(body(&c.expect_message().await), i.to_string());
     }
 }

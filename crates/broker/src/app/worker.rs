@@ -4,6 +4,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -17,7 +18,7 @@ use crate::Broker;
 use crate::destination::Destination;
 use crate::error::ProtocolError;
 use crate::message::Delivery;
-use crate::outbox::Outbox;
+use crate::outbox::{Offer, Outbox};
 use crate::router::UserKey;
 
 /// Calls one session may have queued for its handler task before its reads pause. Enough to
@@ -146,7 +147,10 @@ impl Context {
                         message,
                         subscription: id.clone(),
                     };
-                    self.outbox.offer(delivery, &broker.shared.counters);
+                    let counters = &broker.shared.counters;
+                    if self.outbox.offer(delivery, counters) == Offer::Queued {
+                        counters.messages_delivered.fetch_add(1, Relaxed);
+                    }
                     Ok(())
                 }
                 // `@MessageMapping` without `@SendTo`: `/topic` + the path, as Spring does.
