@@ -26,8 +26,9 @@
 //!   task, and [`Broker::send`] / [`Broker::send_to_user`]. `router/user.rs`: `/user/...`.
 //! - `intercept.rs`: [`Interceptor`]s on inbound frames; `events.rs`: [`Broker::events`].
 //!
-//! `docs/architecture.md` draws the data path and lists the invariants; `docs/protocol.md` lists
-//! every STOMP 1.2 rule and what the broker does about it.
+//! `docs/embedding.md` is the guide for applications (handlers, user destinations, hooks,
+//! mounting). `docs/architecture.md` draws the data path and lists the invariants;
+//! `docs/protocol.md` lists every STOMP 1.2 rule and what the broker does about it.
 
 mod app;
 mod auth;
