@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use stompbox_codec::{ByteString, Headers};
 use tokio::sync::mpsc;
 
@@ -59,10 +60,24 @@ impl Worker {
         Worker { tx }
     }
 
-    /// Queues a call; waits only when `MAX_PENDING_CALLS` are already queued.
-    pub(crate) async fn call(&self, call: Call) {
-        if self.tx.send(call).await.is_err() {
-            tracing::debug!("handler task gone; call dropped");
+    /// Queues a call. When `MAX_PENDING_CALLS` are already queued, returns the wait for room,
+    /// boxed: the session awaits it (pausing its reads) only in that case, and its own future
+    /// stays small.
+    pub(crate) fn call(&self, call: Call) -> Option<BoxFuture<'static, ()>> {
+        match self.tx.try_send(call) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(call)) => {
+                let tx = self.tx.clone();
+                Some(Box::pin(async move {
+                    if tx.send(call).await.is_err() {
+                        tracing::debug!("handler task gone; call dropped");
+                    }
+                }))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!("handler task gone; call dropped");
+                None
+            }
         }
     }
 }

@@ -333,8 +333,10 @@ impl Conn<'_> {
     }
 
     async fn apply(&mut self, action: Action) {
-        let Some(action) = self.apply_app(action).await else {
-            return;
+        let action = match self.apply_app(action) {
+            hooks::Applied::Other(action) => action,
+            hooks::Applied::Done => return,
+            hooks::Applied::Wait(queue_has_room) => return queue_has_room.await,
         };
         let shared = self.shared;
         match action {

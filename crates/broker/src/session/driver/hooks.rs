@@ -1,6 +1,8 @@
 //! The session task's side of the embedder features: the `/app` handler task, `/user`
 //! routing keyed by the session's user, interceptors and lifecycle events.
 
+use futures::future::BoxFuture;
+
 use super::Conn;
 use crate::CloseReason;
 use crate::Payload;
@@ -10,6 +12,16 @@ use crate::error::ProtocolError;
 use crate::events::Event;
 use crate::router::{Subscriber, UserKey};
 use crate::session::Action;
+
+/// What [`Conn::apply_app`] did with an action.
+pub(super) enum Applied {
+    /// Not an `/app` or `/user` action: the caller carries it out.
+    Other(Action),
+    /// Carried out.
+    Done,
+    /// Queued for the handler task once this completes (its queue is full).
+    Wait(BoxFuture<'static, ()>),
+}
 
 impl Conn<'_> {
     /// Announces the end of a connected session; returns `reason`.
@@ -32,8 +44,9 @@ impl Conn<'_> {
         }
     }
 
-    /// Queues a call for the session's handler task, starting it if needed.
-    pub(super) async fn call_handler(&mut self, call: Call) {
+    /// Queues a call for the session's handler task, starting it if needed; returns the wait
+    /// for room in its queue when it is full.
+    fn call_handler(&mut self, call: Call) -> Option<BoxFuture<'static, ()>> {
         if self.worker.is_none() {
             self.worker = Some(Worker::spawn(worker::Context {
                 broker: self.broker.clone(),
@@ -43,8 +56,7 @@ impl Conn<'_> {
                 outbox: self.outbox.clone(),
             }));
         }
-        let worker = self.worker.as_ref().expect("just spawned");
-        worker.call(call).await;
+        self.worker.as_ref().expect("just spawned").call(call)
     }
 
     /// Removes one subscription from wherever its kind is routed.
@@ -79,13 +91,15 @@ impl Conn<'_> {
     }
 
     /// Carries out the actions about `/app` and `/user` destinations; returns the others.
-    pub(super) async fn apply_app(&mut self, action: Action) -> Option<Action> {
+    /// Synchronous, so the session future does not grow: a full handler queue is the one wait,
+    /// boxed (see [`Applied::Wait`]).
+    pub(super) fn apply_app(&mut self, action: Action) -> Applied {
         let kind = match &action {
             Action::Subscribe { destination, .. }
             | Action::Unsubscribe { destination, .. }
             | Action::Publish { destination, .. }
             | Action::Handle { destination, .. } => destination.kind(),
-            _ => return Some(action),
+            _ => return Applied::Other(action),
         };
         match (action, kind) {
             (
@@ -103,7 +117,7 @@ impl Conn<'_> {
                     headers,
                     body,
                 };
-                self.call_handler(call).await;
+                return self.call_handler(call).map_or(Applied::Done, Applied::Wait);
             }
             (Action::Subscribe { id, destination }, DestinationKind::App) => {
                 tracing::debug!(id = %id, destination = %destination, "subscribe (app)");
@@ -113,7 +127,7 @@ impl Conn<'_> {
                     headers: stompbox_codec::Headers::new(),
                     body: bytes::Bytes::new(),
                 };
-                self.call_handler(call).await;
+                return self.call_handler(call).map_or(Applied::Done, Applied::Wait);
             }
             (Action::Subscribe { id, destination }, DestinationKind::User) => {
                 tracing::debug!(id = %id, destination = %destination, "subscribe (user)");
@@ -147,9 +161,9 @@ impl Conn<'_> {
                     tracing::debug!(error = %e, "user destination send failed");
                 }
             }
-            (action, _) => return Some(action),
+            (action, _) => return Applied::Other(action),
         }
-        None
+        Applied::Done
     }
 
     /// Removes the session's `/user` subscriptions (the router's table holds the others).
@@ -163,7 +177,8 @@ impl Conn<'_> {
 
     /// Before an action: notes the principal on `Open`, and builds the event the action will
     /// cause, if anyone listens. Emitted by [`Conn::emit`] once the action took effect.
-    pub(super) fn observe(&mut self, action: &Action) -> Option<Event> {
+    /// Boxed: it is held across the action's `.await`, and the session future stays small.
+    pub(super) fn observe(&mut self, action: &Action) -> Option<Box<Event>> {
         if let Action::Open { principal, .. } = action {
             self.me.principal = principal.clone();
             self.owes_disconnected = true;
@@ -172,7 +187,7 @@ impl Conn<'_> {
             return None;
         }
         let session = self.me.clone();
-        Some(match action {
+        Some(Box::new(match action {
             Action::Open { .. } => Event::Connected { session },
             Action::Subscribe { id, destination } => Event::Subscribed {
                 session,
@@ -185,13 +200,13 @@ impl Conn<'_> {
                 destination: destination.to_string(),
             },
             _ => return None,
-        })
+        }))
     }
 
     /// Emits what [`Conn::observe`] built.
-    pub(super) fn emit(&self, event: Option<Event>) {
+    pub(super) fn emit(&self, event: Option<Box<Event>>) {
         if let Some(event) = event {
-            self.shared.events.emit(|| event);
+            self.shared.events.emit(|| *event);
         }
     }
 }
