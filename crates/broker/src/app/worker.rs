@@ -22,7 +22,8 @@ use crate::message::Delivery;
 use crate::outbox::{Offer, Outbox};
 use crate::router::UserKey;
 
-/// Calls one session may have queued for its handler task before its reads pause. Enough to
+/// Calls one session may have queued for its handler task before the session waits for room
+/// (reading, and writing, nothing meanwhile). Enough to
 /// absorb a burst from a chat client typing fast; few enough that a stuck handler cannot make
 /// the broker hold much of that client's input.
 pub(crate) const MAX_PENDING_CALLS: usize = 64;
@@ -61,7 +62,7 @@ impl Worker {
     }
 
     /// Queues a call. When `MAX_PENDING_CALLS` are already queued, returns the wait for room,
-    /// boxed: the session awaits it (pausing its reads) only in that case, and its own future
+    /// boxed: the session awaits it (pausing its reads and writes) only in that case, and its own future
     /// stays small.
     pub(crate) fn call(&self, call: Call) -> Option<BoxFuture<'static, ()>> {
         match self.tx.try_send(call) {
