@@ -155,6 +155,11 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Wakes the session without a delivery (its `/app` handler queue has room again).
+    pub(crate) fn wake(&self) {
+        self.notify.notify_one();
+    }
+
     /// The failure asked for by [`Outbox::fail`], once.
     pub(crate) fn take_failure(&self) -> Option<ProtocolError> {
         self.lock().failure.take()

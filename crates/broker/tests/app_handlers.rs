@@ -459,7 +459,7 @@ async fn a_panicking_handler_is_reported_and_the_session_goes_on() {
 }
 
 #[tokio::test]
-async fn more_calls_than_the_queue_holds_pause_reads_then_all_replies_come_in_order() {
+async fn more_calls_than_the_queue_holds_pause_reads_not_writes_and_all_replies_come_in_order() {
     let (open, gate) = tokio::sync::watch::channel(false);
     let broker = Broker::builder()
         .state(gate)
@@ -474,10 +474,21 @@ async fn more_calls_than_the_queue_holds_pause_reads_then_all_replies_come_in_or
         .unwrap();
     let mut c = TestClient::connect(&broker).await;
     c.subscribe("r", "/user/queue/r").await;
-    // More than the 64 queued calls: the session's reads pause, nothing is lost.
+    c.subscribe("t", "/topic/t").await;
+    // More than the 64 queued calls: the session stops reading, nothing is lost.
     for i in 0..100 {
         c.send_frame(frames::send("/app/n", i.to_string())).await;
     }
+    // It still writes: deliveries reach it while its handlers are backed up.
+    let mut other = TestClient::connect(&broker).await;
+    other
+        .send_frame(frames::send("/topic/t", "meanwhile"))
+        .await;
+    let m = c.expect_message().await;
+    assert_eq!(
+        (m.header("subscription"), body(&m)),
+        (Some("t"), "meanwhile")
+    );
     open.send(true).unwrap();
     for i in 0..100 {
         assert_eq!(body(&c.expect_message().await), i.to_string());

@@ -19,11 +19,12 @@
 //!
 //! # Execution
 //! Each session that uses `/app` gets one handler task, spawned on its first `/app` frame. The
-//! session task only queues the call; the handler task runs that session's calls one at a time,
-//! in the order the frames arrived. So a slow handler never blocks other sessions, nor (until 64
-//! calls are queued, when the session waits for room, reading and writing nothing) its own
-//! session's deliveries and heart-beats, and one session's handler replies come out in the order
-//! of its frames. Sessions run their handlers concurrently with each other.
+//! session task only queues the call, never waiting; the handler task runs that session's calls
+//! one at a time, in the order the frames arrived. So a slow handler never blocks other
+//! sessions, nor its own session's deliveries and heart-beats, and one session's handler replies
+//! come out in the order of its frames. With `MAX_PENDING_CALLS` (64) calls queued the session
+//! stops reading (and goes on writing) until its handler task catches up. Sessions run their
+//! handlers concurrently with each other.
 //!
 //! # Layout
 //! - `handler.rs`: [`Handler`], implemented for async fns of up to eight extractors.

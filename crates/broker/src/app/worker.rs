@@ -4,11 +4,11 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use futures::future::BoxFuture;
 use stompbox_codec::{ByteString, Headers};
 use tokio::sync::mpsc;
 
@@ -22,8 +22,9 @@ use crate::message::Delivery;
 use crate::outbox::{Offer, Outbox};
 use crate::router::UserKey;
 
-/// Calls one session may have queued for its handler task before the session waits for room
-/// (reading, and writing, nothing meanwhile). Enough to
+/// Calls one session may have queued for its handler task before the session stops reading
+/// (it goes on writing). Frames already read in the same chunk are still queued, so the queue
+/// can exceed this by one chunk's worth, bounded by `max_frame_size`. Enough to
 /// absorb a burst from a chat client typing fast; few enough that a stuck handler cannot make
 /// the broker hold much of that client's input.
 pub(crate) const MAX_PENDING_CALLS: usize = 64;
@@ -50,40 +51,35 @@ pub(crate) struct Context {
 /// The session's end of its handler task.
 #[derive(Debug)]
 pub(crate) struct Worker {
-    tx: mpsc::Sender<Call>,
+    tx: mpsc::UnboundedSender<Call>,
+    /// Calls queued or running; the session reads only while below [`MAX_PENDING_CALLS`].
+    pending: Arc<AtomicUsize>,
 }
 
 impl Worker {
     pub(crate) fn spawn(context: Context) -> Worker {
-        let (tx, rx) = mpsc::channel(MAX_PENDING_CALLS);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pending = Arc::new(AtomicUsize::new(0));
         let tracker = context.broker.shared.tracker.clone();
-        tracker.spawn(run(rx, context));
-        Worker { tx }
+        tracker.spawn(run(rx, context, pending.clone()));
+        Worker { tx, pending }
     }
 
-    /// Queues a call. When `MAX_PENDING_CALLS` are already queued, returns the wait for room,
-    /// boxed: the session awaits it (pausing its reads and writes) only in that case, and its own future
-    /// stays small.
-    pub(crate) fn call(&self, call: Call) -> Option<BoxFuture<'static, ()>> {
-        match self.tx.try_send(call) {
-            Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(call)) => {
-                let tx = self.tx.clone();
-                Some(Box::pin(async move {
-                    if tx.send(call).await.is_err() {
-                        tracing::debug!("handler task gone; call dropped");
-                    }
-                }))
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::debug!("handler task gone; call dropped");
-                None
-            }
+    /// Queues a call; never waits (the session checks [`Worker::has_room`] before reading).
+    pub(crate) fn call(&self, call: Call) {
+        self.pending.fetch_add(1, Relaxed);
+        if self.tx.send(call).is_err() {
+            tracing::debug!("handler task gone; call dropped");
         }
+    }
+
+    /// Whether the session may read more frames.
+    pub(crate) fn has_room(&self) -> bool {
+        self.pending.load(Relaxed) < MAX_PENDING_CALLS
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Call>, context: Context) {
+async fn run(mut rx: mpsc::UnboundedReceiver<Call>, context: Context, pending: Arc<AtomicUsize>) {
     let hard_stop = context.broker.shared.hard_stop.clone();
     loop {
         let call = tokio::select! {
@@ -97,6 +93,10 @@ async fn run(mut rx: mpsc::Receiver<Call>, context: Context) {
             closing = context.handle(call) => closing,
             () = hard_stop.cancelled() => break,
         };
+        if pending.fetch_sub(1, Relaxed) == MAX_PENDING_CALLS {
+            // The session stopped reading at the limit: wake it to read again.
+            context.outbox.wake();
+        }
         if closing {
             break;
         }

@@ -174,7 +174,7 @@ where
             .busy()
             .then(|| io.write_started.checked_add(write_timeout))
             .flatten();
-        let read_open = conn.writer.len() < config.outbox.max_bytes;
+        let read_open = conn.writer.len() < config.outbox.max_bytes && conn.handlers_have_room();
 
         tokio::select! {
             biased;
@@ -333,10 +333,8 @@ impl Conn<'_> {
     }
 
     async fn apply(&mut self, action: Action) {
-        let action = match self.apply_app(action) {
-            hooks::Applied::Other(action) => action,
-            hooks::Applied::Done => return,
-            hooks::Applied::Wait(queue_has_room) => return queue_has_room.await,
+        let Some(action) = self.apply_app(action) else {
+            return;
         };
         let shared = self.shared;
         match action {

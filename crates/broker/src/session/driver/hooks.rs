@@ -1,8 +1,6 @@
 //! The session task's side of the embedder features: the `/app` handler task, `/user`
 //! routing keyed by the session's user, interceptors and lifecycle events.
 
-use futures::future::BoxFuture;
-
 use super::Conn;
 use crate::CloseReason;
 use crate::Payload;
@@ -12,16 +10,6 @@ use crate::error::ProtocolError;
 use crate::events::Event;
 use crate::router::{Subscriber, UserKey};
 use crate::session::Action;
-
-/// What [`Conn::apply_app`] did with an action.
-pub(super) enum Applied {
-    /// Not an `/app` or `/user` action: the caller carries it out.
-    Other(Action),
-    /// Carried out.
-    Done,
-    /// Queued for the handler task once this completes (its queue is full).
-    Wait(BoxFuture<'static, ()>),
-}
 
 impl Conn<'_> {
     /// Announces the end of a connected session; returns `reason`.
@@ -44,9 +32,8 @@ impl Conn<'_> {
         }
     }
 
-    /// Queues a call for the session's handler task, starting it if needed; returns the wait
-    /// for room in its queue when it is full.
-    fn call_handler(&mut self, call: Call) -> Option<BoxFuture<'static, ()>> {
+    /// Queues a call for the session's handler task, starting it if needed.
+    fn call_handler(&mut self, call: Call) {
         if self.worker.is_none() {
             self.worker = Some(Worker::spawn(worker::Context {
                 broker: self.broker.clone(),
@@ -56,7 +43,13 @@ impl Conn<'_> {
                 outbox: self.outbox.clone(),
             }));
         }
-        self.worker.as_ref().expect("just spawned").call(call)
+        self.worker.as_ref().expect("just spawned").call(call);
+    }
+
+    /// False while the session's handler task has `MAX_PENDING_CALLS` calls queued: the
+    /// session stops reading (and goes on writing) until it catches up.
+    pub(super) fn handlers_have_room(&self) -> bool {
+        self.worker.as_ref().is_none_or(Worker::has_room)
     }
 
     /// Removes one subscription from wherever its kind is routed.
@@ -91,15 +84,14 @@ impl Conn<'_> {
     }
 
     /// Carries out the actions about `/app` and `/user` destinations; returns the others.
-    /// Synchronous, so the session future does not grow: a full handler queue is the one wait,
-    /// boxed (see [`Applied::Wait`]).
-    pub(super) fn apply_app(&mut self, action: Action) -> Applied {
+    /// Synchronous: nothing here waits, and the session future does not grow.
+    pub(super) fn apply_app(&mut self, action: Action) -> Option<Action> {
         let kind = match &action {
             Action::Subscribe { destination, .. }
             | Action::Unsubscribe { destination, .. }
             | Action::Publish { destination, .. }
             | Action::Handle { destination, .. } => destination.kind(),
-            _ => return Applied::Other(action),
+            _ => return Some(action),
         };
         match (action, kind) {
             (
@@ -117,7 +109,7 @@ impl Conn<'_> {
                     headers,
                     body,
                 };
-                return self.call_handler(call).map_or(Applied::Done, Applied::Wait);
+                self.call_handler(call);
             }
             (Action::Subscribe { id, destination }, DestinationKind::App) => {
                 tracing::debug!(id = %id, destination = %destination, "subscribe (app)");
@@ -127,7 +119,7 @@ impl Conn<'_> {
                     headers: stompbox_codec::Headers::new(),
                     body: bytes::Bytes::new(),
                 };
-                return self.call_handler(call).map_or(Applied::Done, Applied::Wait);
+                self.call_handler(call);
             }
             (Action::Subscribe { id, destination }, DestinationKind::User) => {
                 tracing::debug!(id = %id, destination = %destination, "subscribe (user)");
@@ -161,9 +153,9 @@ impl Conn<'_> {
                     tracing::debug!(error = %e, "user destination send failed");
                 }
             }
-            (action, _) => return Applied::Other(action),
+            (action, _) => return Some(action),
         }
-        Applied::Done
+        None
     }
 
     /// Removes the session's `/user` subscriptions (the router's table holds the others).
