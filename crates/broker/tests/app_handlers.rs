@@ -494,3 +494,37 @@ async fn more_calls_than_the_queue_holds_pause_reads_not_writes_and_all_replies_
         assert_eq!(body(&c.expect_message().await), i.to_string());
     }
 }
+
+#[tokio::test]
+async fn a_chunk_with_more_calls_than_the_queue_holds_is_decoded_as_the_queue_drains() {
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let broker = Broker::builder()
+        .state(gate)
+        .on_send(
+            "/n",
+            |State(mut gate): State<tokio::sync::watch::Receiver<bool>>, text: String| async move {
+                gate.wait_for(|open| *open).await.unwrap();
+                SendToUser::new("/queue/r", text)
+            },
+        )
+        .build()
+        .unwrap();
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe("r", "/user/queue/r").await;
+    c.subscribe("t", "/topic/t").await;
+    let mut chunk = bytes::BytesMut::new();
+    for i in 0..200 {
+        let frame = frames::send("/app/n", i.to_string());
+        stompbox_codec::encode(&frame, stompbox_codec::Version::V1_2, &mut chunk);
+    }
+    c.send_bytes(chunk.freeze()).await;
+    let mut other = TestClient::connect(&broker).await;
+    other
+        .send_frame(frames::send("/topic/t", "meanwhile"))
+        .await;
+    assert_eq!(body(&c.expect_message().await), "meanwhile");
+    open.send(true).unwrap();
+    for i in 0..200 {
+        assert_eq!(body(&c.expect_message().await), i.to_string());
+    }
+}

@@ -22,9 +22,8 @@ use crate::message::Delivery;
 use crate::outbox::{Offer, Outbox};
 use crate::router::UserKey;
 
-/// Calls one session may have queued for its handler task before the session stops reading
-/// (it goes on writing). Frames already read in the same chunk are still queued, so the queue
-/// can exceed this by one chunk's worth, bounded by `max_frame_size`. Enough to
+/// Calls one session may have queued for its handler task before the session stops decoding
+/// and reading (it goes on writing) until the handler task catches up. Enough to
 /// absorb a burst from a chat client typing fast; few enough that a stuck handler cannot make
 /// the broker hold much of that client's input.
 pub(crate) const MAX_PENDING_CALLS: usize = 64;

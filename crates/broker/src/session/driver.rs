@@ -80,6 +80,8 @@ struct Conn<'a> {
     worker: Option<Worker>,
     /// `Event::Disconnected` is due (the session was connected) and not sent yet.
     owes_disconnected: bool,
+    /// Decoding stopped with bytes left because the handler queue is full.
+    decode_stalled: bool,
     /// Needed only to authenticate; dropped once connected (handshake headers can be large).
     info: Option<ConnectionInfo>,
     session: Session<'a>,
@@ -127,6 +129,7 @@ where
         me: SessionInfo::new(id, None),
         worker: None,
         owes_disconnected: false,
+        decode_stalled: false,
         info: Some(info),
         session: Session::new(ByteString::from(id.to_string()), config)
             .with_rules(&shared.app.rules),
@@ -152,6 +155,11 @@ where
     let write_timeout = config.outbox.write_timeout;
 
     while conn.closing.is_none() {
+        if conn.decode_stalled && conn.handlers_have_room() {
+            // Frames that arrived while the handler queue was full.
+            conn.decode_all().await;
+            continue;
+        }
         if !io.busy() {
             if conn.writer.is_empty() {
                 conn.drain_outbox(MAX_BATCH_BYTES);
@@ -293,7 +301,13 @@ impl Conn<'_> {
     }
 
     async fn decode_all(&mut self) {
+        self.decode_stalled = false;
         while self.closing.is_none() {
+            if !self.handlers_have_room() {
+                // Resumed by the loop when the handler task catches up; memory stays bounded.
+                self.decode_stalled = true;
+                break;
+            }
             match self.decoder.decode(&mut self.read_buf) {
                 Ok(Some(Item::HeartBeat)) => {}
                 Ok(Some(Item::Frame(mut frame))) => {
