@@ -9,7 +9,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { test } from 'node:test';
 
-import { connect, makeClient, stompboxBin, within } from '../lib/harness.js';
+import { connect, makeClient, receipt, stompboxBin, within } from '../lib/harness.js';
 
 /** `example-chat` next to the stompbox binary ($EXAMPLE_CHAT_BIN overrides). */
 function chatBin() {
@@ -41,15 +41,27 @@ async function startChat() {
   }
 }
 
-/** Resolves with the next message of `client` on `destination` satisfying `pick`. */
-function next(client, destination) {
+let receipts = 0;
+
+/**
+ * Subscribes `client` to `destination` and waits for the subscription to be in effect (a
+ * RECEIPT); resolves to a function returning the next message received there.
+ */
+async function next(client, destination) {
   const queue = [];
   const waiters = [];
-  client.subscribe(destination, (m) => {
-    const w = waiters.shift();
-    if (w) w(m);
-    else queue.push(m);
-  });
+  const id = `sub-${++receipts}`;
+  const done = receipt(client, id);
+  client.subscribe(
+    destination,
+    (m) => {
+      const w = waiters.shift();
+      if (w) w(m);
+      else queue.push(m);
+    },
+    { receipt: id },
+  );
+  await done;
   return () =>
     within(
       new Promise((resolve) => (queue.length ? resolve(queue.shift()) : waiters.push(resolve))),
@@ -76,9 +88,9 @@ test('chat example: join, participants, chat, errors, leave', async (t) => {
   await connect(ann);
   await connect(bob);
 
-  const annRoom = next(ann, '/topic/chat.lobby');
-  const bobRoom = next(bob, '/topic/chat.lobby');
-  const bobErrors = next(bob, '/user/queue/errors');
+  const annRoom = await next(ann, '/topic/chat.lobby');
+  const bobRoom = await next(bob, '/topic/chat.lobby');
+  const bobErrors = await next(bob, '/user/queue/errors');
 
   ann.publish({ destination: '/app/chat.lobby.join', body: JSON.stringify({ sender: 'ann' }) });
   assert.deepEqual(JSON.parse((await annRoom()).body), { type: 'JOIN', sender: 'ann', content: '' });
@@ -87,8 +99,10 @@ test('chat example: join, participants, chat, errors, leave', async (t) => {
   assert.equal(JSON.parse((await annRoom()).body).sender, 'bob');
   assert.equal(JSON.parse((await bobRoom()).body).sender, 'bob');
 
-  const participants = next(bob, '/app/chat.lobby.participants');
-  assert.deepEqual(JSON.parse((await participants()).body), ['ann', 'bob']);
+  // A subscribe handler answers this subscription once; its RECEIPT may come before or after.
+  const answered = new Promise((resolve) => bob.subscribe('/app/chat.lobby.participants', resolve));
+  const participants = await within(answered, 'the participants');
+  assert.deepEqual(JSON.parse(participants.body), ['ann', 'bob']);
 
   ann.publish({ destination: '/app/chat.lobby.send', body: JSON.stringify({ content: 'hi bob' }) });
   const expected = { type: 'CHAT', sender: 'ann', content: 'hi bob' };
