@@ -12,9 +12,9 @@ pub enum DestinationKind {
     Topic,
     /// `/queue/<name>`: point-to-point with acknowledgements.
     Queue,
-    /// `/app/<path>`: application handlers (not served yet).
+    /// `/app/<path>`, or under another configured application prefix: application handlers.
     App,
-    /// `/user/<...>`: destinations private to the authenticated user (not served yet).
+    /// `/user/<...>`: destinations private to the authenticated user.
     User,
     /// Anything else.
     Other,
@@ -52,6 +52,9 @@ impl fmt::Display for DestinationKind {
 pub struct Destination {
     raw: ByteString,
     kind: DestinationKind,
+    /// Where the name starts: the prefix length, unless an application prefix other than `/app`
+    /// was configured (see `app::Rules::classify`).
+    name_start: usize,
 }
 
 /// The destination text cannot name anything.
@@ -84,7 +87,23 @@ impl Destination {
         if kind != DestinationKind::Other && raw.len() == kind.prefix().len() {
             return Err(DestinationError::EmptyName(raw.to_string()));
         }
-        Ok(Destination { raw, kind })
+        let name_start = kind.prefix().len();
+        Ok(Destination {
+            raw,
+            kind,
+            name_start,
+        })
+    }
+
+    /// The same text as another kind whose prefix is `prefix_len` bytes (a configured
+    /// application prefix).
+    pub(crate) fn reclassify(self, kind: DestinationKind, prefix_len: usize) -> Destination {
+        debug_assert!(self.raw.is_char_boundary(prefix_len));
+        Destination {
+            kind,
+            name_start: prefix_len,
+            ..self
+        }
     }
 
     /// The kind, from the prefix.
@@ -105,7 +124,7 @@ impl Destination {
     /// The text after the prefix: the routing key of a topic, the name of a queue, the path of an
     /// `/app` destination. The whole text for [`DestinationKind::Other`].
     pub fn name(&self) -> &str {
-        &self.raw[self.kind.prefix().len()..]
+        &self.raw[self.name_start..]
     }
 }
 

@@ -57,7 +57,7 @@ pub enum ProtocolError {
     InvalidDestination(#[from] DestinationError),
     /// The destination's kind is not served yet.
     #[error(
-        "{destination:?}: {kind} destinations are not served yet; only /topic/... and /queue/... are"
+        "{destination:?}: {kind} destinations are not served; /topic, /queue, /user and application destinations are"
     )]
     DestinationNotServed {
         /// The destination as sent.
@@ -193,6 +193,31 @@ pub enum ProtocolError {
         /// The limit.
         max: usize,
     },
+    /// A SEND to `/user/{name}/...` while client user sends are not allowed
+    /// (`BrokerBuilder::allow_client_user_sends`), or not of that form.
+    #[error("{destination:?}: {reason}")]
+    UserSend {
+        /// The destination as sent.
+        destination: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// An `/app` handler failed (or rejected the message) under `HandlerErrors::ErrorAndClose`.
+    #[error("{detail}")]
+    Handler {
+        /// The short message.
+        message: String,
+        /// The detail.
+        detail: String,
+    },
+    /// An interceptor rejected the frame.
+    #[error("{detail}")]
+    Rejected {
+        /// The short message.
+        message: String,
+        /// The detail.
+        detail: String,
+    },
 }
 
 impl ProtocolError {
@@ -232,6 +257,10 @@ impl ProtocolError {
             ProtocolError::SlowConsumer { .. } => "slow consumer".into(),
             ProtocolError::ShuttingDown => "server shutting down".into(),
             ProtocolError::TooManyConnections { .. } => "too many connections".into(),
+            ProtocolError::UserSend { .. } => "user destination not allowed".into(),
+            ProtocolError::Handler { message, .. } | ProtocolError::Rejected { message, .. } => {
+                message.clone()
+            }
         }
     }
 

@@ -27,15 +27,22 @@
 //! - `stats.rs`: [`Stats`] and the counters behind it.
 //! - `config.rs`: [`Config`], every limit and its documented default.
 //! - `auth.rs`: the [`Authenticator`] hook.
+//! - `app/`: `/app` handlers ([`Handler`], extractors, [`IntoReply`]), the per-session handler
+//!   task, and [`Broker::send`] / [`Broker::send_to_user`]. `router/user.rs`: `/user/...`.
+//! - `intercept.rs`: [`Interceptor`]s on inbound frames; `events.rs`: [`Broker::events`].
 //!
-//! `docs/architecture.md` draws the data path and lists the invariants; `docs/protocol.md` lists
-//! every STOMP 1.2 rule and what the broker does about it.
+//! `docs/embedding.md` is the guide for applications (handlers, user destinations, hooks,
+//! mounting). `docs/architecture.md` draws the data path and lists the invariants;
+//! `docs/protocol.md` lists every STOMP 1.2 rule and what the broker does about it.
 
+mod app;
 mod auth;
 mod clock;
 mod config;
 mod destination;
 mod error;
+mod events;
+mod intercept;
 mod message;
 mod outbox;
 mod router;
@@ -52,6 +59,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+pub use app::{
+    AppMessage, DEFAULT_APP_PREFIX, ERRORS_DESTINATION, FromMessage, Handler, HandlerError,
+    HandlerErrors, IntoPayload, IntoReply, Json, Path, Payload, Rejection, Reply, SendError,
+    SendTo, SendToUser, SessionInfo, State,
+};
 pub use auth::{AllowAnonymous, AuthError, Authenticator, ConnectRequest, Principal};
 pub use config::{
     Config, HeartbeatConfig, OutboxConfig, OverflowPolicy, QueueConfig, SlowConsumerPolicy,
@@ -59,6 +71,8 @@ pub use config::{
 };
 pub use destination::{Destination, DestinationError, DestinationKind};
 pub use error::ProtocolError;
+pub use events::{EVENT_CAPACITY, Event};
+pub use intercept::{Interceptor, Rejected};
 pub use stats::{QueueStats, Stats};
 pub use transport::{ConnectionInfo, Handshake, Inbound, Outbound, TransportKind};
 
@@ -83,6 +97,10 @@ struct Shared {
     config: Config,
     authenticator: Arc<dyn Authenticator>,
     router: router::Router,
+    /// `/app` routes, their state and policies, and which destinations are application ones.
+    app: app::AppRoutes,
+    interceptors: Box<[Box<dyn Interceptor>]>,
+    events: events::Events,
     counters: stats::Counters,
     next_session_id: AtomicU64,
     next_message_id: AtomicU64,
@@ -118,10 +136,13 @@ pub enum CloseReason {
     Shutdown,
 }
 
-/// Builds a [`Broker`]: configuration and hooks.
+/// Builds a [`Broker`]: configuration, hooks and application handlers.
 pub struct BrokerBuilder {
     config: Config,
     authenticator: Arc<dyn Authenticator>,
+    app: app::AppRoutes,
+    app_prefixes: Option<Vec<String>>,
+    interceptors: Vec<Box<dyn Interceptor>>,
 }
 
 impl Broker {
@@ -137,6 +158,9 @@ impl Broker {
         BrokerBuilder {
             config: Config::default(),
             authenticator: Arc::new(AllowAnonymous),
+            app: app::AppRoutes::default(),
+            app_prefixes: None,
+            interceptors: Vec::new(),
         }
     }
 
@@ -177,7 +201,7 @@ impl Broker {
                 return refuse(shared, outbound, ProtocolError::TooManyConnections { max }).await;
             }
             tracing::debug!("session started");
-            let reason = session::driver::run(shared, id, info, inbound, outbound).await;
+            let reason = session::driver::run(self, id, info, inbound, outbound).await;
             tracing::debug!(?reason, "session ended");
             reason
         }
@@ -264,15 +288,79 @@ impl BrokerBuilder {
         self
     }
 
+    /// Application destination prefixes (default [`DEFAULT_APP_PREFIX`], `/app`), replacing
+    /// the default. A SEND or SUBSCRIBE under one of them goes to the handlers, never to
+    /// subscribers. `/topic`, `/queue` and `/user` cannot be application prefixes.
+    pub fn app_prefixes<P: Into<String>>(mut self, prefixes: impl IntoIterator<Item = P>) -> Self {
+        self.app_prefixes = Some(prefixes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Routes a SEND to `<prefix><pattern>` (e.g. `/chat.{room}` for `/app/chat.general`) to
+    /// `handler` (Spring's `@MessageMapping`). A pattern without variables wins over one with
+    /// them; otherwise the first registered match wins.
+    ///
+    /// # Panics
+    /// If the pattern is ambiguous: it must start with `/`, and a `{variable}` must end at a
+    /// `/`, a `.` or the end.
+    pub fn on_send<H: Handler<T>, T: 'static>(mut self, pattern: &str, handler: H) -> Self {
+        self.app.on_send(pattern, app::boxed(handler));
+        self
+    }
+
+    /// Runs `handler` when a client subscribes to `<prefix><pattern>`; its reply goes to that
+    /// subscription only (Spring's `@SubscribeMapping`). The subscription receives nothing else.
+    ///
+    /// # Panics
+    /// As [`BrokerBuilder::on_send`].
+    pub fn on_subscribe<H: Handler<T>, T: 'static>(mut self, pattern: &str, handler: H) -> Self {
+        self.app.on_subscribe(pattern, app::boxed(handler));
+        self
+    }
+
+    /// Registers shared state for the [`State`] extractor (one value per type; cloned per
+    /// call, so wrap large state in an `Arc`).
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.app.state.insert(state);
+        self
+    }
+
+    /// What handler errors and rejections do (default [`HandlerErrors::ReplyToSender`]).
+    pub fn handler_errors(mut self, policy: HandlerErrors) -> Self {
+        self.app.errors = policy;
+        self
+    }
+
+    /// Whether clients may SEND to `/user/{name}/...` to reach another user's sessions.
+    /// Default `false`: such a SEND is ERROR `user destination not allowed`, since any client
+    /// could otherwise write into anyone's private queues; server code (handlers,
+    /// [`Broker::send_to_user`]) can always.
+    pub fn allow_client_user_sends(mut self, allow: bool) -> Self {
+        self.app.rules.client_user_sends = allow;
+        self
+    }
+
+    /// Adds an interceptor on inbound frames; they run in the order added.
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Box::new(interceptor));
+        self
+    }
+
     /// Validates the configuration and creates the broker.
-    pub fn build(self) -> Result<Broker, ConfigError> {
+    pub fn build(mut self) -> Result<Broker, ConfigError> {
         self.config.validate()?;
+        if let Some(prefixes) = self.app_prefixes.take() {
+            self.app.set_prefixes(prefixes)?;
+        }
         let router = router::Router::new(&self.config);
         Ok(Broker {
             shared: Arc::new(Shared {
                 config: self.config,
                 authenticator: self.authenticator,
                 router,
+                app: self.app,
+                interceptors: self.interceptors.into_boxed_slice(),
+                events: events::Events::default(),
                 counters: stats::Counters::default(),
                 next_session_id: AtomicU64::new(0),
                 next_message_id: AtomicU64::new(1),

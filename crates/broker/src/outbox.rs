@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::sync::Notify;
 
+use crate::error::ProtocolError;
 use crate::message::Delivery;
 use crate::stats::Counters;
 use crate::{OutboxConfig, SlowConsumerPolicy};
@@ -48,6 +49,8 @@ struct State {
     /// Dropping under `DropNewest` since the last time the outbox was drained.
     dropping: bool,
     closed: bool,
+    /// Set from outside the session (its `/app` handler task): send this ERROR and close.
+    failure: Option<ProtocolError>,
 }
 
 impl Outbox {
@@ -187,6 +190,28 @@ impl Outbox {
     /// True once a delivery was refused under the `Disconnect` policy.
     pub(crate) fn is_overflowed(&self) -> bool {
         self.lock().overflowed
+    }
+
+    /// Asks the session to end with `error` (it wakes up, sends what is queued, then the
+    /// ERROR). The first failure wins.
+    pub(crate) fn fail(&self, error: ProtocolError) {
+        let mut state = self.lock();
+        if state.closed || state.failure.is_some() {
+            return;
+        }
+        state.failure = Some(error);
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    /// Wakes the session without a delivery (its `/app` handler queue has room again).
+    pub(crate) fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// The failure asked for by [`Outbox::fail`], once.
+    pub(crate) fn take_failure(&self) -> Option<ProtocolError> {
+        self.lock().failure.take()
     }
 
     /// Waits until a delivery arrives or the outbox overflows (cancel-safe; a wake-up that came

@@ -661,3 +661,25 @@ async fn sends_and_subscribes_beyond_max_queues_are_errors() {
     p.expect_error("too many queues (max 2)").await;
     assert_eq!(broker.queues().len(), 2);
 }
+
+#[tokio::test]
+async fn the_send_handle_reaches_queues_and_respects_their_bound() {
+    let broker = broker_with(QueueConfig {
+        max_messages: 2,
+        ..QueueConfig::default()
+    });
+    // Nobody listens yet: the handle's messages wait in the queue, like a client's SEND.
+    assert_eq!(broker.send("/queue/mail", "one").unwrap(), 0);
+    broker.send("/queue/mail", "two").unwrap();
+    let full = broker.send("/queue/mail", "three").unwrap_err();
+    assert_eq!(full.to_string(), "queue full: /queue/mail");
+    assert_eq!(broker.queue_stats("/queue/mail").unwrap().depth, 2);
+
+    let mut c = TestClient::connect(&broker).await;
+    // No receipt asked: the backlog may arrive before a RECEIPT would.
+    c.send_frame(frames::subscribe("s", "/queue/mail")).await;
+    assert_eq!(body(&c.expect_message().await), "one");
+    assert_eq!(body(&c.expect_message().await), "two");
+    let stats = broker.queue_stats("/queue/mail").unwrap();
+    assert_eq!((stats.depth, stats.enqueued, stats.delivered), (0, 2, 2));
+}

@@ -175,9 +175,9 @@ async fn unknown_and_duplicate_transaction_ids_are_errors() {
         (
             vec![
                 frames::begin("t"),
-                frames::send("/app/x", "x").with_header("transaction", "t"),
+                frames::send("/user/alice/queue/x", "x").with_header("transaction", "t"),
             ],
-            "/app destinations are not supported yet",
+            "user destination not allowed",
         ),
     ];
     for (frames, message) in cases {

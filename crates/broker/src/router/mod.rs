@@ -1,21 +1,24 @@
 //! Routing: which destination kinds are served, and where each kind's messages go.
 //!
 //! One place per destination kind: [`Router::check`] says what each kind accepts, and
-//! `subscribe`/`unsubscribe`/`publish` dispatch on the kind. Queues, `/app` handlers and
-//! `/user` destinations slot in as new arms (and new sibling modules of `topic.rs`).
-//! `queue.rs` is one queue (bounded FIFO, consumers, in-flight deliveries); `queues.rs` the
-//! node's table of them.
+//! `subscribe`/`unsubscribe`/`publish` dispatch on the kind. `topic.rs` is the topic table;
+//! `queue.rs` is one queue (bounded FIFO, consumers, in-flight deliveries), `queues.rs` the
+//! node's table of them. `/user/...` destinations live in `user.rs` (keyed by user, so the
+//! session's driver calls it with its user); `/app/...` destinations are never routed to
+//! subscribers: the session hands them to its handler task (`app/worker.rs`).
 
 mod pattern;
 mod queue;
 mod queues;
 mod topic;
+mod user;
 
 use std::sync::Arc;
 
 pub(crate) use queue::Outcome;
 pub(crate) use queues::QueueError;
 pub(crate) use topic::Subscriber;
+pub(crate) use user::{UserKey, UserRouter, split_user};
 
 use crate::clock::Clock;
 use crate::destination::{Destination, DestinationKind};
@@ -46,6 +49,7 @@ pub(crate) struct SubscribeOptions {
 pub(crate) struct Router {
     topics: topic::TopicRouter,
     queues: queues::QueueRouter,
+    pub(crate) users: UserRouter,
 }
 
 impl Default for Router {
@@ -60,6 +64,7 @@ impl Router {
         Router {
             topics: topic::TopicRouter::default(),
             queues: queues::QueueRouter::new(queues, Clock::new()),
+            users: UserRouter::default(),
         }
     }
 
@@ -119,11 +124,13 @@ impl Router {
     pub(crate) fn check(destination: &Destination, operation: Operation) -> Result<(), NotServed> {
         let _ = operation;
         match destination.kind() {
-            DestinationKind::Topic | DestinationKind::Queue => Ok(()),
-            // Next issues: `/app` handlers, `/user` destinations.
-            kind @ (DestinationKind::App | DestinationKind::User | DestinationKind::Other) => {
-                Err(NotServed(kind))
-            }
+            // `/app`: to the session's handlers; `/user`: `users` (client SENDs there are also
+            // subject to `allow_client_user_sends`, checked by the session).
+            DestinationKind::Topic
+            | DestinationKind::Queue
+            | DestinationKind::App
+            | DestinationKind::User => Ok(()),
+            kind @ DestinationKind::Other => Err(NotServed(kind)),
         }
     }
 
@@ -168,6 +175,8 @@ impl Router {
                 self.queues
                     .unsubscribe(destination.name(), session, subscription, counters)
             }
+            // The session's own tables: `users` (keyed by its user) and its handler task.
+            DestinationKind::User | DestinationKind::App => {}
             _ => debug_assert!(false, "unsubscribe from an unserved kind"),
         }
     }

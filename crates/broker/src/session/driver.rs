@@ -20,14 +20,19 @@ use futures::{Sink, Stream, StreamExt};
 use stompbox_codec::{ByteString, Command, Decoder, Item, Version};
 use tokio::time::{Instant, sleep_until};
 
+mod hooks;
+
 use super::writer::{MAX_BATCH_BYTES, Writer};
 use super::{AckMode, Action, Heartbeat, Session};
+use crate::app::worker::Worker;
 use crate::destination::DestinationKind;
 use crate::error::ProtocolError;
 use crate::message::Message;
 use crate::outbox::Outbox;
 use crate::router::{Outcome, QueueError, Subscriber};
-use crate::{CloseReason, ConnectRequest, ConnectionInfo, Inbound, Outbound, Shared};
+use crate::{
+    Broker, CloseReason, ConnectRequest, ConnectionInfo, Inbound, Outbound, SessionInfo, Shared,
+};
 
 /// The sink and the write in progress.
 struct Io<O> {
@@ -67,8 +72,17 @@ impl<O: Sink<Outbound, Error = io::Error> + Unpin> Io<O> {
 
 /// Everything of one session but the transport halves.
 struct Conn<'a> {
+    broker: &'a Broker,
     shared: &'a Shared,
     id: u64,
+    /// Id and principal, for handlers, interceptors and events.
+    me: SessionInfo,
+    /// The `/app` handler task, spawned on the first `/app` frame.
+    worker: Option<Worker>,
+    /// `Event::Disconnected` is due (the session was connected) and not sent yet.
+    owes_disconnected: bool,
+    /// Decoding stopped with bytes left because the handler queue is full.
+    decode_stalled: bool,
     /// Needed only to authenticate; dropped once connected (handshake headers can be large).
     info: Option<ConnectionInfo>,
     session: Session<'a>,
@@ -95,7 +109,7 @@ async fn sleep_opt(deadline: Option<Instant>) {
 
 /// Runs one session to its end.
 pub(crate) async fn run<I, O>(
-    shared: &Shared,
+    broker: &Broker,
     id: u64,
     info: ConnectionInfo,
     mut inbound: I,
@@ -105,14 +119,21 @@ where
     I: Stream<Item = io::Result<Inbound>> + Send + Unpin,
     O: Sink<Outbound, Error = io::Error> + Send + Unpin,
 {
+    let shared = &*broker.shared;
     let config = &shared.config;
     let now = Instant::now();
     let outbox = Arc::new(Outbox::new(&config.outbox));
     let mut conn = Conn {
+        broker,
         shared,
         id,
+        me: SessionInfo::new(id, None),
+        worker: None,
+        owes_disconnected: false,
+        decode_stalled: false,
         info: Some(info),
-        session: Session::new(ByteString::from(id.to_string()), config),
+        session: Session::new(ByteString::from(id.to_string()), config)
+            .with_rules(&shared.app.rules),
         outbox: outbox.clone(),
         writer: Writer::default(),
         decoder: Decoder::new(config.limits_before_connect()),
@@ -135,6 +156,11 @@ where
     let write_timeout = config.outbox.write_timeout;
 
     while conn.closing.is_none() {
+        if conn.decode_stalled && conn.handlers_have_room() {
+            // Frames that arrived while the handler queue was full.
+            conn.decode_all().await;
+            continue;
+        }
         if !io.busy() {
             if conn.writer.is_empty() {
                 conn.drain_outbox(MAX_BATCH_BYTES);
@@ -157,7 +183,7 @@ where
             .busy()
             .then(|| io.write_started.checked_add(write_timeout))
             .flatten();
-        let read_open = conn.writer.len() < config.outbox.max_bytes;
+        let read_open = conn.writer.len() < config.outbox.max_bytes && conn.handlers_have_room();
 
         tokio::select! {
             biased;
@@ -168,17 +194,19 @@ where
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "write failed");
                     conn.cleanup();
-                    return CloseReason::TransportClosed;
+                    return conn.ended(CloseReason::TransportClosed);
                 }
             }
             () = sleep_opt(write_deadline) => {
                 tracing::info!(timeout = ?write_timeout, "write timed out: slow consumer");
                 shared.counters.slow_consumers.fetch_add(1, Relaxed);
                 conn.cleanup();
-                return CloseReason::SlowConsumer;
+                return conn.ended(CloseReason::SlowConsumer);
             }
             () = outbox.changed() => {
-                if outbox.is_overflowed() {
+                if let Some(error) = outbox.take_failure() {
+                    conn.fail(error).await;
+                } else if outbox.is_overflowed() {
                     tracing::info!("outbox overflowed: slow consumer");
                     conn.writer.clear();
                     let outbox_config = &config.outbox;
@@ -236,7 +264,7 @@ where
             () = sleep_opt(write_deadline) => break,
         }
     }
-    reason
+    conn.ended(reason)
 }
 
 impl Conn<'_> {
@@ -308,11 +336,22 @@ impl Conn<'_> {
     }
 
     async fn decode_all(&mut self) {
+        self.decode_stalled = false;
         while self.closing.is_none() {
+            if !self.handlers_have_room() {
+                // Resumed by the loop when the handler task catches up; memory stays bounded.
+                self.decode_stalled = true;
+                break;
+            }
             match self.decoder.decode(&mut self.read_buf) {
                 Ok(Some(Item::HeartBeat)) => {}
-                Ok(Some(Item::Frame(frame))) => {
+                Ok(Some(Item::Frame(mut frame))) => {
                     tracing::trace!(command = %frame.command, "frame");
+                    if let Err(rejected) = self.intercept(&mut frame) {
+                        self.session.fail(rejected, None, &mut self.actions);
+                        self.execute().await;
+                        continue;
+                    }
                     self.session.on_frame(frame, &mut self.actions);
                     self.execute().await;
                 }
@@ -335,14 +374,19 @@ impl Conn<'_> {
     async fn execute(&mut self) {
         let mut queue: VecDeque<Action> = std::mem::take(&mut self.actions).into();
         while let Some(action) = queue.pop_front() {
-            if let Err(error) = self.apply(action).await {
-                let receipt = queue.drain(..).find_map(|a| match a {
-                    Action::Reply(f) if f.command == Command::Receipt => {
-                        f.headers.get_shared("receipt-id").cloned()
-                    }
-                    _ => None,
-                });
-                self.session.fail(error, receipt, &mut self.actions);
+            let event = self.observe(&action);
+            match self.apply(action).await {
+                // Events describe effects that happened: a refused subscription emits none.
+                Ok(()) => self.emit(event),
+                Err(error) => {
+                    let receipt = queue.drain(..).find_map(|a| match a {
+                        Action::Reply(f) if f.command == Command::Receipt => {
+                            f.headers.get_shared("receipt-id").cloned()
+                        }
+                        _ => None,
+                    });
+                    self.session.fail(error, receipt, &mut self.actions);
+                }
             }
             queue.extend(self.actions.drain(..));
         }
@@ -351,6 +395,9 @@ impl Conn<'_> {
     }
 
     async fn apply(&mut self, action: Action) -> Result<(), ProtocolError> {
+        let Some(action) = self.apply_app(action) else {
+            return Ok(());
+        };
         let shared = self.shared;
         match action {
             Action::Reply(frame) => {
@@ -464,6 +511,7 @@ impl Conn<'_> {
                 tracing::debug!(?reason, "closing");
                 self.closing = Some(reason);
             }
+            Action::Handle { .. } => unreachable!("taken by apply_app"),
         }
         Ok(())
     }
@@ -480,6 +528,7 @@ impl Conn<'_> {
         for (id, destination) in self.session.subscriptions() {
             (self.shared.router).unsubscribe(destination, self.id, id, counters);
         }
+        self.leave_user_destinations();
     }
 }
 
@@ -502,5 +551,6 @@ impl Drop for Conn<'_> {
     /// The session future may be dropped mid-way (its task aborted): leave no routes behind.
     fn drop(&mut self) {
         self.cleanup();
+        self.ended(CloseReason::TransportClosed);
     }
 }

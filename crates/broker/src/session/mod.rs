@@ -18,9 +18,10 @@ pub(crate) use heartbeat::Heartbeat;
 
 use self::ack::AckBook;
 use self::transaction::Transactions;
+use crate::app::Rules;
 use crate::destination::{Destination, DestinationKind};
 use crate::error::{ProtocolError, negotiate_version};
-use crate::router::{NotServed, Operation, Outcome, Router, SubscribeOptions};
+use crate::router::{NotServed, Operation, Outcome, Router, SubscribeOptions, split_user};
 use crate::{AuthError, CloseReason, Config, Principal};
 
 /// What the driver must do, in order, after feeding the state machine.
@@ -61,6 +62,12 @@ pub(crate) enum Action {
         tags: Vec<u64>,
         outcome: Outcome,
     },
+    /// Hand a SEND to an application destination to the session's handlers.
+    Handle {
+        destination: Destination,
+        headers: Headers,
+        body: Bytes,
+    },
     /// Stop reading, flush what is queued, end the session.
     Close(CloseReason),
 }
@@ -96,6 +103,8 @@ enum State {
 pub(crate) struct Session<'a> {
     id: ByteString,
     config: &'a Config,
+    /// Which destinations are application ones; whether clients may send to other users.
+    rules: &'a Rules,
     state: State,
     /// Subscription id → destination; kept after the session closes, so the driver can
     /// unregister them. Empty maps do not allocate.
@@ -116,9 +125,11 @@ fn receipt(id: ByteString) -> Frame {
 
 impl<'a> Session<'a> {
     pub(crate) fn new(id: ByteString, config: &'a Config) -> Self {
+        static DEFAULT_RULES: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(Rules::default);
         Session {
             id,
             config,
+            rules: &DEFAULT_RULES,
             state: State::AwaitingConnect,
             subscriptions: HashMap::new(),
             acks: AckBook::default(),
@@ -150,6 +161,12 @@ impl<'a> Session<'a> {
     /// A delivery on a client-ack subscription was written: the client may now ACK/NACK it.
     pub(crate) fn on_delivered(&mut self, subscription: &str, tag: u64, message_id: u64) {
         self.acks.delivered(subscription, tag, message_id);
+    }
+
+    /// Uses the node's destination rules instead of the defaults.
+    pub(crate) fn with_rules(mut self, rules: &'a Rules) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// True once CONNECTED was produced and until the session closes.
@@ -307,6 +324,7 @@ impl<'a> Session<'a> {
     }
 
     pub(super) fn destination(
+        rules: &Rules,
         frame: &Frame,
         operation: Operation,
     ) -> Result<Destination, ProtocolError> {
@@ -317,7 +335,7 @@ impl<'a> Session<'a> {
                 command: frame.command,
                 header: "destination",
             })?;
-        let destination = Destination::parse(raw.clone())?;
+        let destination = rules.classify(Destination::parse(raw.clone())?);
         Router::check(&destination, operation).map_err(|NotServed(kind)| {
             ProtocolError::DestinationNotServed {
                 destination: destination.to_string(),
@@ -327,12 +345,42 @@ impl<'a> Session<'a> {
         Ok(destination)
     }
 
+    /// The destination of a SEND, with the rules on who may send where applied. Also used to
+    /// check a SEND held in a transaction when it arrives.
+    pub(super) fn send_destination(&self, frame: &Frame) -> Result<Destination, ProtocolError> {
+        let destination = Self::destination(self.rules, frame, Operation::Publish)?;
+        if destination.kind() == DestinationKind::User {
+            let reason = if !self.rules.client_user_sends {
+                Some("clients may not send to user destinations on this server")
+            } else if split_user(destination.name()).is_none() {
+                Some("a user destination to send to is /user/{name}/{destination}")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(ProtocolError::UserSend {
+                    destination: destination.to_string(),
+                    reason,
+                });
+            }
+        }
+        Ok(destination)
+    }
+
     pub(super) fn send(
         &mut self,
         frame: Frame,
         out: &mut Vec<Action>,
     ) -> Result<(), ProtocolError> {
-        let destination = Self::destination(&frame, Operation::Publish)?;
+        let destination = self.send_destination(&frame)?;
+        if destination.kind() == DestinationKind::App {
+            out.push(Action::Handle {
+                destination,
+                headers: frame.headers,
+                body: frame.body,
+            });
+            return Ok(());
+        }
         out.push(Action::Publish {
             destination,
             headers: frame.headers,
@@ -347,7 +395,7 @@ impl<'a> Session<'a> {
             unreachable!("only called when connected")
         };
         let subscriptions = &mut self.subscriptions;
-        let destination = Self::destination(frame, Operation::Subscribe)?;
+        let destination = Self::destination(self.rules, frame, Operation::Subscribe)?;
         let id = match (frame.headers.get_shared("id"), version) {
             (Some(id), _) => id.clone(),
             // STOMP 1.0 made `id` optional; brokers then key the subscription by destination.

@@ -32,6 +32,7 @@ fn summary(actions: &[Action]) -> Vec<String> {
                 outcome,
                 ..
             } => format!("{outcome:?} {subscription} {tags:?}"),
+            Action::Handle { destination, .. } => format!("handle {destination}"),
             Action::Close(reason) => format!("close {reason:?}"),
         })
         .collect()
@@ -123,7 +124,7 @@ fn errors_carry_the_receipt_and_close() {
     s.on_frame(
         frame(
             Command::Subscribe,
-            &[("destination", "/app/q"), ("id", "1"), ("receipt", "9")],
+            &[("destination", "/exchange/q"), ("id", "1"), ("receipt", "9")],
         ),
         &mut out,
     );
@@ -133,7 +134,7 @@ fn errors_carry_the_receipt_and_close() {
     assert_eq!(error.header("receipt-id"), Some("9"));
     assert_eq!(
         error.header("message"),
-        Some("/app destinations are not supported yet")
+        Some("other destinations are not supported yet")
     );
     assert!(s.is_closed());
 }

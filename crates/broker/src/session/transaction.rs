@@ -9,7 +9,7 @@ use stompbox_codec::{ByteString, Command, Frame};
 use super::{Action, Session};
 use crate::TransactionConfig;
 use crate::error::ProtocolError;
-use crate::router::{Operation, Outcome};
+use crate::router::Outcome;
 
 /// The open transactions of one session. Empty maps do not allocate.
 #[derive(Debug, Default)]
@@ -93,7 +93,7 @@ impl Session<'_> {
     pub(super) fn hold(&mut self, tx: &str, frame: Frame) -> Result<(), ProtocolError> {
         match frame.command {
             Command::Send => {
-                Self::destination(&frame, Operation::Publish)?;
+                self.send_destination(&frame)?;
             }
             _ => {
                 self.ack_key(&frame)?;
