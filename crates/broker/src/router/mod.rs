@@ -20,6 +20,7 @@ pub(crate) use queues::QueueError;
 pub(crate) use topic::Subscriber;
 pub(crate) use user::{UserKey, UserRouter, split_user};
 
+use crate::backplane::{Backplane, Relayed, Target};
 use crate::clock::Clock;
 use crate::destination::{Destination, DestinationKind};
 use crate::message::Message;
@@ -50,22 +51,58 @@ pub(crate) struct Router {
     topics: topic::TopicRouter,
     queues: queues::QueueRouter,
     pub(crate) users: UserRouter,
+    /// Other nodes, when this one is part of a cluster.
+    backplane: Option<Arc<dyn Backplane>>,
 }
 
 impl Default for Router {
     fn default() -> Self {
-        Router::new(&Config::default())
+        Router::new(&Config::default(), None)
+    }
+}
+
+impl std::fmt::Debug for dyn Backplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Backplane")
     }
 }
 
 impl Router {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config, backplane: Option<Arc<dyn Backplane>>) -> Self {
         let queues: QueueConfig = config.queues.clone();
         Router {
-            topics: topic::TopicRouter::default(),
+            topics: topic::TopicRouter::new(backplane.clone()),
             queues: queues::QueueRouter::new(queues, Clock::new()),
-            users: UserRouter::default(),
+            users: UserRouter::new(backplane.clone()),
+            backplane,
         }
+    }
+
+    /// Offers a message published on this node to the other nodes (when there are any).
+    pub(crate) fn forward(
+        &self,
+        target: impl FnOnce() -> Target,
+        message: &Message,
+    ) -> Result<(), QueueError> {
+        let Some(backplane) = &self.backplane else {
+            return Ok(());
+        };
+        let relayed = Relayed {
+            target: target(),
+            headers: message.headers().clone(),
+            body: message.body().clone(),
+        };
+        backplane.forward(relayed).map_err(QueueError::Relay)
+    }
+
+    /// Delivers a topic message to this node's subscribers only (it came from another node).
+    pub(crate) fn publish_topic_local(
+        &self,
+        key: &str,
+        message: Arc<Message>,
+        counters: &Counters,
+    ) -> usize {
+        self.topics.publish(key, message, counters)
     }
 
     /// A fresh node-unique delivery tag (for topic deliveries on client-ack subscriptions).
@@ -191,7 +228,9 @@ impl Router {
     ) -> Result<usize, QueueError> {
         match destination.kind() {
             DestinationKind::Topic => {
-                Ok(self.topics.publish(destination.name(), message, counters))
+                let key = destination.name();
+                self.forward(|| Target::Topic(key.to_owned()), &message)?;
+                Ok(self.topics.publish(key, message, counters))
             }
             DestinationKind::Queue => {
                 self.queues.publish(destination.name(), message, counters)?;

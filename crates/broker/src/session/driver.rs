@@ -544,6 +544,10 @@ fn queue_error(
         QueueError::TooManyQueues => ProtocolError::TooManyQueues {
             max: shared.config.queues.max_queues,
         },
+        QueueError::Relay(refused) => ProtocolError::RelayUnavailable {
+            destination: destination.to_string(),
+            reason: refused.reason,
+        },
     }
 }
 

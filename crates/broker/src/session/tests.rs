@@ -124,7 +124,11 @@ fn errors_carry_the_receipt_and_close() {
     s.on_frame(
         frame(
             Command::Subscribe,
-            &[("destination", "/exchange/q"), ("id", "1"), ("receipt", "9")],
+            &[
+                ("destination", "/exchange/q"),
+                ("id", "1"),
+                ("receipt", "9"),
+            ],
         ),
         &mut out,
     );
