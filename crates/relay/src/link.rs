@@ -109,9 +109,12 @@ async fn session(
     let names = &shared.names;
     let properties = ConnectionProperties::default()
         .with_connection_name(LongString::from(names.connection_name.clone().into_bytes()));
-    let connection = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
-        .await
-        .map_err(|_| RelayError::ConnectTimeout)??;
+    // A stop while connecting (RabbitMQ unreachable, a black-holed address) ends at once.
+    let connect = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties));
+    let connection = tokio::select! {
+        connected = connect => connected.map_err(|_| RelayError::ConnectTimeout)??,
+        () = shared.stop.cancelled() => return Ok(()),
+    };
     let publisher = connection.create_channel().await?;
     publisher
         .confirm_select(ConfirmSelectOptions::default())
