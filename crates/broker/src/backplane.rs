@@ -27,6 +27,9 @@ use crate::router::UserKey;
 pub enum Target {
     /// `/topic/<key>`: the routing key (the name after `/topic/`).
     Topic(String),
+    /// `/queue/<name>` when queues live in the backplane ([`Backplane::handles_queues`]): one
+    /// consumer in the whole cluster gets it.
+    Queue(String),
     /// Every session of `user` subscribed to `/user<destination>` (`/queue/x`).
     User {
         /// The user's principal name.
@@ -72,6 +75,80 @@ pub trait Backplane: Send + Sync + 'static {
     /// Offers a message published on this node to the other nodes. Must not wait; a refusal
     /// refuses the publish.
     fn forward(&self, message: Relayed) -> Result<(), Refused>;
+    /// Whether `/queue` destinations live in the backplane. Then a SEND to `/queue/x` is
+    /// forwarded as [`Target::Queue`], and queue subscriptions, ACK and NACK go to the
+    /// `queue_*` methods instead of the node's own queues. Default `false`.
+    fn handles_queues(&self) -> bool {
+        false
+    }
+    /// A queue subscription began: deliver through `consumer.sink`. Must not wait.
+    fn queue_subscribe(&self, consumer: QueueConsumer) {
+        let _ = consumer;
+    }
+    /// A queue subscription ended: its unsettled deliveries go back to the queue.
+    fn queue_unsubscribe(&self, session: u64, subscription: &str) {
+        let _ = (session, subscription);
+    }
+    /// The client settled deliveries (the tags [`QueueSink::deliver`] returned): `ack` true is
+    /// ACK (or written in `auto` mode), false is NACK (back to the queue, redelivered).
+    fn queue_settle(&self, session: u64, subscription: &str, tags: &[u64], ack: bool) {
+        let _ = (session, subscription, tags, ack);
+    }
+}
+
+/// One queue subscription, handed to a backplane that holds the queues.
+#[derive(Debug)]
+pub struct QueueConsumer {
+    /// The queue's name (after `/queue/`).
+    pub queue: String,
+    /// The subscribing session (node-local id).
+    pub session: u64,
+    /// The subscription id.
+    pub subscription: String,
+    /// Most unacknowledged deliveries at once (the STOMP `prefetch-count`).
+    pub prefetch: usize,
+    /// Where the deliveries go.
+    pub sink: QueueSink,
+}
+
+/// Delivers a backplane queue's messages into one subscription's outbox.
+pub struct QueueSink {
+    pub(crate) broker: Broker,
+    pub(crate) destination: ByteString,
+    pub(crate) subscription: ByteString,
+    pub(crate) outbox: std::sync::Arc<crate::outbox::Outbox>,
+}
+
+impl std::fmt::Debug for QueueSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueSink")
+            .field("destination", &self.destination)
+            .field("subscription", &self.subscription)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueueSink {
+    /// Offers one message to the subscription; returns its delivery tag (what the client's
+    /// ACK/NACK will name in [`Backplane::queue_settle`]), or `None` when the subscription's
+    /// session is gone (the backplane then returns the message to the queue). Never waits:
+    /// the backplane bounds what is in flight by the prefetch.
+    pub fn deliver(&self, headers: Headers, body: Bytes, redelivered: bool) -> Option<u64> {
+        let shared = &*self.broker.shared;
+        let payload = crate::Payload { headers, body };
+        let message = self.broker.new_message(self.destination.clone(), payload);
+        let tag = shared.router.next_tag();
+        let mut delivery = crate::message::Delivery::new(message, self.subscription.clone());
+        delivery.tag = Some(tag);
+        delivery.redelivered = redelivered;
+        match self.outbox.offer(delivery, &shared.counters) {
+            crate::outbox::Offer::Queued => {
+                shared.counters.messages_delivered.fetch_add(1, Relaxed);
+                Some(tag)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Broker {
@@ -91,6 +168,7 @@ impl Broker {
                     .router
                     .publish_topic_local(&key, message, &shared.counters)
             }
+            Target::Queue(_) => 0, // queues live in the backplane; it delivers via QueueSink
             Target::User { user, destination } => {
                 let shown = ByteString::from(format!("/user{destination}"));
                 let message = self.new_message(shown, payload);

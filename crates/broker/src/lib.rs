@@ -68,7 +68,7 @@ pub use app::{
     SendTo, SendToUser, SessionInfo, State,
 };
 pub use auth::{AllowAnonymous, AuthError, Authenticator, ConnectRequest, Principal};
-pub use backplane::{Backplane, Interest, Refused, Relayed, Target};
+pub use backplane::{Backplane, Interest, QueueConsumer, QueueSink, Refused, Relayed, Target};
 pub use config::{
     Config, HeartbeatConfig, OutboxConfig, OverflowPolicy, QueueConfig, SlowConsumerPolicy,
     TransactionConfig,

@@ -78,6 +78,11 @@ impl Router {
         }
     }
 
+    /// The backplane, when it holds the `/queue` destinations instead of this node.
+    pub(crate) fn remote_queues(&self) -> Option<&Arc<dyn Backplane>> {
+        self.backplane.as_ref().filter(|b| b.handles_queues())
+    }
+
     /// Offers a message published on this node to the other nodes (when there are any).
     pub(crate) fn forward(
         &self,
@@ -127,6 +132,11 @@ impl Router {
         counters: &Counters,
     ) {
         if destination.kind() == DestinationKind::Queue {
+            if let Some(backplane) = self.remote_queues() {
+                let ack = outcome == Outcome::Ack;
+                backplane.queue_settle(session, subscription, tags, ack);
+                return;
+            }
             self.queues.settle(
                 destination.name(),
                 session,
@@ -141,7 +151,7 @@ impl Router {
     /// Asks a queue to dispatch again: the subscriber's outbox refused a delivery and has since
     /// drained.
     pub(crate) fn redispatch(&self, destination: &Destination, counters: &Counters) {
-        if destination.kind() == DestinationKind::Queue {
+        if destination.kind() == DestinationKind::Queue && self.remote_queues().is_none() {
             self.queues.dispatch(destination.name(), counters);
         }
     }
@@ -208,10 +218,13 @@ impl Router {
                 self.topics
                     .unsubscribe(destination.name(), session, subscription)
             }
-            DestinationKind::Queue => {
-                self.queues
-                    .unsubscribe(destination.name(), session, subscription, counters)
-            }
+            DestinationKind::Queue => match self.remote_queues() {
+                Some(backplane) => backplane.queue_unsubscribe(session, subscription),
+                None => {
+                    self.queues
+                        .unsubscribe(destination.name(), session, subscription, counters)
+                }
+            },
             // The session's own tables: `users` (keyed by its user) and its handler task.
             DestinationKind::User | DestinationKind::App => {}
             _ => debug_assert!(false, "unsubscribe from an unserved kind"),
@@ -233,6 +246,11 @@ impl Router {
                 Ok(self.topics.publish(key, message, counters))
             }
             DestinationKind::Queue => {
+                if self.remote_queues().is_some() {
+                    let name = destination.name();
+                    self.forward(|| Target::Queue(name.to_owned()), &message)?;
+                    return Ok(0);
+                }
                 self.queues.publish(destination.name(), message, counters)?;
                 Ok(0)
             }
