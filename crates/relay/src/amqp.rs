@@ -8,7 +8,12 @@
 //! | `/user/{alice}/queue/x`    | exchange `<prefix>.user` (direct), routing key `alice`,     |
 //! |                            | header `x-stompbox-destination: /queue/x`                   |
 //! | SUBSCRIBE `/user/queue/x`  | binding `alice` of the node queue to `<prefix>.user`        |
+//! | `/queue/jobs`              | durable queue `<prefix>.queue.jobs` (default exchange);     |
+//! |                            | SUBSCRIBE: one consumer, its own channel, `basic.qos`       |
+//! | `persistent:true`          | delivery mode 2                                             |
 //! | headers                    | AMQP headers (long strings); `app-id` = the sender's node id |
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use lapin::BasicProperties;
@@ -30,6 +35,8 @@ pub(crate) struct Names {
     pub(crate) user_exchange: String,
     /// This node's queue, bound to both exchanges.
     pub(crate) node_queue: String,
+    /// `<prefix>.queue.`: STOMP queues' RabbitMQ queues start with it.
+    pub(crate) queue_prefix: String,
     /// The AMQP connection's `connection_name`, to find it in `rabbitmqctl list_connections`.
     pub(crate) connection_name: String,
 }
@@ -40,6 +47,7 @@ impl Names {
             topic_exchange: format!("{prefix}.topic"),
             user_exchange: format!("{prefix}.user"),
             node_queue: format!("{prefix}.node.{node_id}"),
+            queue_prefix: format!("{prefix}.queue."),
             connection_name: format!("stompbox-relay {prefix} {node_id}"),
         }
     }
@@ -52,12 +60,19 @@ impl Names {
         }
     }
 
-    /// The exchange and routing key of a publish.
-    pub(crate) fn route<'a>(&'a self, target: &'a Target) -> (&'a str, &'a str) {
+    /// The exchange and routing key of a publish (a queue's: the default exchange, the
+    /// queue's name).
+    pub(crate) fn route<'a>(&'a self, target: &'a Target) -> (&'a str, Cow<'a, str>) {
         match target {
-            Target::Topic(key) => (&self.topic_exchange, key),
-            Target::User { user, .. } => (&self.user_exchange, user),
+            Target::Topic(key) => (&self.topic_exchange, Cow::Borrowed(key)),
+            Target::User { user, .. } => (&self.user_exchange, Cow::Borrowed(user)),
+            Target::Queue(name) => ("", Cow::Owned(self.queue(name))),
         }
+    }
+
+    /// The durable RabbitMQ queue of `/queue/<name>`.
+    pub(crate) fn queue(&self, name: &str) -> String {
+        format!("{}{name}", self.queue_prefix)
     }
 }
 
@@ -70,9 +85,36 @@ pub(crate) fn properties(message: &Relayed, node_id: &str) -> BasicProperties {
     if let Target::User { destination, .. } = &message.target {
         table.insert(DESTINATION_HEADER.into(), long(destination));
     }
-    BasicProperties::default()
+    let properties = BasicProperties::default()
         .with_app_id(node_id.into())
-        .with_headers(table)
+        .with_headers(table);
+    // STOMP `persistent:true` (ActiveMQ's and RabbitMQ Web-STOMP's header): stored on disk.
+    match message.headers.get("persistent") {
+        Some("true") => properties.with_delivery_mode(2),
+        _ => properties,
+    }
+}
+
+/// The STOMP headers of an AMQP message, and the `/user` destination header apart.
+pub(crate) fn stomp_headers(properties: &BasicProperties) -> (Headers, Option<String>) {
+    let mut headers = Headers::new();
+    let mut destination = None;
+    if let Some(table) = properties.headers() {
+        for (name, value) in table {
+            let AMQPValue::LongString(value) = value else {
+                continue;
+            };
+            let Ok(value) = std::str::from_utf8(value.as_bytes()) else {
+                continue;
+            };
+            if name.as_str() == DESTINATION_HEADER {
+                destination = Some(value.to_owned());
+            } else {
+                headers.push(name.as_str().to_owned(), value.to_owned());
+            }
+        }
+    }
+    (headers, destination)
 }
 
 fn long(value: &str) -> AMQPValue {
@@ -92,23 +134,7 @@ pub(crate) fn relayed(
     if properties.app_id().as_ref().map(ShortString::as_str) == Some(node_id) {
         return None;
     }
-    let mut headers = Headers::new();
-    let mut destination = None;
-    if let Some(table) = properties.headers() {
-        for (name, value) in table {
-            let AMQPValue::LongString(value) = value else {
-                continue;
-            };
-            let Ok(value) = std::str::from_utf8(value.as_bytes()) else {
-                continue;
-            };
-            if name.as_str() == DESTINATION_HEADER {
-                destination = Some(value.to_owned());
-            } else {
-                headers.push(name.as_str().to_owned(), value.to_owned());
-            }
-        }
-    }
+    let (headers, destination) = stomp_headers(properties);
     let target = if exchange == names.topic_exchange {
         Target::Topic(routing_key.to_owned())
     } else if exchange == names.user_exchange {
@@ -145,7 +171,8 @@ mod tests {
             body: Bytes::from_static(b"hi"),
         };
         let (exchange, key) = names.route(&message.target);
-        assert_eq!((exchange, key), ("p.user", "alice"));
+        assert_eq!((exchange, &*key), ("p.user", "alice"));
+        let key = &*key;
         let props = properties(&message, "a");
         assert!(relayed(&names, "a", exchange, key, &props, b"hi".to_vec()).is_none());
         let back = relayed(&names, "b", exchange, key, &props, b"hi".to_vec()).unwrap();
@@ -157,10 +184,26 @@ mod tests {
     }
 
     #[test]
+    fn persistent_true_is_delivery_mode_2() {
+        let mut headers = Headers::new();
+        headers.push("persistent", "true");
+        let mut message = Relayed {
+            target: Target::Queue("jobs".into()),
+            headers,
+            body: Bytes::new(),
+        };
+        assert_eq!(*properties(&message, "a").delivery_mode(), Some(2));
+        message.headers = Headers::new();
+        assert_eq!(*properties(&message, "a").delivery_mode(), None);
+    }
+
+    #[test]
     fn topics_map_to_routing_keys_and_patterns_to_bindings() {
         let names = Names::new("p", "a");
         let topic = Target::Topic("a.b".into());
-        assert_eq!(names.route(&topic), ("p.topic", "a.b"));
+        assert_eq!(names.route(&topic), ("p.topic", "a.b".into()));
+        let queue = Target::Queue("jobs".into());
+        assert_eq!(names.route(&queue), ("", "p.queue.jobs".into()));
         let pattern = Interest::Topic("a.#".into());
         assert_eq!(names.binding(&pattern), ("p.topic", "a.#"));
         assert_eq!(names.node_queue, "p.node.a");

@@ -46,6 +46,10 @@ pub struct RelayConfig {
     /// Unacknowledged deliveries RabbitMQ may push to this node at once (`basic.qos`).
     /// Default 1 000: enough to keep the link busy, bounded memory on a slow node.
     pub prefetch: u16,
+    /// Keep `/queue` destinations in RabbitMQ: one durable queue per STOMP queue
+    /// (`<prefix>.queue.<name>`), one consumer in the cluster per message, messages surviving
+    /// node restarts. Default `true`; `false` keeps each node's queues local.
+    pub queues: bool,
 }
 
 impl Default for RelayConfig {
@@ -60,6 +64,7 @@ impl Default for RelayConfig {
             buffer_messages: 10_000,
             node_queue_expiry: Duration::from_secs(60),
             prefetch: 1_000,
+            queues: true,
         }
     }
 }

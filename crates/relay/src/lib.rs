@@ -38,7 +38,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use stompbox_broker::{Backplane, Broker, Interest, Refused, Relayed};
+use stompbox_broker::{Backplane, Broker, Interest, QueueConsumer, Refused, Relayed};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +76,11 @@ pub(crate) struct Shared {
     pub(crate) names: amqp::Names,
     outgoing: mpsc::Sender<Relayed>,
     outgoing_rx: Mutex<Option<mpsc::Receiver<Relayed>>>,
+    /// Queue subscriptions and settlements, in order. Unbounded but not by traffic: one
+    /// subscribe and one unsubscribe per subscription, and settlements of at most `prefetch`
+    /// deliveries per subscription in flight.
+    queue_ops: mpsc::UnboundedSender<QueueOp>,
+    queue_ops_rx: Mutex<Option<mpsc::UnboundedReceiver<QueueOp>>>,
     pub(crate) interest: Mutex<Interests>,
     pub(crate) changed: Notify,
     pub(crate) state: watch::Sender<RelayState>,
@@ -84,7 +89,13 @@ pub(crate) struct Shared {
     pub(crate) stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
     refused: AtomicU64,
+    /// Per queue subscription: open until the broker unsubscribes. A delivery is offered only
+    /// under this lock while it is open, so none arrives after `queue_unsubscribe` returned.
+    gates: Mutex<std::collections::HashMap<ConsumerKey, Gate>>,
 }
+
+/// See `Shared::gates`.
+pub(crate) type Gate = Arc<Mutex<bool>>;
 
 /// The bindings local subscribers want, and which changed since the link last looked.
 #[derive(Default)]
@@ -106,6 +117,7 @@ impl Relay {
         };
         let names = amqp::Names::new(&config.prefix, &node_id);
         let (outgoing, rx) = mpsc::channel(config.buffer_messages);
+        let (queue_ops, queue_ops_rx) = mpsc::unbounded_channel();
         Ok(Relay {
             shared: Arc::new(Shared {
                 config,
@@ -113,6 +125,8 @@ impl Relay {
                 names,
                 outgoing,
                 outgoing_rx: Mutex::new(Some(rx)),
+                queue_ops,
+                queue_ops_rx: Mutex::new(Some(queue_ops_rx)),
                 interest: Mutex::default(),
                 changed: Notify::new(),
                 state: watch::Sender::new(RelayState::Connecting),
@@ -120,6 +134,7 @@ impl Relay {
                 stop: CancellationToken::new(),
                 task: Mutex::new(None),
                 refused: AtomicU64::new(0),
+                gates: Mutex::default(),
             }),
         })
     }
@@ -135,7 +150,9 @@ impl Relay {
         let Some(rx) = self.shared.outgoing_rx.lock().unwrap().take() else {
             return;
         };
-        let task = tokio::spawn(link::run(self.shared.clone(), broker, rx));
+        let ops = self.shared.queue_ops_rx.lock().unwrap().take();
+        let ops = ops.expect("taken with the outgoing receiver");
+        let task = tokio::spawn(link::run(self.shared.clone(), broker, rx, ops));
         *self.shared.task.lock().unwrap() = Some(task);
     }
 
@@ -225,6 +242,51 @@ impl Backplane for Relay {
             Refused { reason }
         })
     }
+
+    fn handles_queues(&self) -> bool {
+        self.shared.config.queues
+    }
+
+    fn queue_subscribe(&self, consumer: QueueConsumer) {
+        let key = (consumer.session, consumer.subscription.clone());
+        let gate = Arc::new(Mutex::new(true));
+        self.shared.gates.lock().unwrap().insert(key, gate.clone());
+        let _ = self
+            .shared
+            .queue_ops
+            .send(QueueOp::Subscribe(consumer, gate));
+    }
+
+    fn queue_unsubscribe(&self, session: u64, subscription: &str) {
+        let key = (session, subscription.to_owned());
+        if let Some(gate) = self.shared.gates.lock().unwrap().remove(&key) {
+            *gate.lock().unwrap() = false;
+        }
+        let _ = self.shared.queue_ops.send(QueueOp::Unsubscribe(key));
+    }
+
+    fn queue_settle(&self, session: u64, subscription: &str, tags: &[u64], ack: bool) {
+        let key = (session, subscription.to_owned());
+        let tags = tags.to_vec();
+        let _ = self
+            .shared
+            .queue_ops
+            .send(QueueOp::Settle { key, tags, ack });
+    }
+}
+
+/// A queue subscription's key: (session, subscription id).
+pub(crate) type ConsumerKey = (u64, String);
+
+/// What the broker asked about queue subscriptions, for the link task.
+pub(crate) enum QueueOp {
+    Subscribe(QueueConsumer, Gate),
+    Unsubscribe(ConsumerKey),
+    Settle {
+        key: ConsumerKey,
+        tags: Vec<u64>,
+        ack: bool,
+    },
 }
 
 impl std::fmt::Debug for Relay {

@@ -15,11 +15,13 @@
 //! messages and a set of wanted bindings. A publish RabbitMQ did not confirm is kept and
 //! published first after reconnecting (so a cut can duplicate, never drop, what was in flight).
 
-use std::collections::{BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use lapin::Acker;
+use lapin::options::BasicNackOptions;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -27,10 +29,10 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
-use stompbox_broker::{Broker, Interest, Relayed};
+use stompbox_broker::{Broker, Interest, QueueConsumer, Relayed, Target};
 use tokio::sync::mpsc;
 
-use crate::{RelayError, RelayState, Shared, amqp};
+use crate::{ConsumerKey, Gate, QueueOp, RelayError, RelayState, Shared, amqp};
 
 /// Most messages published before waiting for their confirms: one round trip per batch.
 const PUBLISH_BATCH: usize = 256;
@@ -43,17 +45,44 @@ struct Carry {
     bound: BTreeSet<Interest>,
     /// Published but not confirmed before the link broke: published first next time.
     retry: VecDeque<Relayed>,
+    /// Queue subscriptions; their consumers are started again after a reconnect.
+    consumers: HashMap<ConsumerKey, Live>,
+    /// STOMP queues declared in RabbitMQ on this connection (before the first publish).
+    declared: HashSet<String>,
+}
+
+/// One queue subscription's AMQP consumer: its own channel, so `basic.qos` is its prefetch
+/// and closing the channel returns its unacknowledged messages to the queue.
+struct Live {
+    consumer: Arc<QueueConsumer>,
+    gate: Gate,
+    /// Broker delivery tag → the AMQP delivery to settle.
+    ackers: Arc<Mutex<HashMap<u64, Acker>>>,
+    channel: Option<Channel>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Live {
+    fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.ackers.lock().unwrap().clear();
+    }
 }
 
 pub(crate) async fn run(
     shared: Arc<Shared>,
     broker: Broker,
     mut outgoing: mpsc::Receiver<Relayed>,
+    mut ops: mpsc::UnboundedReceiver<QueueOp>,
 ) {
     let config = &shared.config;
     let mut carry = Carry {
         bound: BTreeSet::new(),
         retry: VecDeque::new(),
+        consumers: HashMap::new(),
+        declared: HashSet::new(),
     };
     let mut backoff = config.reconnect_min;
     let mut attempt = 0usize;
@@ -66,6 +95,7 @@ pub(crate) async fn run(
             &shared,
             &broker,
             &mut outgoing,
+            &mut ops,
             &mut carry,
             url,
             &mut connected,
@@ -89,6 +119,9 @@ pub(crate) async fn run(
         }
         backoff = (backoff * 2).min(config.reconnect_max);
     }
+    for live in carry.consumers.values_mut() {
+        live.stop();
+    }
     outgoing.close();
     let dropped = outgoing.len() + carry.retry.len();
     if dropped > 0 {
@@ -102,6 +135,7 @@ async fn session(
     shared: &Shared,
     broker: &Broker,
     outgoing: &mut mpsc::Receiver<Relayed>,
+    ops: &mut mpsc::UnboundedReceiver<QueueOp>,
     carry: &mut Carry,
     url: &str,
     connected: &mut bool,
@@ -138,8 +172,17 @@ async fn session(
         )
         .await?;
     let retried = carry.retry.len();
+    carry.declared.clear();
     while !carry.retry.is_empty() {
-        publish(shared, &publisher, &mut carry.retry).await?;
+        publish(shared, &publisher, &mut carry.retry, &mut carry.declared).await?;
+    }
+    // Queue subscriptions: first what changed while down (no settlement can apply: those
+    // deliveries went back to their queues with the old connection), then start them all.
+    while let Ok(op) = ops.try_recv() {
+        apply_offline(&mut carry.consumers, op);
+    }
+    for live in carry.consumers.values_mut() {
+        start_consumer(shared, &connection, live).await?;
     }
     *connected = true;
     shared.state.send_replace(RelayState::Connected);
@@ -155,10 +198,13 @@ async fn session(
                 while let Some(m) = outgoing.recv().await {
                     batch.push_back(m);
                     if batch.len() == PUBLISH_BATCH {
-                        publish(shared, &publisher, &mut batch).await?;
+                        publish(shared, &publisher, &mut batch, &mut carry.declared).await?;
                     }
                 }
-                publish(shared, &publisher, &mut batch).await?;
+                publish(shared, &publisher, &mut batch, &mut carry.declared).await?;
+                for live in carry.consumers.values_mut() {
+                    live.stop();
+                }
                 let queue = names.node_queue.as_str().into();
                 consumer_channel.queue_delete(queue, QueueDeleteOptions::default()).await?;
                 connection.close(200, "stompbox node stopping".into()).await?;
@@ -173,9 +219,12 @@ async fn session(
                     return Ok(()); // every Relay handle is gone
                 }
                 batch.extend(received.drain(..));
-                let result = publish(shared, &publisher, &mut batch).await;
+                let result = publish(shared, &publisher, &mut batch, &mut carry.declared).await;
                 carry.retry.extend(batch.drain(..));
                 result?;
+            }
+            Some(op) = ops.recv() => {
+                apply(shared, &connection, &mut carry.consumers, op).await?;
             }
             delivery = consumer.next() => {
                 let delivery = delivery.ok_or(RelayError::ConsumerEnded)??;
@@ -202,15 +251,22 @@ async fn publish(
     shared: &Shared,
     channel: &Channel,
     batch: &mut VecDeque<Relayed>,
+    declared: &mut HashSet<String>,
 ) -> Result<(), RelayError> {
     let mut confirms = Vec::with_capacity(batch.len());
     for message in batch.iter() {
+        if let Target::Queue(name) = &message.target
+            && !declared.contains(name)
+        {
+            declare_queue(shared, channel, name).await?;
+            declared.insert(name.clone());
+        }
         let (exchange, key) = shared.names.route(&message.target);
         let properties = amqp::properties(message, &shared.node_id);
         let confirm = channel
             .basic_publish(
                 exchange.into(),
-                key.into(),
+                key.as_ref().into(),
                 BasicPublishOptions::default(),
                 &message.body,
                 properties,
@@ -371,4 +427,158 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// The durable RabbitMQ queue of a STOMP queue.
+async fn declare_queue(shared: &Shared, channel: &Channel, name: &str) -> Result<(), RelayError> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = shared.names.queue(name);
+    channel
+        .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+        .await?;
+    Ok(())
+}
+
+/// A queue subscription change while connected.
+async fn apply(
+    shared: &Shared,
+    connection: &Connection,
+    consumers: &mut HashMap<ConsumerKey, Live>,
+    op: QueueOp,
+) -> Result<(), RelayError> {
+    match op {
+        QueueOp::Subscribe(consumer, gate) => {
+            let key = (consumer.session, consumer.subscription.clone());
+            let mut live = Live {
+                consumer: Arc::new(consumer),
+                gate,
+                ackers: Arc::default(),
+                channel: None,
+                task: None,
+            };
+            start_consumer(shared, connection, &mut live).await?;
+            consumers.insert(key, live);
+        }
+        QueueOp::Unsubscribe(key) => {
+            if let Some(mut live) = consumers.remove(&key) {
+                live.stop();
+                if let Some(channel) = live.channel.take() {
+                    // Its unacknowledged messages go back to the queue.
+                    channel.close(200, "unsubscribed".into()).await?;
+                }
+            }
+        }
+        QueueOp::Settle { key, tags, ack } => {
+            let Some(live) = consumers.get(&key) else {
+                return Ok(());
+            };
+            for tag in tags {
+                let acker = live.ackers.lock().unwrap().remove(&tag);
+                // No acker: delivered on a connection that is gone (already requeued).
+                let Some(acker) = acker else { continue };
+                let settled = match ack {
+                    true => acker.ack(BasicAckOptions::default()).await,
+                    false => acker.nack(requeue()).await,
+                };
+                if let Err(e) = settled {
+                    tracing::debug!(error = %e, "settling a queue delivery failed");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A queue subscription change while down: only the registry changes.
+fn apply_offline(consumers: &mut HashMap<ConsumerKey, Live>, op: QueueOp) {
+    match op {
+        QueueOp::Subscribe(consumer, gate) => {
+            let key = (consumer.session, consumer.subscription.clone());
+            let live = Live {
+                consumer: Arc::new(consumer),
+                gate,
+                ackers: Arc::default(),
+                channel: None,
+                task: None,
+            };
+            consumers.insert(key, live);
+        }
+        QueueOp::Unsubscribe(key) => {
+            if let Some(mut live) = consumers.remove(&key) {
+                live.stop();
+            }
+        }
+        QueueOp::Settle { .. } => {}
+    }
+}
+
+fn requeue() -> BasicNackOptions {
+    BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    }
+}
+
+/// Opens the subscription's channel with `basic.qos` = its prefetch, declares its queue and
+/// consumes it into the subscription's outbox.
+async fn start_consumer(
+    shared: &Shared,
+    connection: &Connection,
+    live: &mut Live,
+) -> Result<(), RelayError> {
+    live.stop();
+    let channel = connection.create_channel().await?;
+    let prefetch = live.consumer.prefetch.clamp(1, u16::MAX as usize) as u16;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    declare_queue(shared, &channel, &live.consumer.queue).await?;
+    let queue = shared.names.queue(&live.consumer.queue);
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let (subscription, gate, ackers) = (
+        live.consumer.clone(),
+        live.gate.clone(),
+        live.ackers.clone(),
+    );
+    live.task = Some(tokio::spawn(async move {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let (headers, _) = amqp::stomp_headers(&delivery.properties);
+            let body = bytes::Bytes::from(delivery.data);
+            let refused = {
+                // Gate, then ackers: a settlement (which locks the ackers) finds the acker.
+                let open = gate.lock().unwrap();
+                let mut ackers = ackers.lock().unwrap();
+                let tag = (*open)
+                    .then(|| {
+                        subscription
+                            .sink
+                            .deliver(headers, body, delivery.redelivered)
+                    })
+                    .flatten();
+                match tag {
+                    Some(tag) => {
+                        ackers.insert(tag, delivery.acker);
+                        None
+                    }
+                    None => Some(delivery.acker),
+                }
+            };
+            if let Some(acker) = refused {
+                // The subscription or its session is gone: back to the queue.
+                let _ = acker.nack(requeue()).await;
+            }
+        }
+    }));
+    live.channel = Some(channel);
+    Ok(())
 }

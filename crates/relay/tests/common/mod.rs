@@ -155,6 +155,49 @@ pub fn close_connection(relay: &Relay) {
     ]);
 }
 
+/// `(name, durable, messages)` of the prefix's queues.
+pub fn queue_details(prefix: &str) -> Vec<(String, String, String)> {
+    let mut found: Vec<(String, String, String)> = rabbitmqctl(&[
+        "list_queues",
+        "name",
+        "durable",
+        "messages",
+        "-q",
+        "--no-table-headers",
+    ])
+    .lines()
+    .filter_map(|l| {
+        let mut parts = l.split('\t');
+        let name = parts.next()?.trim().to_owned();
+        Some((
+            name,
+            parts.next()?.trim().to_owned(),
+            parts.next()?.trim().to_owned(),
+        ))
+    })
+    .filter(|(name, _, _)| name.starts_with(prefix))
+    .collect();
+    found.sort();
+    found
+}
+
+/// Deletes durable queues a test made (STOMP queues live on after their nodes).
+pub async fn remove_queues(names: &[String]) {
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for name in names {
+        let options = lapin::options::QueueDeleteOptions::default();
+        channel
+            .queue_delete(name.as_str().into(), options)
+            .await
+            .unwrap();
+    }
+    connection.close(200, "done".into()).await.unwrap();
+}
+
 /// Deletes the prefix's exchanges (shared by the cluster, so nodes never delete them).
 pub async fn remove_exchanges(prefix: &str) {
     let connection =
