@@ -11,25 +11,26 @@ use common::*;
 use stompbox_relay::{Relay, RelayState};
 use stompbox_test_support::frames;
 
-/// Waits for the relay to go down and come back, from a receiver marked before the cut.
-async fn recovered(mut state: tokio::sync::watch::Receiver<RelayState>) {
-    let wait = async {
-        loop {
-            state.changed().await.unwrap();
-            if *state.borrow_and_update() == RelayState::Connected {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .expect("relay did not recover in time");
-}
-
-fn marked(relay: &Relay) -> tokio::sync::watch::Receiver<RelayState> {
+/// Watches a relay from before its connection is cut: returns when it saw the cut (left
+/// `Connected`) and when it was connected again.
+fn watch_recovery(relay: &Relay) -> tokio::task::JoinHandle<(Instant, Instant)> {
     let mut state = relay.watch_state();
     state.mark_unchanged();
-    state
+    tokio::spawn(async move {
+        let wait = async {
+            state.changed().await.unwrap();
+            let down = Instant::now();
+            loop {
+                if *state.borrow_and_update() == RelayState::Connected {
+                    return (down, Instant::now());
+                }
+                state.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .expect("relay did not recover in time")
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,6 +41,12 @@ async fn a_cut_connection_recovers_without_clients_reconnecting() {
     let mut sub = client(&b.broker).await;
     sub.subscribe("t", "/topic/ticks").await;
     let mut alice = login(&b.broker, "alice").await;
+    // A queue consumer on b, for jobs sent on a: its consumer is started again after the cut.
+    let mut worker = client(&b.broker).await;
+    let individual = frames::subscribe_ack("w", "/queue/work", "client-individual");
+    worker
+        .subscribe_with(individual.with_header("prefetch-count", "20"))
+        .await;
     synced(&[&a, &b]).await;
 
     const N: usize = 300;
@@ -48,22 +55,26 @@ async fn a_cut_connection_recovers_without_clients_reconnecting() {
     let mut cut = None;
     for i in 0..N {
         if i == CUT_AT {
-            let states = (marked(&a.relay), marked(&b.relay));
+            let watchers = (watch_recovery(&a.relay), watch_recovery(&b.relay));
+            let cut_a = Instant::now();
             close_connection(&a.relay);
+            let cut_b = Instant::now();
             close_connection(&b.relay);
-            cut = Some((Instant::now(), states));
+            cut = Some((cut_a, cut_b, watchers));
             // Subscribed during the outage: bound once the relay is back.
             alice.subscribe("dm", "/user/queue/dm").await;
         }
         publisher
             .send_frame(frames::send("/topic/ticks", i.to_string()))
             .await;
+        publisher
+            .send_frame(frames::send("/queue/work", i.to_string()))
+            .await;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let (cut_at, (state_a, state_b)) = cut.unwrap();
-    recovered(state_a).await;
-    recovered(state_b).await;
-    let relinked = cut_at.elapsed();
+    let (cut_at, cut_b, (watch_a, watch_b)) = cut.unwrap();
+    let (down_a, up_a) = watch_a.await.unwrap();
+    let (down_b, up_b) = watch_b.await.unwrap();
 
     // Every tick arrives; a delivery in flight at the cut may arrive twice, none is lost.
     let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
@@ -83,6 +94,28 @@ async fn a_cut_connection_recovers_without_clients_reconnecting() {
         (0..N).collect::<Vec<_>>()
     );
 
+    // Every job is delivered to the worker; one unacknowledged at the cut comes again (its
+    // ACK named a delivery of the old connection), none is lost.
+    let mut jobs: BTreeMap<usize, usize> = BTreeMap::new();
+    while jobs.len() < N {
+        let m = worker.expect_message().await;
+        *jobs.entry(body(&m).parse().unwrap()).or_default() += 1;
+        worker
+            .send_frame(frames::ack(m.header("ack").unwrap()))
+            .await;
+    }
+    while let Ok(m) = tokio::time::timeout(QUIET, worker.expect_message()).await {
+        *jobs.entry(body(&m).parse().unwrap()).or_default() += 1;
+        worker
+            .send_frame(frames::ack(m.header("ack").unwrap()))
+            .await;
+    }
+    let job_duplicates: usize = jobs.values().map(|n| n - 1).sum();
+    assert_eq!(
+        jobs.keys().copied().collect::<Vec<_>>(),
+        (0..N).collect::<Vec<_>>()
+    );
+
     // The publisher's session never noticed: its next frame gets its RECEIPT, not an ERROR.
     publisher
         .send_with_receipt(frames::send("/topic/ticks", "after"), "r")
@@ -94,14 +127,22 @@ async fn a_cut_connection_recovers_without_clients_reconnecting() {
     assert_eq!(body(&alice.expect_message().await), "back");
 
     println!(
-        "outage: both relays reconnected {relinked:?} after the cut; first tick after the cut \
-         delivered at {:?}; {N} ticks delivered, {duplicates} duplicate(s), 0 lost; \
-         refused: {}",
+        "outage: node a: rabbitmqctl close_connection started {:?} before the relay saw the \
+         cut, connected again {:?} after it saw it; node b: {:?} and {:?}; first tick sent \
+         after the cut delivered {:?} after the first close started; {N} ticks delivered, \
+         {duplicates} duplicate(s), 0 lost; {N} queued jobs delivered, {job_duplicates} \
+         redelivered, 0 lost; refused: {}",
+        down_a - cut_at,
+        up_a - down_a,
+        down_b - cut_b,
+        up_b - down_b,
         first_after_cut.unwrap(),
         a.relay.refused()
     );
+    worker.disconnect().await;
     a.relay.stop().await;
     b.relay.stop().await;
+    remove_queues(&[format!("{prefix}.queue.work")]).await;
     remove_exchanges(&prefix).await;
 }
 
