@@ -137,3 +137,94 @@ async fn a_refused_forward_refuses_the_send_and_delivers_nothing() {
     assert_eq!(error.header("receipt-id"), Some("r"));
     sub.expect_no_frame(QUIET).await;
 }
+
+/// A backplane holding the queues: records the queue calls, keeps the sinks.
+#[derive(Default)]
+struct QueueHolder {
+    forwarded: Mutex<Vec<Target>>,
+    consumers: Mutex<Vec<stompbox_broker::QueueConsumer>>,
+    settled: Mutex<Vec<(u64, String, Vec<u64>, bool)>>,
+    unsubscribed: Mutex<Vec<(u64, String)>>,
+}
+
+impl Backplane for QueueHolder {
+    fn interest(&self, _: Interest, _: bool) {}
+    fn forward(&self, message: Relayed) -> Result<(), Refused> {
+        self.forwarded.lock().unwrap().push(message.target);
+        Ok(())
+    }
+    fn handles_queues(&self) -> bool {
+        true
+    }
+    fn queue_subscribe(&self, consumer: stompbox_broker::QueueConsumer) {
+        self.consumers.lock().unwrap().push(consumer);
+    }
+    fn queue_unsubscribe(&self, session: u64, subscription: &str) {
+        let entry = (session, subscription.to_owned());
+        self.unsubscribed.lock().unwrap().push(entry);
+    }
+    fn queue_settle(&self, session: u64, subscription: &str, tags: &[u64], ack: bool) {
+        let entry = (session, subscription.to_owned(), tags.to_vec(), ack);
+        self.settled.lock().unwrap().push(entry);
+    }
+}
+
+#[tokio::test]
+async fn queues_held_by_the_backplane_deliver_through_the_sink_and_settle_there() {
+    let holder = Arc::new(QueueHolder::default());
+    let broker = Broker::builder().backplane(holder.clone()).build().unwrap();
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe_with(
+        frames::subscribe_ack("w", "/queue/jobs", "client-individual")
+            .with_header("prefetch-count", "7"),
+    )
+    .await;
+    c.send_with_receipt(frames::send("/queue/jobs", "x"), "s")
+        .await;
+    assert_eq!(
+        *holder.forwarded.lock().unwrap(),
+        [Target::Queue("jobs".into())]
+    );
+    assert_eq!(broker.queue_stats("/queue/jobs"), None, "no local queue");
+    let tag = {
+        let consumers = holder.consumers.lock().unwrap();
+        let consumer = &consumers[0];
+        assert_eq!(
+            (
+                consumer.queue.as_str(),
+                consumer.subscription.as_str(),
+                consumer.prefetch
+            ),
+            ("jobs", "w", 7)
+        );
+        let mut headers = Headers::new();
+        headers.push("k", "v");
+        consumer.sink.deliver(headers, "job".into(), true).unwrap()
+    };
+    let m = c.expect_message().await;
+    assert_eq!(m.header("destination"), Some("/queue/jobs"));
+    assert_eq!(m.header("redelivered"), Some("true"));
+    assert_eq!(m.header("k"), Some("v"));
+    let ack = m.header("ack").unwrap().to_owned();
+    assert_eq!(ack, tag.to_string());
+    c.send_with_receipt(frames::nack(&ack), "n").await;
+    c.send_with_receipt(frames::unsubscribe("w"), "u").await;
+    let session = holder.consumers.lock().unwrap()[0].session;
+    assert_eq!(
+        *holder.settled.lock().unwrap(),
+        [(session, "w".to_owned(), vec![tag], false)]
+    );
+    assert_eq!(
+        *holder.unsubscribed.lock().unwrap(),
+        [(session, "w".to_owned())]
+    );
+    // After the session is gone its sink refuses (the backplane requeues).
+    c.disconnect().await;
+    let consumers = holder.consumers.lock().unwrap();
+    assert_eq!(
+        consumers[0]
+            .sink
+            .deliver(Headers::new(), "late".into(), false),
+        None
+    );
+}
