@@ -138,12 +138,15 @@ async fn a_refused_forward_refuses_the_send_and_delivers_nothing() {
     sub.expect_no_frame(QUIET).await;
 }
 
+/// One `queue_settle` call: session, subscription, tags, ack.
+type Settled = (u64, String, Vec<u64>, bool);
+
 /// A backplane holding the queues: records the queue calls, keeps the sinks.
 #[derive(Default)]
 struct QueueHolder {
     forwarded: Mutex<Vec<Target>>,
     consumers: Mutex<Vec<stompbox_broker::QueueConsumer>>,
-    settled: Mutex<Vec<(u64, String, Vec<u64>, bool)>>,
+    settled: Mutex<Vec<Settled>>,
     unsubscribed: Mutex<Vec<(u64, String)>>,
 }
 
