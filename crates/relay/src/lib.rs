@@ -23,7 +23,8 @@
 //! - `lib.rs`: [`Relay`], the handle: the [`Backplane`] calls (a bounded channel of outgoing
 //!   messages and a set of wanted bindings; neither ever waits), [`RelayState`].
 //! - `link.rs`: the one task per node that owns the AMQP connection: connect, declare, bind,
-//!   publish with confirms, consume, and reconnect with backoff.
+//!   publish with confirms, consume the node queue, and reconnect with backoff.
+//! - `consumers.rs`: `/queue` subscriptions held in RabbitMQ: one consumer and channel each.
 //! - `amqp.rs`: the mapping between STOMP destinations and AMQP exchanges, keys and headers.
 //! - `config.rs`: [`RelayConfig`]; `error.rs`: [`RelayError`].
 //!
@@ -31,6 +32,7 @@
 
 mod amqp;
 mod config;
+mod consumers;
 mod error;
 mod link;
 
