@@ -4,7 +4,9 @@
 //! subscriber of a topic pattern, the first `/user` subscription of a user) and forwards what
 //! is published on the node; the relay keeps one AMQP connection per node and turns interest
 //! into bindings of the node's own queue, publishes into two exchanges, and injects what other
-//! nodes published into the local router ([`stompbox_broker::Broker::inject`]).
+//! nodes published into the local router ([`stompbox_broker::Broker::inject`]). With
+//! `queues` on, `/queue` destinations live in durable RabbitMQ queues, one AMQP consumer per
+//! STOMP subscription.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), stompbox_relay::RelayError> {
