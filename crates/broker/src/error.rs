@@ -115,6 +115,18 @@ pub enum ProtocolError {
         /// The queue.
         destination: String,
     },
+    /// SEND to a destination other nodes may subscribe to while the backplane (the RabbitMQ
+    /// relay) refuses messages: its bounded buffer is full (RabbitMQ down for a while) or it
+    /// stopped. The message was delivered nowhere.
+    #[error(
+        "{destination}: the relay to the other nodes refused the message ({reason}); it was delivered nowhere"
+    )]
+    RelayUnavailable {
+        /// The destination.
+        destination: String,
+        /// Why the relay refused.
+        reason: String,
+    },
     /// SEND or SUBSCRIBE that would create a queue beyond `queues.max_queues`.
     #[error("this node holds {max} queues, the maximum")]
     TooManyQueues {
@@ -243,6 +255,7 @@ impl ProtocolError {
             ProtocolError::InvalidPrefetch { .. } => "invalid prefetch-count".into(),
             ProtocolError::UnknownAck { .. } => "unknown ack id".into(),
             ProtocolError::QueueFull { destination } => format!("queue full: {destination}"),
+            ProtocolError::RelayUnavailable { .. } => "relay unavailable".into(),
             ProtocolError::TooManyQueues { max } => format!("too many queues (max {max})"),
             ProtocolError::DuplicateTransaction { .. } => "duplicate transaction id".into(),
             ProtocolError::UnknownTransaction { .. } => "unknown transaction id".into(),

@@ -29,6 +29,8 @@
 //! - `auth.rs`: the [`Authenticator`] hook.
 //! - `app/`: `/app` handlers ([`Handler`], extractors, [`IntoReply`]), the per-session handler
 //!   task, and [`Broker::send`] / [`Broker::send_to_user`]. `router/user.rs`: `/user/...`.
+//! - `backplane.rs`: the [`Backplane`] seam that joins nodes into a cluster, and
+//!   [`Broker::inject`].
 //! - `intercept.rs`: [`Interceptor`]s on inbound frames; `events.rs`: [`Broker::events`].
 //!
 //! `docs/embedding.md` is the guide for applications (handlers, user destinations, hooks,
@@ -37,6 +39,7 @@
 
 mod app;
 mod auth;
+mod backplane;
 mod clock;
 mod config;
 mod destination;
@@ -65,6 +68,7 @@ pub use app::{
     SendTo, SendToUser, SessionInfo, State,
 };
 pub use auth::{AllowAnonymous, AuthError, Authenticator, ConnectRequest, Principal};
+pub use backplane::{Backplane, Interest, QueueConsumer, QueueSink, Refused, Relayed, Target};
 pub use config::{
     Config, HeartbeatConfig, OutboxConfig, OverflowPolicy, QueueConfig, SlowConsumerPolicy,
     TransactionConfig,
@@ -143,6 +147,7 @@ pub struct BrokerBuilder {
     app: app::AppRoutes,
     app_prefixes: Option<Vec<String>>,
     interceptors: Vec<Box<dyn Interceptor>>,
+    backplane: Option<Arc<dyn Backplane>>,
 }
 
 impl Broker {
@@ -161,6 +166,7 @@ impl Broker {
             app: app::AppRoutes::default(),
             app_prefixes: None,
             interceptors: Vec::new(),
+            backplane: None,
         }
     }
 
@@ -346,13 +352,21 @@ impl BrokerBuilder {
         self
     }
 
+    /// Joins other nodes through `backplane` (the RabbitMQ relay of `stompbox-relay`): local
+    /// interest is reported to it, `/topic` publishes and `/user` sends are forwarded to it,
+    /// and it delivers what other nodes published with [`Broker::inject`].
+    pub fn backplane(mut self, backplane: Arc<dyn Backplane>) -> Self {
+        self.backplane = Some(backplane);
+        self
+    }
+
     /// Validates the configuration and creates the broker.
     pub fn build(mut self) -> Result<Broker, ConfigError> {
         self.config.validate()?;
         if let Some(prefixes) = self.app_prefixes.take() {
             self.app.set_prefixes(prefixes)?;
         }
-        let router = router::Router::new(&self.config);
+        let router = router::Router::new(&self.config, self.backplane.take());
         Ok(Broker {
             shared: Arc::new(Shared {
                 config: self.config,

@@ -89,9 +89,13 @@ impl Message {
     }
 
     /// The body.
-    #[cfg(test)]
     pub(crate) fn body(&self) -> &Bytes {
         &self.body
+    }
+
+    /// The forwarded headers (reserved ones removed).
+    pub(crate) fn headers(&self) -> &Headers {
+        &self.headers
     }
 
     fn common_head(&self, version: Version) -> &Bytes {

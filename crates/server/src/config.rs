@@ -20,6 +20,10 @@ pub struct ServerConfig {
     pub tcp: TcpConfig,
     /// The broker core: limits, heart-beats, outboxes, shutdown grace.
     pub broker: Config,
+    /// The RabbitMQ relay that joins several nodes into one broker (`docs/relay.md`). Off
+    /// unless `relay.enabled`; needs the `relay` cargo feature (on by default).
+    #[cfg(feature = "relay")]
+    pub relay: stompbox_relay::RelayConfig,
 }
 
 /// The HTTP listener that upgrades `path` to STOMP over WebSocket.
@@ -111,6 +115,15 @@ impl ServerConfig {
         if self.tcp.read_buffer_size == 0 {
             return bad("tcp.read_buffer_size", "must be greater than zero");
         }
+        #[cfg(feature = "relay")]
+        if let Err(stompbox_relay::RelayError::InvalidConfig { key, reason }) =
+            self.relay.validate()
+        {
+            return Err(Error::InvalidConfig {
+                key: format!("relay.{key}"),
+                reason,
+            });
+        }
         self.broker.validate().map_err(|e| Error::InvalidConfig {
             key: format!("broker.{}", e.field),
             reason: e.reason,
@@ -158,5 +171,14 @@ mod tests {
         assert!(
             matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "broker.heartbeat.grace")
         );
+
+        #[cfg(feature = "relay")]
+        {
+            let mut config = ServerConfig::default();
+            config.relay.urls.clear();
+            assert!(
+                matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "relay.urls")
+            );
+        }
     }
 }

@@ -32,27 +32,50 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub struct Server {
     config: ServerConfig,
     broker: Broker,
+    /// The node's RabbitMQ relay, when `relay.enabled` (started by [`Server::bind`]).
+    #[cfg(feature = "relay")]
+    relay: Option<stompbox_relay::Relay>,
     websocket: Option<TcpListener>,
     tcp: Option<TcpListener>,
 }
 
 impl Server {
-    /// Validates `config`, builds a broker from `config.broker` (anonymous access) and binds
-    /// the enabled listeners.
+    /// Validates `config`, builds a broker from `config.broker` (anonymous access), starts
+    /// the RabbitMQ relay when `relay.enabled`, and binds the enabled listeners.
     pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
         config.validate()?;
-        let broker = Broker::builder()
-            .config(config.broker.clone())
-            .build()
-            .map_err(|e| Error::InvalidConfig {
-                key: format!("broker.{}", e.field),
-                reason: e.reason,
-            })?;
-        Server::bind_with_broker(config, broker).await
+        let builder = Broker::builder().config(config.broker.clone());
+        #[cfg(feature = "relay")]
+        let (builder, relay) = match config.relay.enabled {
+            true => {
+                let relay = stompbox_relay::Relay::new(config.relay.clone()).map_err(|e| {
+                    Error::InvalidConfig {
+                        key: "relay".into(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                (builder.backplane(relay.backplane()), Some(relay))
+            }
+            false => (builder, None),
+        };
+        let broker = builder.build().map_err(|e| Error::InvalidConfig {
+            key: format!("broker.{}", e.field),
+            reason: e.reason,
+        })?;
+        #[cfg_attr(not(feature = "relay"), allow(unused_mut))]
+        let mut server = Server::bind_with_broker(config, broker).await?;
+        #[cfg(feature = "relay")]
+        if let Some(relay) = relay {
+            tracing::info!(node = relay.node_id(), "relay starting");
+            relay.start(server.broker.clone());
+            server.relay = Some(relay);
+        }
+        Ok(server)
     }
 
     /// Binds the listeners of `config` around an already built broker (for a custom
-    /// authenticator). `config.broker` is ignored in favour of `broker.config()`.
+    /// authenticator). `config.broker` is ignored in favour of `broker.config()`, and so is
+    /// `config.relay`: give the broker a relay yourself (`docs/relay.md`).
     pub async fn bind_with_broker(config: ServerConfig, broker: Broker) -> Result<Server, Error> {
         config.validate()?;
         let websocket = match config.websocket.enabled {
@@ -66,6 +89,8 @@ impl Server {
         Ok(Server {
             config,
             broker,
+            #[cfg(feature = "relay")]
+            relay: None,
             websocket,
             tcp,
         })
@@ -90,6 +115,12 @@ impl Server {
     /// The broker the listeners serve.
     pub fn broker(&self) -> &Broker {
         &self.broker
+    }
+
+    /// The node's RabbitMQ relay, when `relay.enabled`: its state, node id.
+    #[cfg(feature = "relay")]
+    pub fn relay(&self) -> Option<&stompbox_relay::Relay> {
+        self.relay.as_ref()
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully: stops accepting, tells
@@ -160,6 +191,11 @@ impl Server {
             }
         };
         tokio::join!(self.broker.shutdown(), drain_listeners);
+        // After the sessions: their unsubscribes are unbound, what they sent is flushed.
+        #[cfg(feature = "relay")]
+        if let Some(relay) = &self.relay {
+            relay.stop().await;
+        }
         connections.close();
         if tokio::time::timeout(CLOSE_GRACE, connections.wait())
             .await

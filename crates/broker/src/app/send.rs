@@ -9,6 +9,7 @@ use stompbox_codec::ByteString;
 use super::AppRoutes;
 use super::reply::{IntoPayload, Payload};
 use crate::Broker;
+use crate::backplane::Target;
 use crate::destination::{Destination, DestinationError, DestinationKind};
 use crate::message::Message;
 use crate::router::{QueueError, UserKey, split_user};
@@ -43,6 +44,10 @@ pub enum SendError {
         /// The limit.
         max: usize,
     },
+    /// The backplane (RabbitMQ relay) refused the message: its buffer is full or it stopped.
+    /// The message was delivered nowhere.
+    #[error(transparent)]
+    RelayUnavailable(#[from] crate::backplane::Refused),
 }
 
 impl Broker {
@@ -77,6 +82,7 @@ impl Broker {
                         QueueError::TooManyQueues => SendError::TooManyQueues {
                             max: shared.config.queues.max_queues,
                         },
+                        QueueError::Relay(refused) => SendError::RelayUnavailable(refused),
                     })?;
                 shared
                     .counters
@@ -87,7 +93,7 @@ impl Broker {
             DestinationKind::User => {
                 let (user, rest) = split_user(destination.name())
                     .ok_or(not("a user destination is /user/{name}/{destination}"))?;
-                Ok(self.publish_user(&UserKey::Named(user.into()), rest, None, payload))
+                self.publish_user(&UserKey::Named(user.into()), rest, None, payload)
             }
             DestinationKind::App => Err(not("application destinations are for clients")),
             DestinationKind::Other => Err(not("this destination kind is not served")),
@@ -112,7 +118,7 @@ impl Broker {
         let payload = payload
             .into_payload()
             .map_err(|e| SendError::Payload(e.to_string()))?;
-        Ok(self.publish_user(&UserKey::Named(user.into()), destination, None, payload))
+        self.publish_user(&UserKey::Named(user.into()), destination, None, payload)
     }
 
     pub(crate) fn app_routes(&self) -> &AppRoutes {
@@ -127,17 +133,31 @@ impl Broker {
         Arc::new(Message::new(id, destination, payload.headers, payload.body))
     }
 
-    /// To `user`'s subscriptions to `/user<destination>` (only `session`'s when given).
+    /// To `user`'s subscriptions to `/user<destination>` (only `session`'s when given). A
+    /// send to every session of a named user also goes to the other nodes, first.
     pub(crate) fn publish_user(
         &self,
         user: &UserKey,
         destination: &str,
         session: Option<u64>,
         payload: Payload,
-    ) -> usize {
+    ) -> Result<usize, SendError> {
         let shared = &*self.shared;
         let shown = ByteString::from(format!("/user{destination}"));
         let message = self.new_message(shown, payload);
+        if let (UserKey::Named(name), None) = (user, session) {
+            let target = || Target::User {
+                user: name.to_string(),
+                destination: destination.to_owned(),
+            };
+            shared
+                .router
+                .forward(target, &message)
+                .map_err(|e| match e {
+                    QueueError::Relay(refused) => SendError::RelayUnavailable(refused),
+                    _ => unreachable!("forwarding only fails with a refusal"),
+                })?;
+        }
         let queued =
             shared
                 .router
@@ -147,6 +167,6 @@ impl Broker {
             .counters
             .messages_delivered
             .fetch_add(queued as u64, Relaxed);
-        queued
+        Ok(queued)
     }
 }

@@ -178,8 +178,7 @@ impl Context {
                 broadcast,
             } => {
                 let session = (!broadcast).then_some(self.session_id);
-                broker.publish_user(&self.user, &destination, session, payload);
-                Ok(())
+                (broker.publish_user(&self.user, &destination, session, payload)).map(drop)
             }
             Reply::Error(error) => return self.error(error, destination),
         };
@@ -197,8 +196,9 @@ impl Context {
                     .header("message", &error.message)
                     .header("failed-destination", destination.as_str());
                 let session = Some(self.session_id);
-                self.broker
-                    .publish_user(&self.user, ERRORS_DESTINATION, session, payload);
+                // To this session only: never relayed, so it cannot fail.
+                let _ =
+                    (self.broker).publish_user(&self.user, ERRORS_DESTINATION, session, payload);
                 false
             }
             HandlerErrors::ErrorAndClose => {

@@ -20,6 +20,7 @@ pub(crate) use queues::QueueError;
 pub(crate) use topic::Subscriber;
 pub(crate) use user::{UserKey, UserRouter, split_user};
 
+use crate::backplane::{Backplane, Relayed, Target};
 use crate::clock::Clock;
 use crate::destination::{Destination, DestinationKind};
 use crate::message::Message;
@@ -50,22 +51,63 @@ pub(crate) struct Router {
     topics: topic::TopicRouter,
     queues: queues::QueueRouter,
     pub(crate) users: UserRouter,
+    /// Other nodes, when this one is part of a cluster.
+    backplane: Option<Arc<dyn Backplane>>,
 }
 
 impl Default for Router {
     fn default() -> Self {
-        Router::new(&Config::default())
+        Router::new(&Config::default(), None)
+    }
+}
+
+impl std::fmt::Debug for dyn Backplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Backplane")
     }
 }
 
 impl Router {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config, backplane: Option<Arc<dyn Backplane>>) -> Self {
         let queues: QueueConfig = config.queues.clone();
         Router {
-            topics: topic::TopicRouter::default(),
+            topics: topic::TopicRouter::new(backplane.clone()),
             queues: queues::QueueRouter::new(queues, Clock::new()),
-            users: UserRouter::default(),
+            users: UserRouter::new(backplane.clone()),
+            backplane,
         }
+    }
+
+    /// The backplane, when it holds the `/queue` destinations instead of this node.
+    pub(crate) fn remote_queues(&self) -> Option<&Arc<dyn Backplane>> {
+        self.backplane.as_ref().filter(|b| b.handles_queues())
+    }
+
+    /// Offers a message published on this node to the other nodes (when there are any).
+    pub(crate) fn forward(
+        &self,
+        target: impl FnOnce() -> Target,
+        message: &Message,
+    ) -> Result<(), QueueError> {
+        let Some(backplane) = &self.backplane else {
+            return Ok(());
+        };
+        let relayed = Relayed {
+            target: target(),
+            headers: message.headers().clone(),
+            body: message.body().clone(),
+        };
+        backplane.forward(relayed).map_err(QueueError::Relay)
+    }
+
+    /// Delivers a topic message to this node's subscribers only (it came from another node).
+    pub(crate) fn publish_topic_local(
+        &self,
+        key: &str,
+        message: Arc<Message>,
+        counters: &Counters,
+    ) -> usize {
+        self.topics.publish(key, message, counters)
     }
 
     /// A fresh node-unique delivery tag (for topic deliveries on client-ack subscriptions).
@@ -90,6 +132,11 @@ impl Router {
         counters: &Counters,
     ) {
         if destination.kind() == DestinationKind::Queue {
+            if let Some(backplane) = self.remote_queues() {
+                let ack = outcome == Outcome::Ack;
+                backplane.queue_settle(session, subscription, tags, ack);
+                return;
+            }
             self.queues.settle(
                 destination.name(),
                 session,
@@ -104,7 +151,7 @@ impl Router {
     /// Asks a queue to dispatch again: the subscriber's outbox refused a delivery and has since
     /// drained.
     pub(crate) fn redispatch(&self, destination: &Destination, counters: &Counters) {
-        if destination.kind() == DestinationKind::Queue {
+        if destination.kind() == DestinationKind::Queue && self.remote_queues().is_none() {
             self.queues.dispatch(destination.name(), counters);
         }
     }
@@ -171,10 +218,13 @@ impl Router {
                 self.topics
                     .unsubscribe(destination.name(), session, subscription)
             }
-            DestinationKind::Queue => {
-                self.queues
-                    .unsubscribe(destination.name(), session, subscription, counters)
-            }
+            DestinationKind::Queue => match self.remote_queues() {
+                Some(backplane) => backplane.queue_unsubscribe(session, subscription),
+                None => {
+                    self.queues
+                        .unsubscribe(destination.name(), session, subscription, counters)
+                }
+            },
             // The session's own tables: `users` (keyed by its user) and its handler task.
             DestinationKind::User | DestinationKind::App => {}
             _ => debug_assert!(false, "unsubscribe from an unserved kind"),
@@ -191,9 +241,16 @@ impl Router {
     ) -> Result<usize, QueueError> {
         match destination.kind() {
             DestinationKind::Topic => {
-                Ok(self.topics.publish(destination.name(), message, counters))
+                let key = destination.name();
+                self.forward(|| Target::Topic(key.to_owned()), &message)?;
+                Ok(self.topics.publish(key, message, counters))
             }
             DestinationKind::Queue => {
+                if self.remote_queues().is_some() {
+                    let name = destination.name();
+                    self.forward(|| Target::Queue(name.to_owned()), &message)?;
+                    return Ok(0);
+                }
                 self.queues.publish(destination.name(), message, counters)?;
                 Ok(0)
             }

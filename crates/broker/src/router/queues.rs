@@ -25,6 +25,8 @@ pub(crate) enum QueueError {
     Full,
     /// Creating the queue would cross `queues.max_queues`.
     TooManyQueues,
+    /// Not a queue's doing: the backplane refused to forward a topic message.
+    Relay(crate::backplane::Refused),
 }
 
 /// Every queue of one node.

@@ -5,8 +5,9 @@
 //! `try`-style offer into each subscriber's bounded outbox under a read lock that is never held
 //! across an `.await`.
 //!
-//! `subscribe`, `unsubscribe` and `publish` are also the hook points of a later RabbitMQ relay
-//! backplane: a first local subscriber to a pattern becomes a binding, a publish also goes out.
+//! With a backplane, the first local subscriber of a pattern and the last one leaving are
+//! reported to it ([`Backplane::interest`]) under the table's write lock, so a pattern's reports
+//! are in order; the router forwards publishes itself (`Router::publish`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use stompbox_codec::ByteString;
 
 use super::pattern::{TopicPattern, split};
+use crate::backplane::{Backplane, Interest};
 use crate::message::{Delivery, Message};
 use crate::outbox::{Offer, Outbox};
 use crate::stats::Counters;
@@ -40,15 +42,34 @@ struct Table {
     wildcard: Vec<(Box<str>, TopicPattern, Subscriber)>,
 }
 
+impl Table {
+    fn has(&self, pattern: &str) -> bool {
+        self.exact.contains_key(pattern) || self.wildcard.iter().any(|(p, _, _)| **p == *pattern)
+    }
+}
+
 /// The topic routing table of one node.
 #[derive(Debug, Default)]
 pub(crate) struct TopicRouter {
     table: RwLock<Table>,
+    backplane: Option<Arc<dyn Backplane>>,
 }
 
 impl TopicRouter {
+    pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>) -> Self {
+        TopicRouter {
+            table: RwLock::default(),
+            backplane,
+        }
+    }
+
     pub(crate) fn subscribe(&self, pattern: &str, subscriber: Subscriber) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(backplane) = &self.backplane
+            && !table.has(pattern)
+        {
+            backplane.interest(Interest::Topic(pattern.to_owned()), true);
+        }
         match TopicPattern::parse(pattern) {
             None => table
                 .exact
@@ -61,15 +82,26 @@ impl TopicRouter {
 
     pub(crate) fn unsubscribe(&self, pattern: &str, session: u64, subscription: &str) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let mut removed = false;
         if let Some(subs) = table.exact.get_mut(pattern) {
+            let before = subs.len();
             subs.retain(|s| !s.is(session, subscription));
+            removed |= subs.len() < before;
             if subs.is_empty() {
                 table.exact.remove(pattern);
             }
         }
+        let before = table.wildcard.len();
         table
             .wildcard
             .retain(|(p, _, s)| !(**p == *pattern && s.is(session, subscription)));
+        removed |= table.wildcard.len() < before;
+        if let Some(backplane) = &self.backplane
+            && removed
+            && !table.has(pattern)
+        {
+            backplane.interest(Interest::Topic(pattern.to_owned()), false);
+        }
     }
 
     /// Offers `message` to every matching subscriber; returns how many queued it.

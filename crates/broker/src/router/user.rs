@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use super::topic::Subscriber;
+use crate::backplane::{Backplane, Interest};
 use crate::message::{Delivery, Message};
 use crate::outbox::{Offer, Outbox};
 use crate::stats::Counters;
@@ -28,16 +29,30 @@ struct Entry {
     subscriber: Subscriber,
 }
 
-/// The user-destination table of one node.
+/// The user-destination table of one node. With a backplane, a named user's first entry and
+/// the removal of their last are reported as [`Interest::User`], under the write lock.
 #[derive(Debug, Default)]
 pub(crate) struct UserRouter {
     table: RwLock<HashMap<UserKey, Vec<Entry>>>,
+    backplane: Option<Arc<dyn Backplane>>,
 }
 
 impl UserRouter {
+    pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>) -> Self {
+        UserRouter {
+            table: RwLock::default(),
+            backplane,
+        }
+    }
+
     /// `destination` is the part after `/user` (`/queue/x`).
     pub(crate) fn subscribe(&self, user: UserKey, destination: &str, subscriber: Subscriber) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if let (Some(backplane), UserKey::Named(name)) = (&self.backplane, &user)
+            && !table.contains_key(&user)
+        {
+            backplane.interest(Interest::User(name.to_string()), true);
+        }
         table.entry(user).or_default().push(Entry {
             destination: destination.into(),
             subscriber,
@@ -52,6 +67,9 @@ impl UserRouter {
             });
             if entries.is_empty() {
                 table.remove(user);
+                if let (Some(backplane), UserKey::Named(name)) = (&self.backplane, user) {
+                    backplane.interest(Interest::User(name.to_string()), false);
+                }
             }
         }
     }

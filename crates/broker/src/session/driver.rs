@@ -453,6 +453,24 @@ impl Conn<'_> {
             Action::Subscribe { id, destination } => {
                 tracing::debug!(id = %id, destination = %destination, "subscribe");
                 let options = self.session.subscribe_options(&id);
+                if let (DestinationKind::Queue, Some(backplane)) =
+                    (destination.kind(), shared.router.remote_queues())
+                {
+                    // The queue lives in the backplane (RabbitMQ): it delivers via the sink.
+                    backplane.queue_subscribe(crate::backplane::QueueConsumer {
+                        queue: destination.name().to_owned(),
+                        session: self.id,
+                        subscription: id.to_string(),
+                        prefetch: options.prefetch,
+                        sink: crate::backplane::QueueSink {
+                            broker: self.broker.clone(),
+                            destination: destination.as_shared().clone(),
+                            subscription: id,
+                            outbox: self.outbox.clone(),
+                        },
+                    });
+                    return Ok(());
+                }
                 let subscriber = Subscriber {
                     session: self.id,
                     subscription: id,
@@ -543,6 +561,10 @@ fn queue_error(
         },
         QueueError::TooManyQueues => ProtocolError::TooManyQueues {
             max: shared.config.queues.max_queues,
+        },
+        QueueError::Relay(refused) => ProtocolError::RelayUnavailable {
+            destination: destination.to_string(),
+            reason: refused.reason,
         },
     }
 }

@@ -1,0 +1,185 @@
+//! The seam with a backplane that joins several nodes into one broker (the RabbitMQ relay in
+//! `stompbox-relay`), without the core knowing how the backplane talks.
+//!
+//! Three flows cross it, none of which ever waits:
+//! - **Interest**: the router calls [`Backplane::interest`] when the first local subscriber of a
+//!   topic pattern (or the first local `/user` subscription of a named user) arrives, and again
+//!   when the last one leaves, under its table lock so the calls for one key come in order.
+//! - **Forward**: every `/topic` publish and every `/user` send to a named user (not a reply to
+//!   one session) is offered to [`Backplane::forward`] *before* local delivery; a refusal
+//!   ([`Refused`]) refuses the send as a whole, so nothing is half delivered.
+//! - **Inject**: what other nodes published comes back through [`Broker::inject`], which routes
+//!   to local subscribers only and never forwards again (no echo, no loop).
+//!
+//! A backplane must answer both calls at once (a short std lock, a `try_send`), since they run on
+//! publishers' and subscribers' tasks, sometimes under a router lock.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use stompbox_codec::{ByteString, Headers};
+
+use crate::Broker;
+use crate::router::UserKey;
+
+/// Where a relayed message goes, on every node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// `/topic/<key>`: the routing key (the name after `/topic/`).
+    Topic(String),
+    /// `/queue/<name>` when queues live in the backplane ([`Backplane::handles_queues`]): one
+    /// consumer in the whole cluster gets it.
+    Queue(String),
+    /// Every session of `user` subscribed to `/user<destination>` (`/queue/x`).
+    User {
+        /// The user's principal name.
+        user: String,
+        /// The destination after `/user`, starting with `/`.
+        destination: String,
+    },
+}
+
+/// What local subscribers want from other nodes: a binding in backplane terms.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Interest {
+    /// A topic subscription pattern (the name after `/topic/`, `*` and `#` allowed).
+    Topic(String),
+    /// A named user with at least one `/user/...` subscription on this node.
+    User(String),
+}
+
+/// One message crossing the backplane: out of this node ([`Backplane::forward`]) or into it
+/// ([`Broker::inject`]).
+#[derive(Clone, Debug)]
+pub struct Relayed {
+    /// Where it goes.
+    pub target: Target,
+    /// The forwarded headers (`content-type`, user headers); frame headers already removed.
+    pub headers: Headers,
+    /// The body, shared with local deliveries.
+    pub body: Bytes,
+}
+
+/// The backplane refused a message (its buffer is full or it is shut down): the send fails.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("relay unavailable: {reason}")]
+pub struct Refused {
+    /// Why, for the ERROR frame or the log.
+    pub reason: String,
+}
+
+/// A transport-agnostic backplane, set with [`crate::BrokerBuilder::backplane`].
+pub trait Backplane: Send + Sync + 'static {
+    /// Local interest in `interest` began (`present`) or ended. Must not wait.
+    fn interest(&self, interest: Interest, present: bool);
+    /// Offers a message published on this node to the other nodes. Must not wait; a refusal
+    /// refuses the publish.
+    fn forward(&self, message: Relayed) -> Result<(), Refused>;
+    /// Whether `/queue` destinations live in the backplane. Then a SEND to `/queue/x` is
+    /// forwarded as [`Target::Queue`], and queue subscriptions, ACK and NACK go to the
+    /// `queue_*` methods instead of the node's own queues. Default `false`.
+    fn handles_queues(&self) -> bool {
+        false
+    }
+    /// A queue subscription began: deliver through `consumer.sink`. Must not wait.
+    fn queue_subscribe(&self, consumer: QueueConsumer) {
+        let _ = consumer;
+    }
+    /// A queue subscription ended: its unsettled deliveries go back to the queue.
+    fn queue_unsubscribe(&self, session: u64, subscription: &str) {
+        let _ = (session, subscription);
+    }
+    /// The client settled deliveries (the tags [`QueueSink::deliver`] returned): `ack` true is
+    /// ACK (or written in `auto` mode), false is NACK (back to the queue, redelivered).
+    fn queue_settle(&self, session: u64, subscription: &str, tags: &[u64], ack: bool) {
+        let _ = (session, subscription, tags, ack);
+    }
+}
+
+/// One queue subscription, handed to a backplane that holds the queues.
+#[derive(Debug)]
+pub struct QueueConsumer {
+    /// The queue's name (after `/queue/`).
+    pub queue: String,
+    /// The subscribing session (node-local id).
+    pub session: u64,
+    /// The subscription id.
+    pub subscription: String,
+    /// Most unacknowledged deliveries at once (the STOMP `prefetch-count`).
+    pub prefetch: usize,
+    /// Where the deliveries go.
+    pub sink: QueueSink,
+}
+
+/// Delivers a backplane queue's messages into one subscription's outbox.
+pub struct QueueSink {
+    pub(crate) broker: Broker,
+    pub(crate) destination: ByteString,
+    pub(crate) subscription: ByteString,
+    pub(crate) outbox: std::sync::Arc<crate::outbox::Outbox>,
+}
+
+impl std::fmt::Debug for QueueSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueSink")
+            .field("destination", &self.destination)
+            .field("subscription", &self.subscription)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueueSink {
+    /// Offers one message to the subscription; returns its delivery tag (what the client's
+    /// ACK/NACK will name in [`Backplane::queue_settle`]), or `None` when the subscription's
+    /// session is gone (the backplane then returns the message to the queue). Never waits:
+    /// the backplane bounds what is in flight by the prefetch.
+    pub fn deliver(&self, headers: Headers, body: Bytes, redelivered: bool) -> Option<u64> {
+        let shared = &*self.broker.shared;
+        let payload = crate::Payload { headers, body };
+        let message = self.broker.new_message(self.destination.clone(), payload);
+        let tag = shared.router.next_tag();
+        let mut delivery = crate::message::Delivery::new(message, self.subscription.clone());
+        delivery.tag = Some(tag);
+        delivery.redelivered = redelivered;
+        match self.outbox.offer(delivery, &shared.counters) {
+            crate::outbox::Offer::Queued => {
+                shared.counters.messages_delivered.fetch_add(1, Relaxed);
+                Some(tag)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Broker {
+    /// Routes a message that another node published to this node's subscribers only: it is
+    /// not forwarded again. Returns how many deliveries were queued.
+    pub fn inject(&self, message: Relayed) -> usize {
+        let shared = &*self.shared;
+        let payload = crate::Payload {
+            headers: message.headers,
+            body: message.body,
+        };
+        let queued = match message.target {
+            Target::Topic(key) => {
+                let destination = ByteString::from(format!("/topic/{key}"));
+                let message = self.new_message(destination, payload);
+                shared
+                    .router
+                    .publish_topic_local(&key, message, &shared.counters)
+            }
+            Target::Queue(_) => 0, // queues live in the backplane; it delivers via QueueSink
+            Target::User { user, destination } => {
+                let shown = ByteString::from(format!("/user{destination}"));
+                let message = self.new_message(shown, payload);
+                let user = UserKey::Named(user.into());
+                (shared.router.users).publish(&user, &destination, None, message, &shared.counters)
+            }
+        };
+        shared
+            .counters
+            .messages_delivered
+            .fetch_add(queued as u64, Relaxed);
+        queued
+    }
+}

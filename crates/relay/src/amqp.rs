@@ -1,0 +1,211 @@
+//! The mapping between STOMP messages and AMQP ones, with no I/O: names of exchanges and
+//! queues, a [`Relayed`] message as an AMQP publish, and a delivery back as a [`Relayed`].
+//!
+//! | STOMP                      | AMQP                                                        |
+//! |----------------------------|-------------------------------------------------------------|
+//! | `/topic/a.b`               | exchange `<prefix>.topic` (topic), routing key `a.b`        |
+//! | SUBSCRIBE `/topic/a.*`     | binding `a.*` of the node queue to `<prefix>.topic`         |
+//! | `/user/{alice}/queue/x`    | exchange `<prefix>.user` (direct), routing key `alice`,     |
+//! |                            | header `x-stompbox-destination: /queue/x`                   |
+//! | SUBSCRIBE `/user/queue/x`  | binding `alice` of the node queue to `<prefix>.user`        |
+//! | `/queue/jobs`              | durable queue `<prefix>.queue.jobs` (default exchange);     |
+//! |                            | SUBSCRIBE: one consumer, its own channel, `basic.qos`       |
+//! | `persistent:true`          | delivery mode 2                                             |
+//! | headers                    | AMQP headers (long strings); `app-id` = the sender's node id |
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use stompbox_broker::{Interest, Relayed, Target};
+use stompbox_codec::Headers;
+
+/// Header carrying a `/user` message's destination (after `/user`).
+pub(crate) const DESTINATION_HEADER: &str = "x-stompbox-destination";
+/// AMQP limits routing keys (short strings) to 255 bytes.
+pub(crate) const MAX_ROUTING_KEY: usize = 255;
+
+/// The names of everything the relay declares, from the prefix and the node id.
+#[derive(Clone, Debug)]
+pub(crate) struct Names {
+    /// Topic exchange for `/topic`.
+    pub(crate) topic_exchange: String,
+    /// Direct exchange for `/user`, keyed by user name.
+    pub(crate) user_exchange: String,
+    /// This node's queue, bound to both exchanges.
+    pub(crate) node_queue: String,
+    /// `<prefix>.queue.`: STOMP queues' RabbitMQ queues start with it.
+    pub(crate) queue_prefix: String,
+    /// The AMQP connection's `connection_name`, to find it in `rabbitmqctl list_connections`.
+    pub(crate) connection_name: String,
+}
+
+impl Names {
+    pub(crate) fn new(prefix: &str, node_id: &str) -> Names {
+        Names {
+            topic_exchange: format!("{prefix}.topic"),
+            user_exchange: format!("{prefix}.user"),
+            node_queue: format!("{prefix}.node.{node_id}"),
+            queue_prefix: format!("{prefix}.queue."),
+            connection_name: format!("stompbox-relay {prefix} {node_id}"),
+        }
+    }
+
+    /// The exchange and routing key of a binding.
+    pub(crate) fn binding<'a>(&'a self, interest: &'a Interest) -> (&'a str, &'a str) {
+        match interest {
+            Interest::Topic(pattern) => (&self.topic_exchange, pattern),
+            Interest::User(user) => (&self.user_exchange, user),
+        }
+    }
+
+    /// The exchange and routing key of a publish (a queue's: the default exchange, the
+    /// queue's name).
+    pub(crate) fn route<'a>(&'a self, target: &'a Target) -> (&'a str, Cow<'a, str>) {
+        match target {
+            Target::Topic(key) => (&self.topic_exchange, Cow::Borrowed(key)),
+            Target::User { user, .. } => (&self.user_exchange, Cow::Borrowed(user)),
+            Target::Queue(name) => ("", Cow::Owned(self.queue(name))),
+        }
+    }
+
+    /// The durable RabbitMQ queue of `/queue/<name>`.
+    pub(crate) fn queue(&self, name: &str) -> String {
+        format!("{}{name}", self.queue_prefix)
+    }
+}
+
+/// The AMQP properties of a relayed message: its STOMP headers, and who sent it.
+pub(crate) fn properties(message: &Relayed, node_id: &str) -> BasicProperties {
+    let mut table = FieldTable::default();
+    for (name, value) in message.headers.iter() {
+        table.insert(ShortString::from(name), long(value));
+    }
+    if let Target::User { destination, .. } = &message.target {
+        table.insert(DESTINATION_HEADER.into(), long(destination));
+    }
+    let properties = BasicProperties::default()
+        .with_app_id(node_id.into())
+        .with_headers(table);
+    // STOMP `persistent:true` (ActiveMQ's and RabbitMQ Web-STOMP's header): stored on disk.
+    match message.headers.get("persistent") {
+        Some("true") => properties.with_delivery_mode(2),
+        _ => properties,
+    }
+}
+
+/// The STOMP headers of an AMQP message, and the `/user` destination header apart.
+pub(crate) fn stomp_headers(properties: &BasicProperties) -> (Headers, Option<String>) {
+    let mut headers = Headers::new();
+    let mut destination = None;
+    if let Some(table) = properties.headers() {
+        for (name, value) in table {
+            let AMQPValue::LongString(value) = value else {
+                continue;
+            };
+            let Ok(value) = std::str::from_utf8(value.as_bytes()) else {
+                continue;
+            };
+            if name.as_str() == DESTINATION_HEADER {
+                destination = Some(value.to_owned());
+            } else {
+                headers.push(name.as_str().to_owned(), value.to_owned());
+            }
+        }
+    }
+    (headers, destination)
+}
+
+fn long(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()))
+}
+
+/// A delivery from the node queue as a message for local subscribers; `None` when it is this
+/// node's own echo or not something the relay published.
+pub(crate) fn relayed(
+    names: &Names,
+    node_id: &str,
+    exchange: &str,
+    routing_key: &str,
+    properties: &BasicProperties,
+    body: Vec<u8>,
+) -> Option<Relayed> {
+    if properties.app_id().as_ref().map(ShortString::as_str) == Some(node_id) {
+        return None;
+    }
+    let (headers, destination) = stomp_headers(properties);
+    let target = if exchange == names.topic_exchange {
+        Target::Topic(routing_key.to_owned())
+    } else if exchange == names.user_exchange {
+        Target::User {
+            user: routing_key.to_owned(),
+            destination: destination?,
+        }
+    } else {
+        return None;
+    };
+    Some(Relayed {
+        target,
+        headers,
+        body: Bytes::from(body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_round_trips_and_its_echo_is_dropped() {
+        let names = Names::new("p", "a");
+        let mut headers = Headers::new();
+        headers.push("content-type", "text/plain");
+        headers.push("x-k", "v");
+        let message = Relayed {
+            target: Target::User {
+                user: "alice".into(),
+                destination: "/queue/n".into(),
+            },
+            headers,
+            body: Bytes::from_static(b"hi"),
+        };
+        let (exchange, key) = names.route(&message.target);
+        assert_eq!((exchange, &*key), ("p.user", "alice"));
+        let key = &*key;
+        let props = properties(&message, "a");
+        assert!(relayed(&names, "a", exchange, key, &props, b"hi".to_vec()).is_none());
+        let back = relayed(&names, "b", exchange, key, &props, b"hi".to_vec()).unwrap();
+        assert_eq!(back.target, message.target);
+        assert_eq!(back.headers.get("x-k"), Some("v"));
+        assert_eq!(back.headers.get("content-type"), Some("text/plain"));
+        assert_eq!(back.headers.get(DESTINATION_HEADER), None);
+        assert_eq!(&back.body[..], b"hi");
+    }
+
+    #[test]
+    fn persistent_true_is_delivery_mode_2() {
+        let mut headers = Headers::new();
+        headers.push("persistent", "true");
+        let mut message = Relayed {
+            target: Target::Queue("jobs".into()),
+            headers,
+            body: Bytes::new(),
+        };
+        assert_eq!(*properties(&message, "a").delivery_mode(), Some(2));
+        message.headers = Headers::new();
+        assert_eq!(*properties(&message, "a").delivery_mode(), None);
+    }
+
+    #[test]
+    fn topics_map_to_routing_keys_and_patterns_to_bindings() {
+        let names = Names::new("p", "a");
+        let topic = Target::Topic("a.b".into());
+        assert_eq!(names.route(&topic), ("p.topic", "a.b".into()));
+        let queue = Target::Queue("jobs".into());
+        assert_eq!(names.route(&queue), ("", "p.queue.jobs".into()));
+        let pattern = Interest::Topic("a.#".into());
+        assert_eq!(names.binding(&pattern), ("p.topic", "a.#"));
+        assert_eq!(names.node_queue, "p.node.a");
+    }
+}

@@ -1,0 +1,107 @@
+//! [`RelayConfig`]: where RabbitMQ is, how things are named there, and how hard to try.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::RelayError;
+
+/// The relay's configuration (the server's `[relay]` table). `Default` is the single source of
+/// truth; the defaults work against a stock RabbitMQ with guest/guest on localhost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Join other nodes through RabbitMQ at all. Default `false`: a single node needs no
+    /// RabbitMQ, and the relay only runs when asked for.
+    pub enabled: bool,
+    /// AMQP URLs, tried in turn on every (re)connect. Default
+    /// `["amqp://guest:guest@127.0.0.1:5672/%2f"]`, a stock local RabbitMQ.
+    pub urls: Vec<String>,
+    /// Prefix of every exchange and queue the relay declares (`<prefix>.topic`,
+    /// `<prefix>.user`, `<prefix>.node.<node_id>`). Default `stompbox`; the nodes of one
+    /// cluster share it, two clusters on one RabbitMQ use two.
+    pub prefix: String,
+    /// This node's id, unique in the cluster: names its queue and marks what it publishes
+    /// (AMQP `app-id`) so it can drop its own echo. Default empty: a random id at start.
+    pub node_id: String,
+    /// First wait before reconnecting after RabbitMQ went away. Default 100 ms: a restarted
+    /// broker or a closed connection is usually back at once.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    /// Longest wait between reconnect attempts; the wait doubles up to it. Default 5 s, so a
+    /// long outage costs one attempt per 5 s per node.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max: Duration,
+    /// Messages published on this node and not yet handed to RabbitMQ that the relay holds.
+    /// Beyond it a SEND gets ERROR `relay unavailable` (and `Broker::send` an error) instead
+    /// of being delivered anywhere. Default 10 000: a few seconds of a busy node's traffic,
+    /// a few MiB at typical message sizes.
+    pub buffer_messages: usize,
+    /// How long RabbitMQ keeps this node's queue (and its bindings and messages) once the
+    /// node's connection is gone (`x-expires`). Default 60 s: a node that reconnects within
+    /// it misses nothing other nodes sent meanwhile; a node that died leaves nothing behind
+    /// for longer. A node that stops cleanly deletes its queue at once.
+    #[serde(with = "humantime_serde")]
+    pub node_queue_expiry: Duration,
+    /// Unacknowledged deliveries RabbitMQ may push to this node at once (`basic.qos`).
+    /// Default 1 000: enough to keep the link busy, bounded memory on a slow node.
+    pub prefetch: u16,
+    /// Keep `/queue` destinations in RabbitMQ: one durable queue per STOMP queue
+    /// (`<prefix>.queue.<name>`), one consumer in the cluster per message, messages surviving
+    /// node restarts. Default `true`; `false` keeps each node's queues local.
+    pub queues: bool,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            enabled: false,
+            urls: vec!["amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()],
+            prefix: "stompbox".to_owned(),
+            node_id: String::new(),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            buffer_messages: 10_000,
+            node_queue_expiry: Duration::from_secs(60),
+            prefetch: 1_000,
+            queues: true,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Checks the values; the error names the key.
+    pub fn validate(&self) -> Result<(), RelayError> {
+        let bad = |key: &'static str, reason: &str| {
+            Err(RelayError::InvalidConfig {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.urls.is_empty() {
+            return bad("urls", "at least one AMQP URL is needed");
+        }
+        if self.prefix.is_empty() || self.prefix.len() > 100 {
+            return bad("prefix", "must be 1 to 100 bytes");
+        }
+        if self.node_id.len() > 100 {
+            return bad("node_id", "must be at most 100 bytes");
+        }
+        if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
+            return bad(
+                "reconnect_min",
+                "must be greater than zero and at most reconnect_max",
+            );
+        }
+        if self.buffer_messages == 0 {
+            return bad("buffer_messages", "must be greater than zero");
+        }
+        if self.node_queue_expiry < Duration::from_secs(1) {
+            return bad("node_queue_expiry", "must be at least 1s");
+        }
+        if self.prefetch == 0 {
+            return bad("prefetch", "must be greater than zero");
+        }
+        Ok(())
+    }
+}

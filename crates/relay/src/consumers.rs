@@ -1,0 +1,198 @@
+//! Queue subscriptions held in RabbitMQ: one AMQP consumer per STOMP subscription, on a
+//! channel of its own (so `basic.qos` is its prefetch and closing the channel returns what it
+//! had not acknowledged), delivering into the subscription's outbox through its
+//! [`QueueSink`](stompbox_broker::QueueSink), settled by broker delivery tag.
+//!
+//! The registry of subscriptions survives reconnects (the link starts every consumer again);
+//! what changed while the link was down is applied to the registry only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Acker, Channel, Connection};
+use stompbox_broker::QueueConsumer;
+
+use crate::{ConsumerKey, Gate, QueueOp, RelayError, Shared, amqp};
+
+/// One queue subscription's AMQP consumer: its own channel, so `basic.qos` is its prefetch
+/// and closing the channel returns its unacknowledged messages to the queue.
+pub(crate) struct Live {
+    consumer: Arc<QueueConsumer>,
+    gate: Gate,
+    /// Broker delivery tag → the AMQP delivery to settle.
+    ackers: Arc<Mutex<HashMap<u64, Acker>>>,
+    channel: Option<Channel>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Live {
+    pub(crate) fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.ackers.lock().unwrap().clear();
+    }
+}
+
+/// The durable RabbitMQ queue of a STOMP queue.
+pub(crate) async fn declare_queue(
+    shared: &Shared,
+    channel: &Channel,
+    name: &str,
+) -> Result<(), RelayError> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = shared.names.queue(name);
+    channel
+        .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+        .await?;
+    Ok(())
+}
+
+/// A queue subscription change while connected.
+pub(crate) async fn apply(
+    shared: &Shared,
+    connection: &Connection,
+    consumers: &mut HashMap<ConsumerKey, Live>,
+    op: QueueOp,
+) -> Result<(), RelayError> {
+    match op {
+        QueueOp::Subscribe(consumer, gate) => {
+            let key = (consumer.session, consumer.subscription.clone());
+            let mut live = Live {
+                consumer: Arc::new(consumer),
+                gate,
+                ackers: Arc::default(),
+                channel: None,
+                task: None,
+            };
+            start_consumer(shared, connection, &mut live).await?;
+            consumers.insert(key, live);
+        }
+        QueueOp::Unsubscribe(key) => {
+            if let Some(mut live) = consumers.remove(&key) {
+                live.stop();
+                if let Some(channel) = live.channel.take() {
+                    // Its unacknowledged messages go back to the queue.
+                    channel.close(200, "unsubscribed".into()).await?;
+                }
+            }
+        }
+        QueueOp::Settle { key, tags, ack } => {
+            let Some(live) = consumers.get(&key) else {
+                return Ok(());
+            };
+            for tag in tags {
+                let acker = live.ackers.lock().unwrap().remove(&tag);
+                // No acker: delivered on a connection that is gone (already requeued).
+                let Some(acker) = acker else { continue };
+                let settled = match ack {
+                    true => acker.ack(BasicAckOptions::default()).await,
+                    false => acker.nack(requeue()).await,
+                };
+                if let Err(e) = settled {
+                    tracing::debug!(error = %e, "settling a queue delivery failed");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A queue subscription change while down: only the registry changes.
+pub(crate) fn apply_offline(consumers: &mut HashMap<ConsumerKey, Live>, op: QueueOp) {
+    match op {
+        QueueOp::Subscribe(consumer, gate) => {
+            let key = (consumer.session, consumer.subscription.clone());
+            let live = Live {
+                consumer: Arc::new(consumer),
+                gate,
+                ackers: Arc::default(),
+                channel: None,
+                task: None,
+            };
+            consumers.insert(key, live);
+        }
+        QueueOp::Unsubscribe(key) => {
+            if let Some(mut live) = consumers.remove(&key) {
+                live.stop();
+            }
+        }
+        QueueOp::Settle { .. } => {}
+    }
+}
+
+fn requeue() -> BasicNackOptions {
+    BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    }
+}
+
+/// Opens the subscription's channel with `basic.qos` = its prefetch, declares its queue and
+/// consumes it into the subscription's outbox.
+pub(crate) async fn start_consumer(
+    shared: &Shared,
+    connection: &Connection,
+    live: &mut Live,
+) -> Result<(), RelayError> {
+    live.stop();
+    let channel = connection.create_channel().await?;
+    let prefetch = live.consumer.prefetch.clamp(1, u16::MAX as usize) as u16;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    declare_queue(shared, &channel, &live.consumer.queue).await?;
+    let queue = shared.names.queue(&live.consumer.queue);
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let (subscription, gate, ackers) = (
+        live.consumer.clone(),
+        live.gate.clone(),
+        live.ackers.clone(),
+    );
+    live.task = Some(tokio::spawn(async move {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let (headers, _) = amqp::stomp_headers(&delivery.properties);
+            let body = bytes::Bytes::from(delivery.data);
+            let refused = {
+                // Gate, then ackers: a settlement (which locks the ackers) finds the acker.
+                let open = gate.lock().unwrap();
+                let mut ackers = ackers.lock().unwrap();
+                let tag = (*open)
+                    .then(|| {
+                        subscription
+                            .sink
+                            .deliver(headers, body, delivery.redelivered)
+                    })
+                    .flatten();
+                match tag {
+                    Some(tag) => {
+                        ackers.insert(tag, delivery.acker);
+                        None
+                    }
+                    None => Some(delivery.acker),
+                }
+            };
+            if let Some(acker) = refused {
+                // The subscription or its session is gone: back to the queue.
+                let _ = acker.nack(requeue()).await;
+            }
+        }
+    }));
+    live.channel = Some(channel);
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! The Stompbox RabbitMQ relay: several `stompbox` nodes behave as one broker.
+//!
+//! A [`Relay`] is a [`Backplane`] for one node. The broker reports local interest (the first
+//! subscriber of a topic pattern, the first `/user` subscription of a user) and forwards what
+//! is published on the node; the relay keeps one AMQP connection per node and turns interest
+//! into bindings of the node's own queue, publishes into two exchanges, and injects what other
+//! nodes published into the local router ([`stompbox_broker::Broker::inject`]). With
+//! `queues` on, `/queue` destinations live in durable RabbitMQ queues, one AMQP consumer per
+//! STOMP subscription.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), stompbox_relay::RelayError> {
+//! use stompbox_broker::Broker;
+//! use stompbox_relay::{Relay, RelayConfig};
+//!
+//! let relay = Relay::new(RelayConfig { enabled: true, ..RelayConfig::default() })?;
+//! let broker = Broker::builder().backplane(relay.backplane()).build().unwrap();
+//! relay.start(broker.clone());
+//! // ... serve sessions with `broker` ...
+//! relay.stop().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - `lib.rs`: [`Relay`], the handle: the [`Backplane`] calls (a bounded channel of outgoing
+//!   messages and a set of wanted bindings; neither ever waits), [`RelayState`].
+//! - `link.rs`: the one task per node that owns the AMQP connection: connect, declare, bind,
+//!   publish with confirms, consume the node queue, and reconnect with backoff.
+//! - `consumers.rs`: `/queue` subscriptions held in RabbitMQ: one consumer and channel each.
+//! - `amqp.rs`: the mapping between STOMP destinations and AMQP exchanges, keys and headers.
+//! - `config.rs`: [`RelayConfig`]; `error.rs`: [`RelayError`].
+//!
+//! `docs/relay.md` describes the mapping, echo avoidance and failure behaviour.
+
+mod amqp;
+mod config;
+mod consumers;
+mod error;
+mod link;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use stompbox_broker::{Backplane, Broker, Interest, QueueConsumer, Refused, Relayed};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::RelayConfig;
+pub use error::RelayError;
+
+/// Where the relay's link to RabbitMQ stands (see [`Relay::watch_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayState {
+    /// Not started yet, or connecting (first time or after an outage).
+    Connecting,
+    /// Connected, topology declared, every current interest bound.
+    Connected,
+    /// The link broke; the relay waits for its backoff, then reconnects. Sessions stay up;
+    /// what they publish is buffered up to `buffer_messages`, then refused.
+    Down {
+        /// Why, for logs and health checks.
+        error: String,
+    },
+    /// [`Relay::stop`] was called; nothing is relayed anymore.
+    Stopped,
+}
+
+/// A cheap, cloneable handle to one node's relay.
+#[derive(Clone)]
+pub struct Relay {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: RelayConfig,
+    pub(crate) node_id: String,
+    pub(crate) names: amqp::Names,
+    outgoing: mpsc::Sender<Relayed>,
+    outgoing_rx: Mutex<Option<mpsc::Receiver<Relayed>>>,
+    /// Queue subscriptions and settlements, in order. Unbounded but not by traffic: one
+    /// subscribe and one unsubscribe per subscription, and settlements of at most `prefetch`
+    /// deliveries per subscription in flight.
+    queue_ops: mpsc::UnboundedSender<QueueOp>,
+    queue_ops_rx: Mutex<Option<mpsc::UnboundedReceiver<QueueOp>>>,
+    pub(crate) interest: Mutex<Interests>,
+    pub(crate) changed: Notify,
+    pub(crate) state: watch::Sender<RelayState>,
+    /// The interest generation bound in RabbitMQ (see [`Relay::synced`]).
+    pub(crate) synced: watch::Sender<u64>,
+    pub(crate) stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+    refused: AtomicU64,
+    /// Per queue subscription: open until the broker unsubscribes. A delivery is offered only
+    /// under this lock while it is open, so none arrives after `queue_unsubscribe` returned.
+    gates: Mutex<std::collections::HashMap<ConsumerKey, Gate>>,
+}
+
+/// See `Shared::gates`.
+pub(crate) type Gate = Arc<Mutex<bool>>;
+
+/// The bindings local subscribers want, and which changed since the link last looked.
+#[derive(Default)]
+pub(crate) struct Interests {
+    pub(crate) wanted: BTreeSet<Interest>,
+    pub(crate) dirty: BTreeSet<Interest>,
+    /// Bumped on every change.
+    pub(crate) generation: u64,
+}
+
+impl Relay {
+    /// A relay for one node, not connected yet: pass [`Relay::backplane`] to the broker's
+    /// builder, then [`Relay::start`] it with the built broker.
+    pub fn new(config: RelayConfig) -> Result<Relay, RelayError> {
+        config.validate()?;
+        let node_id = match config.node_id.as_str() {
+            "" => random_id(),
+            id => id.to_owned(),
+        };
+        let names = amqp::Names::new(&config.prefix, &node_id);
+        let (outgoing, rx) = mpsc::channel(config.buffer_messages);
+        let (queue_ops, queue_ops_rx) = mpsc::unbounded_channel();
+        Ok(Relay {
+            shared: Arc::new(Shared {
+                config,
+                node_id,
+                names,
+                outgoing,
+                outgoing_rx: Mutex::new(Some(rx)),
+                queue_ops,
+                queue_ops_rx: Mutex::new(Some(queue_ops_rx)),
+                interest: Mutex::default(),
+                changed: Notify::new(),
+                state: watch::Sender::new(RelayState::Connecting),
+                synced: watch::Sender::new(0),
+                stop: CancellationToken::new(),
+                task: Mutex::new(None),
+                refused: AtomicU64::new(0),
+                gates: Mutex::default(),
+            }),
+        })
+    }
+
+    /// This relay as the broker's backplane ([`stompbox_broker::BrokerBuilder::backplane`]).
+    pub fn backplane(&self) -> Arc<dyn Backplane> {
+        Arc::new(self.clone())
+    }
+
+    /// Spawns the link task (on the current tokio runtime) that connects to RabbitMQ and
+    /// keeps reconnecting until [`Relay::stop`]. Calling it again does nothing.
+    pub fn start(&self, broker: Broker) {
+        let Some(rx) = self.shared.outgoing_rx.lock().unwrap().take() else {
+            return;
+        };
+        let ops = self.shared.queue_ops_rx.lock().unwrap().take();
+        let ops = ops.expect("taken with the outgoing receiver");
+        let task = tokio::spawn(link::run(self.shared.clone(), broker, rx, ops));
+        *self.shared.task.lock().unwrap() = Some(task);
+    }
+
+    /// Stops relaying: flushes what is buffered (when connected), deletes this node's queue,
+    /// closes the connection, and waits for the link task to end.
+    pub async fn stop(&self) {
+        self.shared.stop.cancel();
+        let task = self.shared.task.lock().unwrap().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.shared.state.send_replace(RelayState::Stopped);
+    }
+
+    /// This node's id (random unless configured).
+    pub fn node_id(&self) -> &str {
+        &self.shared.node_id
+    }
+
+    /// The AMQP `connection_name` of this node's connection, as `rabbitmqctl list_connections
+    /// client_properties` shows it.
+    pub fn connection_name(&self) -> &str {
+        &self.shared.names.connection_name
+    }
+
+    /// The name of this node's queue in RabbitMQ.
+    pub fn node_queue(&self) -> &str {
+        &self.shared.names.node_queue
+    }
+
+    /// The link's state now.
+    pub fn state(&self) -> RelayState {
+        self.shared.state.borrow().clone()
+    }
+
+    /// The link's state as it changes (also logged: `relay connected`, `relay down`).
+    pub fn watch_state(&self) -> watch::Receiver<RelayState> {
+        self.shared.state.subscribe()
+    }
+
+    /// Messages refused so far because the buffer was full or the relay stopped.
+    pub fn refused(&self) -> u64 {
+        self.shared.refused.load(Relaxed)
+    }
+
+    /// Waits until every interest change reported so far is bound (or unbound) in RabbitMQ:
+    /// after it, what other nodes publish reaches every subscriber that was here before.
+    /// Waits across outages; bound it with a timeout.
+    pub async fn synced(&self) {
+        let target = self.shared.interest.lock().unwrap().generation;
+        let mut synced = self.shared.synced.subscribe();
+        let _ = synced.wait_for(|&g| g >= target).await;
+    }
+}
+
+impl Backplane for Relay {
+    fn interest(&self, interest: Interest, present: bool) {
+        let mut interests = self.shared.interest.lock().unwrap();
+        let changed = match present {
+            true => interests.wanted.insert(interest.clone()),
+            false => interests.wanted.remove(&interest),
+        };
+        if changed {
+            interests.dirty.insert(interest);
+            interests.generation += 1;
+            drop(interests);
+            self.shared.changed.notify_one();
+        }
+    }
+
+    fn forward(&self, message: Relayed) -> Result<(), Refused> {
+        let (_, key) = self.shared.names.route(&message.target);
+        if key.len() > amqp::MAX_ROUTING_KEY {
+            return Err(Refused {
+                reason: "destination or user name longer than 255 bytes".into(),
+            });
+        }
+        self.shared.outgoing.try_send(message).map_err(|e| {
+            self.shared.refused.fetch_add(1, Relaxed);
+            let reason = match e {
+                mpsc::error::TrySendError::Full(_) => format!(
+                    "buffer full ({} messages waiting for RabbitMQ)",
+                    self.shared.config.buffer_messages
+                ),
+                mpsc::error::TrySendError::Closed(_) => "relay stopped".to_owned(),
+            };
+            Refused { reason }
+        })
+    }
+
+    fn handles_queues(&self) -> bool {
+        self.shared.config.queues
+    }
+
+    fn queue_subscribe(&self, consumer: QueueConsumer) {
+        let key = (consumer.session, consumer.subscription.clone());
+        let gate = Arc::new(Mutex::new(true));
+        self.shared.gates.lock().unwrap().insert(key, gate.clone());
+        let _ = self
+            .shared
+            .queue_ops
+            .send(QueueOp::Subscribe(consumer, gate));
+    }
+
+    fn queue_unsubscribe(&self, session: u64, subscription: &str) {
+        let key = (session, subscription.to_owned());
+        if let Some(gate) = self.shared.gates.lock().unwrap().remove(&key) {
+            *gate.lock().unwrap() = false;
+        }
+        let _ = self.shared.queue_ops.send(QueueOp::Unsubscribe(key));
+    }
+
+    fn queue_settle(&self, session: u64, subscription: &str, tags: &[u64], ack: bool) {
+        let key = (session, subscription.to_owned());
+        let tags = tags.to_vec();
+        let _ = self
+            .shared
+            .queue_ops
+            .send(QueueOp::Settle { key, tags, ack });
+    }
+}
+
+/// A queue subscription's key: (session, subscription id).
+pub(crate) type ConsumerKey = (u64, String);
+
+/// What the broker asked about queue subscriptions, for the link task.
+pub(crate) enum QueueOp {
+    Subscribe(QueueConsumer, Gate),
+    Unsubscribe(ConsumerKey),
+    Settle {
+        key: ConsumerKey,
+        tags: Vec<u64>,
+        ack: bool,
+    },
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("node_id", &self.shared.node_id)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A node id unique enough for a cluster: 64 random bits from the std hasher's seed, the
+/// time and the process id, in hex.
+fn random_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}

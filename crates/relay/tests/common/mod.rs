@@ -1,0 +1,218 @@
+//! Nodes joined through the real RabbitMQ at 127.0.0.1:5672 (`AMQP_URL` overrides), each test
+//! with its own prefix so tests never see each other's exchanges and queues.
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use stompbox_broker::{Broker, BrokerBuilder};
+use stompbox_relay::{Relay, RelayConfig, RelayState};
+use stompbox_test_support::{TestClient, frames};
+
+/// Generous: the machine may be loaded (benchmarks, a cargo build) while tests run.
+pub const WAIT: Duration = Duration::from_secs(30);
+/// How long "nothing more arrives" is watched.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A prefix unique to this test and process.
+pub fn prefix(test: &str) -> String {
+    format!("sbtest-{}-{test}", std::process::id())
+}
+
+pub struct Node {
+    pub broker: Broker,
+    pub relay: Relay,
+}
+
+pub fn config(prefix: &str, id: &str) -> RelayConfig {
+    RelayConfig {
+        enabled: true,
+        urls: vec![amqp_url()],
+        prefix: prefix.into(),
+        node_id: id.into(),
+        reconnect_min: Duration::from_millis(50),
+        reconnect_max: Duration::from_millis(500),
+        ..RelayConfig::default()
+    }
+}
+
+pub async fn node(prefix: &str, id: &str) -> Node {
+    node_with(prefix, id, Broker::builder()).await
+}
+
+pub async fn node_with(prefix: &str, id: &str, builder: BrokerBuilder) -> Node {
+    let relay = Relay::new(config(prefix, id)).unwrap();
+    let broker = builder.backplane(relay.backplane()).build().unwrap();
+    relay.start(broker.clone());
+    wait_connected(&relay).await;
+    Node { broker, relay }
+}
+
+pub async fn wait_connected(relay: &Relay) {
+    let mut state = relay.watch_state();
+    tokio::time::timeout(WAIT, state.wait_for(|s| *s == RelayState::Connected))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "relay {} not connected: {:?}",
+                relay.node_id(),
+                relay.state()
+            )
+        })
+        .unwrap();
+}
+
+/// Waits until every node's bindings match its subscriptions.
+pub async fn synced(nodes: &[&Node]) {
+    for n in nodes {
+        tokio::time::timeout(WAIT, n.relay.synced())
+            .await
+            .expect("bindings not synced in time");
+    }
+}
+
+pub async fn login(broker: &Broker, user: &str) -> TestClient {
+    let (mut c, _) =
+        TestClient::connect_with(broker, frames::connect().with_header("login", user)).await;
+    c.set_wait(WAIT);
+    c
+}
+
+pub async fn client(broker: &Broker) -> TestClient {
+    let mut c = TestClient::connect(broker).await;
+    c.set_wait(WAIT);
+    c
+}
+
+pub fn body(frame: &stompbox_codec::Frame) -> String {
+    String::from_utf8(frame.body.to_vec()).unwrap()
+}
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Queue names in RabbitMQ starting with `prefix`.
+pub fn queues(prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = rabbitmqctl(&["list_queues", "name", "-q", "--no-table-headers"])
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| l.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `(source exchange, routing key)` of bindings from this prefix's exchanges.
+pub fn bindings(prefix: &str) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = rabbitmqctl(&[
+        "list_bindings",
+        "source_name",
+        "routing_key",
+        "-q",
+        "--no-table-headers",
+    ])
+    .lines()
+    .filter_map(|l| {
+        let mut parts = l.split('\t');
+        Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+    })
+    .filter(|(source, _)| source.starts_with(prefix))
+    .collect();
+    found.sort();
+    found
+}
+
+/// Closes this relay's AMQP connection from the RabbitMQ side, as an outage would.
+pub fn close_connection(relay: &Relay) {
+    let listing = rabbitmqctl(&[
+        "list_connections",
+        "pid",
+        "client_properties",
+        "-q",
+        "--no-table-headers",
+    ]);
+    let needle = format!("\"{}\"", relay.connection_name());
+    let pid = listing
+        .lines()
+        .find(|l| l.contains(&needle))
+        .and_then(|l| l.split('\t').next())
+        .unwrap_or_else(|| panic!("no connection named {needle} in:\n{listing}"))
+        .to_owned();
+    rabbitmqctl(&[
+        "close_connection",
+        &pid,
+        "stompbox relay test: simulated outage",
+    ]);
+}
+
+/// `(name, durable, messages)` of the prefix's queues.
+pub fn queue_details(prefix: &str) -> Vec<(String, String, String)> {
+    let mut found: Vec<(String, String, String)> = rabbitmqctl(&[
+        "list_queues",
+        "name",
+        "durable",
+        "messages",
+        "-q",
+        "--no-table-headers",
+    ])
+    .lines()
+    .filter_map(|l| {
+        let mut parts = l.split('\t');
+        let name = parts.next()?.trim().to_owned();
+        Some((
+            name,
+            parts.next()?.trim().to_owned(),
+            parts.next()?.trim().to_owned(),
+        ))
+    })
+    .filter(|(name, _, _)| name.starts_with(prefix))
+    .collect();
+    found.sort();
+    found
+}
+
+/// Deletes durable queues a test made (STOMP queues live on after their nodes).
+pub async fn remove_queues(names: &[String]) {
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for name in names {
+        let options = lapin::options::QueueDeleteOptions::default();
+        channel
+            .queue_delete(name.as_str().into(), options)
+            .await
+            .unwrap();
+    }
+    connection.close(200, "done".into()).await.unwrap();
+}
+
+/// Deletes the prefix's exchanges (shared by the cluster, so nodes never delete them).
+pub async fn remove_exchanges(prefix: &str) {
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for kind in ["topic", "user"] {
+        channel
+            .exchange_delete(
+                format!("{prefix}.{kind}").as_str().into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    connection.close(200, "done".into()).await.unwrap();
+}

@@ -1,0 +1,149 @@
+//! `/queue` in RabbitMQ: competing consumers across nodes get each message exactly once,
+//! queued messages survive the node that received them, NACK redelivers with
+//! `redelivered:true`, and a subscription's unacknowledged messages go back on UNSUBSCRIBE.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use stompbox_test_support::{TestClient, frames};
+
+fn subscribe_individual(id: &str, destination: &str, prefetch: &str) -> stompbox_codec::Frame {
+    frames::subscribe_ack(id, destination, "client-individual")
+        .with_header("prefetch-count", prefetch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn competing_consumers_across_nodes_get_each_message_once() {
+    let prefix = prefix("compete");
+    let a = node(&prefix, "a").await;
+    let b = node(&prefix, "b").await;
+    let mut consumers: Vec<TestClient> = Vec::new();
+    for n in [&a, &b, &a, &b] {
+        let mut c = client(&n.broker).await;
+        c.subscribe_with(subscribe_individual("w", "/queue/jobs", "5"))
+            .await;
+        consumers.push(c);
+    }
+    const N: usize = 60;
+    let mut publisher = client(&a.broker).await;
+    for i in 0..N {
+        let send = frames::send("/queue/jobs", i.to_string()).with_header("persistent", "true");
+        publisher.send_frame(send).await;
+    }
+    publisher
+        .send_with_receipt(frames::send("/topic/none", "flush"), "r")
+        .await;
+    // Round-robin over the consumers, each acking what it got, until all N arrived.
+    let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut per_consumer = [0usize; 4];
+    let quiet = std::time::Duration::from_millis(100);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while seen.len() < N {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {N} arrived",
+            seen.len()
+        );
+        for (k, c) in consumers.iter_mut().enumerate() {
+            while let Ok(m) = tokio::time::timeout(quiet, c.expect_message()).await {
+                let i: usize = body(&m).parse().unwrap();
+                *seen.entry(i).or_default() += 1;
+                per_consumer[k] += 1;
+                c.send_frame(frames::ack(m.header("ack").unwrap())).await;
+            }
+        }
+    }
+    for c in &mut consumers {
+        c.expect_no_frame(QUIET).await;
+    }
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (0..N).collect::<Vec<_>>()
+    );
+    assert!(seen.values().all(|&n| n == 1), "duplicates: {seen:?}");
+    println!("queue: {N} messages over 4 consumers on 2 nodes, once each: {per_consumer:?}");
+    let details = queue_details(&format!("{prefix}.queue."));
+    assert_eq!(
+        details,
+        [(format!("{prefix}.queue.jobs"), "true".into(), "0".into())]
+    );
+    for c in consumers {
+        c.disconnect().await;
+    }
+    a.relay.stop().await;
+    b.relay.stop().await;
+    remove_queues(&[format!("{prefix}.queue.jobs")]).await;
+    remove_exchanges(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_messages_survive_their_node_and_nack_redelivers() {
+    let prefix = prefix("durable");
+    let a = node(&prefix, "a").await;
+    let mut publisher = client(&a.broker).await;
+    for i in 0..3 {
+        let send = frames::send("/queue/orders", format!("o{i}")).with_header("persistent", "true");
+        publisher.send_frame(send).await;
+    }
+    publisher.disconnect().await;
+    // Node a stops (flushing what it buffered): the messages live in RabbitMQ, not in a.
+    a.relay.stop().await;
+    let queue = format!("{prefix}.queue.orders");
+    assert_eq!(
+        queue_details(&queue),
+        [(queue.clone(), "true".into(), "3".into())]
+    );
+
+    let b = node(&prefix, "b").await;
+    let mut c = client(&b.broker).await;
+    c.subscribe_with(subscribe_individual("o", "/queue/orders", "10"))
+        .await;
+    let first = c.expect_message().await;
+    assert_eq!(body(&first), "o0");
+    assert_eq!(first.header("redelivered"), None);
+    c.send_frame(frames::nack(first.header("ack").unwrap()))
+        .await;
+    // The other two, and o0 again (RabbitMQ requeues it at its place), redelivered.
+    let mut rest = Vec::new();
+    for _ in 0..3 {
+        let m = c.expect_message().await;
+        rest.push((body(&m), m.header("redelivered").map(str::to_owned)));
+        c.send_frame(frames::ack(m.header("ack").unwrap())).await;
+    }
+    rest.sort();
+    assert_eq!(
+        rest,
+        [
+            ("o0".to_owned(), Some("true".to_owned())),
+            ("o1".to_owned(), None),
+            ("o2".to_owned(), None)
+        ]
+    );
+    c.expect_no_frame(QUIET).await;
+
+    // Unacknowledged messages go back to the queue when the subscription ends.
+    let mut p = client(&b.broker).await;
+    p.send_with_receipt(frames::send("/queue/orders", "o3"), "s")
+        .await;
+    let m = c.expect_message().await;
+    assert_eq!(body(&m), "o3");
+    c.send_with_receipt(frames::unsubscribe("o"), "u").await;
+    let mut d = client(&b.broker).await;
+    d.subscribe_with(subscribe_individual("o", "/queue/orders", "10"))
+        .await;
+    let again = d.expect_message().await;
+    assert_eq!(
+        (body(&again).as_str(), again.header("redelivered")),
+        ("o3", Some("true"))
+    );
+    d.send_frame(frames::ack(again.header("ack").unwrap()))
+        .await;
+    d.disconnect().await;
+    c.disconnect().await;
+    p.disconnect().await;
+    b.relay.stop().await;
+    remove_queues(&[queue]).await;
+    remove_exchanges(&prefix).await;
+}

@@ -1,0 +1,84 @@
+//! Two `stompbox` servers with `relay.enabled`, joined through the real RabbitMQ at
+//! 127.0.0.1:5672: a TCP subscriber on one receives what a TCP client sends to the other, and a
+//! stopped server's relay is stopped (its queue deleted).
+#![cfg(feature = "relay")]
+
+use std::time::Duration;
+
+use stompbox_codec::Command;
+use stompbox_relay::RelayState;
+use stompbox_server::{Server, ServerConfig};
+
+use stompbox_test_support::frames;
+use stompbox_test_support::tcp::TcpClient;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Node {
+    tcp: std::net::SocketAddr,
+    relay: stompbox_relay::Relay,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), stompbox_server::Error>>,
+}
+
+async fn node(prefix: &str, id: &str) -> Node {
+    let mut config = ServerConfig::default();
+    config.websocket.enabled = false;
+    config.tcp.listen = "127.0.0.1:0".parse().unwrap();
+    config.relay.enabled = true;
+    config.relay.prefix = prefix.into();
+    config.relay.node_id = id.into();
+    let server = Server::bind(config).await.unwrap();
+    let mut state = server.relay().unwrap().watch_state();
+    tokio::time::timeout(WAIT, state.wait_for(|s| *s == RelayState::Connected))
+        .await
+        .expect("relay connected in time")
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    Node {
+        tcp: server.local_tcp_addr().unwrap(),
+        relay: server.relay().unwrap().clone(),
+        stop,
+        task: tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_behave_as_one_broker() {
+    let prefix = format!("sbtest-{}-server", std::process::id());
+    let one = node(&prefix, "one").await;
+    let two = node(&prefix, "two").await;
+    let mut sub = TcpClient::connect(one.tcp).await;
+    sub.subscribe("0", "/topic/greetings").await;
+    tokio::time::timeout(WAIT, one.relay.synced())
+        .await
+        .expect("bound in time");
+    let mut publisher = TcpClient::connect(two.tcp).await;
+    publisher
+        .send_frame(&frames::send("/topic/greetings", "from two"))
+        .await;
+    let message = sub.expect_frame(Command::Message).await;
+    assert_eq!(&message.body[..], b"from two");
+
+    for node in [one, two] {
+        node.stop.send(()).unwrap();
+        node.task.await.unwrap().unwrap();
+        assert_eq!(node.relay.state(), RelayState::Stopped);
+    }
+    // The exchanges are the cluster's, never deleted by a node: remove this test's.
+    let amqp = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let connection = lapin::Connection::connect(amqp, Default::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for kind in ["topic", "user"] {
+        let name = format!("{prefix}.{kind}");
+        let options = lapin::options::ExchangeDeleteOptions::default();
+        channel
+            .exchange_delete(name.as_str().into(), options)
+            .await
+            .unwrap();
+    }
+}
