@@ -16,6 +16,16 @@ pub enum Inbound {
     /// A transport-level keep-alive (a WebSocket ping or pong): counts as liveness, carries no
     /// STOMP bytes.
     Ping,
+    /// The transport refused a message over its own size limit (a WebSocket message larger
+    /// than it accepts) before its bytes reached the broker. The broker answers as for any
+    /// oversize frame, ERROR `frame of at least {size} bytes exceeds the maximum of {max}`, and
+    /// closes; the transport yields nothing after it.
+    TooLarge {
+        /// The size the peer announced or sent.
+        size: usize,
+        /// The transport's limit.
+        max: usize,
+    },
 }
 
 /// Bytes for the peer: one or more whole encoded frames (or a heart-beat EOL), batched.

@@ -47,7 +47,8 @@ pub struct WebSocketSettings {
     /// See [`WebSocketConfig::write_buffer_size`].
     pub write_buffer_size: usize,
     /// Largest WebSocket message (and frame) accepted. The broker's `max_frame_size`: a STOMP
-    /// frame may span several messages, so a larger message is never needed for one frame.
+    /// frame may span several messages, so a larger message is never needed for one frame. A
+    /// larger one is answered like an oversize STOMP frame: ERROR with the numbers, then close.
     pub max_message_size: usize,
 }
 
@@ -207,16 +208,32 @@ impl Stream for WsInbound {
         }
         let item = match ready!(self.stream.poll_next_unpin(cx)) {
             None => None,
-            Some(Err(e)) => Some(Err(io::Error::other(e))),
+            Some(Err(e)) => Some(too_large(e)),
             Some(Ok(Message::Text(text))) => Some(Ok(Inbound::Data(Bytes::from(text)))),
             Some(Ok(Message::Binary(bytes))) => Some(Ok(Inbound::Data(bytes))),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Some(Ok(Inbound::Ping)),
             Some(Ok(Message::Close(_))) => None,
         };
-        if item.is_none() {
+        if matches!(item, None | Some(Ok(Inbound::TooLarge { .. }))) {
             self.closed = true;
         }
         Poll::Ready(item)
+    }
+}
+
+/// A read error; a message over `max_message_size` becomes [`Inbound::TooLarge`] so the client
+/// gets an ERROR frame with the numbers instead of a bare close.
+fn too_large(error: axum::Error) -> io::Result<Inbound> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    let error = error.into_inner();
+    match error.downcast_ref::<Error>() {
+        Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+            Ok(Inbound::TooLarge {
+                size: *size,
+                max: *max_size,
+            })
+        }
+        _ => Err(io::Error::other(error)),
     }
 }
 

@@ -17,7 +17,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use futures::{Sink, Stream, StreamExt};
-use stompbox_codec::{ByteString, Command, Decoder, Item, Version};
+use stompbox_codec::{ByteString, Command, DecodeError, Decoder, Item, Version};
 use tokio::time::{Instant, sleep_until};
 
 mod hooks;
@@ -327,6 +327,11 @@ impl Conn<'_> {
                 self.closing = Some(CloseReason::TransportClosed);
             }
             Some(Ok(Inbound::Ping)) => self.last_read = Instant::now(),
+            Some(Ok(Inbound::TooLarge { size, max })) => {
+                tracing::debug!(size, max, "transport refused an oversize message");
+                let error = DecodeError::FrameTooLarge { size, max };
+                self.fail(ProtocolError::Decode(error)).await;
+            }
             Some(Ok(Inbound::Data(bytes))) => {
                 self.last_read = Instant::now();
                 self.read_buf.extend_from_slice(&bytes);
