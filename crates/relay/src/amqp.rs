@@ -10,6 +10,8 @@
 //! | SUBSCRIBE `/user/queue/x`  | binding `alice` of the node queue to `<prefix>.user`        |
 //! | `/queue/jobs`              | durable queue `<prefix>.queue.jobs` (default exchange);     |
 //! |                            | SUBSCRIBE: one consumer, its own channel, `basic.qos`       |
+//! |                            | quorum: `x-delivery-limit` = `queues.max_deliveries`,       |
+//! |                            | dead letters to `<prefix>.queue.<dead_letter_prefix>jobs`   |
 //! | `persistent:true`          | delivery mode 2                                             |
 //! | headers                    | AMQP headers (long strings); `app-id` = the sender's node id |
 
@@ -20,6 +22,8 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use stompbox_broker::{Interest, Relayed, Target};
 use stompbox_codec::Headers;
+
+use crate::QueueType;
 
 /// Header carrying a `/user` message's destination (after `/user`).
 pub(crate) const DESTINATION_HEADER: &str = "x-stompbox-destination";
@@ -74,6 +78,60 @@ impl Names {
     pub(crate) fn queue(&self, name: &str) -> String {
         format!("{}{name}", self.queue_prefix)
     }
+}
+
+/// How the RabbitMQ queue of a STOMP queue is declared: the relay's queue type and the
+/// broker's `queues.max_deliveries` and `queues.dead_letter_prefix`, so a poison message ends
+/// in the same `/queue/dlq.<name>` as on a single node.
+#[derive(Clone, Debug)]
+pub(crate) struct QueueShape {
+    pub(crate) queue_type: QueueType,
+    /// 0: no limit.
+    pub(crate) max_deliveries: u32,
+    /// Empty: dead letters are dropped.
+    pub(crate) dead_letter_prefix: String,
+}
+
+impl QueueShape {
+    /// The `queue.declare` arguments of `/queue/<name>`'s RabbitMQ queue, and the name of its
+    /// dead-letter STOMP queue, which must be declared first (RabbitMQ drops a dead letter
+    /// routed to a queue that does not exist).
+    pub(crate) fn arguments(&self, names: &Names, name: &str) -> (FieldTable, Option<String>) {
+        let mut arguments = FieldTable::default();
+        if self.queue_type == QueueType::Classic {
+            return (arguments, None);
+        }
+        arguments.insert("x-queue-type".into(), long("quorum"));
+        if self.max_deliveries == 0 {
+            return (arguments, None);
+        }
+        // RabbitMQ counts returns, not deliveries: a message is dropped or dead-lettered when
+        // it comes back with `limit` returns behind it, i.e. after `limit` deliveries.
+        arguments.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongUInt(self.max_deliveries - 1),
+        );
+        let prefix = &self.dead_letter_prefix;
+        if prefix.is_empty() || name.starts_with(prefix.as_str()) {
+            // No dead-letter exchange: RabbitMQ drops it, as the node does (and no chains).
+            return (arguments, None);
+        }
+        let dead = format!("{prefix}{name}");
+        arguments.insert("x-dead-letter-exchange".into(), long(""));
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            long(&names.queue(&dead)),
+        );
+        (arguments, Some(dead))
+    }
+}
+
+/// The STOMP queue a dead letter came from, from the header RabbitMQ adds when it
+/// dead-letters (`x-first-death-queue`), as `x-original-destination` (the node's header).
+pub(crate) fn original_destination(names: &Names, headers: &Headers) -> Option<String> {
+    let queue = headers.get("x-first-death-queue")?;
+    let name = queue.strip_prefix(names.queue_prefix.as_str())?;
+    Some(format!("/queue/{name}"))
 }
 
 /// The AMQP properties of a relayed message: its STOMP headers, and who sent it.
@@ -155,6 +213,69 @@ pub(crate) fn relayed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shape(queue_type: QueueType, max_deliveries: u32, prefix: &str) -> QueueShape {
+        QueueShape {
+            queue_type,
+            max_deliveries,
+            dead_letter_prefix: prefix.into(),
+        }
+    }
+
+    fn argument<'a>(table: &'a FieldTable, key: &str) -> Option<&'a AMQPValue> {
+        table.inner().get(key)
+    }
+
+    #[test]
+    fn quorum_queues_carry_the_delivery_limit_and_their_dead_letter_queue() {
+        let names = Names::new("p", "a");
+        let (arguments, dead) = shape(QueueType::Quorum, 3, "dlq.").arguments(&names, "jobs");
+        assert_eq!(dead.as_deref(), Some("dlq.jobs"));
+        assert_eq!(argument(&arguments, "x-queue-type"), Some(&long("quorum")));
+        assert_eq!(
+            argument(&arguments, "x-delivery-limit"),
+            Some(&AMQPValue::LongUInt(2))
+        );
+        assert_eq!(
+            argument(&arguments, "x-dead-letter-exchange"),
+            Some(&long(""))
+        );
+        assert_eq!(
+            argument(&arguments, "x-dead-letter-routing-key"),
+            Some(&long("p.queue.dlq.jobs"))
+        );
+
+        // A dead-letter queue never dead-letters, an empty prefix drops, 0 never limits.
+        for (shape, name) in [
+            (shape(QueueType::Quorum, 3, "dlq."), "dlq.jobs"),
+            (shape(QueueType::Quorum, 3, ""), "jobs"),
+        ] {
+            let (arguments, dead) = shape.arguments(&names, name);
+            assert_eq!(dead, None);
+            assert!(argument(&arguments, "x-delivery-limit").is_some());
+            assert_eq!(argument(&arguments, "x-dead-letter-exchange"), None);
+        }
+        let (arguments, dead) = shape(QueueType::Quorum, 0, "dlq.").arguments(&names, "jobs");
+        assert_eq!(
+            (argument(&arguments, "x-delivery-limit"), dead),
+            (None, None)
+        );
+
+        let (arguments, dead) = shape(QueueType::Classic, 3, "dlq.").arguments(&names, "jobs");
+        assert_eq!((arguments.inner().len(), dead), (0, None));
+    }
+
+    #[test]
+    fn a_dead_letter_names_its_original_destination() {
+        let names = Names::new("p", "a");
+        let mut headers = Headers::new();
+        assert_eq!(original_destination(&names, &headers), None);
+        headers.push("x-first-death-queue", "p.queue.jobs");
+        assert_eq!(
+            original_destination(&names, &headers).as_deref(),
+            Some("/queue/jobs")
+        );
+    }
 
     #[test]
     fn a_message_round_trips_and_its_echo_is_dropped() {

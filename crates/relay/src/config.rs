@@ -50,6 +50,24 @@ pub struct RelayConfig {
     /// (`<prefix>.queue.<name>`), one consumer in the cluster per message, messages surviving
     /// node restarts. Default `true`; `false` keeps each node's queues local.
     pub queues: bool,
+    /// The kind of RabbitMQ queue behind each STOMP queue. Default `quorum`: replicated,
+    /// always durable, and the only kind with a delivery limit, which carries the broker's
+    /// `queues.max_deliveries` and dead-lettering into RabbitMQ. `classic` is for RabbitMQ
+    /// older than 3.8 or for queues already declared classic: there a message NACKed forever
+    /// is redelivered forever. Changing it for existing queues needs them deleted first
+    /// (RabbitMQ refuses to redeclare a queue with another type).
+    pub queue_type: QueueType,
+}
+
+/// See [`RelayConfig::queue_type`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// `x-queue-type: quorum`, with `x-delivery-limit` and a dead-letter queue.
+    #[default]
+    Quorum,
+    /// A durable classic queue: no delivery limit, no dead letters.
+    Classic,
 }
 
 impl Default for RelayConfig {
@@ -65,6 +83,7 @@ impl Default for RelayConfig {
             node_queue_expiry: Duration::from_secs(60),
             prefetch: 1_000,
             queues: true,
+            queue_type: QueueType::Quorum,
         }
     }
 }

@@ -39,7 +39,8 @@ impl Live {
     }
 }
 
-/// The durable RabbitMQ queue of a STOMP queue.
+/// The durable RabbitMQ queue of a STOMP queue, after its dead-letter queue (see
+/// [`amqp::QueueShape`]).
 pub(crate) async fn declare_queue(
     shared: &Shared,
     channel: &Channel,
@@ -49,9 +50,18 @@ pub(crate) async fn declare_queue(
         durable: true,
         ..QueueDeclareOptions::default()
     };
+    let shape = shared.queue_shape.get().expect("set when the relay starts");
+    let (arguments, dead) = shape.arguments(&shared.names, name);
+    if let Some(dead) = dead {
+        let (dead_arguments, _) = shape.arguments(&shared.names, &dead);
+        let dead = shared.names.queue(&dead);
+        channel
+            .queue_declare(dead.as_str().into(), durable, dead_arguments)
+            .await?;
+    }
     let queue = shared.names.queue(name);
     channel
-        .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+        .queue_declare(queue.as_str().into(), durable, arguments)
         .await?;
     Ok(())
 }
@@ -164,9 +174,13 @@ pub(crate) async fn start_consumer(
         live.gate.clone(),
         live.ackers.clone(),
     );
+    let names = shared.names.clone();
     live.task = Some(tokio::spawn(async move {
         while let Some(Ok(delivery)) = consumer.next().await {
-            let (headers, _) = amqp::stomp_headers(&delivery.properties);
+            let (mut headers, _) = amqp::stomp_headers(&delivery.properties);
+            if let Some(original) = amqp::original_destination(&names, &headers) {
+                headers.push("x-original-destination", original);
+            }
             let body = bytes::Bytes::from(delivery.data);
             let refused = {
                 // Gate, then ackers: a settlement (which locks the ackers) finds the acker.

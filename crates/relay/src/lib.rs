@@ -47,7 +47,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::RelayConfig;
+pub use config::{QueueType, RelayConfig};
 pub use error::RelayError;
 
 /// Where the relay's link to RabbitMQ stands (see [`Relay::watch_state`]).
@@ -78,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) config: RelayConfig,
     pub(crate) node_id: String,
     pub(crate) names: amqp::Names,
+    /// Set by [`Relay::start`] from the broker's queue settings.
+    pub(crate) queue_shape: std::sync::OnceLock<amqp::QueueShape>,
     outgoing: mpsc::Sender<Relayed>,
     outgoing_rx: Mutex<Option<mpsc::Receiver<Relayed>>>,
     /// Queue subscriptions and settlements, in order. Unbounded but not by traffic: one
@@ -127,6 +129,7 @@ impl Relay {
                 config,
                 node_id,
                 names,
+                queue_shape: std::sync::OnceLock::new(),
                 outgoing,
                 outgoing_rx: Mutex::new(Some(rx)),
                 queue_ops,
@@ -156,6 +159,12 @@ impl Relay {
         };
         let ops = self.shared.queue_ops_rx.lock().unwrap().take();
         let ops = ops.expect("taken with the outgoing receiver");
+        let queues = &broker.config().queues;
+        let _ = self.shared.queue_shape.set(amqp::QueueShape {
+            queue_type: self.shared.config.queue_type,
+            max_deliveries: queues.max_deliveries,
+            dead_letter_prefix: queues.dead_letter_prefix.clone(),
+        });
         let task = tokio::spawn(link::run(self.shared.clone(), broker, rx, ops));
         *self.shared.task.lock().unwrap() = Some(task);
     }

@@ -142,7 +142,11 @@ async fn a_cut_connection_recovers_without_clients_reconnecting() {
     worker.disconnect().await;
     a.relay.stop().await;
     b.relay.stop().await;
-    remove_queues(&[format!("{prefix}.queue.work")]).await;
+    let queues = [
+        format!("{prefix}.queue.work"),
+        format!("{prefix}.queue.dlq.work"),
+    ];
+    remove_queues(&queues).await;
     remove_exchanges(&prefix).await;
 }
 

@@ -1,6 +1,7 @@
 //! `/queue` in RabbitMQ: competing consumers across nodes get each message exactly once,
 //! queued messages survive the node that received them, NACK redelivers with
-//! `redelivered:true`, and a subscription's unacknowledged messages go back on UNSUBSCRIBE.
+//! `redelivered:true`, a subscription's unacknowledged messages go back on UNSUBSCRIBE, and a
+//! poison message is dead-lettered after `queues.max_deliveries`, as on one node.
 
 mod common;
 
@@ -64,17 +65,29 @@ async fn competing_consumers_across_nodes_get_each_message_once() {
     );
     assert!(seen.values().all(|&n| n == 1), "duplicates: {seen:?}");
     println!("queue: {N} messages over 4 consumers on 2 nodes, once each: {per_consumer:?}");
-    let details = queue_details(&format!("{prefix}.queue."));
-    assert_eq!(
-        details,
-        [(format!("{prefix}.queue.jobs"), "true".into(), "0".into())]
-    );
+    // Nothing left waiting; the dead-letter queue is declared with its queue.
+    expect_queue_details(
+        &format!("{prefix}.queue."),
+        &[
+            (
+                format!("{prefix}.queue.dlq.jobs"),
+                "true".into(),
+                "0".into(),
+            ),
+            (format!("{prefix}.queue.jobs"), "true".into(), "0".into()),
+        ],
+    )
+    .await;
     for c in consumers {
         c.disconnect().await;
     }
     a.relay.stop().await;
     b.relay.stop().await;
-    remove_queues(&[format!("{prefix}.queue.jobs")]).await;
+    let queues = [
+        format!("{prefix}.queue.jobs"),
+        format!("{prefix}.queue.dlq.jobs"),
+    ];
+    remove_queues(&queues).await;
     remove_exchanges(&prefix).await;
 }
 
@@ -91,10 +104,7 @@ async fn queued_messages_survive_their_node_and_nack_redelivers() {
     // Node a stops (flushing what it buffered): the messages live in RabbitMQ, not in a.
     a.relay.stop().await;
     let queue = format!("{prefix}.queue.orders");
-    assert_eq!(
-        queue_details(&queue),
-        [(queue.clone(), "true".into(), "3".into())]
-    );
+    expect_queue_details(&queue, &[(queue.clone(), "true".into(), "3".into())]).await;
 
     let b = node(&prefix, "b").await;
     let mut c = client(&b.broker).await;
@@ -144,6 +154,71 @@ async fn queued_messages_survive_their_node_and_nack_redelivers() {
     c.disconnect().await;
     p.disconnect().await;
     b.relay.stop().await;
-    remove_queues(&[queue]).await;
+    remove_queues(&[queue, format!("{prefix}.queue.dlq.orders")]).await;
+    remove_exchanges(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_is_dead_lettered_after_max_deliveries() {
+    let prefix = prefix("poison");
+    let mut config = stompbox_broker::Config::default();
+    config.queues.max_deliveries = 3;
+    let a = node_with(
+        &prefix,
+        "a",
+        stompbox_broker::Broker::builder().config(config),
+    )
+    .await;
+    let mut producer = client(&a.broker).await;
+    producer
+        .send_with_receipt(frames::send("/queue/work", "poison"), "p")
+        .await;
+    producer
+        .send_with_receipt(frames::send("/queue/work", "fine"), "f")
+        .await;
+
+    let mut worker = client(&a.broker).await;
+    worker
+        .subscribe_with(subscribe_individual("w", "/queue/work", "1"))
+        .await;
+    let mut poison_deliveries = 0;
+    let mut fine = 0;
+    while poison_deliveries < 3 || fine < 1 {
+        let m = worker.expect_message().await;
+        let ack = m.header("ack").unwrap();
+        match body(&m).as_str() {
+            "poison" => {
+                poison_deliveries += 1;
+                worker.send_frame(frames::nack(ack)).await;
+            }
+            other => {
+                assert_eq!(other, "fine");
+                fine += 1;
+                worker.send_frame(frames::ack(ack)).await;
+            }
+        }
+    }
+    // The third NACK was the last: no fourth delivery, the message waits in the DLQ.
+    worker.expect_no_frame(QUIET).await;
+    let mut dead = client(&a.broker).await;
+    dead.subscribe_with(subscribe_individual("d", "/queue/dlq.work", "10"))
+        .await;
+    let letter = dead.expect_message().await;
+    assert_eq!(body(&letter), "poison");
+    assert_eq!(letter.header("x-original-destination"), Some("/queue/work"));
+    dead.send_frame(frames::ack(letter.header("ack").unwrap()))
+        .await;
+    dead.expect_no_frame(QUIET).await;
+    println!("poison: {poison_deliveries} deliveries, then /queue/dlq.work");
+
+    for c in [producer, worker, dead] {
+        c.disconnect().await;
+    }
+    a.relay.stop().await;
+    let queues = [
+        format!("{prefix}.queue.work"),
+        format!("{prefix}.queue.dlq.work"),
+    ];
+    remove_queues(&queues).await;
     remove_exchanges(&prefix).await;
 }

@@ -181,6 +181,23 @@ pub fn queue_details(prefix: &str) -> Vec<(String, String, String)> {
     found
 }
 
+/// Waits until `queue_details(prefix)` is `expected`: quorum queues publish their message
+/// counts to `rabbitmqctl` every few seconds, not at once. Panics with the last listing after
+/// `WAIT`.
+pub async fn expect_queue_details(prefix: &str, expected: &[(String, String, String)]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let found = queue_details(prefix);
+        if found == expected {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            assert_eq!(found, expected, "queues of {prefix} after {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Deletes durable queues a test made (STOMP queues live on after their nodes).
 pub async fn remove_queues(names: &[String]) {
     let connection =
