@@ -11,28 +11,6 @@ use common::*;
 use stompbox_relay::{Relay, RelayState};
 use stompbox_test_support::frames;
 
-/// Watches a relay from before its connection is cut: returns when it saw the cut (left
-/// `Connected`) and when it was connected again.
-fn watch_recovery(relay: &Relay) -> tokio::task::JoinHandle<(Instant, Instant)> {
-    let mut state = relay.watch_state();
-    state.mark_unchanged();
-    tokio::spawn(async move {
-        let wait = async {
-            state.changed().await.unwrap();
-            let down = Instant::now();
-            loop {
-                if *state.borrow_and_update() == RelayState::Connected {
-                    return (down, Instant::now());
-                }
-                state.changed().await.unwrap();
-            }
-        };
-        tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("relay did not recover in time")
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_recovers_without_clients_reconnecting() {
     let prefix = prefix("outage");

@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use stompbox_broker::{Broker, BrokerBuilder};
 use stompbox_relay::{Relay, RelayConfig, RelayState};
@@ -99,6 +99,36 @@ fn rabbitmqctl(args: &[&str]) -> String {
         .expect("rabbitmqctl runs");
     assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Watches a relay from before its connection is cut: returns when it saw the cut (left
+/// `Connected`) and when it was connected again.
+pub fn watch_recovery(relay: &Relay) -> tokio::task::JoinHandle<(Instant, Instant)> {
+    let mut state = relay.watch_state();
+    state.mark_unchanged();
+    tokio::spawn(async move {
+        let wait = async {
+            state.changed().await.unwrap();
+            let down = Instant::now();
+            loop {
+                if *state.borrow_and_update() == RelayState::Connected {
+                    return (down, Instant::now());
+                }
+                state.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .expect("relay did not recover in time")
+    })
+}
+
+/// Stops and starts the RabbitMQ application (the Erlang node stays up): every connection
+/// drops, non-durable queues are gone, durable ones come back from disk.
+pub fn restart_rabbitmq() {
+    rabbitmqctl(&["stop_app"]);
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup"]);
 }
 
 /// Queue names in RabbitMQ starting with `prefix`.
