@@ -22,10 +22,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    fn buf_for(&mut self, binary: bool) -> &mut BytesMut {
+    /// The batch to append to; a new one has room for `expected` bytes (up to
+    /// [`MAX_BATCH_BYTES`]), so a batch of many deliveries is allocated once instead of growing
+    /// by doubling.
+    fn buf_for(&mut self, binary: bool, expected: usize) -> &mut BytesMut {
         let reuse = matches!(self.chunks.back(), Some((buf, b)) if *b == binary && buf.len() < MAX_BATCH_BYTES);
         if !reuse {
-            self.chunks.push_back((BytesMut::new(), binary));
+            let capacity = expected.min(MAX_BATCH_BYTES);
+            self.chunks
+                .push_back((BytesMut::with_capacity(capacity), binary));
         }
         &mut self.chunks.back_mut().expect("just ensured").0
     }
@@ -46,22 +51,23 @@ impl Writer {
     pub(crate) fn push_frame(&mut self, frame: &Frame, version: Version) {
         let binary = std::str::from_utf8(&frame.body).is_err();
         let before = self.current_len(binary);
-        encode(frame, version, self.buf_for(binary));
+        encode(frame, version, self.buf_for(binary, 0));
         self.appended(before);
     }
 
-    /// Appends a MESSAGE.
-    pub(crate) fn push_delivery(&mut self, delivery: &Delivery, version: Version) {
+    /// Appends a MESSAGE; about `expected` bytes (an upper bound), this one included, are
+    /// still to come in this batch.
+    pub(crate) fn push_delivery(&mut self, delivery: &Delivery, version: Version, expected: usize) {
         let binary = delivery.message.is_binary();
         let before = self.current_len(binary);
-        delivery.encode(version, self.buf_for(binary));
+        delivery.encode(version, self.buf_for(binary, expected));
         self.appended(before);
     }
 
     /// Appends a heart-beat.
     pub(crate) fn push_eol(&mut self) {
         let before = self.current_len(false);
-        self.buf_for(false).extend_from_slice(b"\n");
+        self.buf_for(false, 1).extend_from_slice(b"\n");
         self.appended(before);
     }
 
