@@ -144,8 +144,10 @@ fn accept(
     let token = tracker.map(|t| t.token());
     upgrade.on_upgrade(move |socket| async move {
         let _token = token;
-        // The broker opens a `session{id}` span inside this one.
-        let span = tracing::info_span!(
+        // The broker opens a `session{id transport peer}` span (info) inside this one. This one
+        // is debug: an enabled span costs each idle connection about 0.5 KiB (the subscriber's
+        // span slot and formatted fields), and at info the session span already names the peer.
+        let span = tracing::debug_span!(
             "connection",
             peer = field::debug(peer),
             transport = "websocket",
