@@ -175,17 +175,20 @@ impl Delivery {
     }
 
     /// Appends the MESSAGE frame, escaped for `version`.
+    #[cfg(test)]
     pub(crate) fn encode(&self, version: Version, dst: &mut BytesMut) {
+        let mut prefix = BytesMut::new();
+        encode_prefix(&self.subscription, version, &mut prefix);
+        self.encode_after(&prefix, version, dst);
+    }
+
+    /// Appends the MESSAGE frame whose start, [`encode_prefix`] of this delivery's
+    /// subscription, is already encoded: a session's writer keeps it for consecutive deliveries
+    /// of one subscription instead of escaping the id again for each.
+    pub(crate) fn encode_after(&self, prefix: &[u8], version: Version, dst: &mut BytesMut) {
         let head = self.message.common_head(version);
-        dst.reserve(head.len() + self.subscription.len() + self.message.body.len() + 48);
-        write_command(Command::Message, dst);
-        write_header(
-            "subscription",
-            &self.subscription,
-            Command::Message,
-            version,
-            dst,
-        );
+        dst.reserve(prefix.len() + head.len() + self.message.body.len() + 48);
+        dst.extend_from_slice(prefix);
         if let (Some(tag), true, Version::V1_2) = (self.tag, self.ack_header, version) {
             write_header(
                 "ack",
@@ -202,6 +205,13 @@ impl Delivery {
         dst.extend_from_slice(&self.message.body);
         dst.extend_from_slice(b"\0");
     }
+}
+
+/// The start of every MESSAGE to `subscription`: the command line and the `subscription`
+/// header, escaped for `version`.
+pub(crate) fn encode_prefix(subscription: &str, version: Version, dst: &mut BytesMut) {
+    write_command(Command::Message, dst);
+    write_header("subscription", subscription, Command::Message, version, dst);
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 use std::collections::VecDeque;
 
 use bytes::BytesMut;
-use stompbox_codec::{Frame, Version, encode};
+use stompbox_codec::{ByteString, Frame, Version, encode};
 
 use crate::Outbound;
-use crate::message::Delivery;
+use crate::message::{Delivery, encode_prefix};
 
 /// Largest batch built from several frames: big enough to amortise a write per busy tick, small
 /// enough that one WebSocket message stays cheap for browsers to parse. A single larger frame is
@@ -19,6 +19,10 @@ pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
 pub(crate) struct Writer {
     chunks: VecDeque<(BytesMut, bool)>,
     len: usize,
+    /// The subscription of the last delivery and its encoded [`encode_prefix`], reused while
+    /// deliveries of one subscription follow one another (the usual case): the id is escaped
+    /// once per run, not once per delivery. The session's version never changes.
+    prefix: Option<(ByteString, BytesMut)>,
 }
 
 impl Writer {
@@ -60,7 +64,17 @@ impl Writer {
     pub(crate) fn push_delivery(&mut self, delivery: &Delivery, version: Version, expected: usize) {
         let binary = delivery.message.is_binary();
         let before = self.current_len(binary);
-        delivery.encode(version, self.buf_for(binary, expected));
+        let (id, prefix) = match self.prefix.take() {
+            Some((id, prefix)) if id == delivery.subscription => (id, prefix),
+            other => {
+                let mut prefix = other.map(|(_, p)| p).unwrap_or_default();
+                prefix.clear();
+                encode_prefix(&delivery.subscription, version, &mut prefix);
+                (delivery.subscription.clone(), prefix)
+            }
+        };
+        delivery.encode_after(&prefix, version, self.buf_for(binary, expected));
+        self.prefix = Some((id, prefix));
         self.appended(before);
     }
 
@@ -105,6 +119,42 @@ mod tests {
     use stompbox_codec::Command;
 
     use super::*;
+
+    #[test]
+    fn deliveries_of_alternating_subscriptions_name_their_own() {
+        use std::sync::Arc;
+
+        use stompbox_codec::Headers;
+
+        use crate::message::Message;
+
+        let message = Arc::new(Message::new(
+            1,
+            "/topic/a".into(),
+            Headers::new(),
+            bytes::Bytes::from_static(b"x"),
+        ));
+        let mut w = Writer::default();
+        for id in ["a:1", "a:1", "b", "a:1"] {
+            w.push_delivery(&Delivery::new(message.clone(), id.into()), Version::V1_2, 0);
+        }
+        let batch = w.take().unwrap();
+        let subscriptions: Vec<&[u8]> = batch
+            .bytes
+            .split(|&b| b == 0)
+            .filter(|f| !f.is_empty())
+            .map(|f| f.split(|&b| b == b'\n').nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            subscriptions,
+            [
+                &b"subscription:a\\c1"[..],
+                b"subscription:a\\c1",
+                b"subscription:b",
+                b"subscription:a\\c1"
+            ]
+        );
+    }
 
     #[test]
     fn batches_by_flag_in_order() {
