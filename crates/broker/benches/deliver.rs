@@ -68,7 +68,8 @@ impl Sink<Outbound> for CountingSink {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Outbound) -> io::Result<()> {
-        let frames = item.bytes.iter().filter(|&&b| b == 0).count();
+        // memchr: a byte-by-byte count would cost as much as the broker's own work.
+        let frames = memchr::memchr_iter(0, &item.bytes).count();
         self.received.frames.fetch_add(frames, Relaxed);
         self.progress.delivered.fetch_add(frames, Relaxed);
         self.progress.waker.wake();
