@@ -104,7 +104,8 @@ impl Message {
     fn common_head(&self, version: Version) -> &Bytes {
         let slot = &self.encoded[version as usize];
         slot.get_or_init(|| {
-            let mut buf = BytesMut::new();
+            // The estimate bounds the unescaped head: one allocation, no growth.
+            let mut buf = BytesMut::with_capacity(self.head_estimate);
             let cmd = Command::Message;
             write_header("destination", &self.destination, cmd, version, &mut buf);
             write_header(
