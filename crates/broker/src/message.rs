@@ -3,9 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
-use stompbox_codec::{
-    ByteString, Command, Headers, Version, write_body, write_command, write_header,
-};
+use stompbox_codec::{ByteString, Command, Headers, Version, write_command, write_header};
 
 /// Headers a client may put on SEND that are about that frame, not the message: never forwarded
 /// to subscribers. `destination` and `content-length` are rewritten by the broker itself.
@@ -35,8 +33,11 @@ pub(crate) struct Message {
     /// The `expires` header: milliseconds since the UNIX epoch after which a queued message is
     /// dropped instead of delivered (ActiveMQ's header; 0 or absent means never).
     expires: Option<u64>,
-    /// The header block common to every delivery (`message-id`, `destination`, forwarded
-    /// headers), encoded once per version on first use.
+    /// [`Message::head_estimate`], computed once: every offer and take weighs the delivery.
+    head_estimate: usize,
+    /// Everything common to every delivery between the per-subscription headers and the body
+    /// (`destination`, `message-id`, forwarded headers, `content-length`, the blank line),
+    /// encoded once per version on first use and copied into each subscriber's batch.
     encoded: [OnceLock<Bytes>; 3],
 }
 
@@ -49,6 +50,7 @@ impl Message {
             .get("expires")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|&ms| ms > 0);
+        let head_estimate = head_estimate(&destination, &headers);
         Message {
             id,
             destination,
@@ -56,6 +58,7 @@ impl Message {
             body,
             binary,
             expires,
+            head_estimate,
             encoded: Default::default(),
         }
     }
@@ -101,7 +104,8 @@ impl Message {
     fn common_head(&self, version: Version) -> &Bytes {
         let slot = &self.encoded[version as usize];
         slot.get_or_init(|| {
-            let mut buf = BytesMut::new();
+            // The estimate bounds the unescaped head: one allocation, no growth.
+            let mut buf = BytesMut::with_capacity(self.head_estimate);
             let cmd = Command::Message;
             write_header("destination", &self.destination, cmd, version, &mut buf);
             write_header(
@@ -114,20 +118,28 @@ impl Message {
             for (name, value) in self.headers.iter() {
                 write_header(name, value, cmd, version, &mut buf);
             }
+            // `write_body` without the body: `content-length` (if any) and the blank line.
+            if !self.body.is_empty() {
+                buf.extend_from_slice(b"content-length:");
+                buf.extend_from_slice(itoa::Buffer::new().format(self.body.len()).as_bytes());
+                buf.extend_from_slice(b"\n");
+            }
+            buf.extend_from_slice(b"\n");
             buf.freeze()
         })
     }
 
     /// An upper bound of the head size, for outbox accounting before encoding.
     fn head_estimate(&self) -> usize {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 2)
-            .sum();
-        // "MESSAGE\n" + destination + message-id + content-length + blank line + NUL.
-        8 + 13 + self.destination.len() + 32 + 36 + headers
+        self.head_estimate
     }
+}
+
+/// An upper bound of a MESSAGE's head size without the per-subscription headers.
+fn head_estimate(destination: &str, headers: &Headers) -> usize {
+    let headers: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    // "MESSAGE\n" + destination + message-id + content-length + blank line + NUL.
+    8 + 13 + destination.len() + 32 + 36 + headers
 }
 
 /// One message for one subscription: the only per-subscriber bytes are the `subscription` id
@@ -164,17 +176,20 @@ impl Delivery {
     }
 
     /// Appends the MESSAGE frame, escaped for `version`.
+    #[cfg(test)]
     pub(crate) fn encode(&self, version: Version, dst: &mut BytesMut) {
+        let mut prefix = BytesMut::new();
+        encode_prefix(&self.subscription, version, &mut prefix);
+        self.encode_after(&prefix, version, dst);
+    }
+
+    /// Appends the MESSAGE frame whose start, [`encode_prefix`] of this delivery's
+    /// subscription, is already encoded: a session's writer keeps it for consecutive deliveries
+    /// of one subscription instead of escaping the id again for each.
+    pub(crate) fn encode_after(&self, prefix: &[u8], version: Version, dst: &mut BytesMut) {
         let head = self.message.common_head(version);
-        dst.reserve(head.len() + self.subscription.len() + self.message.body.len() + 48);
-        write_command(Command::Message, dst);
-        write_header(
-            "subscription",
-            &self.subscription,
-            Command::Message,
-            version,
-            dst,
-        );
+        dst.reserve(prefix.len() + head.len() + self.message.body.len() + 48);
+        dst.extend_from_slice(prefix);
         if let (Some(tag), true, Version::V1_2) = (self.tag, self.ack_header, version) {
             write_header(
                 "ack",
@@ -188,8 +203,16 @@ impl Delivery {
             write_header("redelivered", "true", Command::Message, version, dst);
         }
         dst.extend_from_slice(head);
-        write_body(&self.message.body, dst);
+        dst.extend_from_slice(&self.message.body);
+        dst.extend_from_slice(b"\0");
     }
+}
+
+/// The start of every MESSAGE to `subscription`: the command line and the `subscription`
+/// header, escaped for `version`.
+pub(crate) fn encode_prefix(subscription: &str, version: Version, dst: &mut BytesMut) {
+    write_command(Command::Message, dst);
+    write_header("subscription", subscription, Command::Message, version, dst);
 }
 
 #[cfg(test)]

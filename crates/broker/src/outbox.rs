@@ -102,16 +102,39 @@ impl Outbox {
     /// Queues a delivery if it fits; never waits. A delivery that does not fit is handled by
     /// the slow-consumer policy.
     pub(crate) fn offer(&self, delivery: Delivery, counters: &Counters) -> Offer {
-        self.offer_with(delivery, counters, true)
+        let mut tally = Tally::default();
+        let offer = self.offer_with(delivery, counters, true, &mut tally);
+        tally.apply(counters);
+        offer
+    }
+
+    /// [`Outbox::offer`] for one of many deliveries of a fan-out: the node's queued gauges are
+    /// updated once for the whole fan-out ([`Tally::apply`]), not once per subscriber.
+    pub(crate) fn offer_tallied(
+        &self,
+        delivery: Delivery,
+        counters: &Counters,
+        tally: &mut Tally,
+    ) -> Offer {
+        self.offer_with(delivery, counters, true, tally)
     }
 
     /// Queues a delivery if it fits; refuses it otherwise, with no slow-consumer policy: for a
     /// queue, which keeps the message and marks the outbox starved instead.
     pub(crate) fn offer_if_room(&self, delivery: Delivery, counters: &Counters) -> Offer {
-        self.offer_with(delivery, counters, false)
+        let mut tally = Tally::default();
+        let offer = self.offer_with(delivery, counters, false, &mut tally);
+        tally.apply(counters);
+        offer
     }
 
-    fn offer_with(&self, delivery: Delivery, counters: &Counters, policy: bool) -> Offer {
+    fn offer_with(
+        &self,
+        delivery: Delivery,
+        counters: &Counters,
+        policy: bool,
+        tally: &mut Tally,
+    ) -> Offer {
         let weight = delivery.weight();
         let mut state = self.lock();
         if state.closed || state.overflowed {
@@ -146,8 +169,8 @@ impl Outbox {
         }
         state.bytes += weight;
         state.queue.push_back(delivery);
-        counters.queued_bytes.fetch_add(weight, Relaxed);
-        counters.queued_frames.fetch_add(1, Relaxed);
+        tally.frames += 1;
+        tally.bytes += weight;
         let was_empty = state.queue.len() == 1;
         drop(state);
         if was_empty {
@@ -159,21 +182,25 @@ impl Outbox {
     }
 
     /// Takes deliveries from the front until about `max_bytes` are taken (at least one if any).
+    /// Each comes with an upper bound of the bytes still to come, itself included, so the
+    /// caller can size a buffer once for the whole batch.
     pub(crate) fn take_up_to(
         &self,
         max_bytes: usize,
         counters: &Counters,
-        mut each: impl FnMut(Delivery),
+        mut each: impl FnMut(Delivery, usize),
     ) {
         let mut state = self.lock();
+        let expected = state.bytes.min(max_bytes);
         let (mut taken, mut n) = (0, 0);
         while taken < max_bytes {
             let Some(d) = state.queue.pop_front() else {
                 break;
             };
-            taken += d.weight();
+            let weight = d.weight();
+            each(d, expected.saturating_sub(taken).max(weight));
+            taken += weight;
             n += 1;
-            each(d);
         }
         state.bytes -= taken;
         if state.queue.is_empty() {
@@ -226,6 +253,27 @@ impl Outbox {
         state.closed = true;
         let dropped = std::mem::take(&mut state.queue);
         release(counters, dropped.len(), std::mem::take(&mut state.bytes));
+    }
+}
+
+/// Changes to the node's queued gauges gathered over one fan-out.
+#[derive(Debug, Default)]
+#[must_use = "apply the tally to the counters"]
+pub(crate) struct Tally {
+    frames: usize,
+    bytes: usize,
+}
+
+impl Tally {
+    /// Adds what was queued to the node's gauges: two atomic updates per fan-out instead of two
+    /// per delivery. A session may take (and release) a delivery before its publisher applies
+    /// the tally, so a gauge can be below zero for that instant; [`Counters::snapshot`] reads
+    /// such a value as 0.
+    pub(crate) fn apply(self, counters: &Counters) {
+        if self.frames > 0 {
+            counters.queued_frames.fetch_add(self.frames, Relaxed);
+            counters.queued_bytes.fetch_add(self.bytes, Relaxed);
+        }
     }
 }
 
@@ -308,7 +356,7 @@ mod tests {
         assert_eq!((stats.slow_consumers, stats.dropped_deliveries), (1, 2));
         assert_eq!(stats.queued_bytes, 2 * one);
         let mut taken = 0;
-        outbox.take_up_to(usize::MAX, &counters, |_| taken += 1);
+        outbox.take_up_to(usize::MAX, &counters, |_, _| taken += 1);
         assert_eq!(taken, 2);
         assert_eq!(counters.snapshot().queued_bytes, 0);
         // A new episode of dropping counts as a new slow consumer.
@@ -337,7 +385,7 @@ mod tests {
             outbox.offer(delivery(b"abc"), &counters);
         }
         let mut taken = 0;
-        outbox.take_up_to(1, &counters, |_| taken += 1);
+        outbox.take_up_to(1, &counters, |_, _| taken += 1);
         assert_eq!(taken, 1);
         outbox.close(&counters);
         assert_eq!(counters.snapshot().queued_frames, 0);

@@ -76,9 +76,16 @@ impl Counters {
             messages_delivered: self.messages_delivered.load(Relaxed),
             slow_consumers: self.slow_consumers.load(Relaxed),
             dropped_deliveries: self.dropped_deliveries.load(Relaxed),
-            queued_bytes: self.queued_bytes.load(Relaxed),
-            queued_frames: self.queued_frames.load(Relaxed),
+            queued_bytes: gauge(&self.queued_bytes),
+            queued_frames: gauge(&self.queued_frames),
             refused_connections: self.refused_connections.load(Relaxed),
         }
     }
+}
+
+/// A gauge that may be briefly below zero (wrapped): a fan-out adds its deliveries once at its
+/// end (`outbox::Tally`), and a session on another thread may already have taken some.
+fn gauge(value: &AtomicUsize) -> usize {
+    let v = value.load(Relaxed);
+    if v > isize::MAX as usize { 0 } else { v }
 }

@@ -37,4 +37,4 @@ pub use error::Error;
 pub use load::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
 pub use server::Server;
 pub use stompbox_broker::Broker;
-pub use ws::{SUBPROTOCOLS, WebSocketSettings, websocket_route, websocket_route_with};
+pub use ws::{SUBPROTOCOLS, WebSocketSettings, set_nodelay, websocket_route, websocket_route_with};

@@ -3,7 +3,7 @@
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use axum::{Router, routing::get};
+use axum::{Router, routing::get, serve::ListenerExt};
 use stompbox_broker::Broker;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -154,7 +154,7 @@ impl Server {
                 .into_make_service_with_connect_info::<SocketAddr>();
             let stop = stop.clone();
             listeners.spawn(async move {
-                axum::serve(listener, app)
+                axum::serve(listener.tap_io(ws::set_nodelay), app)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
                     .map_err(|source| Error::Serve {

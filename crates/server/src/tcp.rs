@@ -37,8 +37,9 @@ pub(crate) async fn accept_loop(
                 }
             },
         };
-        // The broker opens a `session{id}` span inside this one.
-        let span = tracing::info_span!(
+        // The broker opens a `session{id transport peer}` span (info) inside this one; this one
+        // is debug for idle memory, as on the WebSocket edge.
+        let span = tracing::debug_span!(
             "connection",
             peer = %peer,
             transport = "tcp",

@@ -430,7 +430,7 @@ mod tests {
     /// Takes everything from an outbox: (message id, tag, redelivered).
     fn taken(outbox: &Outbox, counters: &Counters) -> Vec<(u64, u64, bool)> {
         let mut out = Vec::new();
-        outbox.take_up_to(usize::MAX, counters, |d| {
+        outbox.take_up_to(usize::MAX, counters, |d, _| {
             out.push((d.message.id(), d.tag.unwrap(), d.redelivered))
         });
         out

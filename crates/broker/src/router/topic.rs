@@ -17,7 +17,7 @@ use stompbox_codec::ByteString;
 use super::pattern::{TopicPattern, split};
 use crate::backplane::{Backplane, Interest};
 use crate::message::{Delivery, Message};
-use crate::outbox::{Offer, Outbox};
+use crate::outbox::{Offer, Outbox, Tally};
 use crate::stats::Counters;
 
 /// Who receives: one subscription of one session.
@@ -108,9 +108,10 @@ impl TopicRouter {
     pub(crate) fn publish(&self, key: &str, message: Arc<Message>, counters: &Counters) -> usize {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
         let mut queued = 0;
+        let mut tally = Tally::default();
         let mut offer = |s: &Subscriber| {
             let delivery = Delivery::new(message.clone(), s.subscription.clone());
-            if s.outbox.offer(delivery, counters) == Offer::Queued {
+            if s.outbox.offer_tallied(delivery, counters, &mut tally) == Offer::Queued {
                 queued += 1;
             }
         };
@@ -125,6 +126,7 @@ impl TopicRouter {
                 }
             }
         }
+        tally.apply(counters);
         queued
     }
 }

@@ -277,7 +277,7 @@ impl Conn<'_> {
         // (subscription, tag) of `auto` queue deliveries; allocates only if there are some.
         let mut written: Vec<(ByteString, u64)> = Vec::new();
         self.outbox
-            .take_up_to(max_bytes, &shared.counters, |mut d| {
+            .take_up_to(max_bytes, &shared.counters, |mut d, expected| {
                 match session.ack_mode(&d.subscription) {
                     Some(AckMode::Client | AckMode::ClientIndividual) => {
                         let tag = *d.tag.get_or_insert_with(|| shared.router.next_tag());
@@ -290,7 +290,7 @@ impl Conn<'_> {
                         }
                     }
                 }
-                writer.push_delivery(&d, version)
+                writer.push_delivery(&d, version, expected)
             });
         // Lock order: the outbox lock is released before any queue lock is taken.
         for run in written.chunk_by(|a, b| a.0 == b.0) {

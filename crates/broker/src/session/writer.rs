@@ -4,10 +4,10 @@
 use std::collections::VecDeque;
 
 use bytes::BytesMut;
-use stompbox_codec::{Frame, Version, encode};
+use stompbox_codec::{ByteString, Frame, Version, encode};
 
 use crate::Outbound;
-use crate::message::Delivery;
+use crate::message::{Delivery, encode_prefix};
 
 /// Largest batch built from several frames: big enough to amortise a write per busy tick, small
 /// enough that one WebSocket message stays cheap for browsers to parse. A single larger frame is
@@ -19,13 +19,22 @@ pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
 pub(crate) struct Writer {
     chunks: VecDeque<(BytesMut, bool)>,
     len: usize,
+    /// The subscription of the last delivery and its encoded [`encode_prefix`], reused while
+    /// deliveries of one subscription follow one another (the usual case): the id is escaped
+    /// once per run, not once per delivery. The session's version never changes.
+    prefix: Option<(ByteString, BytesMut)>,
 }
 
 impl Writer {
-    fn buf_for(&mut self, binary: bool) -> &mut BytesMut {
+    /// The batch to append to; a new one has room for `expected` bytes (up to
+    /// [`MAX_BATCH_BYTES`]), so a batch of many deliveries is allocated once instead of growing
+    /// by doubling.
+    fn buf_for(&mut self, binary: bool, expected: usize) -> &mut BytesMut {
         let reuse = matches!(self.chunks.back(), Some((buf, b)) if *b == binary && buf.len() < MAX_BATCH_BYTES);
         if !reuse {
-            self.chunks.push_back((BytesMut::new(), binary));
+            let capacity = expected.min(MAX_BATCH_BYTES);
+            self.chunks
+                .push_back((BytesMut::with_capacity(capacity), binary));
         }
         &mut self.chunks.back_mut().expect("just ensured").0
     }
@@ -46,22 +55,33 @@ impl Writer {
     pub(crate) fn push_frame(&mut self, frame: &Frame, version: Version) {
         let binary = std::str::from_utf8(&frame.body).is_err();
         let before = self.current_len(binary);
-        encode(frame, version, self.buf_for(binary));
+        encode(frame, version, self.buf_for(binary, 0));
         self.appended(before);
     }
 
-    /// Appends a MESSAGE.
-    pub(crate) fn push_delivery(&mut self, delivery: &Delivery, version: Version) {
+    /// Appends a MESSAGE; about `expected` bytes (an upper bound), this one included, are
+    /// still to come in this batch.
+    pub(crate) fn push_delivery(&mut self, delivery: &Delivery, version: Version, expected: usize) {
         let binary = delivery.message.is_binary();
         let before = self.current_len(binary);
-        delivery.encode(version, self.buf_for(binary));
+        let (id, prefix) = match self.prefix.take() {
+            Some((id, prefix)) if id == delivery.subscription => (id, prefix),
+            other => {
+                let mut prefix = other.map(|(_, p)| p).unwrap_or_default();
+                prefix.clear();
+                encode_prefix(&delivery.subscription, version, &mut prefix);
+                (delivery.subscription.clone(), prefix)
+            }
+        };
+        delivery.encode_after(&prefix, version, self.buf_for(binary, expected));
+        self.prefix = Some((id, prefix));
         self.appended(before);
     }
 
     /// Appends a heart-beat.
     pub(crate) fn push_eol(&mut self) {
         let before = self.current_len(false);
-        self.buf_for(false).extend_from_slice(b"\n");
+        self.buf_for(false, 1).extend_from_slice(b"\n");
         self.appended(before);
     }
 
@@ -99,6 +119,42 @@ mod tests {
     use stompbox_codec::Command;
 
     use super::*;
+
+    #[test]
+    fn deliveries_of_alternating_subscriptions_name_their_own() {
+        use std::sync::Arc;
+
+        use stompbox_codec::Headers;
+
+        use crate::message::Message;
+
+        let message = Arc::new(Message::new(
+            1,
+            "/topic/a".into(),
+            Headers::new(),
+            bytes::Bytes::from_static(b"x"),
+        ));
+        let mut w = Writer::default();
+        for id in ["a:1", "a:1", "b", "a:1"] {
+            w.push_delivery(&Delivery::new(message.clone(), id.into()), Version::V1_2, 0);
+        }
+        let batch = w.take().unwrap();
+        let subscriptions: Vec<&[u8]> = batch
+            .bytes
+            .split(|&b| b == 0)
+            .filter(|f| !f.is_empty())
+            .map(|f| f.split(|&b| b == b'\n').nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            subscriptions,
+            [
+                &b"subscription:a\\c1"[..],
+                b"subscription:a\\c1",
+                b"subscription:b",
+                b"subscription:a\\c1"
+            ]
+        );
+    }
 
     #[test]
     fn batches_by_flag_in_order() {
