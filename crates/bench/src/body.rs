@@ -1,0 +1,118 @@
+//! The message body: who sent it, its sequence number, and two timestamps, in fixed-width
+//! lowercase hex (so every frame stays UTF-8 and travels as a WebSocket text message), padded
+//! with `.` to the requested size.
+//!
+//! ```text
+//! pppppp ssssssssss tttttttttttttt uuuuuuuuuuuuuu ....
+//! publisher  seq     scheduled ns    sent ns      padding
+//! ```
+//! Timestamps are nanoseconds since [`epoch`], one `Instant` for the whole process: publishers
+//! and subscribers share a clock. `scheduled` is when the pacer meant the message to leave
+//! (equal to `sent` when unthrottled), so latency measured from it includes any delay the
+//! publisher itself suffered (no coordinated omission).
+
+use std::{sync::OnceLock, time::Instant};
+
+/// The smallest body that carries the header.
+pub const MIN_BODY: usize = 6 + 10 + 14 + 14;
+
+/// The process-wide clock origin.
+pub fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since [`epoch`].
+pub fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
+
+/// What a body says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// The publisher's index.
+    pub publisher: u32,
+    /// Its sequence number on this destination, from 0.
+    pub seq: u64,
+    /// When it was scheduled to be sent, ns since [`epoch`].
+    pub scheduled_ns: u64,
+    /// When it was handed to the socket, ns since [`epoch`].
+    pub sent_ns: u64,
+}
+
+impl Stamp {
+    /// Writes the header into the first [`MIN_BODY`] bytes of `body`.
+    pub fn write(&self, body: &mut [u8]) {
+        hex(&mut body[0..6], u64::from(self.publisher));
+        hex(&mut body[6..16], self.seq);
+        hex(&mut body[16..30], self.scheduled_ns);
+        hex(&mut body[30..44], self.sent_ns);
+    }
+
+    /// Reads a header written by [`Stamp::write`].
+    pub fn read(body: &[u8]) -> Option<Stamp> {
+        if body.len() < MIN_BODY {
+            return None;
+        }
+        Some(Stamp {
+            publisher: unhex(&body[0..6])? as u32,
+            seq: unhex(&body[6..16])?,
+            scheduled_ns: unhex(&body[16..30])?,
+            sent_ns: unhex(&body[30..44])?,
+        })
+    }
+}
+
+/// A body of `size` bytes (at least [`MIN_BODY`]) with a zeroed header and `.` padding.
+pub fn template(size: usize) -> Vec<u8> {
+    let mut body = vec![b'.'; size.max(MIN_BODY)];
+    Stamp {
+        publisher: 0,
+        seq: 0,
+        scheduled_ns: 0,
+        sent_ns: 0,
+    }
+    .write(&mut body);
+    body
+}
+
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+fn hex(out: &mut [u8], mut value: u64) {
+    for byte in out.iter_mut().rev() {
+        *byte = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
+}
+
+fn unhex(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |acc, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u64::from(v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let stamp = Stamp {
+            publisher: 42,
+            seq: 123_456_789,
+            scheduled_ns: 9_876_543_210,
+            sent_ns: 9_876_543_999,
+        };
+        let mut body = template(64);
+        stamp.write(&mut body);
+        assert_eq!(body.len(), 64);
+        assert!(body.is_ascii());
+        assert_eq!(Stamp::read(&body), Some(stamp));
+        assert_eq!(Stamp::read(&body[..10]), None);
+    }
+}

@@ -1,0 +1,263 @@
+//! `stompbox-bench`: the load generator's command line. Prints exactly one JSON object per run
+//! on stdout (logs on stderr); exits non-zero when the run failed its checks.
+
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use stompbox_bench::{
+    Amount, Common, Connections, DEFAULT_WINDOW, Floor, Load, Scenario, body::MIN_BODY, run,
+};
+
+/// Load generator for STOMP brokers over WebSocket (v12.stomp) and TCP.
+///
+/// Every delivery is verified (no loss, no duplicate, per-publisher order; queue: exactly once);
+/// a run that fails verification prints ok=false with an error and exits 1.
+///
+/// Flow control: without --rate, publishers send as fast as they can, but each stays at most
+/// --window messages ahead of the deliveries of its messages (for fanout: of the slowest
+/// subscriber), counted in-process. This keeps broker outboxes well below slow-consumer limits
+/// (Stompbox disconnects a subscriber whose outbox exceeds 4,096 frames) and keeps a buffering
+/// broker (RabbitMQ) from queueing without bound. With --rate R, R messages/s in total are
+/// scheduled across publishers and latency is measured from each message's scheduled send time,
+/// so a publisher that falls behind (held by its window, or by tokio's ~1 ms timer) shows as
+/// latency, not as a lower offered load.
+#[derive(Parser, Debug)]
+#[command(name = "stompbox-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// P publishers, S subscribers on one topic: every message to every subscriber.
+    Fanout {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Publishing connections.
+        #[arg(long, default_value_t = 1)]
+        publishers: usize,
+        /// Subscribing connections, all on --destination.
+        #[arg(long, default_value_t = 10)]
+        subscribers: usize,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// N subscribers each on its own topic (DEST.0 … DEST.N-1); publishers spray across them.
+    Topics {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Topics, one subscriber each.
+        #[arg(long, default_value_t = 100)]
+        topics: usize,
+        /// Publishing connections.
+        #[arg(long, default_value_t = 1)]
+        publishers: usize,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// P producers, C competing consumers on one queue: every message exactly once.
+    Queue {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Producing connections.
+        #[arg(long, default_value_t = 1)]
+        producers: usize,
+        /// Consuming connections, competing on --destination.
+        #[arg(long, default_value_t = 2)]
+        consumers: usize,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// K idle connections, each CONNECTed with one SUBSCRIBE; connect time and broker RSS.
+    Connections {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Connections to open.
+        #[arg(long)]
+        count: usize,
+        /// Source addresses 127.0.0.1..=127.0.0.N (ports of one address run out near 28k).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(1..=254))]
+        sources: u8,
+        /// Connection attempts in flight at once.
+        #[arg(long, default_value_t = 128)]
+        concurrency: usize,
+        /// Seconds to wait after the last connection before reading the broker's RSS.
+        #[arg(long, default_value_t = 1.0)]
+        settle: f64,
+    },
+    /// Runs the floor (a bare WebSocket forwarder) until killed; prints `listening ADDR`.
+    Floor {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// ws://HOST:PORT/PATH (WebSocket, subprotocol v12.stomp) or tcp://HOST:PORT.
+    #[arg(long)]
+    url: String,
+    /// CONNECT login.
+    #[arg(long, default_value = "guest")]
+    login: String,
+    /// CONNECT passcode.
+    #[arg(long, default_value = "guest")]
+    passcode: String,
+    /// CONNECT host (RabbitMQ's virtual host).
+    #[arg(long, default_value = "/")]
+    host: String,
+    /// The broker's pid: report its CPU seconds during the window and its RSS (from /proc).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// The target is the floor: no CONNECT/SUBSCRIBE; whole SEND frames are sent as messages
+    /// and received verbatim.
+    #[arg(long)]
+    raw: bool,
+    /// Destination (default /topic/bench, or /queue/bench for queue; for topics, the prefix).
+    #[arg(long)]
+    destination: Option<String>,
+    /// Free text copied into the JSON.
+    #[arg(long)]
+    label: Option<String>,
+    /// Hard bound on the whole run, seconds.
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
+}
+
+#[derive(Args, Debug)]
+struct LoadArgs {
+    /// Body bytes, stamp included (at least 44).
+    #[arg(long, default_value_t = 64)]
+    body: usize,
+    /// Messages per publisher (default 10000 unless --duration).
+    #[arg(long, conflicts_with = "duration")]
+    messages: Option<u64>,
+    /// Publish for this many seconds instead of a fixed count.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Total offered rate, messages/s across all publishers (default: unthrottled).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Flow-control window: messages a publisher may be ahead of its slowest receiver.
+    #[arg(long, default_value_t = DEFAULT_WINDOW)]
+    window: u64,
+    /// Seconds without any delivery, after the last publish, before the run ends as lossy.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+}
+
+impl CommonArgs {
+    fn into_common(self) -> Result<Common, String> {
+        Ok(Common {
+            url: self.url,
+            login: self.login,
+            passcode: self.passcode,
+            host: self.host,
+            pid: self.pid,
+            raw: self.raw,
+            destination: self.destination,
+            label: self.label,
+            timeout: seconds("--timeout", self.timeout)?,
+        })
+    }
+}
+
+impl LoadArgs {
+    fn into_load(self, publishers: usize, subscribers: usize) -> Result<Load, String> {
+        if self.body < MIN_BODY {
+            return Err(format!("--body must be at least {MIN_BODY}"));
+        }
+        let amount = match (self.messages, self.duration) {
+            (_, Some(d)) => Amount::Duration(seconds("--duration", d)?),
+            (Some(n), None) => Amount::Messages(n),
+            (None, None) => Amount::Messages(10_000),
+        };
+        Ok(Load {
+            publishers,
+            subscribers,
+            body: self.body,
+            amount,
+            rate: self.rate,
+            window: self.window,
+            drain: seconds("--drain", self.drain)?,
+        })
+    }
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value).map_err(|_| format!("{flag} must be a non-negative number"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let scenario = match scenario(cli.command).await {
+        Ok(Some(scenario)) => scenario,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stompbox-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = run(scenario).await;
+    println!("{}", report.to_json());
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The scenario to run; `None` after running the floor (which only ends on error).
+async fn scenario(command: Command) -> Result<Option<Scenario>, String> {
+    Ok(Some(match command {
+        Command::Fanout {
+            common,
+            publishers,
+            subscribers,
+            load,
+        } => Scenario::Fanout(
+            common.into_common()?,
+            load.into_load(publishers, subscribers)?,
+        ),
+        Command::Topics {
+            common,
+            topics,
+            publishers,
+            load,
+        } => Scenario::Topics(common.into_common()?, load.into_load(publishers, topics)?),
+        Command::Queue {
+            common,
+            producers,
+            consumers,
+            load,
+        } => Scenario::Queue(common.into_common()?, load.into_load(producers, consumers)?),
+        Command::Connections {
+            common,
+            count,
+            sources,
+            concurrency,
+            settle,
+        } => Scenario::Connections(
+            common.into_common()?,
+            Connections {
+                count,
+                sources,
+                concurrency,
+                settle: seconds("--settle", settle)?,
+            },
+        ),
+        Command::Floor { listen } => {
+            let floor = Floor::bind(listen).await.map_err(|e| format!("{e:#}"))?;
+            let addr = floor.local_addr().map_err(|e| format!("{e:#}"))?;
+            println!("listening {addr}");
+            eprintln!(
+                "floor: forwarding every WebSocket message to every other connection on {addr}"
+            );
+            floor.run().await.map_err(|e| format!("{e:#}"))?;
+            return Ok(None);
+        }
+    }))
+}

@@ -1,0 +1,169 @@
+//! A publishing connection: stamps, paces and sends SEND frames within its flow-control window,
+//! and watches its inbound side for an ERROR.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Result;
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::{
+    body::{Stamp, now_ns, template},
+    flow::Flow,
+    opts::{Amount, Load},
+    transport::{FrameRx, FrameTx, describe},
+};
+
+/// Frames fed before a flush when sending back to back: one write carries many frames.
+const FLUSH_EVERY: u64 = 32;
+
+/// What one publisher sends: message `i` goes to destination `(index + i) % len` with sequence
+/// number `i / len` (consecutive per destination).
+pub(crate) struct Plan {
+    pub(crate) index: usize,
+    pub(crate) destinations: Arc<Vec<String>>,
+    pub(crate) load: Load,
+    /// Run start, ns since the epoch: pacing schedules from it.
+    pub(crate) start_ns: u64,
+}
+
+/// Sends the plan's messages; returns how many it sent (and its sender, kept open until the
+/// run ends).
+pub(crate) async fn publish(plan: Plan, mut tx: FrameTx, flow: Arc<Flow>) -> (u64, FrameTx) {
+    match publish_inner(&plan, &mut tx, &flow).await {
+        Ok(sent) => (sent, tx),
+        Err((sent, e)) => {
+            flow.fail(format!("publisher {}: {e:#}", plan.index));
+            (sent, tx)
+        }
+    }
+}
+
+async fn publish_inner(
+    plan: &Plan,
+    tx: &mut FrameTx,
+    flow: &Flow,
+) -> std::result::Result<u64, (u64, anyhow::Error)> {
+    let load = &plan.load;
+    let heads: Vec<Vec<u8>> = plan
+        .destinations
+        .iter()
+        .map(|d| format!("SEND\ndestination:{d}\ncontent-length:{}\n\n", load.body).into_bytes())
+        .collect();
+    let body = template(load.body);
+    let publishers = load.publishers as u64;
+    // Message i of publisher p is due at start + (i * P + p) / rate: publishers interleave.
+    let interval_ns = load.rate.map(|rate| 1e9 / rate);
+    let (limit, deadline_ns) = match load.amount {
+        Amount::Messages(n) => (n, u64::MAX),
+        Amount::Duration(d) => (u64::MAX, plan.start_ns + d.as_nanos() as u64),
+    };
+    let mut stop = flow.stop_signal();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut unflushed = 0u64;
+    let mut i = 0u64;
+    while i < limit {
+        if *stop.borrow_and_update() {
+            break;
+        }
+        let due_ns = match interval_ns {
+            Some(interval) => {
+                plan.start_ns + ((i * publishers + plan.index as u64) as f64 * interval) as u64
+            }
+            None => now_ns(),
+        };
+        if due_ns >= deadline_ns || now_ns() >= deadline_ns {
+            break;
+        }
+        if i - flow.slowest(plan.index).min(i) >= load.window {
+            flush(tx, &mut unflushed).await.map_err(|e| (i, e))?;
+            if !flow.wait_window(plan.index, i, load.window).await {
+                break;
+            }
+        }
+        let now = now_ns();
+        if due_ns > now {
+            flush(tx, &mut unflushed).await.map_err(|e| (i, e))?;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_nanos(due_ns - now)) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        let destination = (plan.index + i as usize) % heads.len();
+        let frame = frame(
+            &mut buf,
+            &heads[destination],
+            &body,
+            Stamp {
+                publisher: plan.index as u32,
+                seq: i / heads.len() as u64,
+                scheduled_ns: due_ns,
+                sent_ns: now_ns(),
+            },
+        );
+        tx.feed(frame).await.map_err(|e| (i, e))?;
+        unflushed += 1;
+        i += 1;
+        let next_due_later = interval_ns.is_some();
+        if unflushed >= FLUSH_EVERY || next_due_later {
+            flush(tx, &mut unflushed).await.map_err(|e| (i, e))?;
+        }
+    }
+    flush(tx, &mut unflushed).await.map_err(|e| (i, e))?;
+    Ok(i)
+}
+
+async fn flush(tx: &mut FrameTx, unflushed: &mut u64) -> Result<()> {
+    if *unflushed > 0 {
+        tx.flush().await?;
+        *unflushed = 0;
+    }
+    Ok(())
+}
+
+/// One SEND frame: the head, the stamped body, the NUL.
+fn frame(buf: &mut BytesMut, head: &[u8], body: &[u8], stamp: Stamp) -> Bytes {
+    buf.reserve(head.len() + body.len() + 1);
+    buf.put_slice(head);
+    let at = buf.len();
+    buf.put_slice(body);
+    stamp.write(&mut buf[at..]);
+    buf.put_u8(0);
+    buf.split().freeze()
+}
+
+/// Reads what the broker sends a publisher: nothing but an ERROR is expected (a failure); over
+/// the floor every other connection's messages arrive here too and are dropped.
+pub(crate) async fn drain(index: usize, mut rx: FrameRx, raw: bool, flow: Arc<Flow>) {
+    let mut stop = flow.stop_signal();
+    loop {
+        tokio::select! {
+            read = rx.read_chunk() => match read {
+                Ok(true) if raw => rx.clear(),
+                Ok(true) => match rx.try_frame() {
+                    Ok(None) => {}
+                    Ok(Some(frame)) => {
+                        flow.fail(format!("publisher {index} received {}", describe(&frame)));
+                        return;
+                    }
+                    Err(e) => {
+                        flow.fail(format!("publisher {index}: {e:#}"));
+                        return;
+                    }
+                },
+                Ok(false) => {
+                    if !*stop.borrow() {
+                        flow.fail(format!("publisher {index}: connection closed by the server"));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    if !*stop.borrow() {
+                        flow.fail(format!("publisher {index}: {e:#}"));
+                    }
+                    return;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}

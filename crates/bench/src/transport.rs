@@ -1,0 +1,317 @@
+//! One client connection, STOMP over WebSocket (`ws://`, subprotocol `v12.stomp`) or over TCP
+//! (`tcp://`), split into a [`FrameTx`] that batches outgoing bytes and a [`FrameRx`] that
+//! decodes incoming frames with `stompbox-codec`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::{Bytes, BytesMut};
+use futures::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
+use stompbox_codec::{Command, Decoder, Frame, Item, Limits, Version, encode};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpSocket, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+use crate::opts::Common;
+
+/// The subprotocol offered on every WebSocket: STOMP 1.2.
+pub(crate) const SUBPROTOCOL: &str = "v12.stomp";
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Where to connect, parsed from `ws://HOST:PORT/PATH` or `tcp://HOST:PORT`.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    Ws { addr: SocketAddr, url: String },
+    Tcp { addr: SocketAddr },
+}
+
+impl Target {
+    pub(crate) fn parse(url: &str) -> Result<Target> {
+        if let Some(rest) = url.strip_prefix("ws://") {
+            let host_port = rest.split('/').next().unwrap_or(rest);
+            let addr = resolve(host_port)?;
+            Ok(Target::Ws {
+                addr,
+                url: url.to_owned(),
+            })
+        } else if let Some(rest) = url.strip_prefix("tcp://") {
+            let host_port = rest.trim_end_matches('/');
+            Ok(Target::Tcp {
+                addr: resolve(host_port)?,
+            })
+        } else {
+            bail!("unsupported URL {url:?}: use ws://HOST:PORT/PATH or tcp://HOST:PORT")
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Target::Ws { addr, .. } | Target::Tcp { addr } => *addr,
+        }
+    }
+}
+
+fn resolve(host_port: &str) -> Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    host_port
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host_port}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{host_port} resolves to no address"))
+}
+
+/// Opens a socket to `target` (from `source` when given), with `TCP_NODELAY`, and completes the
+/// WebSocket handshake when the target is `ws://`. No STOMP frame is sent.
+pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(FrameTx, FrameRx)> {
+    let addr = target.addr();
+    let stream = match source {
+        Some(ip) => {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .with_context(|| format!("binding to {ip}"))?;
+            socket.connect(addr).await
+        }
+        None => TcpStream::connect(addr).await,
+    }
+    .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    match target {
+        Target::Ws { url, .. } => {
+            let mut request = url.as_str().into_client_request()?;
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_static(SUBPROTOCOL),
+            );
+            let (ws, _response) = tokio_tungstenite::client_async(request, stream)
+                .await
+                .context("WebSocket handshake")?;
+            let (sink, stream) = ws.split();
+            Ok((FrameTx::Ws(sink), FrameRx::new(Reader::Ws(stream))))
+        }
+        Target::Tcp { .. } => {
+            let (read, write) = stream.into_split();
+            Ok((
+                FrameTx::Tcp(write, BytesMut::with_capacity(64 * 1024)),
+                FrameRx::new(Reader::Tcp(read)),
+            ))
+        }
+    }
+}
+
+/// Opens a connection and, unless `raw`, CONNECTs as `common.login` and waits for CONNECTED.
+pub(crate) async fn connect(
+    target: &Target,
+    common: &Common,
+    source: Option<IpAddr>,
+) -> Result<(FrameTx, FrameRx)> {
+    let (mut tx, mut rx) = open(target, source).await?;
+    if !common.raw {
+        let connect = Frame::new(Command::Connect)
+            .with_header("accept-version", "1.2")
+            .with_header("host", common.host.as_str())
+            .with_header("login", common.login.as_str())
+            .with_header("passcode", common.passcode.as_str())
+            .with_header("heart-beat", "0,0");
+        tx.send_frame(&connect).await?;
+        let reply = rx.next_frame().await?;
+        if reply.command != Command::Connected {
+            bail!("CONNECT answered by {}", describe(&reply));
+        }
+    }
+    Ok((tx, rx))
+}
+
+/// SUBSCRIBEs (`ack:auto`) with a receipt and waits for the RECEIPT, so the subscription is in
+/// place before anything is published. In raw mode (the floor) does nothing.
+pub(crate) async fn subscribe(
+    tx: &mut FrameTx,
+    rx: &mut FrameRx,
+    destination: &str,
+    raw: bool,
+) -> Result<()> {
+    if raw {
+        return Ok(());
+    }
+    let subscribe = Frame::new(Command::Subscribe)
+        .with_header("id", "0")
+        .with_header("destination", destination)
+        .with_header("ack", "auto")
+        .with_header("receipt", "sub-0");
+    tx.send_frame(&subscribe).await?;
+    let reply = rx.next_frame().await?;
+    if reply.command != Command::Receipt {
+        bail!(
+            "SUBSCRIBE to {destination} answered by {}",
+            describe(&reply)
+        );
+    }
+    Ok(())
+}
+
+/// A frame in one line, for errors: the command and the `message` header of an ERROR.
+pub(crate) fn describe(frame: &Frame) -> String {
+    match frame.header("message") {
+        Some(message) => format!("{:?}: {message}", frame.command),
+        None => format!("{:?}", frame.command),
+    }
+}
+
+/// The sending half. Bytes are queued with [`FrameTx::feed`] and written by [`FrameTx::flush`];
+/// over WebSocket each fed chunk is one message (one STOMP frame per message).
+pub(crate) enum FrameTx {
+    Ws(SplitSink<Ws, Message>),
+    Tcp(OwnedWriteHalf, BytesMut),
+}
+
+impl FrameTx {
+    /// Queues one whole frame's bytes.
+    pub(crate) async fn feed(&mut self, frame: Bytes) -> Result<()> {
+        match self {
+            FrameTx::Ws(sink) => {
+                let message = match tokio_tungstenite::tungstenite::Utf8Bytes::try_from(frame) {
+                    Ok(text) => Message::Text(text),
+                    Err(e) => bail!("frame is not UTF-8: {e}"),
+                };
+                sink.feed(message).await?;
+            }
+            FrameTx::Tcp(write, buf) => {
+                buf.extend_from_slice(&frame);
+                if buf.len() >= 64 * 1024 {
+                    write.write_all(buf).await?;
+                    buf.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes everything queued.
+    pub(crate) async fn flush(&mut self) -> Result<()> {
+        match self {
+            FrameTx::Ws(sink) => sink.flush().await?,
+            FrameTx::Tcp(write, buf) => {
+                if !buf.is_empty() {
+                    write.write_all(buf).await?;
+                    buf.clear();
+                }
+                write.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn send_frame(&mut self, frame: &Frame) -> Result<()> {
+        let mut out = BytesMut::new();
+        encode(frame, Version::V1_2, &mut out);
+        self.feed(out.freeze()).await?;
+        self.flush().await
+    }
+
+    /// Closes the connection politely (WebSocket close; TCP shutdown).
+    pub(crate) async fn close(&mut self) {
+        match self {
+            FrameTx::Ws(sink) => {
+                let _ = sink.close().await;
+            }
+            FrameTx::Tcp(write, _) => {
+                let _ = write.shutdown().await;
+            }
+        }
+    }
+}
+
+enum Reader {
+    Ws(SplitStream<Ws>),
+    Tcp(OwnedReadHalf),
+}
+
+/// The receiving half: chunks (WebSocket messages or TCP reads) into a buffer, frames out.
+pub(crate) struct FrameRx {
+    reader: Reader,
+    buf: BytesMut,
+    decoder: Decoder,
+}
+
+impl FrameRx {
+    fn new(reader: Reader) -> FrameRx {
+        let mut decoder = Decoder::new(Limits::UNLIMITED);
+        decoder.set_version(Version::V1_2);
+        FrameRx {
+            reader,
+            buf: BytesMut::with_capacity(64 * 1024),
+            decoder,
+        }
+    }
+
+    /// The next whole frame already buffered, without reading; heart-beats are skipped.
+    pub(crate) fn try_frame(&mut self) -> Result<Option<Frame>> {
+        loop {
+            match self.decoder.decode(&mut self.buf)? {
+                Some(Item::Frame(frame)) => return Ok(Some(frame)),
+                Some(Item::HeartBeat) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads one more chunk into the buffer. `Ok(false)` when the peer closed.
+    pub(crate) async fn read_chunk(&mut self) -> Result<bool> {
+        match &mut self.reader {
+            Reader::Ws(stream) => loop {
+                match stream.next().await {
+                    None | Some(Ok(Message::Close(_))) => return Ok(false),
+                    Some(Ok(Message::Text(text))) => {
+                        self.buf.extend_from_slice(text.as_bytes());
+                        return Ok(true);
+                    }
+                    Some(Ok(Message::Binary(data))) => {
+                        self.buf.extend_from_slice(&data);
+                        return Ok(true);
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.into()),
+                }
+            },
+            Reader::Tcp(read) => {
+                self.buf.reserve(64 * 1024);
+                Ok(read.read_buf(&mut self.buf).await? > 0)
+            }
+        }
+    }
+
+    /// The next frame, reading as needed; an error when the peer closes first.
+    pub(crate) async fn next_frame(&mut self) -> Result<Frame> {
+        loop {
+            if let Some(frame) = self.try_frame()? {
+                return Ok(frame);
+            }
+            if !self.read_chunk().await? {
+                bail!("connection closed");
+            }
+        }
+    }
+}
+
+impl FrameRx {
+    /// Drops everything buffered (a reader that only needs to keep the socket drained).
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+    }
+}
