@@ -75,6 +75,8 @@ def summarize(begin, runs):
     for c in begin["cells"]:
         key = (c["scenario"], c["cell"])
         table[key] = {}
+        for target, why in c.get("skipped", {}).items():
+            table[key][target] = {"n": 0, "errors": [], "status": "over limit", "why": why}
         for target in c["targets"]:
             mine = [r["result"] for r in runs
                     if (r["scenario"], r["cell"], r["target"]) == (*key, target)]
@@ -144,7 +146,7 @@ def check(value, op, bound):
 
 
 def failed_or(entry, fn):
-    if entry is None or entry["status"] == "not run":
+    if entry is None or entry["status"] in ("not run", "over limit"):
         return None
     if entry["status"] != "ok":
         return "FAILED"
@@ -246,7 +248,7 @@ def esc(text):
 
 
 def plot_value(entry, name):
-    if entry is None or entry["status"] == "not run":
+    if entry is None or entry["status"] in ("not run", "over limit"):
         return None
     if entry["status"] != "ok":
         return "FAILED"
@@ -302,13 +304,16 @@ def section(begin, end, table, plots):
     if rabbit:
         lines.append(
             f"- **RabbitMQ's file descriptors:** its process (beam.smp) has a soft limit of "
-            f"{rabbit['pid_fd_soft_limit']} open files ({rabbit['fds_open_at_start']} open at "
-            f"the start), which this script cannot raise: `prlimit --pid` on another user's "
-            "process needs CAP_SYS_RESOURCE, which this machine does not grant, and Erlang sizes "
-            "its descriptor table when it boots, so only a restart of the shared service under "
-            "a higher `ulimit -n` would help, and other tests rely on that service. So RabbitMQ "
-            f"gets at most {rabbit['connections_cap']} connections in the connection cells (the "
-            "K it ran is in the table), and no 19,000 cell.")
+            f"{rabbit['pid_fd_soft_limit']} open files, from which RabbitMQ derives, at boot, a "
+            f"limit of {rabbit.get('sockets_limit', '?')} sockets (`rabbitmq-diagnostics "
+            "status`); past it new connections wait for a socket to close. This script cannot "
+            "raise it: `prlimit --pid` on another user's process needs CAP_SYS_RESOURCE, which "
+            "this machine does not grant, the limit is read when the node boots, and restarting "
+            "the shared service under a higher `ulimit -n` would break the other tests that use "
+            f"it. So RabbitMQ gets {rabbit['connections_cap']} connections (its limit less "
+            f"{rabbit.get('sockets_used', 0)} in use and a margin) in the connection cells, and "
+            "no 19,000 cell; nor the fan-out cells whose subscribers and publisher need more "
+            "connections than that (shown as *over limit*).")
     lines.append("")
     lines += summary(cells, table)
     lines += fanout_table(cells, table, plots)
