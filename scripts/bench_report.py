@@ -268,7 +268,8 @@ def section(begin, end, table, plots):
         "",
         "## Stompbox, RabbitMQ Web-STOMP and the raw WebSocket floor",
         "",
-        "**How to run the benchmarks.** `CARGO_TARGET_DIR=/work/target scripts/bench` builds "
+        "**How to run the benchmarks.** `scripts/bench` (as root or the user that may run "
+        "`rabbitmq-plugins`; it honours `CARGO_TARGET_DIR`) builds "
         "`stompbox` and the load generator `stompbox-bench` (crate `crates/bench`) in release "
         "mode, starts Stompbox on free loopback ports and the *floor* (`stompbox-bench floor`, a "
         "bare tokio-tungstenite server that forwards every WebSocket message verbatim to every "
