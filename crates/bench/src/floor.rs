@@ -2,9 +2,9 @@
 //! connection. No STOMP, no routing, no per-subscriber work beyond the copy into a channel, so
 //! its fan-out rate on this machine is the ceiling Stompbox's figures are stated against.
 //!
-//! Each connection has a reader (forwards what it receives) and a writer (drains its channel,
-//! feeding the socket and flushing only when the channel is empty, so bursts leave as few large
-//! writes). Channels are bounded: a reader waits for a full peer, so a slow connection slows its
+//! Each connection has a reader (forwards what it receives, everything one read delivered as one
+//! shared batch) and a writer (drains its channel, feeding the socket and flushing only when the
+//! channel is empty, so bursts leave as few large writes). Channels are bounded: a reader waits for a full peer, so a slow connection slows its
 //! senders instead of losing messages or growing without bound. A connection is registered
 //! before its handshake response is sent, so a client that saw the response receives every
 //! message sent after it.
@@ -19,7 +19,7 @@ use std::{
 };
 
 use anyhow::Result;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::mpsc,
@@ -32,10 +32,14 @@ use tokio_tungstenite::tungstenite::{
 
 use crate::transport::SUBPROTOCOL;
 
-/// Messages a connection's channel holds before its senders wait.
-const CHANNEL: usize = 4096;
+/// Batches a connection's channel holds before its senders wait.
+const CHANNEL: usize = 1024;
+/// Most messages forwarded as one batch.
+const MAX_BATCH: usize = 256;
 
-type Peers = Arc<RwLock<Arc<HashMap<u64, mpsc::Sender<Message>>>>>;
+/// Messages read together, shared by every peer's channel.
+type Batch = Arc<Vec<Message>>;
+type Peers = Arc<RwLock<Arc<HashMap<u64, mpsc::Sender<Batch>>>>>;
 
 /// A bound floor server; [`Floor::run`] serves until the future is dropped.
 pub struct Floor {
@@ -70,7 +74,7 @@ impl Floor {
 
 async fn serve(stream: TcpStream, id: u64, peers: Peers) {
     let _ = stream.set_nodelay(true);
-    let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL);
+    let (tx, mut rx) = mpsc::channel::<Batch>(CHANNEL);
     let registry = peers.clone();
     // tungstenite's callback signature fixes the error type; we never reject.
     #[allow(clippy::result_large_err)]
@@ -104,12 +108,12 @@ async fn serve(stream: TcpStream, id: u64, peers: Peers) {
     };
     let (mut sink, mut source) = ws.split();
     let writer = tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            if sink.feed(message).await.is_err() {
+        while let Some(batch) = rx.recv().await {
+            if feed(&mut sink, &batch).await.is_err() {
                 return;
             }
-            while let Ok(message) = rx.try_recv() {
-                if sink.feed(message).await.is_err() {
+            while let Ok(batch) = rx.try_recv() {
+                if feed(&mut sink, &batch).await.is_err() {
                     return;
                 }
             }
@@ -118,19 +122,37 @@ async fn serve(stream: TcpStream, id: u64, peers: Peers) {
             }
         }
     });
-    while let Some(Ok(message)) = source.next().await {
-        match message {
-            Message::Text(_) | Message::Binary(_) => {
-                let snapshot = peers.read().expect("peers lock").clone();
-                for (&peer, sender) in snapshot.iter() {
-                    if peer != id {
-                        // A closed peer is being removed; nothing to do.
-                        let _ = sender.send(message.clone()).await;
-                    }
+    while let Some(Ok(first)) = source.next().await {
+        // Everything the socket already delivered travels as one batch: one channel send per
+        // peer per read rather than per message (messages still leave one by one, verbatim).
+        let mut batch = Vec::with_capacity(8);
+        let mut closed = false;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Text(_) | Message::Binary(_) => batch.push(message),
+                Message::Close(_) => closed = true,
+                _ => {}
+            }
+            if closed || batch.len() >= MAX_BATCH {
+                break;
+            }
+            if let Some(Some(Ok(message))) = source.next().now_or_never() {
+                next = Some(message);
+            }
+        }
+        if !batch.is_empty() {
+            let batch: Batch = Arc::new(batch);
+            let snapshot = peers.read().expect("peers lock").clone();
+            for (&peer, sender) in snapshot.iter() {
+                if peer != id {
+                    // A closed peer is being removed; nothing to do.
+                    let _ = sender.send(batch.clone()).await;
                 }
             }
-            Message::Close(_) => break,
-            _ => {}
+        }
+        if closed {
+            break;
         }
     }
     update(&peers, |map| {
@@ -139,9 +161,19 @@ async fn serve(stream: TcpStream, id: u64, peers: Peers) {
     writer.abort();
 }
 
+async fn feed<S>(sink: &mut S, batch: &[Message]) -> Result<(), S::Error>
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    for message in batch {
+        sink.feed(message.clone()).await?;
+    }
+    Ok(())
+}
+
 /// Copy-on-write update of the peer map: readers take a snapshot `Arc` per message and never
 /// hold the lock while sending.
-fn update(peers: &Peers, change: impl FnOnce(&mut HashMap<u64, mpsc::Sender<Message>>)) {
+fn update(peers: &Peers, change: impl FnOnce(&mut HashMap<u64, mpsc::Sender<Batch>>)) {
     let mut guard = peers.write().expect("peers lock");
     let mut map = HashMap::clone(&guard);
     change(&mut map);

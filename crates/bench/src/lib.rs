@@ -48,7 +48,7 @@ mod transport;
 pub mod verify;
 
 pub use floor::Floor;
-pub use opts::{Amount, Common, Connections, DEFAULT_WINDOW, Load, Scenario};
+pub use opts::{Amount, Common, Connections, DEFAULT_WINDOW_TOTAL, Load, Scenario, default_window};
 pub use report::{ConnectionsReport, Latency, LoadReport, Report};
 
 use load::Shape;

@@ -127,6 +127,9 @@ fn validate(shape: Shape, common: &Common, load: &Load) -> Result<()> {
     if load.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         bail!("--rate must be a positive number");
     }
+    if common.raw && !common.url.starts_with("ws://") {
+        bail!("--raw needs a ws:// URL: the floor is a WebSocket server");
+    }
     if common.raw && shape == Shape::Queue {
         bail!("--raw has no queue: the floor gives every message to every connection");
     }

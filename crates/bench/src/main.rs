@@ -5,7 +5,7 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use stompbox_bench::{
-    Amount, Common, Connections, DEFAULT_WINDOW, Floor, Load, Scenario, body::MIN_BODY, run,
+    Amount, Common, Connections, Floor, Load, Scenario, body::MIN_BODY, default_window, run,
 };
 
 /// Load generator for STOMP brokers over WebSocket (v12.stomp) and TCP.
@@ -15,7 +15,7 @@ use stompbox_bench::{
 ///
 /// Flow control: without --rate, publishers send as fast as they can, but each stays at most
 /// --window messages ahead of the deliveries of its messages (for fanout: of the slowest
-/// subscriber), counted in-process. This keeps broker outboxes well below slow-consumer limits
+/// subscriber), counted in-process; the window applies with --rate too. This keeps broker outboxes well below slow-consumer limits
 /// (Stompbox disconnects a subscriber whose outbox exceeds 4,096 frames) and keeps a buffering
 /// broker (RabbitMQ) from queueing without bound. With --rate R, R messages/s in total are
 /// scheduled across publishers and latency is measured from each message's scheduled send time,
@@ -140,9 +140,11 @@ struct LoadArgs {
     /// Total offered rate, messages/s across all publishers (default: unthrottled).
     #[arg(long)]
     rate: Option<f64>,
-    /// Flow-control window: messages a publisher may be ahead of its slowest receiver.
-    #[arg(long, default_value_t = DEFAULT_WINDOW)]
-    window: u64,
+    /// Flow-control window: messages a publisher may be ahead of its slowest receiver
+    /// (default: 2000 / publishers, between 16 and 1000, so all publishers together stay
+    /// within half of Stompbox's 4,096-frame outbox).
+    #[arg(long)]
+    window: Option<u64>,
     /// Seconds without any delivery, after the last publish, before the run ends as lossy.
     #[arg(long, default_value_t = 5.0)]
     drain: f64,
@@ -180,7 +182,7 @@ impl LoadArgs {
             body: self.body,
             amount,
             rate: self.rate,
-            window: self.window,
+            window: self.window.unwrap_or_else(|| default_window(publishers)),
             drain: seconds("--drain", self.drain)?,
         })
     }

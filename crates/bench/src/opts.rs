@@ -82,15 +82,22 @@ impl Load {
             body: 64,
             amount: Amount::Messages(1000),
             rate: None,
-            window: DEFAULT_WINDOW,
+            window: default_window(publishers),
             drain: Duration::from_secs(5),
         }
     }
 }
 
-/// Default `--window`: far below the broker's 4,096-frame outbox, so an unthrottled publisher
-/// never gets a healthy subscriber disconnected as slow.
-pub const DEFAULT_WINDOW: u64 = 1000;
+/// Most messages all publishers together may be ahead of a subscriber by default: half of
+/// Stompbox's 4,096-frame outbox (whose overflow disconnects the subscriber as slow), so an
+/// unthrottled run never gets a healthy subscriber disconnected.
+pub const DEFAULT_WINDOW_TOTAL: u64 = 2000;
+
+/// Default `--window` per publisher: [`DEFAULT_WINDOW_TOTAL`] shared by the publishers, at most
+/// 1,000 and at least 16.
+pub fn default_window(publishers: usize) -> u64 {
+    (DEFAULT_WINDOW_TOTAL / publishers.max(1) as u64).clamp(16, 1000)
+}
 
 /// Sizes of a connection-scale run.
 #[derive(Clone, Debug)]

@@ -20,7 +20,9 @@ use tokio::{
 };
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+    tungstenite::{
+        Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+    },
 };
 
 use crate::opts::Common;
@@ -72,8 +74,13 @@ fn resolve(host_port: &str) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{host_port} resolves to no address"))
 }
 
-/// Opens a socket to `target` (from `source` when given), with `TCP_NODELAY`, and completes the
-/// WebSocket handshake when the target is `ws://`. No STOMP frame is sent.
+/// WebSocket read buffer of an idle connection (connection scale): tungstenite's default of
+/// 128 KiB per connection would make the harness, not the broker, the memory limit.
+const IDLE_READ_BUFFER: usize = 4096;
+
+/// Opens a socket to `target` (from `source` when given: an idle connection with a small read
+/// buffer), with `TCP_NODELAY`, and completes the WebSocket handshake when the target is
+/// `ws://`. No STOMP frame is sent.
 pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(FrameTx, FrameRx)> {
     let addr = target.addr();
     let stream = match source {
@@ -99,9 +106,12 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
                 "sec-websocket-protocol",
                 HeaderValue::from_static(SUBPROTOCOL),
             );
-            let (ws, _response) = tokio_tungstenite::client_async(request, stream)
-                .await
-                .context("WebSocket handshake")?;
+            let config =
+                source.map(|_| WebSocketConfig::default().read_buffer_size(IDLE_READ_BUFFER));
+            let (ws, _response) =
+                tokio_tungstenite::client_async_with_config(request, stream, config)
+                    .await
+                    .context("WebSocket handshake")?;
             let (sink, stream) = ws.split();
             Ok((FrameTx::Ws(sink), FrameRx::new(Reader::Ws(stream))))
         }
