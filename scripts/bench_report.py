@@ -509,7 +509,10 @@ def connections_table(cells, table, plots):
     lines = ["### Connections: idle WebSocket connections, one subscription each", "",
              "K connections opened (from several loopback source addresses), each subscribed "
              "once, then held idle; rate = connections completed (CONNECTED and subscribed) per "
-             "second; KiB = growth of the target's RSS / K. "
+             "second; KiB = growth of the target's RSS / K. Stompbox and the floor are "
+             "started afresh for every connection run (a process that held more connections "
+             "before reuses their freed memory and shows almost no growth); the shared RabbitMQ "
+             "node cannot be, so its figure is growth over whatever it held before. "
              f"The targets apply to the {CONN_TARGET_K:,} cell; the smaller one compares all "
              "three.", "",
              "| K | Stompbox connected | /s | KiB/conn | RabbitMQ connected (of K) | /s "
