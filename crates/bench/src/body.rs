@@ -85,15 +85,27 @@ fn hex(out: &mut [u8], mut value: u64) {
     }
 }
 
+/// Hex digit → value; anything else → 0xff. A table keeps [`unhex`] free of branches: it runs
+/// once per field of every delivery.
+const UNHEX: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[DIGITS[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
 fn unhex(digits: &[u8]) -> Option<u64> {
-    digits.iter().try_fold(0u64, |acc, &d| {
-        let v = match d {
-            b'0'..=b'9' => d - b'0',
-            b'a'..=b'f' => d - b'a' + 10,
-            _ => return None,
-        };
-        Some(acc << 4 | u64::from(v))
-    })
+    let mut value = 0u64;
+    let mut bad = 0u8;
+    for &digit in digits {
+        let v = UNHEX[digit as usize];
+        bad |= v;
+        value = value << 4 | u64::from(v & 0xf);
+    }
+    (bad & 0x80 == 0).then_some(value)
 }
 
 #[cfg(test)]
@@ -114,5 +126,7 @@ mod tests {
         assert!(body.is_ascii());
         assert_eq!(Stamp::read(&body), Some(stamp));
         assert_eq!(Stamp::read(&body[..10]), None);
+        body[3] = b'g';
+        assert_eq!(Stamp::read(&body), None, "not a hex digit");
     }
 }

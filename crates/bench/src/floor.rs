@@ -28,9 +28,10 @@ use tokio_tungstenite::tungstenite::{
     Message,
     handshake::server::{ErrorResponse, Request, Response},
     http::HeaderValue,
+    protocol::WebSocketConfig,
 };
 
-use crate::transport::SUBPROTOCOL;
+use crate::transport::{READ_BUFFER, SUBPROTOCOL};
 
 /// Batches a connection's channel holds before its senders wait.
 const CHANNEL: usize = 1024;
@@ -97,7 +98,11 @@ async fn serve(stream: TcpStream, id: u64, peers: Peers) {
         });
         Ok::<_, ErrorResponse>(response)
     };
-    let ws = match tokio_tungstenite::accept_hdr_async(stream, callback).await {
+    // The same read buffer as the harness's connections, for the same reason (see READ_BUFFER).
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config))
+        .await
+    {
         Ok(ws) => ws,
         Err(_) => {
             update(&peers, |map| {

@@ -13,10 +13,10 @@
 //! queue: exactly once across consumers); a run that fails verification has `ok: false` and an
 //! `error`, never just a number.
 //!
-//! Unthrottled publishers keep a bounded window: a publisher is at most `window` messages ahead
-//! of the deliveries of its messages (for fan-out, of the slowest subscriber's), counted with
-//! shared atomics in this process. That keeps a healthy subscriber's broker outbox far below a
-//! slow-consumer limit and a buffering broker's memory bounded. With `rate`, message `i` of
+//! Publishers keep a bounded window (paced or not): a publisher is at most `window` messages
+//! ahead of the deliveries of its messages (for fan-out, of the slowest subscriber's), counted
+//! with shared atomics in this process. That keeps a healthy subscriber's broker outbox far
+//! below a slow-consumer limit and a buffering broker's memory bounded. With `rate`, message `i` of
 //! publisher `p` is scheduled at `start + (i·P + p)/rate` and latency is measured from that
 //! scheduled time (no coordinated omission: a publisher that falls behind, e.g. held by its
 //! window or tokio's ~1 ms timer, makes latency worse, not the offered load smaller).

@@ -110,7 +110,13 @@ async fn publish_inner(
         tx.feed(frame).await.map_err(|e| (i, e))?;
         unflushed += 1;
         i += 1;
-        let next_due_later = interval_ns.is_some();
+        // Paced: flush unless the next message is already due (a publisher catching up on its
+        // schedule batches like an unthrottled one).
+        let next_due_later = interval_ns.is_some_and(|interval| {
+            let next =
+                plan.start_ns + ((i * publishers + plan.index as u64) as f64 * interval) as u64;
+            next > now_ns()
+        });
         if unflushed >= FLUSH_EVERY || next_due_later {
             flush(tx, &mut unflushed).await.map_err(|e| (i, e))?;
         }
