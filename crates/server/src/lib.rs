@@ -25,6 +25,7 @@
 /// that stopped reading (a slow consumer) would otherwise pin the connection's memory forever.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+mod burst;
 mod config;
 mod error;
 mod load;
@@ -32,6 +33,7 @@ mod server;
 mod tcp;
 mod ws;
 
+pub use burst::{BURST_READ_SIZE, BurstListener, BurstReader};
 pub use config::{ServerConfig, TcpConfig, WebSocketConfig};
 pub use error::Error;
 pub use load::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};

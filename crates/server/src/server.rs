@@ -8,7 +8,7 @@ use stompbox_broker::Broker;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{Error, ServerConfig, WebSocketSettings, tcp, ws};
+use crate::{BurstListener, Error, ServerConfig, WebSocketSettings, tcp, ws};
 
 /// Time, beyond the broker's `shutdown_grace`, that the edges get to close their sockets after
 /// the broker has let go of its sessions. Short: by then every session has flushed its ERROR.
@@ -154,13 +154,16 @@ impl Server {
                 .into_make_service_with_connect_info::<SocketAddr>();
             let stop = stop.clone();
             listeners.spawn(async move {
-                axum::serve(listener.tap_io(ws::set_nodelay), app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-                    .map_err(|source| Error::Serve {
-                        listener: "websocket",
-                        source,
-                    })
+                axum::serve(
+                    BurstListener(listener).tap_io(|io| ws::set_nodelay(io.get_mut())),
+                    app,
+                )
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .map_err(|source| Error::Serve {
+                    listener: "websocket",
+                    source,
+                })
             });
         }
         if let Some(listener) = self.tcp {
