@@ -40,10 +40,10 @@ pub struct WebSocketConfig {
     /// Read buffer of each connection's WebSocket codec, in bytes. Default 1 KiB: the codec
     /// holds this buffer for the connection's whole life, and idle connections must stay small
     /// (the target is tens of thousands per node at most 10 KiB each; measured with 19,000
-    /// idle subscribers: 13.0 KiB of RSS per connection at 4 KiB, 10.0 at 1 KiB). The cost:
-    /// each socket read takes at most this many bytes, so a message larger than the buffer
-    /// (a big body, or many batched frames) takes more reads, e.g. 64 for a 64 KiB message
-    /// instead of 16. Raise it for a node with few connections and large messages.
+    /// idle subscribers: 13.0 KiB of RSS per connection at 4 KiB, 10.0 at 1 KiB). A connection
+    /// that streams is not read 1 KiB at a time: once a read fills this buffer, the edge reads
+    /// [`crate::BURST_READ_SIZE`] bytes at a time into a buffer it frees when the socket runs
+    /// dry (see `burst.rs`).
     pub read_buffer_size: usize,
     /// Bytes the WebSocket codec gathers before writing to the socket. Default 4 KiB; the
     /// broker already batches frames into one message, so a larger buffer only costs memory.
