@@ -62,6 +62,7 @@ METRICS = {
                 "p50": lambda r: (r.get("latency_us") or {}).get("p50"),
                 "p99": lambda r: (r.get("latency_us") or {}).get("p99"),
                 "cpu": lambda r: r.get("broker_cpu_per_s")},
+    "topics": {"dps": lambda r: r.get("deliveries_per_s"), "lost": lost},
     "queue": {"dps": lambda r: r.get("deliveries_per_s"), "lost": lost},
     "connections": {"connected": lambda r: r.get("connected"),
                     "rate": lambda r: r.get("connects_per_s"),
@@ -283,7 +284,7 @@ def section(begin, end, table, plots):
         "Stompbox, ...), `--runs` times each (default 3), giving the generator the target's pid so "
         "it reports that process's CPU time and RSS. Each result is appended to "
         "`docs/bench/results.jsonl`; this section and the plots are regenerated from it. "
-        "`--only fanout,latency,queue,connections` reruns part of it, `--quick` is a smoke run "
+        "`--only fanout,latency,topics,queue,connections` reruns part of it, `--quick` is a smoke run "
         "of a few seconds per scenario, `--report RUN_ID` redraws from stored results. The "
         "script stops everything it started and leaves RabbitMQ as it found it (plugin, queues). "
         "The machine is shared and noisy: read medians and ratios, not single figures.",
@@ -323,6 +324,7 @@ def section(begin, end, table, plots):
     lines += summary(cells, table)
     lines += fanout_table(cells, table, plots)
     lines += latency_table(cells, table, plots)
+    lines += topics_table(cells, table)
     lines += queue_table(cells, table)
     lines += connections_table(cells, table, plots, begin["targets"])
     lines += commands(begin, table)
@@ -463,6 +465,29 @@ def latency_table(cells, table, plots):
             f"| {verdict(ok_ratio(cpu_r, '<=', LATENCY_CPU_VS_FLOOR))} |")
     lines += ["", f"![Latency p99]({plots['latency']})", ""]
     return lines
+
+
+def topics_table(cells, table):
+    tops = of(cells, "topics")
+    if not tops:
+        return []
+    lines = ["### Many topics", "",
+             "N subscribers, each on its own `/topic`, P publishers spraying across them (message "
+             "i of publisher p goes to topic (p + i) mod N), unthrottled; deliveries/s as above, "
+             "lost the largest over the runs. The issue sets no target here; the floor has no "
+             "topics, so it has no column.", "",
+             "| N | P | B | Stompbox | RabbitMQ | Stompbox ÷ RabbitMQ | lost Stompbox "
+             "| lost RabbitMQ |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in tops:
+        t = table[("topics", c["cell"])]
+        sb, rb = t.get("stompbox"), t.get("rabbitmq")
+        r = failed_or(sb, lambda e: failed_or(rb, lambda q: ratio(e["dps"], q["dps"])))
+        lines.append(
+            f"| {c['params']['N']:,} | {c['params']['P']} | {c['params']['B']:,} "
+            f"| {cellv(sb, 'dps')} | {cellv(rb, 'dps')} | {show_ratio(r)} "
+            f"| {cellv(sb, 'lost')} | {cellv(rb, 'lost')} |")
+    return lines + [""]
 
 
 def queue_verdict(table, c):
