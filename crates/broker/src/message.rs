@@ -3,7 +3,9 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
-use stompbox_codec::{ByteString, Command, Headers, Version, write_command, write_header};
+use stompbox_codec::{
+    ByteString, Command, Headers, Version, write_body_head, write_command, write_header,
+};
 
 /// Headers a client may put on SEND that are about that frame, not the message: never forwarded
 /// to subscribers. `destination` and `content-length` are rewritten by the broker itself.
@@ -118,13 +120,7 @@ impl Message {
             for (name, value) in self.headers.iter() {
                 write_header(name, value, cmd, version, &mut buf);
             }
-            // `write_body` without the body: `content-length` (if any) and the blank line.
-            if !self.body.is_empty() {
-                buf.extend_from_slice(b"content-length:");
-                buf.extend_from_slice(itoa::Buffer::new().format(self.body.len()).as_bytes());
-                buf.extend_from_slice(b"\n");
-            }
-            buf.extend_from_slice(b"\n");
+            write_body_head(self.body.len(), &mut buf);
             buf.freeze()
         })
     }

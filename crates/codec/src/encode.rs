@@ -60,14 +60,21 @@ fn write_header_escaped(name: &str, value: &str, escaping: Escaping, dst: &mut B
 
 /// Writes `content-length` (for a non-empty body), the blank line, the body and the NUL.
 pub fn write_body(body: &[u8], dst: &mut BytesMut) {
-    if !body.is_empty() {
+    write_body_head(body.len(), dst);
+    dst.put_slice(body);
+    dst.put_u8(0);
+}
+
+/// The part of [`write_body`] before the body: `content-length` (when `body_len` is not 0) and
+/// the blank line, for a caller that encodes a head once and appends the body and NUL to many
+/// copies of it.
+pub fn write_body_head(body_len: usize, dst: &mut BytesMut) {
+    if body_len > 0 {
         dst.put_slice(b"content-length:");
-        dst.put_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        dst.put_slice(itoa::Buffer::new().format(body_len).as_bytes());
         dst.put_u8(b'\n');
     }
     dst.put_u8(b'\n');
-    dst.put_slice(body);
-    dst.put_u8(0);
 }
 
 #[cfg(test)]

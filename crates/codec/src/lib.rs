@@ -47,7 +47,9 @@ mod version;
 pub use bytestring::ByteString;
 pub use command::Command;
 pub use decode::{Decoder, Item};
-pub use encode::{encode, encoded_len_hint, write_body, write_command, write_header};
+pub use encode::{
+    encode, encoded_len_hint, write_body, write_body_head, write_command, write_header,
+};
 pub use error::DecodeError;
 pub use frame::Frame;
 pub use headers::Headers;
