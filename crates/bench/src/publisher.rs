@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Result;
 use bytes::{BufMut, Bytes, BytesMut};
+use stompbox_codec::{Command, Version, write_body_head, write_command, write_header};
 
 use crate::{
     body::{Stamp, now_ns, template},
@@ -44,10 +45,10 @@ async fn publish_inner(
     flow: &Flow,
 ) -> std::result::Result<u64, (u64, anyhow::Error)> {
     let load = &plan.load;
-    let heads: Vec<Vec<u8>> = plan
+    let heads: Vec<BytesMut> = plan
         .destinations
         .iter()
-        .map(|d| format!("SEND\ndestination:{d}\ncontent-length:{}\n\n", load.body).into_bytes())
+        .map(|d| send_head(d, load.body))
         .collect();
     let body = template(load.body);
     let publishers = load.publishers as u64;
@@ -131,6 +132,22 @@ async fn flush(tx: &mut FrameTx, unflushed: &mut u64) -> Result<()> {
         *unflushed = 0;
     }
     Ok(())
+}
+
+/// Everything of a SEND to `destination` before its `body_len`-byte body, encoded once per
+/// destination with the codec's own writers (so the destination is escaped as 1.2 says).
+fn send_head(destination: &str, body_len: usize) -> BytesMut {
+    let mut head = BytesMut::new();
+    write_command(Command::Send, &mut head);
+    write_header(
+        "destination",
+        destination,
+        Command::Send,
+        Version::V1_2,
+        &mut head,
+    );
+    write_body_head(body_len, &mut head);
+    head
 }
 
 /// One SEND frame: the head, the stamped body, the NUL.
