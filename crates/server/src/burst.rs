@@ -206,4 +206,20 @@ mod tests {
         drop(peer);
         assert_eq!(reader.read(&mut buf).await.unwrap(), 0);
     }
+
+    #[tokio::test]
+    async fn a_burst_that_finds_the_socket_empty_gives_its_buffer_back() {
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let mut reader = BurstReader::new(ours);
+        // Exactly one full 1 KiB read: the reader switches to bursts...
+        peer.write_all(&[7u8; 1024]).await.unwrap();
+        let mut buf = [0u8; 1024];
+        assert_eq!(reader.read(&mut buf).await.unwrap(), 1024);
+        // ...but the next read finds nothing: it waits without holding a burst buffer.
+        assert!(reader.read(&mut buf).now_or_never().is_none());
+        assert_eq!(reader.buffer_capacity(), 0);
+        peer.write_all(b"more").await.unwrap();
+        let n = reader.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"more");
+    }
 }

@@ -222,7 +222,7 @@ impl Stream for WsInbound {
         }
         let item = match ready!(self.stream.poll_next_unpin(cx)) {
             None => None,
-            Some(Err(e)) => Some(too_large(e)),
+            Some(Err(e)) => Some(read_error(e)),
             Some(Ok(Message::Text(text))) => Some(Ok(Inbound::Data(Bytes::from(text)))),
             Some(Ok(Message::Binary(bytes))) => Some(Ok(Inbound::Data(bytes))),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Some(Ok(Inbound::Ping)),
@@ -237,7 +237,7 @@ impl Stream for WsInbound {
 
 /// A read error; a message over `max_message_size` becomes [`Inbound::TooLarge`] so the client
 /// gets an ERROR frame with the numbers instead of a bare close.
-fn too_large(error: axum::Error) -> io::Result<Inbound> {
+fn read_error(error: axum::Error) -> io::Result<Inbound> {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
     let error = error.into_inner();
     match error.downcast_ref::<Error>() {
