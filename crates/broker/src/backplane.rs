@@ -8,19 +8,18 @@
 //! - **Forward**: every `/topic` publish and every `/user` send to a named user (not a reply to
 //!   one session) is offered to [`Backplane::forward`] *before* local delivery; a refusal
 //!   ([`Refused`]) refuses the send as a whole, so nothing is half delivered.
-//! - **Inject**: what other nodes published comes back through [`Broker::inject`], which routes
-//!   to local subscribers only and never forwards again (no echo, no loop).
+//! - **Inject**: what other nodes published comes back through
+//!   [`Broker::inject`](crate::Broker::inject), which routes to local subscribers only and never
+//!   forwards again (no echo, no loop).
 //!
 //! A backplane must answer both calls at once (a short std lock, a `try_send`), since they run on
 //! publishers' and subscribers' tasks, sometimes under a router lock.
-
-use std::sync::atomic::Ordering::Relaxed;
+//!
+//! These types sit below the router: the router calls a backplane, and a backplane reaches the
+//! router only through [`Broker::inject`](crate::Broker::inject) and a [`QueueSink`].
 
 use bytes::Bytes;
 use stompbox_codec::{ByteString, Headers};
-
-use crate::Broker;
-use crate::router::UserKey;
 
 /// Where a relayed message goes, on every node.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -49,7 +48,7 @@ pub enum Interest {
 }
 
 /// One message crossing the backplane: out of this node ([`Backplane::forward`]) or into it
-/// ([`Broker::inject`]).
+/// ([`Broker::inject`](crate::Broker::inject)).
 #[derive(Clone, Debug)]
 pub struct Relayed {
     /// Where it goes.
@@ -60,10 +59,11 @@ pub struct Relayed {
     pub body: Bytes,
 }
 
-/// The backplane refused a message (its buffer is full or it is shut down): the send fails.
+/// The backplane cannot take a message now (its buffer is full or it is shut down): the send
+/// fails, and the message is delivered nowhere.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("relay unavailable: {reason}")]
-pub struct Refused {
+pub struct BackplaneUnavailable {
     /// Why, for the ERROR frame or the log.
     pub reason: String,
 }
@@ -74,7 +74,7 @@ pub trait Backplane: Send + Sync + 'static {
     fn interest(&self, interest: Interest, present: bool);
     /// Offers a message published on this node to the other nodes. Must not wait; a refusal
     /// refuses the publish.
-    fn forward(&self, message: Relayed) -> Result<(), Refused>;
+    fn forward(&self, message: Relayed) -> Result<(), BackplaneUnavailable>;
     /// Whether `/queue` destinations live in the backplane. Then a SEND to `/queue/x` is
     /// forwarded as [`Target::Queue`], and queue subscriptions, ACK and NACK go to the
     /// `queue_*` methods instead of the node's own queues. Default `false`.
@@ -111,75 +111,42 @@ pub struct QueueConsumer {
     pub sink: QueueSink,
 }
 
-/// Delivers a backplane queue's messages into one subscription's outbox.
+/// Delivers a backplane queue's messages into one subscription, through the router's single
+/// entry point (so they are counted, and later checked and stored, like every other message).
 pub struct QueueSink {
-    pub(crate) broker: Broker,
-    pub(crate) destination: ByteString,
-    pub(crate) subscription: ByteString,
-    pub(crate) outbox: std::sync::Arc<crate::outbox::Outbox>,
+    target: Box<dyn SinkTarget>,
 }
 
-impl std::fmt::Debug for QueueSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueSink")
-            .field("destination", &self.destination)
-            .field("subscription", &self.subscription)
-            .finish_non_exhaustive()
-    }
+/// Where a [`QueueSink`] delivers: the router's side of it (`router/mod.rs`).
+pub(crate) trait SinkTarget: Send + Sync + 'static {
+    /// See [`QueueSink::deliver`].
+    fn deliver(&self, headers: Headers, body: Bytes, redelivered: bool) -> Option<u64>;
+    /// The subscription's destination and id, for `Debug`.
+    fn describe(&self) -> (&ByteString, &ByteString);
 }
 
 impl QueueSink {
+    pub(crate) fn new(target: impl SinkTarget) -> QueueSink {
+        QueueSink {
+            target: Box::new(target),
+        }
+    }
+
     /// Offers one message to the subscription; returns its delivery tag (what the client's
     /// ACK/NACK will name in [`Backplane::queue_settle`]), or `None` when the subscription's
     /// session is gone (the backplane then returns the message to the queue). Never waits:
     /// the backplane bounds what is in flight by the prefetch.
     pub fn deliver(&self, headers: Headers, body: Bytes, redelivered: bool) -> Option<u64> {
-        let shared = &*self.broker.shared;
-        let payload = crate::Payload { headers, body };
-        let message = self.broker.new_message(self.destination.clone(), payload);
-        let tag = shared.router.next_tag();
-        let mut delivery = crate::message::Delivery::new(message, self.subscription.clone());
-        delivery.tag = Some(tag);
-        delivery.redelivered = redelivered;
-        match self.outbox.offer(delivery, &shared.counters) {
-            crate::outbox::Offer::Queued => {
-                shared.counters.messages_delivered.fetch_add(1, Relaxed);
-                Some(tag)
-            }
-            _ => None,
-        }
+        self.target.deliver(headers, body, redelivered)
     }
 }
 
-impl Broker {
-    /// Routes a message that another node published to this node's subscribers only: it is
-    /// not forwarded again. Returns how many deliveries were queued.
-    pub fn inject(&self, message: Relayed) -> usize {
-        let shared = &*self.shared;
-        let payload = crate::Payload {
-            headers: message.headers,
-            body: message.body,
-        };
-        let queued = match message.target {
-            Target::Topic(key) => {
-                let destination = ByteString::from(format!("/topic/{key}"));
-                let message = self.new_message(destination, payload);
-                shared
-                    .router
-                    .publish_topic_local(&key, message, &shared.counters)
-            }
-            Target::Queue(_) => 0, // queues live in the backplane; it delivers via QueueSink
-            Target::User { user, destination } => {
-                let shown = ByteString::from(format!("/user{destination}"));
-                let message = self.new_message(shown, payload);
-                let user = UserKey::Named(user.into());
-                (shared.router.users).publish(&user, &destination, None, message, &shared.counters)
-            }
-        };
-        shared
-            .counters
-            .messages_delivered
-            .fetch_add(queued as u64, Relaxed);
-        queued
+impl std::fmt::Debug for QueueSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (destination, subscription) = self.target.describe();
+        f.debug_struct("QueueSink")
+            .field("destination", destination)
+            .field("subscription", subscription)
+            .finish_non_exhaustive()
     }
 }

@@ -6,6 +6,16 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use stompbox_codec::Limits;
 
+/// A configuration value is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration `{field}`: {reason}")]
+pub struct ConfigError {
+    /// The offending field, dotted (`heartbeat.grace`).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
 /// Everything the broker core can be told. Deserializes from any serde format with missing fields
 /// taking their defaults; durations are written like `"10s"` or `"250ms"`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -256,9 +266,9 @@ impl Config {
     }
 
     /// Checks the values make sense together; the message names the field.
-    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, reason: &str| {
-            Err(crate::ConfigError {
+            Err(ConfigError {
                 field,
                 reason: reason.to_owned(),
             })

@@ -6,7 +6,9 @@ use std::time::Duration;
 use stompbox_codec::{ByteString, Command, DecodeError, Frame, Version};
 
 use crate::CloseReason;
+use crate::backplane::BackplaneUnavailable;
 use crate::destination::{DestinationError, DestinationKind};
+use crate::router::RouteError;
 
 /// The versions this broker speaks, as listed in the `version` header of a refusal.
 pub(crate) const SUPPORTED_VERSIONS: &str = "1.0,1.1,1.2";
@@ -214,7 +216,8 @@ pub enum ProtocolError {
         /// Why it was refused.
         reason: &'static str,
     },
-    /// An `/app` handler failed (or rejected the message) under `HandlerErrors::ErrorAndClose`.
+    /// An `/app` handler failed (or rejected the message) under
+    /// `HandlerErrorPolicy::ErrorAndClose`.
     #[error("{detail}")]
     Handler {
         /// The short message.
@@ -224,7 +227,7 @@ pub enum ProtocolError {
     },
     /// An interceptor rejected the frame.
     #[error("{detail}")]
-    Rejected {
+    FrameRejected {
         /// The short message.
         message: String,
         /// The detail.
@@ -271,9 +274,8 @@ impl ProtocolError {
             ProtocolError::ShuttingDown => "server shutting down".into(),
             ProtocolError::TooManyConnections { .. } => "too many connections".into(),
             ProtocolError::UserSend { .. } => "user destination not allowed".into(),
-            ProtocolError::Handler { message, .. } | ProtocolError::Rejected { message, .. } => {
-                message.clone()
-            }
+            ProtocolError::Handler { message, .. }
+            | ProtocolError::FrameRejected { message, .. } => message.clone(),
         }
     }
 
@@ -311,5 +313,96 @@ pub(crate) fn negotiate_version(accept_version: Option<&str>) -> Option<Version>
     match accept_version {
         None => Some(Version::V1_0),
         Some(list) => list.split(',').filter_map(|v| v.parse().ok()).max(),
+    }
+}
+
+impl From<RouteError> for ProtocolError {
+    fn from(error: RouteError) -> Self {
+        match error {
+            RouteError::InvalidDestination(e) => ProtocolError::InvalidDestination(e),
+            RouteError::NotServed { destination, kind } => {
+                ProtocolError::DestinationNotServed { destination, kind }
+            }
+            RouteError::UserSend {
+                destination,
+                reason,
+            }
+            | RouteError::NotSendable {
+                destination,
+                reason,
+            } => ProtocolError::UserSend {
+                destination,
+                reason,
+            },
+            RouteError::QueueFull { destination } => ProtocolError::QueueFull { destination },
+            RouteError::TooManyQueues { max } => ProtocolError::TooManyQueues { max },
+            RouteError::Unavailable { destination, cause } => ProtocolError::RelayUnavailable {
+                destination,
+                reason: cause.reason,
+            },
+        }
+    }
+}
+
+/// A message could not be sent from server code ([`Broker::send`](crate::Broker::send),
+/// [`Broker::send_to_user`](crate::Broker::send_to_user)) or a handler's reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The destination text names nothing.
+    #[error(transparent)]
+    InvalidDestination(#[from] DestinationError),
+    /// The destination's kind cannot be sent to from the server side.
+    #[error("{destination:?}: {reason}")]
+    NotSendable {
+        /// The destination.
+        destination: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The payload could not be serialized.
+    #[error("payload not serializable: {0}")]
+    Payload(String),
+    /// The queue is at its bound and its overflow policy is `reject`.
+    #[error("queue full: {destination}")]
+    QueueFull {
+        /// The queue.
+        destination: String,
+    },
+    /// Sending would create a queue beyond `queues.max_queues`.
+    #[error("too many queues (max {max})")]
+    TooManyQueues {
+        /// The limit.
+        max: usize,
+    },
+    /// The backplane (RabbitMQ relay) cannot take the message: its buffer is full or it
+    /// stopped. The message was delivered nowhere.
+    #[error(transparent)]
+    RelayUnavailable(#[from] BackplaneUnavailable),
+}
+
+impl From<RouteError> for SendError {
+    fn from(error: RouteError) -> Self {
+        match error {
+            RouteError::InvalidDestination(e) => SendError::InvalidDestination(e),
+            RouteError::NotServed { destination, .. } => SendError::NotSendable {
+                destination,
+                reason: "this destination kind is not served",
+            },
+            RouteError::NotSendable {
+                destination,
+                reason,
+            }
+            | RouteError::UserSend {
+                destination,
+                reason,
+            } => SendError::NotSendable {
+                destination,
+                reason,
+            },
+            RouteError::QueueFull { destination } => SendError::QueueFull { destination },
+            RouteError::TooManyQueues { max } => SendError::TooManyQueues { max },
+            RouteError::Unavailable { cause, .. } => SendError::RelayUnavailable(cause),
+        }
     }
 }

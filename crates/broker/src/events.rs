@@ -1,13 +1,12 @@
-//! Lifecycle events as an async stream: [`Broker::events`].
+//! Lifecycle events as an async stream: [`Broker::events`](crate::Broker::events).
 //!
 //! Backed by a tokio broadcast channel of [`EVENT_CAPACITY`] events: publishing never waits, and
 //! a consumer that falls behind gets [`Event::Lagged`] with the number it missed instead of
 //! slowing the broker. Events are only built while someone listens.
 
-use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
-use crate::{Broker, CloseReason, SessionInfo};
+use crate::{CloseReason, SessionInfo};
 
 /// Events buffered for the slowest listener before it starts missing them: about a second of a
 /// busy node's connects and subscribes, a few hundred KiB at most.
@@ -65,6 +64,11 @@ impl Default for Events {
 }
 
 impl Events {
+    /// A new listener ([`Broker::events`](crate::Broker::events)).
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.0.subscribe()
+    }
+
     /// True while at least one listener exists.
     pub(crate) fn listening(&self) -> bool {
         self.0.receiver_count() > 0
@@ -75,20 +79,5 @@ impl Events {
         if self.0.receiver_count() > 0 {
             let _ = self.0.send(make());
         }
-    }
-}
-
-impl Broker {
-    /// A stream of lifecycle events from now on. Each call is an independent listener.
-    pub fn events(&self) -> BoxStream<'static, Event> {
-        let rx = self.shared.events.0.subscribe();
-        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            let event = match rx.recv().await {
-                Ok(event) => event,
-                Err(broadcast::error::RecvError::Lagged(missed)) => Event::Lagged { missed },
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            Some((event, rx))
-        }))
     }
 }

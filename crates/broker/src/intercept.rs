@@ -13,34 +13,34 @@ use crate::SessionInfo;
 /// Refuses a frame: the client gets ERROR with this message and detail, and is disconnected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}: {detail}")]
-pub struct Rejected {
+pub struct FrameRejected {
     /// The ERROR's `message` header.
     pub message: String,
     /// The ERROR's body.
     pub detail: String,
 }
 
-impl Rejected {
+impl FrameRejected {
     /// A refusal.
     pub fn new(message: impl Into<String>, detail: impl Into<String>) -> Self {
-        Rejected {
+        FrameRejected {
             message: message.into(),
             detail: detail.into(),
         }
     }
 }
 
-/// Sees every inbound frame; implemented for `Fn(&mut Frame, &SessionInfo) -> Result<(), Rejected>`.
+/// Sees every inbound frame; implemented for `Fn(&mut Frame, &SessionInfo) -> Result<(), FrameRejected>`.
 pub trait Interceptor: Send + Sync + 'static {
     /// Inspects or changes `frame`; `Err` rejects it.
-    fn inbound(&self, frame: &mut Frame, session: &SessionInfo) -> Result<(), Rejected>;
+    fn inbound(&self, frame: &mut Frame, session: &SessionInfo) -> Result<(), FrameRejected>;
 }
 
 impl<F> Interceptor for F
 where
-    F: Fn(&mut Frame, &SessionInfo) -> Result<(), Rejected> + Send + Sync + 'static,
+    F: Fn(&mut Frame, &SessionInfo) -> Result<(), FrameRejected> + Send + Sync + 'static,
 {
-    fn inbound(&self, frame: &mut Frame, session: &SessionInfo) -> Result<(), Rejected> {
+    fn inbound(&self, frame: &mut Frame, session: &SessionInfo) -> Result<(), FrameRejected> {
         self(frame, session)
     }
 }

@@ -1,4 +1,5 @@
-//! A published message, shared by every subscriber it is delivered to, and one delivery of it.
+//! What is routed: a [`Payload`] as handed in (headers and body), the [`Message`] built from it
+//! once and shared by every subscriber, and one [`Delivery`] of it to one subscription.
 
 use std::sync::{Arc, OnceLock};
 
@@ -19,6 +20,56 @@ pub(crate) const RESERVED_SEND_HEADERS: &[&str] = &[
     "ack",
     "receipt-id",
 ];
+
+/// A message body with its headers (`content-type` and any custom ones): what a client's SEND,
+/// a handler's reply, [`Broker::send`](crate::Broker::send) or another node hands to routing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Payload {
+    pub(crate) headers: Headers,
+    pub(crate) body: Bytes,
+}
+
+impl Payload {
+    /// A `text/plain;charset=utf-8` body.
+    pub fn text(text: impl Into<String>) -> Payload {
+        Payload::bytes(Bytes::from(text.into())).header("content-type", "text/plain;charset=utf-8")
+    }
+
+    /// An `application/json` body.
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Payload, serde_json::Error> {
+        let body = serde_json::to_vec(value)?;
+        Ok(Payload::bytes(body).header("content-type", "application/json"))
+    }
+
+    /// A body with no `content-type`.
+    pub fn bytes(body: impl Into<Bytes>) -> Payload {
+        Payload {
+            headers: Headers::new(),
+            body: body.into(),
+        }
+    }
+
+    /// Headers and a body as they are (a SEND's, or a relayed message's).
+    pub(crate) fn new(headers: Headers, body: Bytes) -> Payload {
+        Payload { headers, body }
+    }
+
+    /// Sets a header (replacing one of the same name).
+    pub fn header(mut self, name: &str, value: &str) -> Payload {
+        self.headers.set(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+}
 
 /// One message as routed: built once per SEND, then shared (`Arc`) by every delivery. The body is
 /// the decoder's `Bytes` slice, never copied until a subscriber's final write.
@@ -71,6 +122,11 @@ impl Message {
         let mut headers = self.headers.clone();
         headers.set("x-original-destination", self.destination.clone());
         Message::new(self.id, destination, headers, self.body.clone())
+    }
+
+    /// Where it was sent, as its subscribers see it (the MESSAGE's `destination` header).
+    pub(crate) fn destination(&self) -> &ByteString {
+        &self.destination
     }
 
     /// The node-unique message id (the `message-id` header).

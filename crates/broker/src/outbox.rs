@@ -1,18 +1,21 @@
-//! The bounded per-session outbox: publishers `offer` deliveries without ever waiting; the
-//! session's own task takes them out when its socket can take more.
+//! The bounded per-session outbox: the router offers deliveries without ever waiting; the
+//! session's own task takes them out when its socket can take more. A data path only: signals
+//! to the session that are not deliveries (a handler's ERROR, a wake-up) travel on its
+//! [`Control`](crate::control::Control).
 //!
-//! Bounded in frames and bytes (`config.outbox`). A delivery that would cross a bound is refused
-//! and the [`SlowConsumerPolicy`] decides: `Disconnect` marks the outbox overflowed (the session
-//! sees it, sends ERROR `slow consumer` and closes); `DropNewest` drops it and counts.
+//! Bounded in frames and bytes (`config.outbox`). A delivery that would cross a bound is refused,
+//! and what happens then depends on who offered it ([`WhenFull`]): for a topic or user
+//! delivery, the [`SlowConsumerPolicy`] decides (`Disconnect` marks the outbox overflowed, so
+//! the session sends ERROR `slow consumer` and closes; `DropNewest` drops it and counts); a
+//! queue keeps its message instead and the outbox is marked starved.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::error::ProtocolError;
 use crate::message::Delivery;
 use crate::stats::Counters;
 use crate::{OutboxConfig, SlowConsumerPolicy};
@@ -22,8 +25,18 @@ use crate::{OutboxConfig, SlowConsumerPolicy};
 pub(crate) enum Offer {
     /// Queued; the session was woken.
     Queued,
-    /// Refused: dropped under `DropNewest`, or the session is overflowed or closing.
+    /// Refused: full, dropped under `DropNewest`, or the session is overflowed or closing.
     Refused,
+}
+
+/// What a full outbox does with a delivery it has no room for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WhenFull {
+    /// Apply the session's [`SlowConsumerPolicy`] (topic and user deliveries).
+    Policy,
+    /// Refuse it and mark the outbox starved (a queue, which keeps the message and dispatches
+    /// again once the session drained).
+    Refuse,
 }
 
 /// One session's outbox. Shared (`Arc`) between the session and the router entries of its
@@ -38,6 +51,8 @@ pub(crate) struct Outbox {
     /// A queue delivery was refused (the outbox was full): once the session drains, it asks
     /// its queues to dispatch again, since nothing else would wake them for this consumer.
     starved: AtomicBool,
+    /// The node's gauges of queued deliveries, and its slow-consumer counters.
+    counters: Arc<Counters>,
 }
 
 #[derive(Debug, Default)]
@@ -49,12 +64,10 @@ struct State {
     /// Dropping under `DropNewest` since the last time the outbox was drained.
     dropping: bool,
     closed: bool,
-    /// Set from outside the session (its `/app` handler task): send this ERROR and close.
-    failure: Option<ProtocolError>,
 }
 
 impl Outbox {
-    pub(crate) fn new(config: &OutboxConfig) -> Self {
+    pub(crate) fn new(config: &OutboxConfig, counters: Arc<Counters>) -> Self {
         Outbox {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
@@ -62,12 +75,8 @@ impl Outbox {
             max_bytes: config.max_bytes,
             policy: config.slow_consumer,
             starved: AtomicBool::new(false),
+            counters,
         }
-    }
-
-    /// A queue refused to lose a delivery this outbox had no room for; see `take_starved`.
-    pub(crate) fn mark_starved(&self) {
-        self.starved.store(true, Relaxed);
     }
 
     /// True (once) if a queue delivery was refused since the last call.
@@ -77,7 +86,7 @@ impl Outbox {
 
     /// Forgets the deliveries still queued for one subscription (after UNSUBSCRIBE of a queue
     /// subscription, whose unacknowledged messages go back to the queue: none may be written).
-    pub(crate) fn remove_subscription(&self, subscription: &str, counters: &Counters) {
+    pub(crate) fn remove_subscription(&self, subscription: &str) {
         let mut state = self.lock();
         let (mut frames, mut bytes) = (0, 0);
         state.queue.retain(|d| {
@@ -90,7 +99,7 @@ impl Outbox {
         });
         state.bytes -= bytes;
         drop(state);
-        release(counters, frames, bytes);
+        self.release(frames, bytes);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -99,40 +108,13 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a delivery if it fits; never waits. A delivery that does not fit is handled by
-    /// the slow-consumer policy.
-    pub(crate) fn offer(&self, delivery: Delivery, counters: &Counters) -> Offer {
-        let mut tally = Tally::default();
-        let offer = self.offer_with(delivery, counters, true, &mut tally);
-        tally.apply(counters);
-        offer
-    }
-
-    /// [`Outbox::offer`] for one of many deliveries of a fan-out: the node's queued gauges are
-    /// updated once for the whole fan-out ([`Tally::apply`]), not once per subscriber.
-    pub(crate) fn offer_tallied(
+    /// Queues a delivery if it fits; never waits. One that does not fit is refused and handled
+    /// as `when_full` says. What is queued is added to `tally`, which the router applies to the
+    /// node's gauges once per fan-out. Only the router's exit (`router/deliver.rs`) calls this.
+    pub(crate) fn offer(
         &self,
         delivery: Delivery,
-        counters: &Counters,
-        tally: &mut Tally,
-    ) -> Offer {
-        self.offer_with(delivery, counters, true, tally)
-    }
-
-    /// Queues a delivery if it fits; refuses it otherwise, with no slow-consumer policy: for a
-    /// queue, which keeps the message and marks the outbox starved instead.
-    pub(crate) fn offer_if_room(&self, delivery: Delivery, counters: &Counters) -> Offer {
-        let mut tally = Tally::default();
-        let offer = self.offer_with(delivery, counters, false, &mut tally);
-        tally.apply(counters);
-        offer
-    }
-
-    fn offer_with(
-        &self,
-        delivery: Delivery,
-        counters: &Counters,
-        policy: bool,
+        when_full: WhenFull,
         tally: &mut Tally,
     ) -> Offer {
         let weight = delivery.weight();
@@ -142,27 +124,27 @@ impl Outbox {
         }
         let fits = state.queue.len() < self.max_frames
             && (state.bytes + weight <= self.max_bytes || state.queue.is_empty());
-        if !fits && !policy {
-            drop(state);
-            self.mark_starved();
-            return Offer::Refused;
-        }
         if !fits {
-            match self.policy {
-                SlowConsumerPolicy::Disconnect => {
+            match (when_full, self.policy) {
+                (WhenFull::Refuse, _) => {
+                    drop(state);
+                    self.starved.store(true, Relaxed);
+                }
+                (WhenFull::Policy, SlowConsumerPolicy::Disconnect) => {
                     state.overflowed = true;
                     let dropped = std::mem::take(&mut state.queue);
-                    release(counters, dropped.len(), std::mem::take(&mut state.bytes));
-                    counters.slow_consumers.fetch_add(1, Relaxed);
+                    let bytes = std::mem::take(&mut state.bytes);
                     drop(state);
+                    self.release(dropped.len(), bytes);
+                    self.counters.slow_consumers.fetch_add(1, Relaxed);
                     self.notify.notify_one();
                 }
-                SlowConsumerPolicy::DropNewest => {
+                (WhenFull::Policy, SlowConsumerPolicy::DropNewest) => {
                     if !state.dropping {
                         state.dropping = true;
-                        counters.slow_consumers.fetch_add(1, Relaxed);
+                        self.counters.slow_consumers.fetch_add(1, Relaxed);
                     }
-                    counters.dropped_deliveries.fetch_add(1, Relaxed);
+                    self.counters.dropped_deliveries.fetch_add(1, Relaxed);
                 }
             }
             return Offer::Refused;
@@ -184,12 +166,7 @@ impl Outbox {
     /// Takes deliveries from the front until about `max_bytes` are taken (at least one if any).
     /// Each comes with an upper bound of the bytes still to come, itself included, so the
     /// caller can size a buffer once for the whole batch.
-    pub(crate) fn take_up_to(
-        &self,
-        max_bytes: usize,
-        counters: &Counters,
-        mut each: impl FnMut(Delivery, usize),
-    ) {
+    pub(crate) fn take_up_to(&self, max_bytes: usize, mut each: impl FnMut(Delivery, usize)) {
         let mut state = self.lock();
         let expected = state.bytes.min(max_bytes);
         let (mut taken, mut n) = (0, 0);
@@ -211,34 +188,12 @@ impl Outbox {
             }
         }
         drop(state);
-        release(counters, n, taken);
+        self.release(n, taken);
     }
 
     /// True once a delivery was refused under the `Disconnect` policy.
     pub(crate) fn is_overflowed(&self) -> bool {
         self.lock().overflowed
-    }
-
-    /// Asks the session to end with `error` (it wakes up, sends what is queued, then the
-    /// ERROR). The first failure wins.
-    pub(crate) fn fail(&self, error: ProtocolError) {
-        let mut state = self.lock();
-        if state.closed || state.failure.is_some() {
-            return;
-        }
-        state.failure = Some(error);
-        drop(state);
-        self.notify.notify_one();
-    }
-
-    /// Wakes the session without a delivery (its `/app` handler queue has room again).
-    pub(crate) fn wake(&self) {
-        self.notify.notify_one();
-    }
-
-    /// The failure asked for by [`Outbox::fail`], once.
-    pub(crate) fn take_failure(&self) -> Option<ProtocolError> {
-        self.lock().failure.take()
     }
 
     /// Waits until a delivery arrives or the outbox overflows (cancel-safe; a wake-up that came
@@ -248,11 +203,18 @@ impl Outbox {
     }
 
     /// Refuses everything from now on and forgets what is queued.
-    pub(crate) fn close(&self, counters: &Counters) {
+    pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
         let dropped = std::mem::take(&mut state.queue);
-        release(counters, dropped.len(), std::mem::take(&mut state.bytes));
+        let bytes = std::mem::take(&mut state.bytes);
+        drop(state);
+        self.release(dropped.len(), bytes);
+    }
+
+    fn release(&self, frames: usize, bytes: usize) {
+        self.counters.queued_frames.fetch_sub(frames, Relaxed);
+        self.counters.queued_bytes.fetch_sub(bytes, Relaxed);
     }
 }
 
@@ -277,11 +239,6 @@ impl Tally {
     }
 }
 
-fn release(counters: &Counters, frames: usize, bytes: usize) {
-    counters.queued_frames.fetch_sub(frames, Relaxed);
-    counters.queued_bytes.fetch_sub(bytes, Relaxed);
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -302,6 +259,14 @@ mod tests {
         Delivery::new(Arc::new(message), "0".into())
     }
 
+    /// Offers one delivery the way a topic does, and applies its tally at once.
+    fn offer(outbox: &Outbox, delivery: Delivery) -> Offer {
+        let mut tally = Tally::default();
+        let offer = outbox.offer(delivery, WhenFull::Policy, &mut tally);
+        tally.apply(&outbox.counters);
+        offer
+    }
+
     fn config(max_frames: usize, max_bytes: usize, policy: SlowConsumerPolicy) -> OutboxConfig {
         OutboxConfig {
             max_frames,
@@ -313,14 +278,17 @@ mod tests {
 
     #[test]
     fn frame_bound_with_disconnect_policy_overflows_once() {
-        let counters = Counters::default();
-        let outbox = Outbox::new(&config(2, 1 << 20, SlowConsumerPolicy::Disconnect));
-        assert_eq!(outbox.offer(delivery(b"a"), &counters), Offer::Queued);
-        assert_eq!(outbox.offer(delivery(b"b"), &counters), Offer::Queued);
+        let counters = Arc::new(Counters::default());
+        let outbox = Outbox::new(
+            &config(2, 1 << 20, SlowConsumerPolicy::Disconnect),
+            counters.clone(),
+        );
+        assert_eq!(offer(&outbox, delivery(b"a")), Offer::Queued);
+        assert_eq!(offer(&outbox, delivery(b"b")), Offer::Queued);
         assert_eq!(counters.snapshot().queued_frames, 2);
-        assert_eq!(outbox.offer(delivery(b"c"), &counters), Offer::Refused);
+        assert_eq!(offer(&outbox, delivery(b"c")), Offer::Refused);
         assert!(outbox.is_overflowed());
-        assert_eq!(outbox.offer(delivery(b"d"), &counters), Offer::Refused);
+        assert_eq!(offer(&outbox, delivery(b"d")), Offer::Refused);
         let stats = counters.snapshot();
         assert_eq!(
             (
@@ -334,61 +302,58 @@ mod tests {
 
     #[test]
     fn byte_bound_with_drop_newest_drops_and_recovers() {
-        let counters = Counters::default();
+        let counters = Arc::new(Counters::default());
         let one = delivery(b"0123456789").weight();
-        let outbox = Outbox::new(&config(100, one * 2, SlowConsumerPolicy::DropNewest));
+        let outbox = Outbox::new(
+            &config(100, one * 2, SlowConsumerPolicy::DropNewest),
+            counters.clone(),
+        );
         for _ in 0..2 {
-            assert_eq!(
-                outbox.offer(delivery(b"0123456789"), &counters),
-                Offer::Queued
-            );
+            assert_eq!(offer(&outbox, delivery(b"0123456789")), Offer::Queued);
         }
-        assert_eq!(
-            outbox.offer(delivery(b"0123456789"), &counters),
-            Offer::Refused
-        );
-        assert_eq!(
-            outbox.offer(delivery(b"0123456789"), &counters),
-            Offer::Refused
-        );
+        assert_eq!(offer(&outbox, delivery(b"0123456789")), Offer::Refused);
+        assert_eq!(offer(&outbox, delivery(b"0123456789")), Offer::Refused);
         assert!(!outbox.is_overflowed());
         let stats = counters.snapshot();
         assert_eq!((stats.slow_consumers, stats.dropped_deliveries), (1, 2));
         assert_eq!(stats.queued_bytes, 2 * one);
         let mut taken = 0;
-        outbox.take_up_to(usize::MAX, &counters, |_, _| taken += 1);
+        outbox.take_up_to(usize::MAX, |_, _| taken += 1);
         assert_eq!(taken, 2);
         assert_eq!(counters.snapshot().queued_bytes, 0);
         // A new episode of dropping counts as a new slow consumer.
         for _ in 0..3 {
-            outbox.offer(delivery(b"0123456789"), &counters);
+            offer(&outbox, delivery(b"0123456789"));
         }
         assert_eq!(counters.snapshot().slow_consumers, 2);
     }
 
     #[test]
     fn an_oversize_delivery_fits_an_empty_outbox_only() {
-        let counters = Counters::default();
-        let outbox = Outbox::new(&config(100, 8, SlowConsumerPolicy::DropNewest));
-        assert_eq!(
-            outbox.offer(delivery(b"much too big"), &counters),
-            Offer::Queued
+        let counters = Arc::new(Counters::default());
+        let outbox = Outbox::new(
+            &config(100, 8, SlowConsumerPolicy::DropNewest),
+            counters.clone(),
         );
-        assert_eq!(outbox.offer(delivery(b"x"), &counters), Offer::Refused);
+        assert_eq!(offer(&outbox, delivery(b"much too big")), Offer::Queued);
+        assert_eq!(offer(&outbox, delivery(b"x")), Offer::Refused);
     }
 
     #[test]
     fn take_up_to_takes_at_least_one_and_close_releases() {
-        let counters = Counters::default();
-        let outbox = Outbox::new(&config(100, 1 << 20, SlowConsumerPolicy::Disconnect));
+        let counters = Arc::new(Counters::default());
+        let outbox = Outbox::new(
+            &config(100, 1 << 20, SlowConsumerPolicy::Disconnect),
+            counters.clone(),
+        );
         for _ in 0..3 {
-            outbox.offer(delivery(b"abc"), &counters);
+            offer(&outbox, delivery(b"abc"));
         }
         let mut taken = 0;
-        outbox.take_up_to(1, &counters, |_, _| taken += 1);
+        outbox.take_up_to(1, |_, _| taken += 1);
         assert_eq!(taken, 1);
-        outbox.close(&counters);
+        outbox.close();
         assert_eq!(counters.snapshot().queued_frames, 0);
-        assert_eq!(outbox.offer(delivery(b"abc"), &counters), Offer::Refused);
+        assert_eq!(offer(&outbox, delivery(b"abc")), Offer::Refused);
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use stompbox_broker::{
-    Broker, CloseReason, HandlerError, HandlerErrors, Json, Path, Principal, SendTo, SendToUser,
-    SessionInfo, State,
+    Broker, CloseReason, HandlerError, HandlerErrorPolicy, Json, Path, Principal, SendTo,
+    SendToUser, SessionInfo, State,
 };
 use stompbox_codec::{Frame, Headers};
 use stompbox_test_support::{TestClient, frames};
@@ -294,7 +294,7 @@ async fn path_rejections_and_unknown_destinations_are_reported() {
 #[tokio::test]
 async fn error_and_close_policy_sends_error_and_closes() {
     let broker = Broker::builder()
-        .handler_errors(HandlerErrors::ErrorAndClose)
+        .handler_errors(HandlerErrorPolicy::ErrorAndClose)
         .on_send("/chat", post)
         .build()
         .unwrap();

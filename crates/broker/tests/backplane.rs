@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stompbox_broker::{Backplane, Broker, Interest, Refused, Relayed, SendError, Target};
+use stompbox_broker::{
+    Backplane, BackplaneUnavailable, Broker, Interest, Relayed, SendError, Target,
+};
 use stompbox_codec::{Command, Headers};
 use stompbox_test_support::{TestClient, frames};
 
@@ -23,9 +25,9 @@ impl Backplane for Recorder {
     fn interest(&self, interest: Interest, present: bool) {
         self.interest.lock().unwrap().push((interest, present));
     }
-    fn forward(&self, message: Relayed) -> Result<(), Refused> {
+    fn forward(&self, message: Relayed) -> Result<(), BackplaneUnavailable> {
         if self.refuse.load(Relaxed) {
-            return Err(Refused {
+            return Err(BackplaneUnavailable {
                 reason: "buffer full".into(),
             });
         }
@@ -152,7 +154,7 @@ struct QueueHolder {
 
 impl Backplane for QueueHolder {
     fn interest(&self, _: Interest, _: bool) {}
-    fn forward(&self, message: Relayed) -> Result<(), Refused> {
+    fn forward(&self, message: Relayed) -> Result<(), BackplaneUnavailable> {
         self.forwarded.lock().unwrap().push(message.target);
         Ok(())
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use stompbox_broker::{Broker, CloseReason, Event, Rejected, SessionInfo};
+use stompbox_broker::{Broker, CloseReason, Event, FrameRejected, SessionInfo};
 use stompbox_codec::{Command, Frame};
 use stompbox_test_support::{TestClient, frames};
 
@@ -28,7 +28,7 @@ async fn interceptors_modify_and_reject_inbound_frames() {
         })
         .interceptor(
             |frame: &mut Frame, _: &SessionInfo| match frame.header("destination") {
-                Some(d) if d.starts_with("/topic/admin") => Err(Rejected::new(
+                Some(d) if d.starts_with("/topic/admin") => Err(FrameRejected::new(
                     "forbidden",
                     format!("{d} is for administrators"),
                 )),
@@ -58,7 +58,7 @@ async fn interceptors_see_connect_frames() {
     let broker = Broker::builder()
         .interceptor(|frame: &mut Frame, _: &SessionInfo| {
             if frame.command == Command::Connect && frame.header("x-client") != Some("ok") {
-                return Err(Rejected::new("unknown client", "send x-client: ok"));
+                return Err(FrameRejected::new("unknown client", "send x-client: ok"));
             }
             Ok(())
         })

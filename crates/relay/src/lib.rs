@@ -42,7 +42,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use stompbox_broker::{Backplane, Broker, Interest, QueueConsumer, Refused, Relayed};
+use stompbox_broker::{Backplane, BackplaneUnavailable, Broker, Interest, QueueConsumer, Relayed};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -236,10 +236,10 @@ impl Backplane for Relay {
         }
     }
 
-    fn forward(&self, message: Relayed) -> Result<(), Refused> {
+    fn forward(&self, message: Relayed) -> Result<(), BackplaneUnavailable> {
         let (_, key) = self.shared.names.route(&message.target);
         if key.len() > amqp::MAX_ROUTING_KEY {
-            return Err(Refused {
+            return Err(BackplaneUnavailable {
                 reason: "destination or user name longer than 255 bytes".into(),
             });
         }
@@ -252,7 +252,7 @@ impl Backplane for Relay {
                 ),
                 mpsc::error::TrySendError::Closed(_) => "relay stopped".to_owned(),
             };
-            Refused { reason }
+            BackplaneUnavailable { reason }
         })
     }
 

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use stompbox_codec::{ByteString, Headers};
 
 use super::path::PathDeserializer;
-use super::rejection::Rejection;
+use super::rejection::ExtractRejection;
 use super::reply::IntoReply;
 use crate::{Broker, Destination, Principal};
 
@@ -111,12 +111,12 @@ pub trait FromMessage: Sized {
 pub struct Path<T>(pub T);
 
 impl<T: DeserializeOwned + Send> FromMessage for Path<T> {
-    type Rejection = Rejection;
+    type Rejection = ExtractRejection;
 
-    async fn from_message(message: &AppMessage) -> Result<Self, Rejection> {
+    async fn from_message(message: &AppMessage) -> Result<Self, ExtractRejection> {
         T::deserialize(PathDeserializer(&message.params))
             .map(Path)
-            .map_err(|e| Rejection::Path(e.0))
+            .map_err(|e| ExtractRejection::Path(e.0))
     }
 }
 
@@ -125,12 +125,12 @@ impl<T: DeserializeOwned + Send> FromMessage for Path<T> {
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned + Send> FromMessage for Json<T> {
-    type Rejection = Rejection;
+    type Rejection = ExtractRejection;
 
-    async fn from_message(message: &AppMessage) -> Result<Self, Rejection> {
+    async fn from_message(message: &AppMessage) -> Result<Self, ExtractRejection> {
         serde_json::from_slice(&message.body)
             .map(Json)
-            .map_err(Rejection::Json)
+            .map_err(ExtractRejection::Json)
     }
 }
 
@@ -140,18 +140,14 @@ impl<T: DeserializeOwned + Send> FromMessage for Json<T> {
 pub struct State<T>(pub T);
 
 impl<T: Clone + Send + Sync + 'static> FromMessage for State<T> {
-    type Rejection = Rejection;
+    type Rejection = ExtractRejection;
 
-    async fn from_message(message: &AppMessage) -> Result<Self, Rejection> {
-        message
-            .broker
-            .app_routes()
-            .state
-            .get::<T>()
-            .map(State)
-            .ok_or(Rejection::MissingState {
+    async fn from_message(message: &AppMessage) -> Result<Self, ExtractRejection> {
+        message.broker.shared.app.state.get::<T>().map(State).ok_or(
+            ExtractRejection::MissingState {
                 type_name: std::any::type_name::<T>(),
-            })
+            },
+        )
     }
 }
 
@@ -166,14 +162,14 @@ impl FromMessage for SessionInfo {
 /// The authenticated user; anonymous sessions are rejected (use `Option<Principal>` to accept
 /// them).
 impl FromMessage for Principal {
-    type Rejection = Rejection;
+    type Rejection = ExtractRejection;
 
-    async fn from_message(message: &AppMessage) -> Result<Self, Rejection> {
+    async fn from_message(message: &AppMessage) -> Result<Self, ExtractRejection> {
         message
             .session
             .principal
             .clone()
-            .ok_or(Rejection::Unauthenticated)
+            .ok_or(ExtractRejection::Unauthenticated)
     }
 }
 
@@ -197,10 +193,11 @@ impl FromMessage for Bytes {
 
 /// The body as text; a body that is not UTF-8 is rejected.
 impl FromMessage for String {
-    type Rejection = Rejection;
+    type Rejection = ExtractRejection;
 
-    async fn from_message(message: &AppMessage) -> Result<Self, Rejection> {
-        String::from_utf8(message.body.to_vec()).map_err(|e| Rejection::NotUtf8(e.utf8_error()))
+    async fn from_message(message: &AppMessage) -> Result<Self, ExtractRejection> {
+        String::from_utf8(message.body.to_vec())
+            .map_err(|e| ExtractRejection::NotUtf8(e.utf8_error()))
     }
 }
 

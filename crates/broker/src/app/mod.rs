@@ -29,20 +29,21 @@
 //! # Layout
 //! - `handler.rs`: [`Handler`], implemented for async fns of up to eight extractors.
 //! - `extract.rs`: [`FromMessage`], [`AppMessage`] and the extractors.
-//! - `rejection.rs`: [`Rejection`]. `path.rs`: destination variables into `Path<T>`.
-//! - `reply.rs`: [`IntoReply`], [`Payload`], [`SendTo`], [`SendToUser`], [`HandlerError`].
-//! - `pattern.rs`: handler patterns (`/chat.{room}`).
-//! - `worker.rs`: the per-session handler task and where each reply goes.
-//! - `send.rs`: [`Broker::send`](crate::Broker::send) and
-//!   [`Broker::send_to_user`](crate::Broker::send_to_user) (Spring's `SimpMessagingTemplate`).
+//! - `rejection.rs`: [`ExtractRejection`]. `path.rs`: destination variables into `Path<T>`.
+//! - `reply.rs`: [`IntoReply`], [`SendTo`], [`SendToUser`], [`HandlerError`].
+//! - `route_pattern.rs`: handler patterns (`/chat.{room}`).
+//! - `worker.rs`: the per-session handler task; each reply enters routing like any message
+//!   (`Router::route`, origin `Handler`).
+//!
+//! Sending from server code, Spring's `SimpMessagingTemplate`, is
+//! [`Broker::send`](crate::Broker::send) and [`Broker::send_to_user`](crate::Broker::send_to_user).
 
 mod extract;
 mod handler;
 mod path;
-mod pattern;
 mod rejection;
 mod reply;
-mod send;
+mod route_pattern;
 pub(crate) mod worker;
 
 use std::any::{Any, TypeId};
@@ -50,18 +51,12 @@ use std::collections::HashMap;
 
 pub use extract::{AppMessage, FromMessage, Json, Path, SessionInfo, State};
 pub use handler::Handler;
-pub use rejection::Rejection;
-pub use reply::{HandlerError, IntoPayload, IntoReply, Payload, Reply, SendTo, SendToUser};
-pub use send::SendError;
+pub use rejection::ExtractRejection;
+pub use reply::{HandlerError, IntoPayload, IntoReply, Reply, SendTo, SendToUser};
 
 use handler::BoxedHandler;
 pub(crate) use handler::boxed;
-use pattern::Pattern;
-
-use crate::destination::{Destination, DestinationKind};
-
-/// The application prefix when none is configured, as in Spring's tutorials.
-pub const DEFAULT_APP_PREFIX: &str = "/app";
+use route_pattern::Pattern;
 
 /// The user destination that handler errors and rejections are sent to by default (the client
 /// subscribes to `/user/queue/errors`), as in Spring's `@SendToUser("/queue/errors")` idiom.
@@ -70,7 +65,7 @@ pub const ERRORS_DESTINATION: &str = "/queue/errors";
 /// What happens when a handler returns an error or an extractor rejects a message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum HandlerErrors {
+pub enum HandlerErrorPolicy {
     /// A MESSAGE to the sending session's `/user/queue/errors` (`message` header short, body the
     /// detail); the session stays connected. The default: one bad payload should not cost a
     /// browser its connection and subscriptions.
@@ -79,48 +74,6 @@ pub enum HandlerErrors {
     /// An ERROR frame with the same `message` and body, then the connection is closed (STOMP's
     /// own error model).
     ErrorAndClose,
-}
-
-/// Which destinations are application ones, and what clients may send to `/user/...`.
-#[derive(Debug)]
-pub(crate) struct Rules {
-    /// Each with its trailing `/`.
-    app_prefixes: Vec<Box<str>>,
-    /// Clients may SEND to `/user/{name}/...`.
-    pub(crate) client_user_sends: bool,
-}
-
-impl Default for Rules {
-    fn default() -> Self {
-        Rules {
-            app_prefixes: vec![format!("{DEFAULT_APP_PREFIX}/").into()],
-            client_user_sends: false,
-        }
-    }
-}
-
-impl Rules {
-    /// Marks destinations under an application prefix as [`DestinationKind::App`], and only
-    /// those (`/app/...` is not one when the prefixes were changed).
-    pub(crate) fn classify(&self, destination: Destination) -> Destination {
-        let raw = destination.as_str();
-        match self.app_prefixes.iter().find(|p| raw.starts_with(&***p)) {
-            Some(p) if raw.len() > p.len() => {
-                let len = p.len();
-                destination.reclassify(DestinationKind::App, len)
-            }
-            _ if destination.kind() == DestinationKind::App => {
-                destination.reclassify(DestinationKind::Other, 0)
-            }
-            _ => destination,
-        }
-    }
-
-    /// The path after the application prefix, with its leading `/` (`/chat.general`).
-    pub(crate) fn app_path<'a>(&self, raw: &'a str) -> Option<&'a str> {
-        let p = self.app_prefixes.iter().find(|p| raw.starts_with(&***p))?;
-        Some(&raw[p.len() - 1..])
-    }
 }
 
 /// Shared application state, by type.
@@ -157,36 +110,16 @@ impl std::fmt::Debug for Route {
 /// Every application route of a node, its state and its policies.
 #[derive(Debug, Default)]
 pub(crate) struct AppRoutes {
-    pub(crate) rules: Rules,
     send: Vec<Route>,
     subscribe: Vec<Route>,
     pub(crate) state: StateMap,
-    pub(crate) errors: HandlerErrors,
+    pub(crate) errors: HandlerErrorPolicy,
 }
 
 /// A matched route: the handler and the destination variables.
 pub(crate) type Matched<'a> = (&'a BoxedHandler, Vec<(Box<str>, Box<str>)>);
 
 impl AppRoutes {
-    pub(crate) fn set_prefixes(&mut self, prefixes: Vec<String>) -> Result<(), crate::ConfigError> {
-        let mut out = Vec::new();
-        for p in prefixes {
-            let p = p.trim_end_matches('/');
-            let reserved = ["/topic", "/queue", "/user"].contains(&p);
-            if !p.starts_with('/') || p.len() < 2 || reserved {
-                return Err(crate::ConfigError {
-                    field: "app_prefixes",
-                    reason: format!(
-                        "{p:?} must start with '/', name something, and not be /topic, /queue or /user"
-                    ),
-                });
-            }
-            out.push(format!("{p}/").into());
-        }
-        self.rules.app_prefixes = out;
-        Ok(())
-    }
-
     fn add(routes: &mut Vec<Route>, pattern: &str, handler: BoxedHandler) {
         let pattern = Pattern::parse(pattern).unwrap_or_else(|e| panic!("{e}"));
         routes.push(Route { pattern, handler });

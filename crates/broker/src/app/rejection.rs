@@ -7,7 +7,7 @@ use super::reply::{HandlerError, IntoReply, Reply};
 /// An extractor could not build its value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Rejection {
+pub enum ExtractRejection {
     /// `Json<T>`: the body is not JSON of the expected shape. The detail is serde_json's, which
     /// names the field and position (``missing field `text` at line 1 column 12``).
     #[error("invalid JSON payload: {0}")]
@@ -29,20 +29,20 @@ pub enum Rejection {
     Unauthenticated,
 }
 
-impl Rejection {
+impl ExtractRejection {
     /// The short `message` header.
     pub fn message(&self) -> &'static str {
         match self {
-            Rejection::Json(_) => "invalid JSON payload",
-            Rejection::Path(_) => "invalid destination variables",
-            Rejection::NotUtf8(_) => "payload is not UTF-8",
-            Rejection::MissingState { .. } => "handler state missing",
-            Rejection::Unauthenticated => "authentication required",
+            ExtractRejection::Json(_) => "invalid JSON payload",
+            ExtractRejection::Path(_) => "invalid destination variables",
+            ExtractRejection::NotUtf8(_) => "payload is not UTF-8",
+            ExtractRejection::MissingState { .. } => "handler state missing",
+            ExtractRejection::Unauthenticated => "authentication required",
         }
     }
 }
 
-impl IntoReply for Rejection {
+impl IntoReply for ExtractRejection {
     fn into_reply(self, out: &mut Vec<Reply>) {
         out.push(Reply::Error(HandlerError::new(self.message(), &self)));
     }

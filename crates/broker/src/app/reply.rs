@@ -6,58 +6,14 @@
 //! | a payload (`Json<T>`, `String`, `&'static str`, `Bytes`, [`Payload`]) | a SEND handler: `/topic` + the path after the app prefix (`/app/chat.x` → `/topic/chat.x`), as Spring's `@MessageMapping` does; a subscribe handler: that subscription only (`@SubscribeMapping`) |
 //! | [`SendTo`] | the named destination (`@SendTo`) |
 //! | [`SendToUser`] | the sending user's sessions subscribed to `/user<destination>`, or only the sending session (`@SendToUser`, `broadcast = false`) |
-//! | [`HandlerError`] / `Err(_)` | by default the sending session's `/user/queue/errors`; see [`HandlerErrors`](crate::HandlerErrors) |
+//! | [`HandlerError`] / `Err(_)` | by default the sending session's `/user/queue/errors`; see [`HandlerErrorPolicy`](crate::HandlerErrorPolicy) |
 //! | `Option<R>`, `Vec<R>`, `(R1, R2)`, `(R1, R2, R3)` | each part |
 
 use bytes::Bytes;
 use serde::Serialize;
-use stompbox_codec::Headers;
 
 use super::extract::Json;
-
-/// A message body with its headers (`content-type` and any custom ones).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Payload {
-    pub(crate) headers: Headers,
-    pub(crate) body: Bytes,
-}
-
-impl Payload {
-    /// A `text/plain;charset=utf-8` body.
-    pub fn text(text: impl Into<String>) -> Payload {
-        Payload::bytes(Bytes::from(text.into())).header("content-type", "text/plain;charset=utf-8")
-    }
-
-    /// An `application/json` body.
-    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Payload, serde_json::Error> {
-        let body = serde_json::to_vec(value)?;
-        Ok(Payload::bytes(body).header("content-type", "application/json"))
-    }
-
-    /// A body with no `content-type`.
-    pub fn bytes(body: impl Into<Bytes>) -> Payload {
-        Payload {
-            headers: Headers::new(),
-            body: body.into(),
-        }
-    }
-
-    /// Sets a header (replacing one of the same name).
-    pub fn header(mut self, name: &str, value: &str) -> Payload {
-        self.headers.set(name.to_owned(), value.to_owned());
-        self
-    }
-
-    /// The body.
-    pub fn body(&self) -> &Bytes {
-        &self.body
-    }
-
-    /// The headers.
-    pub fn headers(&self) -> &Headers {
-        &self.headers
-    }
-}
+use crate::message::Payload;
 
 /// Something that can be a message body.
 pub trait IntoPayload {

@@ -1,6 +1,7 @@
 //! The per-session handler task: runs the session's `/app` calls one at a time, in frame order,
-//! and sends each reply where it belongs. Spawned on the session's first `/app` frame; ends when
-//! the session ends and its queued calls are done (or at the end of a shutdown's grace).
+//! and routes each reply (`Router::route`, origin `Handler`). Spawned on the session's first
+//! `/app` frame; ends when the session ends and its queued calls are done (or at the end of a
+//! shutdown's grace). It talks back to its session through the session's [`Control`].
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -13,14 +14,14 @@ use stompbox_codec::{ByteString, Headers};
 use tokio::sync::mpsc;
 
 use super::extract::{AppMessage, SessionInfo};
-use super::reply::{HandlerError, Payload, Reply};
-use super::{ERRORS_DESTINATION, HandlerErrors};
+use super::reply::{HandlerError, Reply};
+use super::{ERRORS_DESTINATION, HandlerErrorPolicy};
 use crate::Broker;
+use crate::control::Control;
 use crate::destination::Destination;
-use crate::error::ProtocolError;
-use crate::message::Delivery;
-use crate::outbox::{Offer, Outbox};
-use crate::router::UserKey;
+use crate::error::{ProtocolError, SendError};
+use crate::message::Payload;
+use crate::router::{Origin, SessionRef, SubscriptionAddress, To};
 
 /// Calls one session may have queued for its handler task before the session stops decoding
 /// and reading (it goes on writing) until the handler task catches up. Enough to
@@ -39,12 +40,13 @@ pub(crate) struct Call {
 }
 
 /// Who the calls come from, and where their replies go.
-pub(crate) struct Context {
-    pub(crate) broker: Broker,
-    pub(crate) session: SessionInfo,
-    pub(crate) session_id: u64,
-    pub(crate) user: UserKey,
-    pub(crate) outbox: Arc<Outbox>,
+struct Context {
+    broker: Broker,
+    /// Id and principal, for the handlers.
+    session: SessionInfo,
+    /// The session as the router knows it: its id, user and outbox.
+    me: SessionRef,
+    control: Arc<Control>,
 }
 
 /// The session's end of its handler task.
@@ -53,15 +55,34 @@ pub(crate) struct Worker {
     tx: mpsc::UnboundedSender<Call>,
     /// Calls queued or running; the session reads only while below [`MAX_PENDING_CALLS`].
     pending: Arc<AtomicUsize>,
+    /// The session's control channel, made with the task.
+    control: Arc<Control>,
 }
 
 impl Worker {
-    pub(crate) fn spawn(context: Context) -> Worker {
+    /// Starts the handler task of session `me` (`session` is what handlers see of it).
+    pub(crate) fn spawn(broker: &Broker, session: SessionInfo, me: SessionRef) -> Worker {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
-        let tracker = context.broker.shared.tracker.clone();
+        let control = Arc::new(Control::default());
+        let context = Context {
+            broker: broker.clone(),
+            session,
+            me,
+            control: control.clone(),
+        };
+        let tracker = broker.shared.tracker.clone();
         tracker.spawn(run(rx, context, pending.clone()));
-        Worker { tx, pending }
+        Worker {
+            tx,
+            pending,
+            control,
+        }
+    }
+
+    /// The session's control channel (the handler task's signals to it).
+    pub(crate) fn control(&self) -> &Arc<Control> {
+        &self.control
     }
 
     /// Queues a call; never waits (the session checks [`Worker::has_room`] before reading).
@@ -94,7 +115,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Call>, context: Context, pending: A
         };
         if pending.fetch_sub(1, Relaxed) == MAX_PENDING_CALLS {
             // The session stopped reading at the limit: wake it to read again.
-            context.outbox.wake();
+            context.control.wake();
         }
         if closing {
             break;
@@ -105,9 +126,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Call>, context: Context, pending: A
 impl Context {
     /// Runs one call; true when it ended the session (an error under `ErrorAndClose`).
     async fn handle(&self, call: Call) -> bool {
-        let routes = self.broker.app_routes();
+        let routes = &self.broker.shared.app;
         let raw = call.destination.as_str();
-        let path = routes.rules.app_path(raw).unwrap_or(raw);
+        let path = (self.broker.shared.router.rules())
+            .app_path(raw)
+            .unwrap_or(raw);
         let subscribe = call.subscription.is_some();
         let replies = match routes.find(subscribe, path) {
             None => {
@@ -144,7 +167,7 @@ impl Context {
         false
     }
 
-    /// Sends one reply; true when it ended the session.
+    /// Routes one reply; true when it ended the session.
     fn deliver(
         &self,
         reply: Reply,
@@ -152,57 +175,73 @@ impl Context {
         path: &str,
         subscription: Option<&ByteString>,
     ) -> bool {
-        let broker = &self.broker;
-        let result = match reply {
+        let (broker, me) = (&self.broker, &self.me);
+        let routed = match reply {
             Reply::Payload(payload) => match subscription {
                 // `@SubscribeMapping`: to this subscription only.
-                Some(id) => {
-                    let message = broker.new_message(destination.as_shared().clone(), payload);
-                    let delivery = Delivery::new(message, id.clone());
-                    let counters = &broker.shared.counters;
-                    if self.outbox.offer(delivery, counters) == Offer::Queued {
-                        counters.messages_delivered.fetch_add(1, Relaxed);
-                    }
-                    Ok(())
-                }
+                Some(id) => self.route(
+                    To::Subscription(SubscriptionAddress {
+                        destination: destination.as_shared().clone(),
+                        id: id.clone(),
+                        outbox: me.outbox.clone(),
+                        tag: None,
+                        redelivered: false,
+                    }),
+                    payload,
+                ),
                 // `@MessageMapping` without `@SendTo`: `/topic` + the path, as Spring does.
-                None => broker.send(&format!("/topic{path}"), payload).map(drop),
+                None => broker.send_from(Origin::Handler, &format!("/topic{path}"), payload),
             },
             Reply::SendTo {
                 destination,
                 payload,
-            } => broker.send(&destination, payload).map(drop),
+            } => broker.send_from(Origin::Handler, &destination, payload),
             Reply::ToUser {
                 destination,
                 payload,
                 broadcast,
-            } => {
-                let session = (!broadcast).then_some(self.session_id);
-                (broker.publish_user(&self.user, &destination, session, payload)).map(drop)
-            }
+            } => self.to_user(&destination, (!broadcast).then_some(me.id), payload),
             Reply::Error(error) => return self.error(error, destination),
         };
-        match result {
-            Ok(()) => false,
+        match routed {
+            Ok(_) => false,
             Err(e) => self.error(HandlerError::new("reply not delivered", e), destination),
         }
     }
 
+    fn route(&self, to: To, payload: Payload) -> Result<usize, SendError> {
+        Ok((self.broker.shared.router).route(Origin::Handler, to, payload)?)
+    }
+
+    /// To the session's user's subscriptions to `/user<path>`, only this session's when
+    /// `session` is set.
+    fn to_user(
+        &self,
+        path: &str,
+        session: Option<u64>,
+        payload: Payload,
+    ) -> Result<usize, SendError> {
+        let to = To::User {
+            user: self.me.user.clone(),
+            path: path.into(),
+            session,
+        };
+        self.route(to, payload)
+    }
+
     fn error(&self, error: HandlerError, destination: &Destination) -> bool {
         tracing::debug!(destination = %destination, message = %error.message, detail = %error.detail, "handler error");
-        match self.broker.app_routes().errors {
-            HandlerErrors::ReplyToSender => {
+        match self.broker.shared.app.errors {
+            HandlerErrorPolicy::ReplyToSender => {
                 let payload = Payload::text(error.detail)
                     .header("message", &error.message)
                     .header("failed-destination", destination.as_str());
-                let session = Some(self.session_id);
                 // To this session only: never relayed, so it cannot fail.
-                let _ =
-                    (self.broker).publish_user(&self.user, ERRORS_DESTINATION, session, payload);
+                let _ = self.to_user(ERRORS_DESTINATION, Some(self.me.id), payload);
                 false
             }
-            HandlerErrors::ErrorAndClose => {
-                self.outbox.fail(ProtocolError::Handler {
+            HandlerErrorPolicy::ErrorAndClose => {
+                self.control.fail(ProtocolError::Handler {
                     message: error.message,
                     detail: error.detail,
                 });

@@ -1,64 +1,181 @@
-//! Routing: which destination kinds are served, and where each kind's messages go.
+//! Routing: one way in, one way out.
 //!
-//! One place per destination kind: [`Router::check`] says what each kind accepts, and
-//! `subscribe`/`unsubscribe`/`publish` dispatch on the kind. `topic.rs` is the topic table;
-//! `queue.rs` is one queue (bounded FIFO, consumers, in-flight deliveries), `queues.rs` the
-//! node's table of them. `/user/...` destinations live in `user.rs` (keyed by user, so the
-//! session's driver calls it with its user); `/app/...` destinations are never routed to
-//! subscribers: the session hands them to its handler task (`app/worker.rs`).
+//! Every message enters through [`Router::route`], whatever its [`Origin`]: a client's SEND, an
+//! `/app` handler's reply, [`Broker::send`](crate::Broker::send) from server code, another
+//! node's message ([`Broker::inject`](crate::Broker::inject)), a delivery from a queue the
+//! backplane holds. It resolves where the message goes once ([`Rules::resolve`]), forwards it
+//! to the other nodes where they need it, and offers it to this node's subscribers. Every
+//! subscription enters through [`Router::subscribe`]. Every delivery leaves through
+//! `deliver.rs`, where it is counted.
+//!
+//! ```text
+//!  route(origin, to, payload)
+//!    ├─ Rules::permit      may this origin send there?        ◄── permission checks plug in here
+//!    ├─ Rules::resolve     destination kind → Address (the one match on kinds, `address.rs`)
+//!    ├─ message            node-unique id, counted as received
+//!    ├─ forward            to the backplane (/topic, a named /user, a backplane-held /queue)
+//!    └─ Address::Topic ──► topic_table.rs ──┐
+//!       Address::User  ──► user_table.rs  ──┼──► deliver.rs: Deliveries::offer ──► Outbox
+//!       Address::Subscription ──────────────┤
+//!       Address::Queue ──► Router::enqueue ─┘ (queue_table.rs, queue.rs: dispatch)
+//!                          ▲ persistence plugs in here
+//! ```
+//!
+//! # Layout
+//! - `address.rs`: [`Rules`]: destination kinds, origins' rules, permission checks; pure.
+//! - `deliver.rs`: the exit; `topic_table.rs` (exact keys and `topic_pattern.rs` wildcards),
+//!   `user_table.rs` (`/user/...` keyed by user), `queue_table.rs` (the node's queues, dead
+//!   letters) and `queue.rs` (one queue's state machine).
 
-mod pattern;
+mod address;
+mod deliver;
 mod queue;
-mod queues;
-mod topic;
-mod user;
+mod queue_table;
+mod topic_pattern;
+mod topic_table;
+mod user_table;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use bytes::Bytes;
+use stompbox_codec::{ByteString, Headers};
+
+pub use address::DEFAULT_APP_PREFIX;
+use address::{Access, Address, shown_destination};
+pub(crate) use address::{ClientSend, Feed, Rules};
 pub(crate) use queue::Outcome;
-pub(crate) use queues::QueueError;
-pub(crate) use topic::Subscriber;
-pub(crate) use user::{UserKey, UserRouter, split_user};
+pub(crate) use user_table::UserKey;
 
-use crate::backplane::{Backplane, Relayed, Target};
+use self::deliver::Deliveries;
+use self::queue_table::{QueueError, QueueTable};
+use self::topic_table::{Subscriber, TopicTable};
+use self::user_table::UserTable;
+use crate::Config;
+use crate::backplane::{
+    Backplane, BackplaneUnavailable, QueueConsumer, QueueSink, Relayed, SinkTarget, Target,
+};
 use crate::clock::Clock;
-use crate::destination::{Destination, DestinationKind};
-use crate::message::Message;
+use crate::destination::{Destination, DestinationError, DestinationKind};
+use crate::message::{Delivery, Message, Payload};
+use crate::outbox::{Outbox, WhenFull};
 use crate::stats::{Counters, QueueStats};
-use crate::{Config, QueueConfig};
 
-/// What a session wants to do with a destination.
+/// Where a message comes from. Each origin has its own rules: what it may send to (see
+/// [`Rules::resolve`] and [`Rules::permit`]) and whether it goes to other nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Operation {
-    Subscribe,
-    Publish,
+pub(crate) enum Origin {
+    /// A client's SEND (or one applied at its transaction's COMMIT).
+    Client,
+    /// An `/app` handler's reply, on behalf of the session it ran for.
+    Handler,
+    /// Server code: [`Broker::send`](crate::Broker::send), `send_to_user`.
+    Server,
+    /// Another node, through the backplane: delivered on this node only, never forwarded.
+    Backplane,
 }
 
-/// The destination's kind is not served (yet).
+/// Whom a message is for, as its origin knows it.
+#[derive(Debug)]
+pub(crate) enum To {
+    /// A destination as written: a client's SEND, `Broker::send`, a handler's `SendTo`.
+    Destination(Destination),
+    /// The sessions of `user` subscribed to `/user<path>`; only `session`'s when set.
+    User {
+        user: UserKey,
+        path: Box<str>,
+        session: Option<u64>,
+    },
+    /// One subscription of one session.
+    Subscription(SubscriptionAddress),
+}
+
+/// One subscription of one session as an address: a subscribe handler's reply, or a delivery
+/// of a queue the backplane holds.
+#[derive(Debug)]
+pub(crate) struct SubscriptionAddress {
+    /// The MESSAGE's `destination`: what was subscribed to.
+    pub(crate) destination: ByteString,
+    /// The subscription id.
+    pub(crate) id: ByteString,
+    /// The session's outbox.
+    pub(crate) outbox: Arc<Outbox>,
+    /// The delivery tag that ACK/NACK name (a backplane queue's deliveries).
+    pub(crate) tag: Option<u64>,
+    /// Delivered before: write `redelivered:true`.
+    pub(crate) redelivered: bool,
+}
+
+/// A session as the router knows it: who it is and where its deliveries go.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionRef {
+    /// The node-unique session id.
+    pub(crate) id: u64,
+    /// Whose `/user/...` destinations its subscriptions to them are.
+    pub(crate) user: UserKey,
+    /// Where its deliveries go.
+    pub(crate) outbox: Arc<Outbox>,
+}
+
+/// What a subscription turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Subscribed {
+    /// In the routing tables (or the backplane's queues).
+    Routed,
+    /// An application destination: the session's subscribe handler answers it, once.
+    ByHandler,
+}
+
+/// Why a message or a subscription was refused. Sessions turn it into an ERROR
+/// ([`crate::ProtocolError`]), server code into a [`crate::SendError`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct NotServed(pub(crate) DestinationKind);
-
-/// How a subscription consumes, beyond who it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SubscribeOptions {
-    /// Most unacknowledged deliveries (queues only).
-    pub(crate) prefetch: usize,
+pub(crate) enum RouteError {
+    /// The destination text names nothing.
+    InvalidDestination(DestinationError),
+    /// The destination's kind is not served.
+    NotServed {
+        destination: String,
+        kind: DestinationKind,
+    },
+    /// Server code or a handler cannot send there.
+    NotSendable {
+        destination: String,
+        reason: &'static str,
+    },
+    /// A client may not send to that user destination.
+    UserSend {
+        destination: String,
+        reason: &'static str,
+    },
+    /// The queue is at its bound and its overflow policy is `reject`.
+    QueueFull { destination: String },
+    /// The message would create a queue beyond `queues.max_queues`.
+    TooManyQueues { max: usize },
+    /// The backplane cannot take the message now; it was delivered nowhere.
+    Unavailable {
+        destination: String,
+        cause: BackplaneUnavailable,
+    },
 }
 
-/// The node's routing table, one part per destination kind.
+impl From<DestinationError> for RouteError {
+    fn from(e: DestinationError) -> Self {
+        RouteError::InvalidDestination(e)
+    }
+}
+
+/// The node's routing: its rules, its tables (one per destination kind), the backplane to the
+/// other nodes, and the counters of what passes through.
 #[derive(Debug)]
 pub(crate) struct Router {
-    topics: topic::TopicRouter,
-    queues: queues::QueueRouter,
-    pub(crate) users: UserRouter,
+    rules: Rules,
+    topics: TopicTable,
+    queues: QueueTable,
+    users: UserTable,
     /// Other nodes, when this one is part of a cluster.
     backplane: Option<Arc<dyn Backplane>>,
-}
-
-impl Default for Router {
-    fn default() -> Self {
-        Router::new(&Config::default(), None)
-    }
+    counters: Arc<Counters>,
+    next_message_id: AtomicU64,
 }
 
 impl std::fmt::Debug for dyn Backplane {
@@ -68,46 +185,231 @@ impl std::fmt::Debug for dyn Backplane {
 }
 
 impl Router {
-    pub(crate) fn new(config: &Config, backplane: Option<Arc<dyn Backplane>>) -> Self {
-        let queues: QueueConfig = config.queues.clone();
+    pub(crate) fn new(
+        config: &Config,
+        rules: Rules,
+        backplane: Option<Arc<dyn Backplane>>,
+    ) -> Self {
+        let counters = Arc::new(Counters::default());
+        let queues = QueueTable::new(config.queues.clone(), Clock::new(), counters.clone());
         Router {
-            topics: topic::TopicRouter::new(backplane.clone()),
-            queues: queues::QueueRouter::new(queues, Clock::new()),
-            users: UserRouter::new(backplane.clone()),
+            rules,
+            topics: TopicTable::new(backplane.clone()),
+            queues,
+            users: UserTable::new(backplane.clone()),
             backplane,
+            counters,
+            next_message_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The node's destination rules (application prefixes, who may send where).
+    pub(crate) fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The node's counters, shared with every outbox.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The one way in: routes a message from `origin` to `to`; returns how many deliveries
+    /// were queued now (a queue delivers when a consumer has room, and counts those then).
+    /// Never waits. Refused as a whole (delivered nowhere) when `origin` may not send there,
+    /// a queue is full, or the backplane cannot take a message other nodes need.
+    pub(crate) fn route(
+        &self,
+        origin: Origin,
+        to: To,
+        payload: Payload,
+    ) -> Result<usize, RouteError> {
+        if let To::Destination(destination) = &to {
+            self.rules.permit(origin, Access::Send, destination)?;
+        }
+        let address = self.rules.resolve(origin, to)?;
+        let message = self.message(shown_destination(&address), payload);
+        if origin != Origin::Backplane {
+            self.forward(&address, &message)?;
+        }
+        let mut out = Deliveries::new(&self.counters);
+        match address {
+            Address::Topic(d) => self.topics.publish(d.name(), &message, &mut out),
+            Address::Queue(d) => {
+                if self.remote_queues().is_none() {
+                    self.enqueue(&d, message)?;
+                }
+            }
+            Address::User {
+                user,
+                path,
+                session,
+            } => self
+                .users
+                .publish(&user, &path, session, &message, &mut out),
+            Address::Subscription(s) => {
+                let mut delivery = Delivery::new(message, s.id);
+                delivery.tag = s.tag;
+                delivery.redelivered = s.redelivered;
+                out.offer(&s.outbox, delivery, WhenFull::Policy);
+            }
+        }
+        Ok(out.finish())
+    }
+
+    /// A new message (node-unique id), counted as received.
+    fn message(&self, destination: ByteString, payload: Payload) -> Arc<Message> {
+        self.counters.messages_received.fetch_add(1, Relaxed);
+        let id = self.next_message_id.fetch_add(1, Relaxed);
+        Arc::new(Message::new(id, destination, payload.headers, payload.body))
+    }
+
+    /// The one place a message joins a queue of this node; persistence plugs in here.
+    fn enqueue(&self, destination: &Destination, message: Arc<Message>) -> Result<(), RouteError> {
+        (self.queues.enqueue(destination.name(), message))
+            .map_err(|e| self.queue_error(e, destination))
+    }
+
+    /// Offers a message published on this node to the other nodes that need it, before any
+    /// local delivery: a refusal refuses the whole send.
+    fn forward(&self, address: &Address, message: &Message) -> Result<(), RouteError> {
+        let Some(backplane) = &self.backplane else {
+            return Ok(());
+        };
+        let target = match address {
+            Address::Topic(d) => Target::Topic(d.name().to_owned()),
+            Address::Queue(d) if backplane.handles_queues() => Target::Queue(d.name().to_owned()),
+            // A reply to one session stays here; anonymous users exist on one node only.
+            Address::User {
+                user: UserKey::Named(user),
+                path,
+                session: None,
+            } => Target::User {
+                user: user.to_string(),
+                destination: path.to_string(),
+            },
+            _ => return Ok(()),
+        };
+        let relayed = Relayed {
+            target,
+            headers: message.headers().clone(),
+            body: message.body().clone(),
+        };
+        backplane
+            .forward(relayed)
+            .map_err(|cause| RouteError::Unavailable {
+                destination: message.destination().to_string(),
+                cause,
+            })
+    }
+
+    /// The one way in for subscriptions: registers subscription `id` of `session` to
+    /// `destination` where its kind is routed, or says that a handler answers it.
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        session: &SessionRef,
+        id: ByteString,
+        destination: &Destination,
+        prefetch: usize,
+    ) -> Result<Subscribed, RouteError> {
+        (self.rules).permit(Origin::Client, Access::Subscribe, destination)?;
+        let subscriber = |id| Subscriber {
+            session: session.id,
+            subscription: id,
+            outbox: session.outbox.clone(),
+        };
+        match self.rules.feed(destination)? {
+            Feed::Topic(pattern) => self.topics.subscribe(pattern, subscriber(id)),
+            Feed::User(path) => self
+                .users
+                .subscribe(session.user.clone(), path, subscriber(id)),
+            Feed::Queue(name) => match self.remote_queues() {
+                // The queue lives in the backplane (RabbitMQ): it delivers through the sink.
+                Some(backplane) => backplane.queue_subscribe(QueueConsumer {
+                    queue: name.to_owned(),
+                    session: session.id,
+                    subscription: id.to_string(),
+                    prefetch,
+                    sink: QueueSink::new(RemoteConsumer {
+                        router: self.clone(),
+                        destination: destination.as_shared().clone(),
+                        id,
+                        outbox: session.outbox.clone(),
+                    }),
+                }),
+                None => {
+                    let consumer =
+                        queue::Consumer::new(session.id, id, session.outbox.clone(), prefetch);
+                    (self.queues.subscribe(name, consumer))
+                        .map_err(|e| self.queue_error(e, destination))?;
+                }
+            },
+            Feed::Handler => return Ok(Subscribed::ByHandler),
+        }
+        Ok(Subscribed::Routed)
+    }
+
+    /// Removes subscription `id` of `session`; a queue redelivers its unacknowledged messages.
+    pub(crate) fn unsubscribe(&self, session: &SessionRef, id: &str, destination: &Destination) {
+        match self.rules.feed(destination) {
+            Ok(Feed::Topic(pattern)) => self.topics.unsubscribe(pattern, session.id, id),
+            Ok(Feed::User(_)) => self.users.unsubscribe(&session.user, session.id, id),
+            Ok(Feed::Queue(name)) => {
+                match self.remote_queues() {
+                    Some(backplane) => backplane.queue_unsubscribe(session.id, id),
+                    None => self.queues.unsubscribe(name, session.id, id),
+                }
+                // Its unacknowledged messages went back to the queue: none may be written.
+                session.outbox.remove_subscription(id);
+            }
+            // Application subscriptions are not routed: their handler replied once.
+            Ok(Feed::Handler) | Err(_) => {}
+        }
+    }
+
+    /// Settles queue deliveries of a subscription: ACK, NACK, or written in `auto` mode.
+    /// Other kinds have no redelivery, so nothing to do.
+    pub(crate) fn settle(
+        &self,
+        session: u64,
+        subscription: &str,
+        destination: &Destination,
+        tags: &[u64],
+        outcome: Outcome,
+    ) {
+        if let Ok(Feed::Queue(name)) = self.rules.feed(destination) {
+            match self.remote_queues() {
+                Some(backplane) => {
+                    let ack = outcome == Outcome::Ack;
+                    backplane.queue_settle(session, subscription, tags, ack);
+                }
+                None => (self.queues).settle(name, session, subscription, tags, outcome),
+            }
+        }
+    }
+
+    /// Asks a queue to dispatch again: the subscriber's outbox refused a delivery and has since
+    /// drained.
+    pub(crate) fn redispatch(&self, destination: &Destination) {
+        if let (Ok(Feed::Queue(name)), None) = (self.rules.feed(destination), self.remote_queues())
+        {
+            self.queues.dispatch(name);
         }
     }
 
     /// The backplane, when it holds the `/queue` destinations instead of this node.
-    pub(crate) fn remote_queues(&self) -> Option<&Arc<dyn Backplane>> {
+    fn remote_queues(&self) -> Option<&Arc<dyn Backplane>> {
         self.backplane.as_ref().filter(|b| b.handles_queues())
     }
 
-    /// Offers a message published on this node to the other nodes (when there are any).
-    pub(crate) fn forward(
-        &self,
-        target: impl FnOnce() -> Target,
-        message: &Message,
-    ) -> Result<(), QueueError> {
-        let Some(backplane) = &self.backplane else {
-            return Ok(());
-        };
-        let relayed = Relayed {
-            target: target(),
-            headers: message.headers().clone(),
-            body: message.body().clone(),
-        };
-        backplane.forward(relayed).map_err(QueueError::Relay)
-    }
-
-    /// Delivers a topic message to this node's subscribers only (it came from another node).
-    pub(crate) fn publish_topic_local(
-        &self,
-        key: &str,
-        message: Arc<Message>,
-        counters: &Counters,
-    ) -> usize {
-        self.topics.publish(key, message, counters)
+    fn queue_error(&self, error: QueueError, destination: &Destination) -> RouteError {
+        match error {
+            QueueError::Full => RouteError::QueueFull {
+                destination: destination.to_string(),
+            },
+            QueueError::TooManyQueues => RouteError::TooManyQueues {
+                max: self.queues.max_queues(),
+            },
+        }
     }
 
     /// A fresh node-unique delivery tag (for topic deliveries on client-ack subscriptions).
@@ -120,144 +422,42 @@ impl Router {
         self.queues.now_ms()
     }
 
-    /// Settles queue deliveries of a subscription: ACK, NACK, or written in `auto` mode.
-    /// Other kinds have no redelivery, so nothing to do.
-    pub(crate) fn settle(
-        &self,
-        destination: &Destination,
-        session: u64,
-        subscription: &str,
-        tags: &[u64],
-        outcome: Outcome,
-        counters: &Counters,
-    ) {
-        if destination.kind() == DestinationKind::Queue {
-            if let Some(backplane) = self.remote_queues() {
-                let ack = outcome == Outcome::Ack;
-                backplane.queue_settle(session, subscription, tags, ack);
-                return;
-            }
-            self.queues.settle(
-                destination.name(),
-                session,
-                subscription,
-                tags,
-                outcome,
-                counters,
-            );
-        }
-    }
-
-    /// Asks a queue to dispatch again: the subscriber's outbox refused a delivery and has since
-    /// drained.
-    pub(crate) fn redispatch(&self, destination: &Destination, counters: &Counters) {
-        if destination.kind() == DestinationKind::Queue && self.remote_queues().is_none() {
-            self.queues.dispatch(destination.name(), counters);
-        }
-    }
-
     /// One queue's counters (`/queue/<name>`).
-    pub(crate) fn queue_stats(&self, name: &str, counters: &Counters) -> Option<QueueStats> {
-        self.queues.stats(name, counters)
+    pub(crate) fn queue_stats(&self, name: &str) -> Option<QueueStats> {
+        self.queues.stats(name)
     }
 
     /// Every queue's counters.
-    pub(crate) fn queues(&self, counters: &Counters) -> Vec<(String, QueueStats)> {
-        self.queues.all(counters)
+    pub(crate) fn queues(&self) -> Vec<(String, QueueStats)> {
+        self.queues.all()
+    }
+}
+
+/// The router's side of a [`QueueSink`]: a backplane queue's deliveries to one subscription
+/// enter routing like every other message.
+struct RemoteConsumer {
+    router: Arc<Router>,
+    destination: ByteString,
+    id: ByteString,
+    outbox: Arc<Outbox>,
+}
+
+impl SinkTarget for RemoteConsumer {
+    fn deliver(&self, headers: Headers, body: Bytes, redelivered: bool) -> Option<u64> {
+        let tag = self.router.next_tag();
+        let to = To::Subscription(SubscriptionAddress {
+            destination: self.destination.clone(),
+            id: self.id.clone(),
+            outbox: self.outbox.clone(),
+            tag: Some(tag),
+            redelivered,
+        });
+        let payload = Payload::new(headers, body);
+        let queued = self.router.route(Origin::Backplane, to, payload);
+        (queued == Ok(1)).then_some(tag)
     }
 
-    /// Whether `operation` on `destination` is served. Pure, so the session state machine can
-    /// decide (and answer ERROR) without touching shared state.
-    pub(crate) fn check(destination: &Destination, operation: Operation) -> Result<(), NotServed> {
-        let _ = operation;
-        match destination.kind() {
-            // `/app`: to the session's handlers; `/user`: `users` (client SENDs there are also
-            // subject to `allow_client_user_sends`, checked by the session).
-            DestinationKind::Topic
-            | DestinationKind::Queue
-            | DestinationKind::App
-            | DestinationKind::User => Ok(()),
-            kind @ DestinationKind::Other => Err(NotServed(kind)),
-        }
-    }
-
-    pub(crate) fn subscribe(
-        &self,
-        destination: &Destination,
-        subscriber: Subscriber,
-        options: SubscribeOptions,
-        counters: &Counters,
-    ) -> Result<(), QueueError> {
-        match destination.kind() {
-            DestinationKind::Topic => self.topics.subscribe(destination.name(), subscriber),
-            DestinationKind::Queue => {
-                let consumer = queue::Consumer::new(
-                    subscriber.session,
-                    subscriber.subscription,
-                    subscriber.outbox,
-                    options.prefetch,
-                );
-                self.queues
-                    .subscribe(destination.name(), consumer, counters)?;
-            }
-            _ => debug_assert!(false, "subscribe to an unserved kind passed check"),
-        }
-        Ok(())
-    }
-
-    /// Removes a subscription; on a queue, its unacknowledged messages are redelivered.
-    pub(crate) fn unsubscribe(
-        &self,
-        destination: &Destination,
-        session: u64,
-        subscription: &str,
-        counters: &Counters,
-    ) {
-        match destination.kind() {
-            DestinationKind::Topic => {
-                self.topics
-                    .unsubscribe(destination.name(), session, subscription)
-            }
-            DestinationKind::Queue => match self.remote_queues() {
-                Some(backplane) => backplane.queue_unsubscribe(session, subscription),
-                None => {
-                    self.queues
-                        .unsubscribe(destination.name(), session, subscription, counters)
-                }
-            },
-            // The session's own tables: `users` (keyed by its user) and its handler task.
-            DestinationKind::User | DestinationKind::App => {}
-            _ => debug_assert!(false, "unsubscribe from an unserved kind"),
-        }
-    }
-
-    /// Routes a message; returns the number of deliveries queued now (a queue may deliver
-    /// later; it counts its deliveries itself).
-    pub(crate) fn publish(
-        &self,
-        destination: &Destination,
-        message: Arc<Message>,
-        counters: &Counters,
-    ) -> Result<usize, QueueError> {
-        match destination.kind() {
-            DestinationKind::Topic => {
-                let key = destination.name();
-                self.forward(|| Target::Topic(key.to_owned()), &message)?;
-                Ok(self.topics.publish(key, message, counters))
-            }
-            DestinationKind::Queue => {
-                if self.remote_queues().is_some() {
-                    let name = destination.name();
-                    self.forward(|| Target::Queue(name.to_owned()), &message)?;
-                    return Ok(0);
-                }
-                self.queues.publish(destination.name(), message, counters)?;
-                Ok(0)
-            }
-            _ => {
-                debug_assert!(false, "publish to an unserved kind passed check");
-                Ok(0)
-            }
-        }
+    fn describe(&self) -> (&ByteString, &ByteString) {
+        (&self.destination, &self.id)
     }
 }

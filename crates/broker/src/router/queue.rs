@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use stompbox_codec::ByteString;
 
+use super::deliver::Deliveries;
 use crate::message::{Delivery, Message};
-use crate::outbox::{Offer, Outbox};
+use crate::outbox::{Offer, Outbox, WhenFull};
 use crate::stats::{Counters, QueueStats};
 use crate::{OverflowPolicy, QueueConfig};
 
@@ -312,6 +313,7 @@ impl Queue {
 
     /// Hands waiting messages to consumers with room until either runs out. Never waits.
     pub(crate) fn dispatch(&mut self, ctx: &Ctx<'_>) {
+        let mut out = Deliveries::new(ctx.counters);
         // Consumers whose outbox refused a delivery this round; allocated on the first refusal.
         let mut refused: Vec<bool> = Vec::new();
         loop {
@@ -331,7 +333,7 @@ impl Queue {
             let mut delivery = Delivery::new(queued.message.clone(), consumer.subscription.clone());
             delivery.tag = Some(tag);
             delivery.redelivered = queued.deliveries > 0;
-            match consumer.outbox.offer_if_room(delivery, ctx.counters) {
+            match out.offer(&consumer.outbox, delivery, WhenFull::Refuse) {
                 Offer::Queued => {
                     if queued.deliveries > 0 {
                         self.stats.redelivered += 1;
@@ -340,7 +342,6 @@ impl Queue {
                     queued.last = Some((consumer.session, consumer.subscription.clone()));
                     consumer.in_flight.insert(tag, queued);
                     self.stats.delivered += 1;
-                    ctx.counters.messages_delivered.fetch_add(1, Relaxed);
                     self.cursor = (i + 1) % self.consumers.len();
                 }
                 Offer::Refused => {
@@ -353,6 +354,7 @@ impl Queue {
                 }
             }
         }
+        let _ = out.finish();
     }
 
     /// Counters and gauges, with expired messages purged first.
@@ -420,17 +422,18 @@ mod tests {
     }
 
     fn outbox(max_frames: usize) -> Arc<Outbox> {
-        Arc::new(Outbox::new(&OutboxConfig {
+        let config = OutboxConfig {
             max_frames,
             slow_consumer: SlowConsumerPolicy::DropNewest,
             ..OutboxConfig::default()
-        }))
+        };
+        Arc::new(Outbox::new(&config, Arc::default()))
     }
 
     /// Takes everything from an outbox: (message id, tag, redelivered).
-    fn taken(outbox: &Outbox, counters: &Counters) -> Vec<(u64, u64, bool)> {
+    fn taken(outbox: &Outbox, _counters: &Counters) -> Vec<(u64, u64, bool)> {
         let mut out = Vec::new();
-        outbox.take_up_to(usize::MAX, counters, |d, _| {
+        outbox.take_up_to(usize::MAX, |d, _| {
             out.push((d.message.id(), d.tag.unwrap(), d.redelivered))
         });
         out

@@ -14,7 +14,6 @@ use std::collections::{HashMap, VecDeque};
 use stompbox_codec::{ByteString, Frame, Version};
 
 use super::{Action, Session, State};
-use crate::destination::DestinationKind;
 use crate::error::ProtocolError;
 use crate::router::Outcome;
 
@@ -115,6 +114,12 @@ impl AckBook {
         self.subs.get(id).map(|s| s.mode)
     }
 
+    /// Whether the subscription's unacknowledged deliveries come back (a queue's): only then
+    /// do ACK and NACK settle anything.
+    pub(crate) fn redelivers(&self, id: &str) -> bool {
+        self.subs.get(id).is_some_and(|s| s.window.is_none())
+    }
+
     pub(crate) fn prefetch(&self, id: &str) -> Option<usize> {
         self.subs.get(id).map(|s| s.prefetch)
     }
@@ -205,7 +210,7 @@ impl Session<'_> {
             .and_then(|key| self.acks.take(key))
             .ok_or_else(unknown)?;
         let destination = self.subscriptions.get(&subscription).ok_or_else(unknown)?;
-        if destination.kind() == DestinationKind::Queue {
+        if self.acks.redelivers(&subscription) {
             out.push(Action::Settle {
                 destination: destination.clone(),
                 subscription,

@@ -1,9 +1,18 @@
 //! One client session: the protocol state machine ([`Session`], no I/O) and the task that drives
-//! it over a transport (`driver.rs`, with `writer.rs` batching what it writes).
-//! `ack.rs` tracks what the client may acknowledge; `transaction.rs` holds frames until COMMIT.
+//! it over a transport.
+//!
+//! # Layout
+//! - `mod.rs`: the state machine: frames in, [`Action`]s out.
+//! - `driver.rs`: the session's task, one `select!` loop doing the I/O (socket, outbox, control
+//!   channel, timers, shutdown); `conn.rs`: the state it drives besides the state machine
+//!   (decoder, writer, outbox, handler task); `execute.rs`: carries out the actions.
+//! - `ack.rs`: what the client may acknowledge; `transaction.rs`: frames held until COMMIT;
+//!   `heartbeat.rs`: heart-beat negotiation; `writer.rs`: output batching.
 
 mod ack;
+mod conn;
 pub(crate) mod driver;
+mod execute;
 mod heartbeat;
 mod transaction;
 mod writer;
@@ -18,10 +27,9 @@ pub(crate) use heartbeat::Heartbeat;
 
 use self::ack::AckBook;
 use self::transaction::Transactions;
-use crate::app::Rules;
-use crate::destination::{Destination, DestinationKind};
+use crate::destination::Destination;
 use crate::error::{ProtocolError, negotiate_version};
-use crate::router::{NotServed, Operation, Outcome, Router, SubscribeOptions, split_user};
+use crate::router::{ClientSend, Outcome, Rules};
 use crate::{AuthError, CloseReason, Config, Principal};
 
 /// What the driver must do, in order, after feeding the state machine.
@@ -151,11 +159,9 @@ impl<'a> Session<'a> {
         self.acks.mode(id)
     }
 
-    /// What the router needs to know about a subscription.
-    pub(crate) fn subscribe_options(&self, id: &str) -> SubscribeOptions {
-        SubscribeOptions {
-            prefetch: self.acks.prefetch(id).unwrap_or(1),
-        }
+    /// Most unacknowledged deliveries of a subscription (what a queue may have in flight to it).
+    pub(crate) fn prefetch(&self, id: &str) -> usize {
+        self.acks.prefetch(id).unwrap_or(1)
     }
 
     /// A delivery on a client-ack subscription was written: the client may now ACK/NACK it.
@@ -323,11 +329,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    pub(super) fn destination(
-        rules: &Rules,
-        frame: &Frame,
-        operation: Operation,
-    ) -> Result<Destination, ProtocolError> {
+    /// The `destination` header of `frame`, parsed and classified by the node's rules.
+    pub(super) fn destination(rules: &Rules, frame: &Frame) -> Result<Destination, ProtocolError> {
         let raw = frame
             .headers
             .get_shared("destination")
@@ -335,36 +338,14 @@ impl<'a> Session<'a> {
                 command: frame.command,
                 header: "destination",
             })?;
-        let destination = rules.classify(Destination::parse(raw.clone())?);
-        Router::check(&destination, operation).map_err(|NotServed(kind)| {
-            ProtocolError::DestinationNotServed {
-                destination: destination.to_string(),
-                kind,
-            }
-        })?;
-        Ok(destination)
+        Ok(rules.parse(raw.clone())?)
     }
 
-    /// The destination of a SEND, with the rules on who may send where applied. Also used to
-    /// check a SEND held in a transaction when it arrives.
-    pub(super) fn send_destination(&self, frame: &Frame) -> Result<Destination, ProtocolError> {
-        let destination = Self::destination(self.rules, frame, Operation::Publish)?;
-        if destination.kind() == DestinationKind::User {
-            let reason = if !self.rules.client_user_sends {
-                Some("clients may not send to user destinations on this server")
-            } else if split_user(destination.name()).is_none() {
-                Some("a user destination to send to is /user/{name}/{destination}")
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                return Err(ProtocolError::UserSend {
-                    destination: destination.to_string(),
-                    reason,
-                });
-            }
-        }
-        Ok(destination)
+    /// What a SEND does, with the rules on who may send where applied. Also used to check a
+    /// SEND held in a transaction when it arrives.
+    pub(super) fn client_send(&self, frame: &Frame) -> Result<ClientSend, ProtocolError> {
+        let destination = Self::destination(self.rules, frame)?;
+        Ok(self.rules.client_send(destination)?)
     }
 
     pub(super) fn send(
@@ -372,19 +353,17 @@ impl<'a> Session<'a> {
         frame: Frame,
         out: &mut Vec<Action>,
     ) -> Result<(), ProtocolError> {
-        let destination = self.send_destination(&frame)?;
-        if destination.kind() == DestinationKind::App {
-            out.push(Action::Handle {
+        out.push(match self.client_send(&frame)? {
+            ClientSend::Handle(destination) => Action::Handle {
                 destination,
                 headers: frame.headers,
                 body: frame.body,
-            });
-            return Ok(());
-        }
-        out.push(Action::Publish {
-            destination,
-            headers: frame.headers,
-            body: frame.body,
+            },
+            ClientSend::Route(destination) => Action::Publish {
+                destination,
+                headers: frame.headers,
+                body: frame.body,
+            },
         });
         Ok(())
     }
@@ -395,7 +374,8 @@ impl<'a> Session<'a> {
             unreachable!("only called when connected")
         };
         let subscriptions = &mut self.subscriptions;
-        let destination = Self::destination(self.rules, frame, Operation::Subscribe)?;
+        let destination = Self::destination(self.rules, frame)?;
+        let redelivers = self.rules.feed(&destination)?.redelivers();
         let id = match (frame.headers.get_shared("id"), version) {
             (Some(id), _) => id.clone(),
             // STOMP 1.0 made `id` optional; brokers then key the subscription by destination.
@@ -431,8 +411,7 @@ impl<'a> Session<'a> {
         if subscriptions.len() >= max {
             return Err(ProtocolError::TooManySubscriptions { max });
         }
-        let queue = destination.kind() == DestinationKind::Queue;
-        self.acks.add(id.clone(), mode, prefetch, queue);
+        self.acks.add(id.clone(), mode, prefetch, redelivers);
         subscriptions.insert(id.clone(), destination.clone());
         out.push(Action::Subscribe { id, destination });
         Ok(())

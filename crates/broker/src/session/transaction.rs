@@ -93,7 +93,7 @@ impl Session<'_> {
     pub(super) fn hold(&mut self, tx: &str, frame: Frame) -> Result<(), ProtocolError> {
         match frame.command {
             Command::Send => {
-                self.send_destination(&frame)?;
+                self.client_send(&frame)?;
             }
             _ => {
                 self.ack_key(&frame)?;

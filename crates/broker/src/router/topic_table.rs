@@ -7,18 +7,18 @@
 //!
 //! With a backplane, the first local subscriber of a pattern and the last one leaving are
 //! reported to it ([`Backplane::interest`]) under the table's write lock, so a pattern's reports
-//! are in order; the router forwards publishes itself (`Router::publish`).
+//! are in order; the router forwards publishes itself (`Router::route`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use stompbox_codec::ByteString;
 
-use super::pattern::{TopicPattern, split};
+use super::deliver::Deliveries;
+use super::topic_pattern::{TopicPattern, split};
 use crate::backplane::{Backplane, Interest};
 use crate::message::{Delivery, Message};
-use crate::outbox::{Offer, Outbox, Tally};
-use crate::stats::Counters;
+use crate::outbox::{Outbox, WhenFull};
 
 /// Who receives: one subscription of one session.
 #[derive(Clone, Debug)]
@@ -50,14 +50,14 @@ impl Table {
 
 /// The topic routing table of one node.
 #[derive(Debug, Default)]
-pub(crate) struct TopicRouter {
+pub(crate) struct TopicTable {
     table: RwLock<Table>,
     backplane: Option<Arc<dyn Backplane>>,
 }
 
-impl TopicRouter {
+impl TopicTable {
     pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>) -> Self {
-        TopicRouter {
+        TopicTable {
             table: RwLock::default(),
             backplane,
         }
@@ -104,16 +104,12 @@ impl TopicRouter {
         }
     }
 
-    /// Offers `message` to every matching subscriber; returns how many queued it.
-    pub(crate) fn publish(&self, key: &str, message: Arc<Message>, counters: &Counters) -> usize {
+    /// Offers `message` to every matching subscriber.
+    pub(crate) fn publish(&self, key: &str, message: &Arc<Message>, out: &mut Deliveries<'_>) {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        let mut queued = 0;
-        let mut tally = Tally::default();
         let mut offer = |s: &Subscriber| {
             let delivery = Delivery::new(message.clone(), s.subscription.clone());
-            if s.outbox.offer_tallied(delivery, counters, &mut tally) == Offer::Queued {
-                queued += 1;
-            }
+            out.offer(&s.outbox, delivery, WhenFull::Policy);
         };
         if let Some(subs) = table.exact.get(key) {
             subs.iter().for_each(&mut offer);
@@ -126,8 +122,6 @@ impl TopicRouter {
                 }
             }
         }
-        tally.apply(counters);
-        queued
     }
 }
 
@@ -138,6 +132,7 @@ mod tests {
 
     use super::*;
     use crate::OutboxConfig;
+    use crate::stats::Counters;
 
     fn sub(session: u64, id: &str, outbox: &Arc<Outbox>) -> Subscriber {
         Subscriber {
@@ -147,17 +142,19 @@ mod tests {
         }
     }
 
-    fn publish(router: &TopicRouter, key: &str, counters: &Counters) -> usize {
+    fn publish(router: &TopicTable, key: &str, counters: &Counters) -> usize {
         let msg = Message::new(1, key.into(), Headers::new(), Bytes::from_static(b"x"));
-        router.publish(key, Arc::new(msg), counters)
+        let mut out = Deliveries::new(counters);
+        router.publish(key, &Arc::new(msg), &mut out);
+        out.finish()
     }
 
     #[test]
     fn unsubscribe_removes_only_that_subscription() {
-        let counters = Counters::default();
-        let router = TopicRouter::default();
-        let a = Arc::new(Outbox::new(&OutboxConfig::default()));
-        let b = Arc::new(Outbox::new(&OutboxConfig::default()));
+        let counters = Arc::new(Counters::default());
+        let router = TopicTable::default();
+        let outbox = || Arc::new(Outbox::new(&OutboxConfig::default(), counters.clone()));
+        let (a, b) = (outbox(), outbox());
         router.subscribe("x.y", sub(1, "0", &a));
         router.subscribe("x.*", sub(1, "1", &a));
         router.subscribe("x.y", sub(2, "0", &b));

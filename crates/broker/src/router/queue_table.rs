@@ -19,21 +19,20 @@ use crate::stats::{Counters, QueueStats};
 use crate::{OverflowPolicy, QueueConfig};
 
 /// A queue operation that cannot be done.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum QueueError {
     /// The queue is at its bound and the policy is `reject`.
     Full,
     /// Creating the queue would cross `queues.max_queues`.
     TooManyQueues,
-    /// Not a queue's doing: the backplane refused to forward a topic message.
-    Relay(crate::backplane::Refused),
 }
 
 /// Every queue of one node.
 #[derive(Debug)]
-pub(crate) struct QueueRouter {
+pub(crate) struct QueueTable {
     queues: RwLock<HashMap<Box<str>, Arc<Mutex<Queue>>>>,
     config: QueueConfig,
+    counters: Arc<Counters>,
     /// Node-wide delivery tags (the `ack` header), also used for topic client-ack deliveries.
     tags: AtomicU64,
     total_bytes: AtomicUsize,
@@ -45,15 +44,21 @@ fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     queue.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl QueueRouter {
-    pub(crate) fn new(config: QueueConfig, clock: Clock) -> Self {
-        QueueRouter {
+impl QueueTable {
+    pub(crate) fn new(config: QueueConfig, clock: Clock, counters: Arc<Counters>) -> Self {
+        QueueTable {
             queues: RwLock::default(),
             config,
+            counters,
             tags: AtomicU64::new(0),
             total_bytes: AtomicUsize::new(0),
             clock,
         }
+    }
+
+    /// `queues.max_queues`.
+    pub(crate) fn max_queues(&self) -> usize {
+        self.config.max_queues
     }
 
     /// A fresh node-unique delivery tag.
@@ -61,10 +66,10 @@ impl QueueRouter {
         self.tags.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
-    fn ctx<'a>(&'a self, counters: &'a Counters) -> Ctx<'a> {
+    fn ctx(&self) -> Ctx<'_> {
         Ctx {
             config: &self.config,
-            counters,
+            counters: &self.counters,
             tags: &self.tags,
             total_bytes: &self.total_bytes,
             now_ms: self.clock.now_ms(),
@@ -92,41 +97,26 @@ impl QueueRouter {
         Ok(q)
     }
 
-    pub(crate) fn subscribe(
-        &self,
-        name: &str,
-        consumer: Consumer,
-        counters: &Counters,
-    ) -> Result<(), QueueError> {
+    pub(crate) fn subscribe(&self, name: &str, consumer: Consumer) -> Result<(), QueueError> {
         let queue = self.get_or_create(name)?;
-        lock(&queue).subscribe(consumer, &self.ctx(counters));
+        lock(&queue).subscribe(consumer, &self.ctx());
         Ok(())
     }
 
     /// Removes a consumer; its unacknowledged messages are redelivered to others.
-    pub(crate) fn unsubscribe(
-        &self,
-        name: &str,
-        session: u64,
-        subscription: &str,
-        counters: &Counters,
-    ) {
+    pub(crate) fn unsubscribe(&self, name: &str, session: u64, subscription: &str) {
         let Some(queue) = self.get(name) else { return };
         let mut q = lock(&queue);
-        let dead = q.unsubscribe(session, subscription, &self.ctx(counters));
+        let dead = q.unsubscribe(session, subscription, &self.ctx());
         let to = q.dead_letter_destination(&self.config);
         drop(q);
-        self.dead_letter(to, dead, counters);
+        self.dead_letter(to, dead);
     }
 
-    pub(crate) fn publish(
-        &self,
-        name: &str,
-        message: Arc<Message>,
-        counters: &Counters,
-    ) -> Result<(), QueueError> {
+    /// Adds a message at the back of `name` (created if needed), which dispatches it.
+    pub(crate) fn enqueue(&self, name: &str, message: Arc<Message>) -> Result<(), QueueError> {
         let queue = self.get_or_create(name)?;
-        let result = lock(&queue).enqueue(message, &self.ctx(counters));
+        let result = lock(&queue).enqueue(message, &self.ctx());
         result.map_err(|Full| QueueError::Full)
     }
 
@@ -138,26 +128,25 @@ impl QueueRouter {
         subscription: &str,
         tags: &[u64],
         outcome: Outcome,
-        counters: &Counters,
     ) {
         let Some(queue) = self.get(name) else { return };
         let mut q = lock(&queue);
-        let dead = q.settle(session, subscription, tags, outcome, &self.ctx(counters));
+        let dead = q.settle(session, subscription, tags, outcome, &self.ctx());
         let to = q.dead_letter_destination(&self.config);
         drop(q);
-        self.dead_letter(to, dead, counters);
+        self.dead_letter(to, dead);
     }
 
     /// Dispatches again (a consumer's outbox has room after refusing a delivery).
-    pub(crate) fn dispatch(&self, name: &str, counters: &Counters) {
+    pub(crate) fn dispatch(&self, name: &str) {
         if let Some(queue) = self.get(name) {
-            lock(&queue).dispatch(&self.ctx(counters));
+            lock(&queue).dispatch(&self.ctx());
         }
     }
 
     /// Moves dead letters into their queue. A dead-letter queue never refuses: at its bound it
     /// drops its oldest (counted there), since refusing would lose the newest instead.
-    fn dead_letter(&self, to: Option<String>, dead: Vec<Arc<Message>>, counters: &Counters) {
+    fn dead_letter(&self, to: Option<String>, dead: Vec<Arc<Message>>) {
         let Some(to) = to.filter(|_| !dead.is_empty()) else {
             return;
         };
@@ -172,7 +161,7 @@ impl QueueRouter {
         };
         let ctx = Ctx {
             config: &config,
-            ..self.ctx(counters)
+            ..self.ctx()
         };
         let destination = ByteString::from(to.as_str());
         let mut q = lock(&queue);
@@ -188,14 +177,14 @@ impl QueueRouter {
     }
 
     /// One queue's counters, if it exists.
-    pub(crate) fn stats(&self, name: &str, counters: &Counters) -> Option<QueueStats> {
+    pub(crate) fn stats(&self, name: &str) -> Option<QueueStats> {
         let queue = self.get(name)?;
-        let stats = lock(&queue).stats(&self.ctx(counters));
+        let stats = lock(&queue).stats(&self.ctx());
         Some(stats)
     }
 
     /// Every queue's counters, by destination (`/queue/<name>`), sorted.
-    pub(crate) fn all(&self, counters: &Counters) -> Vec<(String, QueueStats)> {
+    pub(crate) fn all(&self) -> Vec<(String, QueueStats)> {
         let queues: Vec<(String, Arc<Mutex<Queue>>)> = {
             let table = self.queues.read().unwrap_or_else(|e| e.into_inner());
             table
@@ -203,7 +192,7 @@ impl QueueRouter {
                 .map(|(n, q)| (format!("/queue/{n}"), q.clone()))
                 .collect()
         };
-        let ctx = self.ctx(counters);
+        let ctx = self.ctx();
         let mut all: Vec<_> = queues
             .into_iter()
             .map(|(n, q)| (n, lock(&q).stats(&ctx)))

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::topic::Subscriber;
+use super::deliver::Deliveries;
+use super::topic_table::Subscriber;
 use crate::backplane::{Backplane, Interest};
 use crate::message::{Delivery, Message};
-use crate::outbox::{Offer, Outbox};
-use crate::stats::Counters;
+use crate::outbox::WhenFull;
 
 /// Whose destinations: a named user's (every session of theirs), or one anonymous session's.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -32,14 +32,14 @@ struct Entry {
 /// The user-destination table of one node. With a backplane, a named user's first entry and
 /// the removal of their last are reported as [`Interest::User`], under the write lock.
 #[derive(Debug, Default)]
-pub(crate) struct UserRouter {
+pub(crate) struct UserTable {
     table: RwLock<HashMap<UserKey, Vec<Entry>>>,
     backplane: Option<Arc<dyn Backplane>>,
 }
 
-impl UserRouter {
+impl UserTable {
     pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>) -> Self {
-        UserRouter {
+        UserTable {
             table: RwLock::default(),
             backplane,
         }
@@ -75,39 +75,29 @@ impl UserRouter {
     }
 
     /// Offers `message` to `user`'s subscriptions to `/user<destination>`, only those of
-    /// `session` when given; returns how many queued it.
+    /// `session` when given.
     pub(crate) fn publish(
         &self,
         user: &UserKey,
         destination: &str,
         session: Option<u64>,
-        message: Arc<Message>,
-        counters: &Counters,
-    ) -> usize {
+        message: &Arc<Message>,
+        out: &mut Deliveries<'_>,
+    ) {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
         let Some(entries) = table.get(user) else {
-            return 0;
+            return;
         };
-        entries
+        for e in entries
             .iter()
             .filter(|e| &*e.destination == destination)
             .filter(|e| session.is_none_or(|s| e.subscriber.session == s))
-            .filter(|e| offer(&e.subscriber.outbox, &e.subscriber, &message, counters))
-            .count()
+        {
+            let s = &e.subscriber;
+            let delivery = Delivery::new(message.clone(), s.subscription.clone());
+            out.offer(&s.outbox, delivery, WhenFull::Policy);
+        }
     }
-}
-
-fn offer(outbox: &Outbox, s: &Subscriber, message: &Arc<Message>, counters: &Counters) -> bool {
-    let delivery = Delivery::new(message.clone(), s.subscription.clone());
-    outbox.offer(delivery, counters) == Offer::Queued
-}
-
-/// Splits a client's `/user/{name}/queue/x` (given as `{name}/queue/x`, the destination's name)
-/// into the user and the destination `/queue/x`.
-pub(crate) fn split_user(name: &str) -> Option<(&str, &str)> {
-    let slash = name.find('/')?;
-    let (user, rest) = name.split_at(slash);
-    (!user.is_empty() && rest.len() > 1).then_some((user, rest))
 }
 
 #[cfg(test)]
@@ -117,13 +107,15 @@ mod tests {
 
     use super::*;
     use crate::OutboxConfig;
+    use crate::outbox::Outbox;
+    use crate::stats::Counters;
 
     #[test]
     fn only_that_users_sessions_receive() {
-        let counters = Counters::default();
-        let router = UserRouter::default();
+        let counters = Arc::new(Counters::default());
+        let router = UserTable::default();
         let outboxes: Vec<Arc<Outbox>> = (0..3)
-            .map(|_| Arc::new(Outbox::new(&OutboxConfig::default())))
+            .map(|_| Arc::new(Outbox::new(&OutboxConfig::default(), counters.clone())))
             .collect();
         let sub = |session: u64| Subscriber {
             session,
@@ -135,6 +127,12 @@ mod tests {
         router.subscribe(alice.clone(), "/queue/n", sub(0));
         router.subscribe(alice.clone(), "/queue/n", sub(1));
         router.subscribe(bob.clone(), "/queue/n", sub(2));
+        let publish =
+            |user: &UserKey, destination: &str, session: Option<u64>, msg: Arc<Message>| {
+                let mut out = Deliveries::new(&counters);
+                router.publish(user, destination, session, &msg, &mut out);
+                out.finish()
+            };
         let msg = || {
             Arc::new(Message::new(
                 1,
@@ -143,33 +141,13 @@ mod tests {
                 Bytes::from_static(b"x"),
             ))
         };
-        assert_eq!(
-            router.publish(&alice, "/queue/n", None, msg(), &counters),
-            2
-        );
-        assert_eq!(
-            router.publish(&alice, "/queue/n", Some(1), msg(), &counters),
-            1
-        );
-        assert_eq!(
-            router.publish(&alice, "/queue/other", None, msg(), &counters),
-            0
-        );
-        assert_eq!(router.publish(&bob, "/queue/n", None, msg(), &counters), 1);
+        assert_eq!(publish(&alice, "/queue/n", None, msg()), 2);
+        assert_eq!(publish(&alice, "/queue/n", Some(1), msg()), 1);
+        assert_eq!(publish(&alice, "/queue/other", None, msg()), 0);
+        assert_eq!(publish(&bob, "/queue/n", None, msg()), 1);
         router.unsubscribe(&alice, 0, "0");
         router.unsubscribe(&alice, 1, "0");
-        assert_eq!(
-            router.publish(&alice, "/queue/n", None, msg(), &counters),
-            0
-        );
+        assert_eq!(publish(&alice, "/queue/n", None, msg()), 0);
         assert!(!router.table.read().unwrap().contains_key(&alice));
-    }
-
-    #[test]
-    fn split_user_destinations() {
-        assert_eq!(split_user("alice/queue/x"), Some(("alice", "/queue/x")));
-        assert_eq!(split_user("alice/"), None);
-        assert_eq!(split_user("/queue/x"), None);
-        assert_eq!(split_user("alice"), None);
     }
 }

@@ -1,0 +1,144 @@
+//! [`BrokerBuilder`]: configuration, hooks and application handlers, validated into a
+//! [`Broker`].
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{self, AppRoutes, Handler, HandlerErrorPolicy};
+use crate::broker::Shared;
+use crate::router::{Router, Rules};
+use crate::{
+    AllowAnonymous, Authenticator, Backplane, Broker, Config, ConfigError, Interceptor, events,
+};
+
+/// Builds a [`Broker`]: configuration, hooks and application handlers.
+pub struct BrokerBuilder {
+    config: Config,
+    authenticator: Arc<dyn Authenticator>,
+    app: AppRoutes,
+    rules: Rules,
+    app_prefixes: Option<Vec<String>>,
+    interceptors: Vec<Box<dyn Interceptor>>,
+    backplane: Option<Arc<dyn Backplane>>,
+}
+
+impl Broker {
+    /// Starts building a broker.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder {
+            config: Config::default(),
+            authenticator: Arc::new(AllowAnonymous),
+            app: AppRoutes::default(),
+            rules: Rules::default(),
+            app_prefixes: None,
+            interceptors: Vec::new(),
+            backplane: None,
+        }
+    }
+}
+
+impl BrokerBuilder {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the hook consulted on CONNECT (default [`AllowAnonymous`]).
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Arc::new(authenticator);
+        self
+    }
+
+    /// Application destination prefixes (default [`crate::DEFAULT_APP_PREFIX`], `/app`),
+    /// replacing the default. A SEND or SUBSCRIBE under one of them goes to the handlers, never
+    /// to subscribers. `/topic`, `/queue` and `/user` cannot be application prefixes.
+    pub fn app_prefixes<P: Into<String>>(mut self, prefixes: impl IntoIterator<Item = P>) -> Self {
+        self.app_prefixes = Some(prefixes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Routes a SEND to `<prefix><pattern>` (e.g. `/chat.{room}` for `/app/chat.general`) to
+    /// `handler` (Spring's `@MessageMapping`). A pattern without variables wins over one with
+    /// them; otherwise the first registered match wins.
+    ///
+    /// # Panics
+    /// If the pattern is ambiguous: it must start with `/`, and a `{variable}` must end at a
+    /// `/`, a `.` or the end.
+    pub fn on_send<H: Handler<T>, T: 'static>(mut self, pattern: &str, handler: H) -> Self {
+        self.app.on_send(pattern, app::boxed(handler));
+        self
+    }
+
+    /// Runs `handler` when a client subscribes to `<prefix><pattern>`; its reply goes to that
+    /// subscription only (Spring's `@SubscribeMapping`). The subscription receives nothing else.
+    ///
+    /// # Panics
+    /// As [`BrokerBuilder::on_send`].
+    pub fn on_subscribe<H: Handler<T>, T: 'static>(mut self, pattern: &str, handler: H) -> Self {
+        self.app.on_subscribe(pattern, app::boxed(handler));
+        self
+    }
+
+    /// Registers shared state for the [`State`](crate::State) extractor (one value per type;
+    /// cloned per call, so wrap large state in an `Arc`).
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.app.state.insert(state);
+        self
+    }
+
+    /// What handler errors and rejections do (default [`HandlerErrorPolicy::ReplyToSender`]).
+    pub fn handler_errors(mut self, policy: HandlerErrorPolicy) -> Self {
+        self.app.errors = policy;
+        self
+    }
+
+    /// Whether clients may SEND to `/user/{name}/...` to reach another user's sessions.
+    /// Default `false`: such a SEND is ERROR `user destination not allowed`, since any client
+    /// could otherwise write into anyone's private queues; server code (handlers,
+    /// [`Broker::send_to_user`]) can always.
+    pub fn allow_client_user_sends(mut self, allow: bool) -> Self {
+        self.rules.client_user_sends = allow;
+        self
+    }
+
+    /// Adds an interceptor on inbound frames; they run in the order added.
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Box::new(interceptor));
+        self
+    }
+
+    /// Joins other nodes through `backplane` (the RabbitMQ relay of `stompbox-relay`): local
+    /// interest is reported to it, `/topic` publishes and `/user` sends are forwarded to it,
+    /// and it delivers what other nodes published with [`Broker::inject`].
+    pub fn backplane(mut self, backplane: Arc<dyn Backplane>) -> Self {
+        self.backplane = Some(backplane);
+        self
+    }
+
+    /// Validates the configuration and creates the broker.
+    pub fn build(mut self) -> Result<Broker, ConfigError> {
+        self.config.validate()?;
+        if let Some(prefixes) = self.app_prefixes.take() {
+            self.rules.set_app_prefixes(prefixes)?;
+        }
+        let router = Router::new(&self.config, self.rules, self.backplane.take());
+        Ok(Broker {
+            shared: Arc::new(Shared {
+                config: self.config,
+                authenticator: self.authenticator,
+                router: Arc::new(router),
+                app: self.app,
+                interceptors: self.interceptors.into_boxed_slice(),
+                events: events::Events::default(),
+                next_session_id: AtomicU64::new(0),
+                shutdown: CancellationToken::new(),
+                hard_stop: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+            }),
+        })
+    }
+}

@@ -1,0 +1,272 @@
+//! What a destination leads to: the one place that matches on [`DestinationKind`]. Serving a new
+//! kind means a prefix in `destination.rs` and an arm in each function here; the rest of the
+//! broker matches on what these return ([`Address`], [`Feed`], [`ClientSend`]).
+//!
+//! Everything here is pure (no tables, no locks), so the session state machine can check a
+//! frame with it and answer ERROR before anything happens, and [`Rules::permit`] is where
+//! permission checks plug in.
+
+use stompbox_codec::ByteString;
+
+use super::{Origin, RouteError, To, UserKey};
+use crate::destination::{Destination, DestinationKind};
+
+/// The application prefix when none is configured, as in Spring's tutorials.
+pub const DEFAULT_APP_PREFIX: &str = "/app";
+
+/// Which destinations are application ones, and what clients may send to `/user/...`.
+#[derive(Debug)]
+pub(crate) struct Rules {
+    /// Each with its trailing `/`.
+    app_prefixes: Vec<Box<str>>,
+    /// Clients may SEND to `/user/{name}/...`.
+    pub(crate) client_user_sends: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            app_prefixes: vec![format!("{DEFAULT_APP_PREFIX}/").into()],
+            client_user_sends: false,
+        }
+    }
+}
+
+/// Where a message goes, resolved once by [`Rules::resolve`] from a destination (or a user or
+/// subscription address) and its origin.
+#[derive(Debug)]
+pub(crate) enum Address {
+    /// `/topic/<key>`: every matching subscriber, on every node.
+    Topic(Destination),
+    /// `/queue/<name>`: one consumer, here or in the backplane.
+    Queue(Destination),
+    /// The subscriptions of `user`'s sessions to `/user<path>`; only `session`'s when set.
+    User {
+        user: UserKey,
+        path: Box<str>,
+        session: Option<u64>,
+    },
+    /// One subscription of one session.
+    Subscription(super::SubscriptionAddress),
+}
+
+/// What a SEND from a client does, decided before anything happens.
+#[derive(Debug)]
+pub(crate) enum ClientSend {
+    /// It is routed ([`super::Router::route`]).
+    Route(Destination),
+    /// It goes to the session's `/app` handlers.
+    Handle(Destination),
+}
+
+/// What feeds a subscription, by its destination's kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Feed<'d> {
+    /// Topic messages whose routing key matches this pattern.
+    Topic(&'d str),
+    /// One queue, which redelivers what the subscription does not acknowledge.
+    Queue(&'d str),
+    /// The subscribing session's user destination `/user<path>`, e.g. `/queue/x`.
+    User(&'d str),
+    /// One reply from the session's subscribe handler.
+    Handler,
+}
+
+impl Feed<'_> {
+    /// Whether unacknowledged deliveries come back (so the session tracks them by prefetch,
+    /// not by a window).
+    pub(crate) fn redelivers(self) -> bool {
+        matches!(self, Feed::Queue(_))
+    }
+}
+
+/// What a permission check is asked about, besides the destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Sending a message to it.
+    Send,
+    /// Subscribing to it.
+    Subscribe,
+}
+
+impl Rules {
+    /// Sets the application prefixes, replacing the default.
+    pub(crate) fn set_app_prefixes(
+        &mut self,
+        prefixes: Vec<String>,
+    ) -> Result<(), crate::ConfigError> {
+        let mut out = Vec::new();
+        for p in prefixes {
+            let p = p.trim_end_matches('/');
+            let reserved = ["/topic", "/queue", "/user"].contains(&p);
+            if !p.starts_with('/') || p.len() < 2 || reserved {
+                return Err(crate::ConfigError {
+                    field: "app_prefixes",
+                    reason: format!(
+                        "{p:?} must start with '/', name something, and not be /topic, /queue or /user"
+                    ),
+                });
+            }
+            out.push(format!("{p}/").into());
+        }
+        self.app_prefixes = out;
+        Ok(())
+    }
+
+    /// Parses destination text and marks destinations under an application prefix as
+    /// [`DestinationKind::App`], and only those (`/app/...` is not one when the prefixes were
+    /// changed).
+    pub(crate) fn parse(&self, raw: impl Into<ByteString>) -> Result<Destination, RouteError> {
+        let destination = Destination::parse(raw)?;
+        Ok(self.classify(destination))
+    }
+
+    /// See [`Rules::parse`].
+    pub(crate) fn classify(&self, destination: Destination) -> Destination {
+        let raw = destination.as_str();
+        match self.app_prefixes.iter().find(|p| raw.starts_with(&***p)) {
+            Some(p) if raw.len() > p.len() => {
+                let len = p.len();
+                destination.reclassify(DestinationKind::App, len)
+            }
+            _ if destination.kind() == DestinationKind::App => {
+                destination.reclassify(DestinationKind::Other, 0)
+            }
+            _ => destination,
+        }
+    }
+
+    /// The path after the application prefix, with its leading `/` (`/chat.general`).
+    pub(crate) fn app_path<'a>(&self, raw: &'a str) -> Option<&'a str> {
+        let p = self.app_prefixes.iter().find(|p| raw.starts_with(&***p))?;
+        Some(&raw[p.len() - 1..])
+    }
+
+    /// A client's SEND: routed, or for the session's handlers. Checked when the frame arrives
+    /// (also when it is held in a transaction), so a refusal carries the frame's receipt;
+    /// [`super::Router::route`] applies the same checks again when it is routed.
+    pub(crate) fn client_send(&self, destination: Destination) -> Result<ClientSend, RouteError> {
+        if destination.kind() == DestinationKind::App {
+            return Ok(ClientSend::Handle(destination));
+        }
+        self.permit(Origin::Client, Access::Send, &destination)?;
+        self.resolve(Origin::Client, To::Destination(destination.clone()))?;
+        Ok(ClientSend::Route(destination))
+    }
+
+    /// Where a message to `to` from `origin` goes: the match on destination kinds for messages.
+    pub(crate) fn resolve(&self, origin: Origin, to: To) -> Result<Address, RouteError> {
+        let destination = match to {
+            To::Destination(destination) => destination,
+            To::User {
+                user,
+                path,
+                session,
+            } => {
+                return Ok(Address::User {
+                    user,
+                    path,
+                    session,
+                });
+            }
+            To::Subscription(subscription) => return Ok(Address::Subscription(subscription)),
+        };
+        let not_sendable = |reason| RouteError::NotSendable {
+            destination: destination.to_string(),
+            reason,
+        };
+        match destination.kind() {
+            DestinationKind::Topic => Ok(Address::Topic(destination)),
+            DestinationKind::Queue => Ok(Address::Queue(destination)),
+            DestinationKind::User => {
+                let Some((user, path)) = split_user(destination.name()) else {
+                    let reason = "a user destination to send to is /user/{name}/{destination}";
+                    return Err(match origin {
+                        Origin::Client => RouteError::UserSend {
+                            destination: destination.to_string(),
+                            reason,
+                        },
+                        _ => not_sendable(reason),
+                    });
+                };
+                Ok(Address::User {
+                    user: UserKey::Named(user.into()),
+                    path: path.into(),
+                    session: None,
+                })
+            }
+            DestinationKind::App => Err(not_sendable("application destinations are for clients")),
+            DestinationKind::Other => Err(RouteError::NotServed {
+                destination: destination.to_string(),
+                kind: DestinationKind::Other,
+            }),
+        }
+    }
+
+    /// What feeds a subscription to `destination`: the match on destination kinds for
+    /// subscriptions.
+    pub(crate) fn feed<'d>(&self, destination: &'d Destination) -> Result<Feed<'d>, RouteError> {
+        match destination.kind() {
+            DestinationKind::Topic => Ok(Feed::Topic(destination.name())),
+            DestinationKind::Queue => Ok(Feed::Queue(destination.name())),
+            // `/user/queue/x` is keyed by the subscriber's user and `/queue/x`.
+            DestinationKind::User => Ok(Feed::User(&destination.as_str()["/user".len()..])),
+            DestinationKind::App => Ok(Feed::Handler),
+            kind @ DestinationKind::Other => Err(RouteError::NotServed {
+                destination: destination.to_string(),
+                kind,
+            }),
+        }
+    }
+
+    /// Whether `origin` may do `operation`: where permission checks plug in, before anything
+    /// is resolved or routed. Today's rule: clients may send to another user's destinations
+    /// only with `allow_client_user_sends` (server code and handlers always may).
+    pub(crate) fn permit(
+        &self,
+        origin: Origin,
+        access: Access,
+        destination: &Destination,
+    ) -> Result<(), RouteError> {
+        match (origin, access, destination.kind()) {
+            (Origin::Client, Access::Send, DestinationKind::User) if !self.client_user_sends => {
+                Err(RouteError::UserSend {
+                    destination: destination.to_string(),
+                    reason: "clients may not send to user destinations on this server",
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The `destination` header of a message to `address`, as its subscribers see it.
+pub(crate) fn shown_destination(address: &Address) -> ByteString {
+    match address {
+        Address::Topic(d) | Address::Queue(d) => d.as_shared().clone(),
+        // Delivered as what the client subscribed to: `/user/queue/x`.
+        Address::User { path, .. } => ByteString::from(format!("/user{path}")),
+        Address::Subscription(s) => s.destination.clone(),
+    }
+}
+
+/// Splits a client's `/user/{name}/queue/x` (given as `{name}/queue/x`, the destination's name)
+/// into the user and the destination `/queue/x`.
+pub(crate) fn split_user(name: &str) -> Option<(&str, &str)> {
+    let slash = name.find('/')?;
+    let (user, rest) = name.split_at(slash);
+    (!user.is_empty() && rest.len() > 1).then_some((user, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_user_destinations() {
+        assert_eq!(split_user("alice/queue/x"), Some(("alice", "/queue/x")));
+        assert_eq!(split_user("alice/"), None);
+        assert_eq!(split_user("/queue/x"), None);
+        assert_eq!(split_user("alice"), None);
+    }
+}

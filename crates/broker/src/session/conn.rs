@@ -1,0 +1,265 @@
+//! [`Conn`]: everything of one session but the transport halves and the write in flight: the
+//! state machine, the decoder and read buffer, the writer, the outbox, the handler task. The
+//! driver (`driver.rs`) feeds it inbound chunks and timer expiries; `execute.rs` carries out
+//! what the state machine decides.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use stompbox_codec::{ByteString, DecodeError, Decoder, Item, Version};
+use tokio::time::Instant;
+
+use super::writer::Writer;
+use super::{AckMode, Action, Heartbeat, Session};
+use crate::app::worker::{Call, Worker};
+use crate::broker::Shared;
+use crate::control::Control;
+use crate::error::ProtocolError;
+use crate::events::Event;
+use crate::outbox::Outbox;
+use crate::router::{Outcome, SessionRef, UserKey};
+use crate::{Broker, CloseReason, ConnectionInfo, Inbound, SessionInfo};
+
+/// Everything of one session but the transport halves.
+pub(super) struct Conn<'a> {
+    pub(super) broker: &'a Broker,
+    pub(super) shared: &'a Shared,
+    /// Id and principal, for handlers, interceptors and events.
+    pub(super) me: SessionInfo,
+    /// The session as the router knows it: id, user (set when connected), outbox.
+    pub(super) route: SessionRef,
+    /// The `/app` handler task, spawned on the first `/app` frame.
+    worker: Option<Worker>,
+    /// `Event::Disconnected` is due (the session was connected) and not sent yet.
+    pub(super) owes_disconnected: bool,
+    /// Decoding stopped with bytes left because the handler queue is full.
+    pub(super) decode_stalled: bool,
+    /// Needed only to authenticate; dropped once connected (handshake headers can be large).
+    pub(super) info: Option<ConnectionInfo>,
+    pub(super) session: Session<'a>,
+    pub(super) writer: Writer,
+    pub(super) decoder: Decoder,
+    pub(super) read_buf: BytesMut,
+    pub(super) version: Version,
+    pub(super) heartbeat: Heartbeat,
+    pub(super) last_read: Instant,
+    /// `None` when `connect_timeout` reaches past the end of time.
+    pub(super) connect_deadline: Option<Instant>,
+    pub(super) actions: Vec<Action>,
+    pub(super) closing: Option<CloseReason>,
+    cleaned_up: bool,
+}
+
+impl<'a> Conn<'a> {
+    pub(super) fn new(broker: &'a Broker, id: u64, info: ConnectionInfo, now: Instant) -> Self {
+        let shared = &*broker.shared;
+        let config = &shared.config;
+        let outbox = Outbox::new(&config.outbox, shared.router.counters().clone());
+        Conn {
+            broker,
+            shared,
+            me: SessionInfo::new(id, None),
+            route: SessionRef {
+                id,
+                user: UserKey::Session(id),
+                outbox: Arc::new(outbox),
+            },
+            worker: None,
+            owes_disconnected: false,
+            decode_stalled: false,
+            info: Some(info),
+            session: Session::new(ByteString::from(id.to_string()), config)
+                .with_rules(shared.router.rules()),
+            writer: Writer::default(),
+            decoder: Decoder::new(config.limits_before_connect()),
+            read_buf: BytesMut::new(),
+            version: Version::V1_2,
+            heartbeat: Heartbeat::default(),
+            last_read: now,
+            connect_deadline: now.checked_add(config.connect_timeout),
+            actions: Vec::new(),
+            closing: None,
+            cleaned_up: false,
+        }
+    }
+
+    /// The node-unique session id.
+    pub(super) fn id(&self) -> u64 {
+        self.route.id
+    }
+
+    pub(super) fn outbox(&self) -> &Arc<Outbox> {
+        &self.route.outbox
+    }
+
+    /// The control channel, once the session has a handler task.
+    pub(super) fn control(&self) -> Option<Arc<Control>> {
+        self.worker.as_ref().map(|w| w.control().clone())
+    }
+
+    /// Queues a call for the session's handler task, starting it if needed.
+    pub(super) fn call_handler(&mut self, call: Call) {
+        let worker = self
+            .worker
+            .get_or_insert_with(|| Worker::spawn(self.broker, self.me.clone(), self.route.clone()));
+        worker.call(call);
+    }
+
+    /// False while the session's handler task has `MAX_PENDING_CALLS` calls queued: the
+    /// session stops reading (and goes on writing) until it catches up.
+    pub(super) fn handlers_have_room(&self) -> bool {
+        self.worker.as_ref().is_none_or(Worker::has_room)
+    }
+
+    /// Moves up to `max_bytes` of deliveries from the outbox into the writer. Deliveries on
+    /// client-ack subscriptions get their `ack` tag and become ACK-able; queue deliveries in
+    /// `auto` mode are settled (done with) as they are taken.
+    pub(super) fn drain_outbox(&mut self, max_bytes: usize) {
+        let router = &self.shared.router;
+        let (writer, version, session) = (&mut self.writer, self.version, &mut self.session);
+        // (subscription, tag) of `auto` queue deliveries; allocates only if there are some.
+        let mut written: Vec<(ByteString, u64)> = Vec::new();
+        self.route.outbox.take_up_to(max_bytes, |mut d, expected| {
+            match session.ack_mode(&d.subscription) {
+                Some(AckMode::Client | AckMode::ClientIndividual) => {
+                    let tag = *d.tag.get_or_insert_with(|| router.next_tag());
+                    d.ack_header = true;
+                    session.on_delivered(&d.subscription, tag, d.message.id());
+                }
+                Some(AckMode::Auto) | None => {
+                    if let Some(tag) = d.tag {
+                        written.push((d.subscription.clone(), tag));
+                    }
+                }
+            }
+            writer.push_delivery(&d, version, expected)
+        });
+        // Lock order: the outbox lock is released before any queue lock is taken.
+        for run in written.chunk_by(|a, b| a.0 == b.0) {
+            let subscription = &run[0].0;
+            if let Some(destination) = self.session.subscription(subscription) {
+                let tags: Vec<u64> = run.iter().map(|(_, tag)| *tag).collect();
+                let id = self.route.id;
+                router.settle(id, subscription, destination, &tags, Outcome::Ack);
+            }
+        }
+        if self.route.outbox.take_starved() {
+            // A queue kept a delivery this outbox had no room for: there is room now.
+            for (_, destination) in self.session.subscriptions() {
+                router.redispatch(destination);
+            }
+        }
+    }
+
+    /// Ends the session with `error`: ERROR, then close.
+    pub(super) async fn fail(&mut self, error: ProtocolError) {
+        self.session.fail(error, None, &mut self.actions);
+        self.execute().await;
+    }
+
+    pub(super) async fn on_inbound(&mut self, item: Option<io::Result<Inbound>>) {
+        match item {
+            None => {
+                tracing::debug!("transport closed");
+                self.closing = Some(CloseReason::TransportClosed);
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "transport read failed");
+                self.closing = Some(CloseReason::TransportClosed);
+            }
+            Some(Ok(Inbound::Ping)) => self.last_read = Instant::now(),
+            Some(Ok(Inbound::TooLarge { size, max })) => {
+                tracing::debug!(size, max, "transport refused an oversize message");
+                let error = DecodeError::FrameTooLarge { size, max };
+                self.fail(ProtocolError::Decode(error)).await;
+            }
+            Some(Ok(Inbound::Data(bytes))) => {
+                self.last_read = Instant::now();
+                self.read_buf.extend_from_slice(&bytes);
+                self.decode_all().await;
+            }
+        }
+    }
+
+    /// Decodes and handles every whole frame in the read buffer, unless the handler queue
+    /// fills (then the driver resumes it when there is room).
+    pub(super) async fn decode_all(&mut self) {
+        self.decode_stalled = false;
+        while self.closing.is_none() {
+            if !self.handlers_have_room() {
+                // Resumed by the loop when the handler task catches up; memory stays bounded.
+                self.decode_stalled = true;
+                break;
+            }
+            match self.decoder.decode(&mut self.read_buf) {
+                Ok(Some(Item::HeartBeat)) => {}
+                Ok(Some(Item::Frame(mut frame))) => {
+                    tracing::trace!(command = %frame.command, "frame");
+                    if let Err(rejected) = self.intercept(&mut frame) {
+                        self.session.fail(rejected, None, &mut self.actions);
+                        self.execute().await;
+                        continue;
+                    }
+                    self.session.on_frame(frame, &mut self.actions);
+                    self.execute().await;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.session.on_decode_error(e, &mut self.actions);
+                    self.execute().await;
+                }
+            }
+        }
+        if self.read_buf.is_empty() && self.decoder.is_idle() {
+            // Idle sessions hold no read buffer.
+            self.read_buf = BytesMut::new();
+        }
+    }
+
+    /// Runs the interceptors on an inbound frame.
+    fn intercept(&self, frame: &mut stompbox_codec::Frame) -> Result<(), ProtocolError> {
+        for interceptor in self.shared.interceptors.iter() {
+            if let Err(r) = interceptor.inbound(frame, &self.me) {
+                return Err(ProtocolError::FrameRejected {
+                    message: r.message,
+                    detail: r.detail,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves the routing tables and empties the outbox; idempotent.
+    pub(super) fn cleanup(&mut self) {
+        if std::mem::replace(&mut self.cleaned_up, true) {
+            return;
+        }
+        // Closed first, so queues redelivering this session's unacknowledged messages cannot
+        // hand them back to one of its other subscriptions.
+        self.route.outbox.close();
+        for (id, destination) in self.session.subscriptions() {
+            (self.shared.router).unsubscribe(&self.route, id, destination);
+        }
+    }
+
+    /// Announces the end of a connected session; returns `reason`.
+    pub(super) fn ended(&mut self, reason: CloseReason) -> CloseReason {
+        if std::mem::take(&mut self.owes_disconnected) {
+            let session = self.me.clone();
+            let reason = reason.clone();
+            self.shared
+                .events
+                .emit(|| Event::Disconnected { session, reason });
+        }
+        reason
+    }
+}
+
+impl Drop for Conn<'_> {
+    /// The session future may be dropped mid-way (its task aborted): leave no routes behind.
+    fn drop(&mut self) {
+        self.cleanup();
+        self.ended(CloseReason::TransportClosed);
+    }
+}

@@ -1,0 +1,190 @@
+//! Carries out what the state machine decided ([`Action`]s), in order, on the [`Conn`]:
+//! replies into the writer, authentication, subscriptions and messages into the router
+//! (`Router::subscribe`, `Router::route`), `/app` calls to the handler task, and the lifecycle
+//! events each effect causes.
+
+use std::collections::VecDeque;
+
+use stompbox_codec::Command;
+use tokio::time::Instant;
+
+use super::Action;
+use super::conn::Conn;
+use super::driver::sleep_opt;
+use crate::ConnectRequest;
+use crate::app::worker::Call;
+use crate::error::ProtocolError;
+use crate::events::Event;
+use crate::message::Payload;
+use crate::router::{Origin, Subscribed, To, UserKey};
+
+impl Conn<'_> {
+    /// Carries out the state machine's actions in order (authentication may add more). An
+    /// effect that fails (a full queue) ends the session: the actions after it are dropped, and
+    /// the receipt among them (that of the frame being applied) goes on the ERROR.
+    pub(super) async fn execute(&mut self) {
+        let mut queue: VecDeque<Action> = std::mem::take(&mut self.actions).into();
+        while let Some(action) = queue.pop_front() {
+            let event = self.observe(&action);
+            match self.apply(action).await {
+                // Events describe effects that happened: a refused subscription emits none.
+                Ok(()) => self.emit(event),
+                Err(error) => {
+                    let receipt = queue.drain(..).find_map(|a| match a {
+                        Action::Reply(f) if f.command == Command::Receipt => {
+                            f.headers.get_shared("receipt-id").cloned()
+                        }
+                        _ => None,
+                    });
+                    self.session.fail(error, receipt, &mut self.actions);
+                }
+            }
+            queue.extend(self.actions.drain(..));
+        }
+        // Nothing is kept between frames: an idle session holds no action buffer.
+        self.actions = Vec::new();
+    }
+
+    async fn apply(&mut self, action: Action) -> Result<(), ProtocolError> {
+        let shared = self.shared;
+        let router = &shared.router;
+        match action {
+            Action::Reply(frame) => {
+                // Everything routed to this session before the reply goes out before it.
+                self.drain_outbox(usize::MAX);
+                self.writer.push_frame(&frame, self.version);
+            }
+            Action::Authenticate(headers) => {
+                let Some(connection) = self.info.as_ref() else {
+                    unreachable!("authentication happens once, before the info is dropped")
+                };
+                let request = ConnectRequest {
+                    login: headers.get("login"),
+                    passcode: headers.get("passcode"),
+                    host: headers.get("host"),
+                    headers: &headers,
+                    connection,
+                };
+                let verdict = shared.authenticator.authenticate(request);
+                tokio::select! {
+                    result = verdict => self.session.on_authenticated(result, &mut self.actions),
+                    () = sleep_opt(self.connect_deadline) => {
+                        let error = ProtocolError::ConnectTimeout(shared.config.connect_timeout);
+                        self.session.fail(error, None, &mut self.actions);
+                    }
+                    () = shared.shutdown.cancelled() => {
+                        self.session.fail(ProtocolError::ShuttingDown, None, &mut self.actions);
+                    }
+                }
+            }
+            Action::Open {
+                version,
+                heartbeat,
+                principal,
+            } => {
+                self.version = version;
+                self.heartbeat = heartbeat;
+                self.decoder.set_version(version);
+                self.decoder.set_limits(shared.config.limits());
+                self.last_read = Instant::now();
+                self.info = None;
+                let span = tracing::Span::current();
+                span.record("version", version.as_str());
+                if let Some(p) = &principal {
+                    span.record("principal", p.name.as_str());
+                    self.route.user = UserKey::Named(p.name.as_str().into());
+                }
+                tracing::debug!(
+                    heartbeat_send_ms = heartbeat.send.as_millis() as u64,
+                    heartbeat_receive_ms = heartbeat.receive.as_millis() as u64,
+                    "connected"
+                );
+            }
+            Action::Subscribe { id, destination } => {
+                tracing::debug!(id = %id, destination = %destination, "subscribe");
+                let prefetch = self.session.prefetch(&id);
+                let subscribed =
+                    router.subscribe(&self.route, id.clone(), &destination, prefetch)?;
+                if subscribed == Subscribed::ByHandler {
+                    self.call_handler(Call {
+                        subscription: Some(id),
+                        destination,
+                        headers: stompbox_codec::Headers::new(),
+                        body: bytes::Bytes::new(),
+                    });
+                }
+            }
+            Action::Unsubscribe { id, destination } => {
+                tracing::debug!(id = %id, destination = %destination, "unsubscribe");
+                router.unsubscribe(&self.route, &id, &destination);
+            }
+            Action::Settle {
+                destination,
+                subscription,
+                tags,
+                outcome,
+            } => {
+                let id = self.id();
+                router.settle(id, &subscription, &destination, &tags, outcome);
+            }
+            Action::Publish {
+                destination,
+                headers,
+                body,
+            } => {
+                let to = To::Destination(destination);
+                router.route(Origin::Client, to, Payload::new(headers, body))?;
+            }
+            Action::Handle {
+                destination,
+                headers,
+                body,
+            } => self.call_handler(Call {
+                subscription: None,
+                destination,
+                headers,
+                body,
+            }),
+            Action::Close(reason) => {
+                tracing::debug!(?reason, "closing");
+                self.closing = Some(reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// Before an action: notes the principal on `Open`, and builds the event the action will
+    /// cause, if anyone listens. Emitted by [`Conn::emit`] once the action took effect.
+    /// Boxed: it is held across the action's `.await`, and the session future stays small.
+    fn observe(&mut self, action: &Action) -> Option<Box<Event>> {
+        if let Action::Open { principal, .. } = action {
+            self.me.principal = principal.clone();
+            self.owes_disconnected = true;
+        }
+        if !self.shared.events.listening() {
+            return None;
+        }
+        let session = self.me.clone();
+        Some(Box::new(match action {
+            Action::Open { .. } => Event::Connected { session },
+            Action::Subscribe { id, destination } => Event::Subscribed {
+                session,
+                subscription: id.to_string(),
+                destination: destination.to_string(),
+            },
+            Action::Unsubscribe { id, destination } => Event::Unsubscribed {
+                session,
+                subscription: id.to_string(),
+                destination: destination.to_string(),
+            },
+            _ => return None,
+        }))
+    }
+
+    /// Emits what [`Conn::observe`] built.
+    fn emit(&self, event: Option<Box<Event>>) {
+        if let Some(event) = event {
+            self.shared.events.emit(|| *event);
+        }
+    }
+}
