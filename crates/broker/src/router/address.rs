@@ -262,6 +262,103 @@ pub(crate) fn split_user(name: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
 
+    fn destination(raw: &str) -> Destination {
+        Rules::default().parse(raw).unwrap()
+    }
+
+    fn kind(address: &Address) -> &'static str {
+        match address {
+            Address::Topic(_) => "topic",
+            Address::Queue(_) => "queue",
+            Address::User { .. } => "user",
+            Address::Subscription(_) => "subscription",
+        }
+    }
+
+    #[test]
+    fn each_origin_has_its_rules() {
+        let rules = Rules::default();
+        let resolve = |origin, raw| rules.resolve(origin, To::Destination(destination(raw)));
+        for origin in [
+            Origin::Client,
+            Origin::Handler,
+            Origin::Server,
+            Origin::Backplane,
+        ] {
+            assert_eq!(kind(&resolve(origin, "/topic/a").unwrap()), "topic");
+            assert_eq!(kind(&resolve(origin, "/queue/a").unwrap()), "queue");
+            assert!(matches!(
+                resolve(origin, "/exchange/a"),
+                Err(RouteError::NotServed { .. })
+            ));
+            assert!(matches!(
+                resolve(origin, "/app/a"),
+                Err(RouteError::NotSendable { .. })
+            ));
+        }
+        let Ok(Address::User {
+            user,
+            path,
+            session,
+        }) = resolve(Origin::Server, "/user/bob/queue/x")
+        else {
+            panic!("a named user's destination");
+        };
+        assert_eq!(
+            (user, &*path, session),
+            (UserKey::Named("bob".into()), "/queue/x", None)
+        );
+        // A malformed user destination: the client's error says what the form is.
+        assert!(matches!(
+            resolve(Origin::Client, "/user/bob"),
+            Err(RouteError::UserSend { .. })
+        ));
+        assert!(matches!(
+            resolve(Origin::Server, "/user/bob"),
+            Err(RouteError::NotSendable { .. })
+        ));
+    }
+
+    #[test]
+    fn clients_send_to_users_only_when_allowed_and_app_goes_to_handlers() {
+        let mut rules = Rules::default();
+        let user = destination("/user/bob/queue/x");
+        assert!(matches!(
+            rules.client_send(user.clone()),
+            Err(RouteError::UserSend { reason, .. }) if reason.contains("may not send")
+        ));
+        assert!(rules.permit(Origin::Server, Access::Send, &user).is_ok());
+        assert!(
+            rules
+                .permit(Origin::Client, Access::Subscribe, &user)
+                .is_ok()
+        );
+        rules.client_user_sends = true;
+        assert!(matches!(rules.client_send(user), Ok(ClientSend::Route(_))));
+        assert!(matches!(
+            rules.client_send(destination("/app/chat")),
+            Ok(ClientSend::Handle(_))
+        ));
+    }
+
+    #[test]
+    fn subscriptions_are_fed_by_kind() {
+        let rules = Rules::default();
+        let feed = |raw: &str| rules.feed(&destination(raw)).map(|f| format!("{f:?}"));
+        assert_eq!(feed("/topic/a.*").unwrap(), "Topic(\"a.*\")");
+        assert_eq!(feed("/queue/jobs").unwrap(), "Queue(\"jobs\")");
+        assert_eq!(feed("/user/queue/n").unwrap(), "User(\"/queue/n\")");
+        assert_eq!(feed("/app/init").unwrap(), "Handler");
+        assert!(feed("/exchange/x").is_err());
+        assert!(
+            rules
+                .feed(&destination("/queue/jobs"))
+                .unwrap()
+                .redelivers()
+        );
+        assert!(!rules.feed(&destination("/topic/a")).unwrap().redelivers());
+    }
+
     #[test]
     fn split_user_destinations() {
         assert_eq!(split_user("alice/queue/x"), Some(("alice", "/queue/x")));
