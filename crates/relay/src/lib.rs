@@ -13,20 +13,27 @@
 //! use stompbox_broker::Broker;
 //! use stompbox_relay::{Relay, RelayConfig};
 //!
-//! let relay = Relay::new(RelayConfig { enabled: true, ..RelayConfig::default() })?;
+//! // The relay first (the broker's backplane), then the broker, then the link that needs both.
+//! let (relay, link) = Relay::new(RelayConfig { enabled: true, ..RelayConfig::default() })?;
 //! let broker = Broker::builder().backplane(relay.backplane()).build().unwrap();
-//! relay.start(broker.clone());
+//! link.start(broker.clone());
 //! // ... serve sessions with `broker` ...
 //! relay.stop().await;
 //! # Ok(()) }
 //! ```
 //!
 //! # Layout
-//! - `lib.rs`: [`Relay`], the handle: the [`Backplane`] calls (a bounded channel of outgoing
-//!   messages and a set of wanted bindings; neither ever waits), [`RelayState`].
-//! - `link.rs`: the one task per node that owns the AMQP connection: connect, declare, bind,
-//!   publish with confirms, consume the node queue, and reconnect with backoff.
-//! - `consumers.rs`: `/queue` subscriptions held in RabbitMQ: one consumer and channel each.
+//! - `lib.rs`: [`Relay`], the handle, and the [`Backplane`] calls (a bounded channel of
+//!   outgoing messages and a set of wanted bindings; neither ever waits); [`RelayLink`], the
+//!   link before it starts; [`RelayState`].
+//! - `core.rs`: the bookkeeping, no I/O: wanted bindings, unconfirmed publishes, backoff.
+//! - `link.rs`: the task that owns the AMQP connection: connect, declare, run the two halves
+//!   below side by side, reconnect with backoff, stop.
+//! - `publisher.rs`: publishes what the broker forwards, with confirms, on its own channel.
+//! - `node_queue.rs`: binds this node's queue to what local subscribers want, consumes it into
+//!   the broker ([`Broker::inject`]), and applies queue subscription changes.
+//! - `queue_consumers.rs`: `/queue` subscriptions held in RabbitMQ: one consumer and channel
+//!   each.
 //! - `amqp.rs`: the mapping between STOMP destinations and AMQP exchanges, keys and headers.
 //! - `config.rs`: [`RelayConfig`]; `error.rs`: [`RelayError`].
 //!
@@ -34,17 +41,18 @@
 
 mod amqp;
 mod config;
-mod consumers;
+mod core;
 mod error;
 mod link;
+mod node_queue;
+mod publisher;
+mod queue_consumers;
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use stompbox_broker::{Backplane, BackplaneUnavailable, Broker, Interest, QueueConsumer, Relayed};
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{QueueType, RelayConfig};
@@ -64,36 +72,40 @@ pub enum RelayState {
         /// Why, for logs and health checks.
         error: String,
     },
-    /// [`Relay::stop`] was called; nothing is relayed anymore.
+    /// [`Relay::stop`] was called (or the link was dropped unstarted); nothing is relayed.
     Stopped,
 }
 
-/// A cheap, cloneable handle to one node's relay.
+/// A cheap, cloneable handle to one node's relay: the broker's [`Backplane`], its state, stop.
 #[derive(Clone)]
 pub struct Relay {
     shared: Arc<Shared>,
+}
+
+/// The relay's link to RabbitMQ before it starts: it owns the receiving ends of what the
+/// backplane sends, and needs the broker it delivers into. [`RelayLink::start`] it once the
+/// broker is built; dropped unstarted, the relay is stopped.
+pub struct RelayLink {
+    outgoing: mpsc::Receiver<Relayed>,
+    ops: mpsc::UnboundedReceiver<QueueOp>,
+    stopped: StoppedOnDrop,
 }
 
 pub(crate) struct Shared {
     pub(crate) config: RelayConfig,
     pub(crate) node_id: String,
     pub(crate) names: amqp::Names,
-    /// Set by [`Relay::start`] from the broker's queue settings.
-    pub(crate) queue_shape: std::sync::OnceLock<amqp::QueueShape>,
     outgoing: mpsc::Sender<Relayed>,
-    outgoing_rx: Mutex<Option<mpsc::Receiver<Relayed>>>,
     /// Queue subscriptions and settlements, in order. Unbounded but not by traffic: one
     /// subscribe and one unsubscribe per subscription, and settlements of at most `prefetch`
     /// deliveries per subscription in flight.
     queue_ops: mpsc::UnboundedSender<QueueOp>,
-    queue_ops_rx: Mutex<Option<mpsc::UnboundedReceiver<QueueOp>>>,
-    pub(crate) interest: Mutex<Interests>,
+    pub(crate) interests: Mutex<core::Interests>,
     pub(crate) changed: Notify,
     pub(crate) state: watch::Sender<RelayState>,
     /// The interest generation bound in RabbitMQ (see [`Relay::synced`]).
     pub(crate) synced: watch::Sender<u64>,
     pub(crate) stop: CancellationToken,
-    task: Mutex<Option<JoinHandle<()>>>,
     refused: AtomicU64,
     /// Per queue subscription: open until the broker unsubscribes. A delivery is offered only
     /// under this lock while it is open, so none arrives after `queue_unsubscribe` returned.
@@ -103,47 +115,54 @@ pub(crate) struct Shared {
 /// See `Shared::gates`.
 pub(crate) type Gate = Arc<Mutex<bool>>;
 
-/// The bindings local subscribers want, and which changed since the link last looked.
-#[derive(Default)]
-pub(crate) struct Interests {
-    pub(crate) wanted: BTreeSet<Interest>,
-    pub(crate) dirty: BTreeSet<Interest>,
-    /// Bumped on every change.
-    pub(crate) generation: u64,
+/// Locks a mutex whose data stays consistent even if a holder panicked (each update is one
+/// insert, remove or flag), as the broker does with its own locks.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Marks the relay stopped when dropped: when the link task ends, however it ends (a panic
+/// included), or when the link is dropped without being started.
+pub(crate) struct StoppedOnDrop(pub(crate) Arc<Shared>);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0.state.send_replace(RelayState::Stopped);
+    }
 }
 
 impl Relay {
-    /// A relay for one node, not connected yet: pass [`Relay::backplane`] to the broker's
-    /// builder, then [`Relay::start`] it with the built broker.
-    pub fn new(config: RelayConfig) -> Result<Relay, RelayError> {
+    /// A relay for one node and its link, not connected yet: pass [`Relay::backplane`] to the
+    /// broker's builder, then [`RelayLink::start`] the link with the built broker.
+    pub fn new(config: RelayConfig) -> Result<(Relay, RelayLink), RelayError> {
         config.validate()?;
         let node_id = match config.node_id.as_str() {
             "" => random_id(),
             id => id.to_owned(),
         };
         let names = amqp::Names::new(&config.prefix, &node_id);
-        let (outgoing, rx) = mpsc::channel(config.buffer_messages);
-        let (queue_ops, queue_ops_rx) = mpsc::unbounded_channel();
-        Ok(Relay {
-            shared: Arc::new(Shared {
-                config,
-                node_id,
-                names,
-                queue_shape: std::sync::OnceLock::new(),
-                outgoing,
-                outgoing_rx: Mutex::new(Some(rx)),
-                queue_ops,
-                queue_ops_rx: Mutex::new(Some(queue_ops_rx)),
-                interest: Mutex::default(),
-                changed: Notify::new(),
-                state: watch::Sender::new(RelayState::Connecting),
-                synced: watch::Sender::new(0),
-                stop: CancellationToken::new(),
-                task: Mutex::new(None),
-                refused: AtomicU64::new(0),
-                gates: Mutex::default(),
-            }),
-        })
+        let (outgoing, outgoing_rx) = mpsc::channel(config.buffer_messages);
+        let (queue_ops, ops_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            config,
+            node_id,
+            names,
+            outgoing,
+            queue_ops,
+            interests: Mutex::default(),
+            changed: Notify::new(),
+            state: watch::Sender::new(RelayState::Connecting),
+            synced: watch::Sender::new(0),
+            stop: CancellationToken::new(),
+            refused: AtomicU64::new(0),
+            gates: Mutex::default(),
+        });
+        let link = RelayLink {
+            outgoing: outgoing_rx,
+            ops: ops_rx,
+            stopped: StoppedOnDrop(shared.clone()),
+        };
+        Ok((Relay { shared }, link))
     }
 
     /// This relay as the broker's backplane ([`stompbox_broker::BrokerBuilder::backplane`]).
@@ -151,35 +170,13 @@ impl Relay {
         Arc::new(self.clone())
     }
 
-    /// Spawns the link task (on the current tokio runtime) that connects to RabbitMQ and
-    /// keeps reconnecting until [`Relay::stop`]. Calling it again does nothing.
-    pub fn start(&self, broker: Broker) {
-        let Some(rx) = self.shared.outgoing_rx.lock().unwrap().take() else {
-            return;
-        };
-        let ops = self.shared.queue_ops_rx.lock().unwrap().take();
-        let ops = ops.expect("taken with the outgoing receiver");
-        let queues = &broker.config().queues;
-        let _ = self.shared.queue_shape.set(amqp::QueueShape {
-            queue_type: self.shared.config.queue_type,
-            max_deliveries: queues.max_deliveries,
-            dead_letter_prefix: queues.dead_letter_prefix.clone(),
-        });
-        let task = tokio::spawn(link::run(self.shared.clone(), broker, rx, ops));
-        *self.shared.task.lock().unwrap() = Some(task);
-    }
-
     /// Stops relaying: flushes what is buffered (when connected), deletes this node's queue,
     /// closes the connection, and waits for the link task to end.
     pub async fn stop(&self) {
         self.shared.stop.cancel();
-        let task = self.shared.task.lock().unwrap().take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-        self.shared.state.send_replace(RelayState::Stopped);
+        let mut state = self.shared.state.subscribe();
+        let _ = state.wait_for(|s| *s == RelayState::Stopped).await;
     }
-
     /// This node's id (random unless configured).
     pub fn node_id(&self) -> &str {
         &self.shared.node_id
@@ -215,7 +212,7 @@ impl Relay {
     /// after it, what other nodes publish reaches every subscriber that was here before.
     /// Waits across outages; bound it with a timeout.
     pub async fn synced(&self) {
-        let target = self.shared.interest.lock().unwrap().generation;
+        let target = lock(&self.shared.interests).generation();
         let mut synced = self.shared.synced.subscribe();
         let _ = synced.wait_for(|&g| g >= target).await;
     }
@@ -223,15 +220,8 @@ impl Relay {
 
 impl Backplane for Relay {
     fn interest(&self, interest: Interest, present: bool) {
-        let mut interests = self.shared.interest.lock().unwrap();
-        let changed = match present {
-            true => interests.wanted.insert(interest.clone()),
-            false => interests.wanted.remove(&interest),
-        };
+        let changed = lock(&self.shared.interests).report(interest, present);
         if changed {
-            interests.dirty.insert(interest);
-            interests.generation += 1;
-            drop(interests);
             self.shared.changed.notify_one();
         }
     }
@@ -263,7 +253,7 @@ impl Backplane for Relay {
     fn queue_subscribe(&self, consumer: QueueConsumer) {
         let key = (consumer.session, consumer.subscription.clone());
         let gate = Arc::new(Mutex::new(true));
-        self.shared.gates.lock().unwrap().insert(key, gate.clone());
+        lock(&self.shared.gates).insert(key, gate.clone());
         let _ = self
             .shared
             .queue_ops
@@ -272,8 +262,9 @@ impl Backplane for Relay {
 
     fn queue_unsubscribe(&self, session: u64, subscription: &str) {
         let key = (session, subscription.to_owned());
-        if let Some(gate) = self.shared.gates.lock().unwrap().remove(&key) {
-            *gate.lock().unwrap() = false;
+        let gate = lock(&self.shared.gates).remove(&key);
+        if let Some(gate) = gate {
+            *lock(&gate) = false;
         }
         let _ = self.shared.queue_ops.send(QueueOp::Unsubscribe(key));
     }
@@ -300,6 +291,28 @@ pub(crate) enum QueueOp {
         tags: Vec<u64>,
         ack: bool,
     },
+}
+
+impl RelayLink {
+    /// Spawns the link task (on the current tokio runtime): it connects to RabbitMQ, delivers
+    /// what other nodes publish into `broker`, and keeps reconnecting until [`Relay::stop`].
+    pub fn start(self, broker: Broker) {
+        let queues = &broker.config().queues;
+        let shape = amqp::QueueShape {
+            queue_type: self.stopped.0.config.queue_type,
+            max_deliveries: queues.max_deliveries,
+            dead_letter_prefix: queues.dead_letter_prefix.clone(),
+        };
+        tokio::spawn(link::run(self, broker, shape));
+    }
+}
+
+impl std::fmt::Debug for RelayLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayLink")
+            .field("node_id", &self.stopped.0.node_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Relay {

@@ -1,11 +1,13 @@
-//! The link: one task per node owning its AMQP connection (two channels: one publishes with
-//! confirms, one binds and consumes the node queue).
+//! The link: one task per node owning its AMQP connection, with two channels used by two
+//! halves that run side by side, so a wait for one never stalls the other: the publisher
+//! (`publisher.rs`: what the broker forwards, with confirms) and the node queue
+//! (`node_queue.rs`: bindings, deliveries from other nodes, queue subscriptions).
 //!
 //! ```text
 //!            ┌────────────┐ connected, declared, all bound ┌───────────┐
-//!  start ──► │ Connecting │ ─────────────────────────────► │ Connected │ ◄─┐ interest: bind/unbind
-//!            └────────────┘                                └───────────┘ ──┘ outgoing: publish
-//!                 ▲  │ error                                    │ error      node queue: inject
+//!  start ──► │ Connecting │ ─────────────────────────────► │ Connected │ ◄─┐ publisher ║ node queue
+//!            └────────────┘                                └───────────┘ ──┘ (side by side)
+//!                 ▲  │ error                                    │ error in either half
 //!   backoff over  │  ▼                                          ▼
 //!                 └─────────────── Down { error } ◄─────────────┘
 //!  stop: from any state ──► flush (if connected), delete node queue, close ──► Stopped
@@ -15,110 +17,117 @@
 //! messages and a set of wanted bindings. A publish RabbitMQ did not confirm is kept and
 //! published first after reconnecting (so a cut can duplicate, never drop, what was in flight).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
-use stompbox_broker::{Broker, Interest, Relayed, Target};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use stompbox_broker::{Broker, Interest, Relayed};
 use tokio::sync::mpsc;
 
-use crate::consumers::{Live, apply, apply_offline, declare_queue, start_consumer};
-use crate::{ConsumerKey, QueueOp, RelayError, RelayState, Shared, amqp};
+use crate::core::{Backoff, Unconfirmed};
+use crate::queue_consumers::{Live, apply_offline, start_consumer};
+use crate::{
+    ConsumerKey, QueueOp, RelayError, RelayLink, RelayState, Shared, amqp, node_queue, publisher,
+};
 
-/// Most messages published before waiting for their confirms: one round trip per batch.
-const PUBLISH_BATCH: usize = 256;
 /// A connection attempt taking longer than this counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the link's halves need: the relay's shared state, the broker it delivers into, and
+/// how STOMP queues are declared in RabbitMQ.
+pub(crate) struct Link {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) broker: Broker,
+    pub(crate) shape: amqp::QueueShape,
+}
 
 /// What survives a reconnect.
 struct Carry {
     /// Bindings believed to exist on the node queue.
     bound: BTreeSet<Interest>,
-    /// Published but not confirmed before the link broke: published first next time.
-    retry: VecDeque<Relayed>,
+    /// Taken from the broker, not confirmed by RabbitMQ: published first next time.
+    unconfirmed: Unconfirmed,
     /// Queue subscriptions; their consumers are started again after a reconnect.
     consumers: HashMap<ConsumerKey, Live>,
     /// STOMP queues declared in RabbitMQ on this connection (before the first publish).
     declared: HashSet<String>,
 }
 
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    broker: Broker,
-    mut outgoing: mpsc::Receiver<Relayed>,
-    mut ops: mpsc::UnboundedReceiver<QueueOp>,
-) {
+pub(crate) async fn run(link: RelayLink, broker: Broker, shape: amqp::QueueShape) {
+    let RelayLink {
+        mut outgoing,
+        mut ops,
+        stopped,
+    } = link;
+    let link = Link {
+        shared: stopped.0.clone(),
+        broker,
+        shape,
+    };
+    let shared = &*link.shared;
     let config = &shared.config;
     let mut carry = Carry {
         bound: BTreeSet::new(),
-        retry: VecDeque::new(),
+        unconfirmed: Unconfirmed::default(),
         consumers: HashMap::new(),
         declared: HashSet::new(),
     };
-    let mut backoff = config.reconnect_min;
+    let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut attempt = 0usize;
     while !shared.stop.is_cancelled() {
         let url = &config.urls[attempt % config.urls.len()];
         attempt += 1;
         shared.state.send_replace(RelayState::Connecting);
         let mut connected = false;
-        match session(
-            &shared,
-            &broker,
+        let ended = session(
+            &link,
             &mut outgoing,
             &mut ops,
             &mut carry,
             url,
             &mut connected,
-        )
-        .await
-        {
-            Ok(()) => break,
-            Err(e) => {
-                if connected {
-                    backoff = config.reconnect_min;
-                }
-                tracing::warn!(node = %shared.node_id, error = %e, retry_in = ?backoff, "relay down");
-                shared.state.send_replace(RelayState::Down {
-                    error: e.to_string(),
-                });
-            }
-        }
+        );
+        let Err(e) = ended.await else {
+            break;
+        };
+        let wait = backoff.after(connected);
+        tracing::warn!(node = %shared.node_id, error = %e, retry_in = ?wait, "relay down");
+        shared.state.send_replace(RelayState::Down {
+            error: e.to_string(),
+        });
         tokio::select! {
             () = shared.stop.cancelled() => break,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(config.reconnect_max);
     }
     for live in carry.consumers.values_mut() {
         live.stop();
     }
     outgoing.close();
-    let dropped = outgoing.len() + carry.retry.len();
+    let dropped = outgoing.len() + carry.unconfirmed.len();
     if dropped > 0 {
         tracing::warn!(node = %shared.node_id, dropped, "relay stopped with unpublished messages");
     }
-    shared.state.send_replace(RelayState::Stopped);
+    // `stopped` goes last: `Relay::stop` returns once it is dropped.
+    drop(stopped);
 }
 
 /// One connection's life: returns `Ok` when stopped, an error when the link broke.
 async fn session(
-    shared: &Shared,
-    broker: &Broker,
+    link: &Link,
     outgoing: &mut mpsc::Receiver<Relayed>,
     ops: &mut mpsc::UnboundedReceiver<QueueOp>,
     carry: &mut Carry,
     url: &str,
     connected: &mut bool,
 ) -> Result<(), RelayError> {
+    let shared = &*link.shared;
     let names = &shared.names;
     let properties = ConnectionProperties::default()
         .with_connection_name(LongString::from(names.connection_name.clone().into_bytes()));
@@ -128,21 +137,21 @@ async fn session(
         connected = connect => connected.map_err(|_| RelayError::ConnectTimeout)??,
         () = shared.stop.cancelled() => return Ok(()),
     };
-    let publisher = connection.create_channel().await?;
-    publisher
+    let publisher_channel = connection.create_channel().await?;
+    publisher_channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let consumer_channel = connection.create_channel().await?;
-    declare(shared, &consumer_channel).await?;
-    sync_all(shared, &consumer_channel, &mut carry.bound).await?;
-    consumer_channel
+    let node_channel = connection.create_channel().await?;
+    declare(shared, &node_channel).await?;
+    node_queue::sync_all(shared, &node_channel, &mut carry.bound).await?;
+    node_channel
         .basic_qos(shared.config.prefetch, BasicQosOptions::default())
         .await?;
     let consume = BasicConsumeOptions {
         exclusive: true,
         ..BasicConsumeOptions::default()
     };
-    let mut consumer = consumer_channel
+    let mut deliveries = node_channel
         .basic_consume(
             names.node_queue.as_str().into(),
             shared.node_id.as_str().into(),
@@ -150,117 +159,64 @@ async fn session(
             FieldTable::default(),
         )
         .await?;
-    let retried = carry.retry.len();
+    let retried = carry.unconfirmed.len();
     carry.declared.clear();
-    while !carry.retry.is_empty() {
-        publish(shared, &publisher, &mut carry.retry, &mut carry.declared).await?;
-    }
+    publisher::publish_all(
+        link,
+        &publisher_channel,
+        &mut carry.unconfirmed,
+        &mut carry.declared,
+    )
+    .await?;
     // Queue subscriptions: first what changed while down (no settlement can apply: those
     // deliveries went back to their queues with the old connection), then start them all.
     while let Ok(op) = ops.try_recv() {
         apply_offline(&mut carry.consumers, op);
     }
     for live in carry.consumers.values_mut() {
-        start_consumer(shared, &connection, live).await?;
+        start_consumer(link, &connection, live).await?;
     }
     *connected = true;
     shared.state.send_replace(RelayState::Connected);
     tracing::info!(node = %shared.node_id, url = %redact(url), bindings = carry.bound.len(), retried, "relay connected");
 
-    let mut batch = VecDeque::with_capacity(PUBLISH_BATCH);
-    let mut received = Vec::with_capacity(PUBLISH_BATCH);
-    loop {
-        tokio::select! {
-            () = shared.stop.cancelled() => {
-                // Best effort: what is buffered goes out, then this node leaves no queue.
-                outgoing.close();
-                while let Some(m) = outgoing.recv().await {
-                    batch.push_back(m);
-                    if batch.len() == PUBLISH_BATCH {
-                        publish(shared, &publisher, &mut batch, &mut carry.declared).await?;
-                    }
-                }
-                publish(shared, &publisher, &mut batch, &mut carry.declared).await?;
-                for live in carry.consumers.values_mut() {
-                    live.stop();
-                }
-                let queue = names.node_queue.as_str().into();
-                consumer_channel.queue_delete(queue, QueueDeleteOptions::default()).await?;
-                connection.close(200, "stompbox node stopping".into()).await?;
-                tracing::info!(node = %shared.node_id, "relay stopped");
-                return Ok(());
-            }
-            () = shared.changed.notified() => {
-                sync_changes(shared, &consumer_channel, &mut carry.bound).await?;
-            }
-            n = outgoing.recv_many(&mut received, PUBLISH_BATCH) => {
-                if n == 0 {
-                    return Ok(()); // every Relay handle is gone
-                }
-                batch.extend(received.drain(..));
-                let result = publish(shared, &publisher, &mut batch, &mut carry.declared).await;
-                carry.retry.extend(batch.drain(..));
-                result?;
-            }
-            Some(op) = ops.recv() => {
-                apply(shared, &connection, &mut carry.consumers, op).await?;
-            }
-            delivery = consumer.next() => {
-                let delivery = delivery.ok_or(RelayError::ConsumerEnded)??;
-                let message = amqp::relayed(
-                    names,
-                    &shared.node_id,
-                    delivery.exchange.as_str(),
-                    delivery.routing_key.as_str(),
-                    &delivery.properties,
-                    delivery.data,
-                );
-                if let Some(message) = message {
-                    broker.inject(message);
-                }
-                delivery.acker.ack(BasicAckOptions::default()).await?;
-            }
-        }
+    let publishing = publisher::run(
+        link,
+        &publisher_channel,
+        outgoing,
+        &mut carry.unconfirmed,
+        &mut carry.declared,
+    );
+    let receiving = node_queue::run(
+        link,
+        &connection,
+        &node_channel,
+        &mut deliveries,
+        ops,
+        &mut carry.bound,
+        &mut carry.consumers,
+    );
+    // The publisher ends (`Ok`) when stopped, after flushing what was buffered, or when every
+    // `Relay` handle is gone; the node queue half only ever ends with an error.
+    tokio::select! {
+        published = publishing => published?,
+        error = receiving => return Err(error),
     }
-}
-
-/// Publishes `batch` and waits for the confirms; confirmed messages leave `batch`, so on an
-/// error it holds exactly what must be published again.
-async fn publish(
-    shared: &Shared,
-    channel: &Channel,
-    batch: &mut VecDeque<Relayed>,
-    declared: &mut HashSet<String>,
-) -> Result<(), RelayError> {
-    let mut confirms = Vec::with_capacity(batch.len());
-    for message in batch.iter() {
-        if let Target::Queue(name) = &message.target
-            && !declared.contains(name)
-        {
-            declare_queue(shared, channel, name).await?;
-            declared.insert(name.clone());
-        }
-        let (exchange, key) = shared.names.route(&message.target);
-        let properties = amqp::properties(message, &shared.node_id);
-        let confirm = channel
-            .basic_publish(
-                exchange.into(),
-                key.as_ref().into(),
-                BasicPublishOptions::default(),
-                &message.body,
-                properties,
-            )
-            .await?;
-        confirms.push(confirm);
+    if !shared.stop.is_cancelled() {
+        return Ok(());
     }
-    for confirm in confirms {
-        match confirm.await? {
-            Confirmation::Nack(_) => return Err(RelayError::NotConfirmed),
-            Confirmation::Ack(_) | Confirmation::NotRequested => {
-                batch.pop_front();
-            }
-        }
+    // Stopping: this node leaves no queue and no consumers behind.
+    for live in carry.consumers.values_mut() {
+        live.stop();
     }
+    let queue = names.node_queue.as_str().into();
+    node_channel
+        .queue_delete(queue, QueueDeleteOptions::default())
+        .await?;
+    connection
+        .close(200, "stompbox node stopping".into())
+        .await?;
+    tracing::info!(node = %shared.node_id, "relay stopped");
     Ok(())
 }
 
@@ -299,100 +255,6 @@ async fn declare(shared: &Shared, channel: &Channel) -> Result<(), RelayError> {
             arguments,
         )
         .await?;
-    Ok(())
-}
-
-/// After (re)connecting: binds everything wanted, unbinds what was bound and is no longer.
-async fn sync_all(
-    shared: &Shared,
-    channel: &Channel,
-    bound: &mut BTreeSet<Interest>,
-) -> Result<(), RelayError> {
-    let (wanted, generation) = {
-        let mut interests = shared.interest.lock().unwrap();
-        interests.dirty.clear();
-        (interests.wanted.clone(), interests.generation)
-    };
-    for interest in &wanted {
-        bind(shared, channel, interest, true).await?;
-        bound.insert(interest.clone());
-    }
-    let stale: Vec<Interest> = bound.difference(&wanted).cloned().collect();
-    for interest in stale {
-        bind(shared, channel, &interest, false).await?;
-        bound.remove(&interest);
-    }
-    shared.synced.send_replace(generation);
-    Ok(())
-}
-
-/// While connected: applies the changes reported since the last look.
-async fn sync_changes(
-    shared: &Shared,
-    channel: &Channel,
-    bound: &mut BTreeSet<Interest>,
-) -> Result<(), RelayError> {
-    loop {
-        let (dirty, generation) = {
-            let mut interests = shared.interest.lock().unwrap();
-            let dirty = std::mem::take(&mut interests.dirty);
-            let dirty: Vec<(Interest, bool)> = dirty
-                .into_iter()
-                .map(|i| {
-                    let wanted = interests.wanted.contains(&i);
-                    (i, wanted)
-                })
-                .collect();
-            (dirty, interests.generation)
-        };
-        if dirty.is_empty() {
-            shared.synced.send_replace(generation);
-            return Ok(());
-        }
-        for (interest, wanted) in dirty {
-            if wanted != bound.contains(&interest) {
-                bind(shared, channel, &interest, wanted).await?;
-                match wanted {
-                    true => bound.insert(interest),
-                    false => bound.remove(&interest),
-                };
-            }
-        }
-    }
-}
-
-async fn bind(
-    shared: &Shared,
-    channel: &Channel,
-    interest: &Interest,
-    present: bool,
-) -> Result<(), RelayError> {
-    let (exchange, key) = shared.names.binding(interest);
-    let queue = shared.names.node_queue.as_str();
-    tracing::debug!(node = %shared.node_id, exchange, key, present, "relay binding");
-    match present {
-        true => {
-            channel
-                .queue_bind(
-                    queue.into(),
-                    exchange.into(),
-                    key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?
-        }
-        false => {
-            channel
-                .queue_unbind(
-                    queue.into(),
-                    exchange.into(),
-                    key.into(),
-                    FieldTable::default(),
-                )
-                .await?
-        }
-    }
     Ok(())
 }
 

@@ -135,12 +135,12 @@ async fn a_full_buffer_refuses_sends_visibly_while_rabbitmq_is_unreachable() {
     let mut config = config(&prefix, "lonely");
     config.urls = vec!["amqp://guest:guest@127.0.0.1:1/%2f".into()];
     config.buffer_messages = 3;
-    let relay = Relay::new(config).unwrap();
+    let (relay, link) = Relay::new(config).unwrap();
     let broker = stompbox_broker::Broker::builder()
         .backplane(relay.backplane())
         .build()
         .unwrap();
-    relay.start(broker.clone());
+    link.start(broker.clone());
     let mut sub = client(&broker).await;
     sub.subscribe("t", "/topic/t").await;
     let mut publisher = client(&broker).await;

@@ -54,7 +54,7 @@ impl Server {
                         reason: e.to_string(),
                     }
                 })?;
-                (builder.backplane(relay.backplane()), Some(relay))
+                (builder.backplane(relay.0.backplane()), Some(relay))
             }
             false => (builder, None),
         };
@@ -65,9 +65,9 @@ impl Server {
         #[cfg_attr(not(feature = "relay"), allow(unused_mut))]
         let mut server = Server::bind_with_broker(config, broker).await?;
         #[cfg(feature = "relay")]
-        if let Some(relay) = relay {
+        if let Some((relay, link)) = relay {
             tracing::info!(node = relay.node_id(), "relay starting");
-            relay.start(server.broker.clone());
+            link.start(server.broker.clone());
             server.relay = Some(relay);
         }
         Ok(server)

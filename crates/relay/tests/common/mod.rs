@@ -45,9 +45,9 @@ pub async fn node(prefix: &str, id: &str) -> Node {
 }
 
 pub async fn node_with(prefix: &str, id: &str, builder: BrokerBuilder) -> Node {
-    let relay = Relay::new(config(prefix, id)).unwrap();
+    let (relay, link) = Relay::new(config(prefix, id)).unwrap();
     let broker = builder.backplane(relay.backplane()).build().unwrap();
-    relay.start(broker.clone());
+    link.start(broker.clone());
     wait_connected(&relay).await;
     Node { broker, relay }
 }

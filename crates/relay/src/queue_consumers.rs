@@ -17,7 +17,8 @@ use lapin::types::FieldTable;
 use lapin::{Acker, Channel, Connection};
 use stompbox_broker::QueueConsumer;
 
-use crate::{ConsumerKey, Gate, QueueOp, RelayError, Shared, amqp};
+use crate::link::Link;
+use crate::{ConsumerKey, Gate, QueueOp, RelayError, amqp, lock};
 
 /// One queue subscription's AMQP consumer: its own channel, so `basic.qos` is its prefetch
 /// and closing the channel returns its unacknowledged messages to the queue.
@@ -35,22 +36,23 @@ impl Live {
         if let Some(task) = self.task.take() {
             task.abort();
         }
-        self.ackers.lock().unwrap().clear();
+        lock(&self.ackers).clear();
     }
 }
 
 /// The durable RabbitMQ queue of a STOMP queue, after its dead-letter queue (see
 /// [`amqp::QueueShape`]).
 pub(crate) async fn declare_queue(
-    shared: &Shared,
+    link: &Link,
     channel: &Channel,
     name: &str,
 ) -> Result<(), RelayError> {
+    let shared = &*link.shared;
     let durable = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    let shape = shared.queue_shape.get().expect("set when the relay starts");
+    let shape = &link.shape;
     let (arguments, dead) = shape.arguments(&shared.names, name);
     if let Some(dead) = dead {
         let (dead_arguments, _) = shape.arguments(&shared.names, &dead);
@@ -68,7 +70,7 @@ pub(crate) async fn declare_queue(
 
 /// A queue subscription change while connected.
 pub(crate) async fn apply(
-    shared: &Shared,
+    link: &Link,
     connection: &Connection,
     consumers: &mut HashMap<ConsumerKey, Live>,
     op: QueueOp,
@@ -76,15 +78,16 @@ pub(crate) async fn apply(
     match op {
         QueueOp::Subscribe(consumer, gate) => {
             let key = (consumer.session, consumer.subscription.clone());
-            let mut live = Live {
+            let live = Live {
                 consumer: Arc::new(consumer),
                 gate,
                 ackers: Arc::default(),
                 channel: None,
                 task: None,
             };
-            start_consumer(shared, connection, &mut live).await?;
-            consumers.insert(key, live);
+            // In the registry first: if starting fails, the reconnect starts it.
+            let live = consumers.entry(key).insert_entry(live).into_mut();
+            start_consumer(link, connection, live).await?;
         }
         QueueOp::Unsubscribe(key) => {
             if let Some(mut live) = consumers.remove(&key) {
@@ -100,7 +103,7 @@ pub(crate) async fn apply(
                 return Ok(());
             };
             for tag in tags {
-                let acker = live.ackers.lock().unwrap().remove(&tag);
+                let acker = lock(&live.ackers).remove(&tag);
                 // No acker: delivered on a connection that is gone (already requeued).
                 let Some(acker) = acker else { continue };
                 let settled = match ack {
@@ -149,17 +152,18 @@ fn requeue() -> BasicNackOptions {
 /// Opens the subscription's channel with `basic.qos` = its prefetch, declares its queue and
 /// consumes it into the subscription's outbox.
 pub(crate) async fn start_consumer(
-    shared: &Shared,
+    link: &Link,
     connection: &Connection,
     live: &mut Live,
 ) -> Result<(), RelayError> {
     live.stop();
+    let shared = &*link.shared;
     let channel = connection.create_channel().await?;
     let prefetch = live.consumer.prefetch.clamp(1, u16::MAX as usize) as u16;
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await?;
-    declare_queue(shared, &channel, &live.consumer.queue).await?;
+    declare_queue(link, &channel, &live.consumer.queue).await?;
     let queue = shared.names.queue(&live.consumer.queue);
     let mut consumer = channel
         .basic_consume(
@@ -184,8 +188,8 @@ pub(crate) async fn start_consumer(
             let body = bytes::Bytes::from(delivery.data);
             let refused = {
                 // Gate, then ackers: a settlement (which locks the ackers) finds the acker.
-                let open = gate.lock().unwrap();
-                let mut ackers = ackers.lock().unwrap();
+                let open = lock(&gate);
+                let mut ackers = lock(&ackers);
                 let tag = (*open)
                     .then(|| {
                         subscription

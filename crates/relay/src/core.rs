@@ -1,0 +1,226 @@
+//! The relay's bookkeeping, with no I/O: which bindings local subscribers want and which
+//! changes the link has not applied yet ([`Interests`]), what was published and not confirmed
+//! ([`Unconfirmed`]), and how long to wait before reconnecting ([`Backoff`]). The link
+//! (`link.rs`, `publisher.rs`, `node_queue.rs`) does the AMQP calls these decide.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use stompbox_broker::{Interest, Relayed};
+
+/// The bindings local subscribers want, and which changed since the link last looked.
+#[derive(Debug, Default)]
+pub(crate) struct Interests {
+    wanted: BTreeSet<Interest>,
+    dirty: BTreeSet<Interest>,
+    /// Bumped on every change: `Relay::synced` waits for the link to reach it.
+    generation: u64,
+}
+
+/// Bindings to make (`true`) or remove (`false`), and the generation they bring the link to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub(crate) changes: Vec<(Interest, bool)>,
+    pub(crate) generation: u64,
+}
+
+impl Interests {
+    /// Local interest began (`present`) or ended; true if that changes what is wanted.
+    pub(crate) fn report(&mut self, interest: Interest, present: bool) -> bool {
+        let changed = match present {
+            true => self.wanted.insert(interest.clone()),
+            false => self.wanted.remove(&interest),
+        };
+        if changed {
+            self.dirty.insert(interest);
+            self.generation += 1;
+        }
+        changed
+    }
+
+    /// The generation of the latest change.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// After (re)connecting: bind everything wanted (again: binding is idempotent, and the node
+    /// queue may have expired with its bindings during a long outage), and unbind everything
+    /// `bound` that is no longer wanted. Clears the pending changes (this plan covers them).
+    pub(crate) fn plan_all(&mut self, bound: &BTreeSet<Interest>) -> Plan {
+        self.dirty.clear();
+        let bind = self.wanted.iter().map(|i| (i.clone(), true));
+        let unbind = bound.difference(&self.wanted).map(|i| (i.clone(), false));
+        Plan {
+            changes: bind.chain(unbind).collect(),
+            generation: self.generation,
+        }
+    }
+
+    /// While connected: the changes reported since the last plan that differ from `bound`
+    /// (an interest that came and went in between needs nothing).
+    pub(crate) fn plan_changes(&mut self, bound: &BTreeSet<Interest>) -> Plan {
+        let dirty = std::mem::take(&mut self.dirty);
+        let changes = dirty
+            .into_iter()
+            .map(|i| {
+                let wanted = self.wanted.contains(&i);
+                (i, wanted)
+            })
+            .filter(|(i, wanted)| *wanted != bound.contains(i))
+            .collect();
+        Plan {
+            changes,
+            generation: self.generation,
+        }
+    }
+}
+
+/// Messages taken from the broker and not yet confirmed by RabbitMQ, oldest first. They are
+/// published in order and leave only when confirmed, so after a broken link exactly the
+/// unconfirmed ones are published again (a cut can duplicate, never drop).
+#[derive(Debug, Default)]
+pub(crate) struct Unconfirmed {
+    messages: VecDeque<Relayed>,
+}
+
+impl Unconfirmed {
+    /// Adds messages taken from the broker, after those already waiting.
+    pub(crate) fn extend(&mut self, messages: impl IntoIterator<Item = Relayed>) {
+        self.messages.extend(messages);
+    }
+
+    /// The oldest `n` messages, to publish (again).
+    pub(crate) fn front(&self, n: usize) -> impl Iterator<Item = &Relayed> {
+        self.messages.iter().take(n)
+    }
+
+    /// The oldest message was confirmed.
+    pub(crate) fn confirmed(&mut self) {
+        self.messages.pop_front();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+/// The wait before the next connection attempt: `min` after a connection that worked, doubled
+/// after each failed attempt, at most `max`.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    /// The wait after a link that ended; `connected` says whether it had connected.
+    pub(crate) fn after(&mut self, connected: bool) -> Duration {
+        if connected {
+            self.next = self.min;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use stompbox_broker::Target;
+    use stompbox_codec::Headers;
+
+    use super::*;
+
+    fn topic(p: &str) -> Interest {
+        Interest::Topic(p.into())
+    }
+
+    #[test]
+    fn changes_are_planned_once_and_only_when_they_differ_from_what_is_bound() {
+        let mut interests = Interests::default();
+        let mut bound = BTreeSet::new();
+        assert!(interests.report(topic("a"), true));
+        assert!(!interests.report(topic("a"), true), "already wanted");
+        assert!(interests.report(topic("b"), true));
+        let plan = interests.plan_changes(&bound);
+        assert_eq!(plan.changes, [(topic("a"), true), (topic("b"), true)]);
+        assert_eq!(plan.generation, 2);
+        bound.extend([topic("a"), topic("b")]);
+        assert!(
+            interests.plan_changes(&bound).changes.is_empty(),
+            "nothing new"
+        );
+        // Came and went between two looks: nothing to do.
+        interests.report(topic("c"), true);
+        interests.report(topic("c"), false);
+        interests.report(topic("a"), false);
+        let plan = interests.plan_changes(&bound);
+        assert_eq!(plan.changes, [(topic("a"), false)]);
+        assert_eq!(plan.generation, 5);
+    }
+
+    #[test]
+    fn after_a_reconnect_everything_wanted_is_bound_and_the_rest_unbound() {
+        let mut interests = Interests::default();
+        interests.report(topic("a"), true);
+        interests.report(topic("b"), true);
+        let bound: BTreeSet<Interest> = [topic("b"), topic("stale")].into();
+        let plan = interests.plan_all(&bound);
+        let expected = [
+            (topic("a"), true),
+            (topic("b"), true),
+            (topic("stale"), false),
+        ];
+        assert_eq!(plan.changes, expected);
+        assert!(interests.plan_changes(&bound).changes.is_empty(), "covered");
+    }
+
+    #[test]
+    fn only_confirmed_messages_leave_in_order() {
+        let message = |key: &str| Relayed {
+            target: Target::Topic(key.into()),
+            headers: Headers::new(),
+            body: Bytes::new(),
+        };
+        let mut unconfirmed = Unconfirmed::default();
+        unconfirmed.extend([message("1"), message("2")]);
+        unconfirmed.extend([message("3")]);
+        let keys = |u: &Unconfirmed, n| {
+            u.front(n)
+                .map(|m| match &m.target {
+                    Target::Topic(k) => k.clone(),
+                    _ => unreachable!(),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&unconfirmed, 2), ["1", "2"]);
+        unconfirmed.confirmed();
+        // The link broke here: 2 and 3 are published again, 1 is not.
+        assert_eq!(keys(&unconfirmed, 10), ["2", "3"]);
+        assert_eq!(unconfirmed.len(), 2);
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_bound_and_resets_after_a_connection() {
+        let ms = Duration::from_millis;
+        let mut backoff = Backoff::new(ms(50), ms(300));
+        let waits: Vec<_> = (0..5).map(|_| backoff.after(false)).collect();
+        assert_eq!(waits, [ms(50), ms(100), ms(200), ms(300), ms(300)]);
+        assert_eq!(backoff.after(true), ms(50));
+        assert_eq!(backoff.after(false), ms(100));
+    }
+}

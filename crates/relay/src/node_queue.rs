@@ -1,0 +1,144 @@
+//! The node queue half of the link: binds this node's queue to what local subscribers want,
+//! delivers what other nodes published into the broker ([`Broker::inject`]), and applies
+//! queue subscription changes. Runs beside the publisher (`publisher.rs`), so neither a
+//! binding nor a delivery ever waits for a publish confirm.
+//!
+//! [`Broker::inject`]: stompbox_broker::Broker::inject
+
+use std::collections::{BTreeSet, HashMap};
+
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, QueueBindOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
+use stompbox_broker::Interest;
+use tokio::sync::mpsc;
+
+use crate::core::Plan;
+use crate::link::Link;
+use crate::queue_consumers::{Live, apply};
+use crate::{ConsumerKey, QueueOp, RelayError, Shared, amqp, lock};
+
+/// Runs until the link breaks; returns why.
+pub(crate) async fn run(
+    link: &Link,
+    connection: &Connection,
+    channel: &Channel,
+    deliveries: &mut Consumer,
+    ops: &mut mpsc::UnboundedReceiver<QueueOp>,
+    bound: &mut BTreeSet<Interest>,
+    consumers: &mut HashMap<ConsumerKey, Live>,
+) -> RelayError {
+    let shared = &*link.shared;
+    loop {
+        let step = tokio::select! {
+            () = shared.changed.notified() => sync_changes(shared, channel, bound).await,
+            Some(op) = ops.recv() => apply(link, connection, consumers, op).await,
+            delivery = deliveries.next() => deliver(link, delivery).await,
+        };
+        if let Err(e) = step {
+            return e;
+        }
+    }
+}
+
+/// One delivery from the node queue: into the broker (unless it is this node's own echo),
+/// then acknowledged.
+async fn deliver(
+    link: &Link,
+    delivery: Option<lapin::Result<lapin::message::Delivery>>,
+) -> Result<(), RelayError> {
+    let delivery = delivery.ok_or(RelayError::ConsumerEnded)??;
+    let shared = &*link.shared;
+    let message = amqp::relayed(
+        &shared.names,
+        &shared.node_id,
+        delivery.exchange.as_str(),
+        delivery.routing_key.as_str(),
+        &delivery.properties,
+        delivery.data,
+    );
+    if let Some(message) = message {
+        link.broker.inject(message);
+    }
+    delivery.acker.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+/// After (re)connecting: binds everything wanted, unbinds what was bound and is no longer.
+pub(crate) async fn sync_all(
+    shared: &Shared,
+    channel: &Channel,
+    bound: &mut BTreeSet<Interest>,
+) -> Result<(), RelayError> {
+    let plan = lock(&shared.interests).plan_all(bound);
+    carry_out(shared, channel, bound, plan).await
+}
+
+/// While connected: applies the changes reported since the last look, until there are none.
+async fn sync_changes(
+    shared: &Shared,
+    channel: &Channel,
+    bound: &mut BTreeSet<Interest>,
+) -> Result<(), RelayError> {
+    loop {
+        let plan = lock(&shared.interests).plan_changes(bound);
+        if plan.changes.is_empty() {
+            shared.synced.send_replace(plan.generation);
+            return Ok(());
+        }
+        carry_out(shared, channel, bound, plan).await?;
+    }
+}
+
+async fn carry_out(
+    shared: &Shared,
+    channel: &Channel,
+    bound: &mut BTreeSet<Interest>,
+    plan: Plan,
+) -> Result<(), RelayError> {
+    for (interest, present) in plan.changes {
+        bind(shared, channel, &interest, present).await?;
+        match present {
+            true => bound.insert(interest),
+            false => bound.remove(&interest),
+        };
+    }
+    shared.synced.send_replace(plan.generation);
+    Ok(())
+}
+
+async fn bind(
+    shared: &Shared,
+    channel: &Channel,
+    interest: &Interest,
+    present: bool,
+) -> Result<(), RelayError> {
+    let (exchange, key) = shared.names.binding(interest);
+    let queue = shared.names.node_queue.as_str();
+    tracing::debug!(node = %shared.node_id, exchange, key, present, "relay binding");
+    match present {
+        true => {
+            channel
+                .queue_bind(
+                    queue.into(),
+                    exchange.into(),
+                    key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?
+        }
+        false => {
+            channel
+                .queue_unbind(
+                    queue.into(),
+                    exchange.into(),
+                    key.into(),
+                    FieldTable::default(),
+                )
+                .await?
+        }
+    }
+    Ok(())
+}

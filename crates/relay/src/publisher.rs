@@ -1,0 +1,102 @@
+//! The publisher half of the link: publishes what the broker forwards, on its own channel
+//! with publisher confirms, a batch at a time. A message leaves [`Unconfirmed`] only when
+//! RabbitMQ confirmed it, so after a broken link exactly what was not confirmed is published
+//! again. Runs beside the node queue half (`node_queue.rs`), so waiting for confirms never
+//! stalls deliveries from other nodes or binding changes.
+
+use std::collections::HashSet;
+
+use lapin::options::BasicPublishOptions;
+use lapin::{Channel, Confirmation};
+use stompbox_broker::{Relayed, Target};
+use tokio::sync::mpsc;
+
+use crate::core::Unconfirmed;
+use crate::link::Link;
+use crate::queue_consumers::declare_queue;
+use crate::{RelayError, amqp};
+
+/// Most messages published before waiting for their confirms: one round trip per batch.
+const PUBLISH_BATCH: usize = 256;
+
+/// Publishes what arrives until stopped (then flushes what is buffered) or until every
+/// `Relay` handle is gone: both `Ok`. An error means the link broke.
+pub(crate) async fn run(
+    link: &Link,
+    channel: &Channel,
+    outgoing: &mut mpsc::Receiver<Relayed>,
+    unconfirmed: &mut Unconfirmed,
+    declared: &mut HashSet<String>,
+) -> Result<(), RelayError> {
+    let mut received = Vec::with_capacity(PUBLISH_BATCH);
+    loop {
+        tokio::select! {
+            () = link.shared.stop.cancelled() => {
+                // Best effort: what is buffered goes out before the node leaves.
+                outgoing.close();
+                while outgoing.recv_many(&mut received, PUBLISH_BATCH).await > 0 {
+                    unconfirmed.extend(received.drain(..));
+                    publish_all(link, channel, unconfirmed, declared).await?;
+                }
+                return publish_all(link, channel, unconfirmed, declared).await;
+            }
+            n = outgoing.recv_many(&mut received, PUBLISH_BATCH) => {
+                if n == 0 {
+                    return Ok(()); // every Relay handle is gone
+                }
+                unconfirmed.extend(received.drain(..));
+                publish_all(link, channel, unconfirmed, declared).await?;
+            }
+        }
+    }
+}
+
+/// Publishes every unconfirmed message, a batch at a time, each batch's confirms awaited.
+pub(crate) async fn publish_all(
+    link: &Link,
+    channel: &Channel,
+    unconfirmed: &mut Unconfirmed,
+    declared: &mut HashSet<String>,
+) -> Result<(), RelayError> {
+    while !unconfirmed.is_empty() {
+        publish_batch(link, channel, unconfirmed, declared).await?;
+    }
+    Ok(())
+}
+
+async fn publish_batch(
+    link: &Link,
+    channel: &Channel,
+    unconfirmed: &mut Unconfirmed,
+    declared: &mut HashSet<String>,
+) -> Result<(), RelayError> {
+    let shared = &*link.shared;
+    let mut confirms = Vec::with_capacity(PUBLISH_BATCH);
+    for message in unconfirmed.front(PUBLISH_BATCH) {
+        if let Target::Queue(name) = &message.target
+            && !declared.contains(name)
+        {
+            declare_queue(link, channel, name).await?;
+            declared.insert(name.clone());
+        }
+        let (exchange, key) = shared.names.route(&message.target);
+        let properties = amqp::properties(message, &shared.node_id);
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                key.as_ref().into(),
+                BasicPublishOptions::default(),
+                &message.body,
+                properties,
+            )
+            .await?;
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        match confirm.await? {
+            Confirmation::Nack(_) => return Err(RelayError::NotConfirmed),
+            Confirmation::Ack(_) | Confirmation::NotRequested => unconfirmed.confirmed(),
+        }
+    }
+    Ok(())
+}
