@@ -12,7 +12,7 @@
 //!
 //! # Layout
 //! - `config.rs`: [`ServerConfig`] (`[websocket]`, `[tcp]`, `[broker]`), defaults, validation.
-//! - `load.rs`: [`ConfigSources`]: defaults → TOML file → `STOMPBOX_*` env → CLI overrides.
+//! - `config_sources.rs`: [`ConfigSources`]: defaults → TOML file → `STOMPBOX_*` env → CLI overrides.
 //! - `server.rs`: [`Server`]: bind, run, graceful shutdown (a future passed in).
 //! - `ws.rs`: the WebSocket edge: [`websocket_route`], subprotocol negotiation, message ↔
 //!   [`Inbound`](stompbox_broker::Inbound)/[`Outbound`](stompbox_broker::Outbound) adapters.
@@ -28,7 +28,7 @@ const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 mod burst;
 mod config;
 mod error;
-mod load;
+mod config_sources;
 mod server;
 mod tcp;
 mod ws;
@@ -36,7 +36,7 @@ mod ws;
 pub use burst::{BURST_READ_SIZE, BurstListener, BurstReader};
 pub use config::{ServerConfig, TcpConfig, WebSocketConfig};
 pub use error::Error;
-pub use load::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
+pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
 pub use server::Server;
 pub use stompbox_broker::Broker;
 pub use ws::{SUBPROTOCOLS, WebSocketSettings, set_nodelay, websocket_route, websocket_route_with};
