@@ -27,16 +27,16 @@ const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 mod burst;
 mod config;
-mod error;
 mod config_sources;
+mod error;
 mod server;
 mod tcp;
 mod ws;
 
 pub use burst::{BURST_READ_SIZE, BurstListener, BurstReader};
 pub use config::{ServerConfig, TcpConfig, WebSocketConfig};
-pub use error::Error;
 pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
+pub use error::Error;
 pub use server::Server;
 pub use stompbox_broker::Broker;
 pub use ws::{SUBPROTOCOLS, WebSocketSettings, set_nodelay, websocket_route, websocket_route_with};

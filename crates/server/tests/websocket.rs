@@ -83,7 +83,7 @@ async fn text_and_binary_messages_in_and_out() {
     publisher.send_binary(&connect_frame()).await;
     assert_eq!(publisher.recv().await.command, Command::Connected);
     assert_eq!(
-        publisher.kinds,
+        publisher.kinds(),
         vec![false],
         "CONNECTED is UTF-8: a text message"
     );
@@ -99,7 +99,7 @@ async fn text_and_binary_messages_in_and_out() {
     let message = sub.recv().await;
     assert_eq!(message.command, Command::Message);
     assert_eq!(&message.body[..], "héllo".as_bytes());
-    assert_eq!(sub.kinds.last(), Some(&false));
+    assert_eq!(sub.kinds().last(), Some(&false));
 
     // A non-UTF-8 body (with a NUL inside) sent as text-incompatible binary comes out binary.
     let body = [0xff, 0x00, 0xfe, 0x80, b'x'];
@@ -118,7 +118,7 @@ async fn text_and_binary_messages_in_and_out() {
     assert_eq!(message.command, Command::Message);
     assert_eq!(&message.body[..], &body);
     assert_eq!(
-        sub.kinds.last(),
+        sub.kinds().last(),
         Some(&true),
         "non-UTF-8 MESSAGE must be a binary message"
     );
@@ -133,7 +133,7 @@ async fn text_and_binary_messages_in_and_out() {
         .await;
     let message = sub.recv().await;
     assert_eq!(&message.body[..], b"plain");
-    assert_eq!(sub.kinds.last(), Some(&false));
+    assert_eq!(sub.kinds().last(), Some(&false));
 }
 
 /// One STOMP frame split over several WebSocket messages, of both kinds, at awkward places.
@@ -214,13 +214,13 @@ async fn pings_are_answered() {
     within(
         "ping",
         client
-            .ws
+            .socket()
             .send(Message::Ping(Bytes::from_static(b"are you there"))),
     )
     .await
     .unwrap();
     let pong = loop {
-        match within("pong", client.ws.next()).await {
+        match within("pong", client.socket().next()).await {
             Some(Ok(Message::Pong(payload))) => break payload,
             Some(Ok(Message::Text(_) | Message::Binary(_))) => continue, // heart-beats
             other => panic!("expected a pong, got {other:?}"),

@@ -1,86 +1,76 @@
-//! [`TestClient`]: a STOMP client over the in-memory transport, with bounded `expect_*` waits.
+//! [`Client`]: one STOMP test client over any [`Transport`] (in memory, TCP, WebSocket), with
+//! bounded `expect_*` waits. What differs per transport (how to connect, raw socket access,
+//! the in-memory session's close reason) is in `memory.rs`, `tcp.rs` and `ws.rs`.
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
-use std::io;
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::{SinkExt, StreamExt};
-use stompbox_broker::{Broker, CloseReason, ConnectionInfo, Inbound, Outbound};
 use stompbox_codec::{Command, Decoder, Frame, Item, Limits, Version, encode};
-use tokio::task::JoinHandle;
 
 use crate::frames;
-use crate::memory::{self, ClientEnd};
 
-/// How long an `expect_*` waits before panicking. Under paused time it costs nothing: the clock
-/// jumps when every task is idle.
+/// How long an in-memory client's `expect_*` waits before panicking. Under paused time it
+/// costs nothing: the clock jumps when every task is idle.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
-/// Channel capacity of the in-memory transport for [`TestClient::start`].
-const DEFAULT_CAPACITY: usize = 64;
+/// How a [`Client`] moves bytes: one chunk out, one chunk in.
+pub trait Transport: Send {
+    /// How long the client waits for anything by default.
+    const WAIT: Duration;
 
-/// One session served by a broker on a spawned task, seen from the client side.
+    /// Sends `bytes` as one chunk (one WebSocket message, one TCP write, one inbound chunk).
+    fn send(&mut self, bytes: Bytes) -> impl Future<Output = ()> + Send;
+
+    /// The next chunk the broker wrote; `None` once the connection is closed.
+    fn recv(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
+}
+
+/// A STOMP client over transport `T`. Every wait is bounded and panics when it runs out.
 #[derive(Debug)]
-pub struct TestClient {
-    tx: Option<futures::channel::mpsc::Sender<io::Result<Inbound>>>,
-    rx: futures::channel::mpsc::Receiver<Outbound>,
+pub struct Client<T> {
+    pub(crate) transport: T,
     decoder: Decoder,
     buf: BytesMut,
     items: VecDeque<Item>,
-    /// Batches received so far and whether each was flagged binary.
-    batches: Vec<bool>,
     version: Version,
     closed: bool,
-    session: Option<JoinHandle<CloseReason>>,
+    heartbeats: usize,
     wait: Duration,
 }
 
-impl TestClient {
-    /// Opens a connection (no frame sent yet).
-    pub fn start(broker: &Broker) -> TestClient {
-        TestClient::start_with_capacity(broker, DEFAULT_CAPACITY)
-    }
-
-    /// Opens a connection whose transport buffers `capacity` chunks each way: a small capacity
-    /// makes a client that stops reading look like a full socket quickly.
-    pub fn start_with_capacity(broker: &Broker, capacity: usize) -> TestClient {
-        let (ClientEnd { tx, rx }, inbound, outbound) = memory::pair(capacity);
-        let broker = broker.clone();
-        let session = tokio::spawn(async move {
-            broker
-                .serve(ConnectionInfo::memory(), inbound, outbound)
-                .await
-        });
-        TestClient {
-            tx: Some(tx),
-            rx,
+impl<T: Transport> Client<T> {
+    /// A client over `transport`, nothing sent yet.
+    pub fn new(transport: T) -> Client<T> {
+        Client {
+            transport,
             decoder: Decoder::new(Limits::UNLIMITED),
             buf: BytesMut::new(),
             items: VecDeque::new(),
-            batches: Vec::new(),
             version: Version::V1_2,
             closed: false,
-            session: Some(session),
-            wait: DEFAULT_WAIT,
+            heartbeats: 0,
+            wait: T::WAIT,
         }
     }
 
-    /// Connects with [`frames::connect`] (STOMP 1.2, no heart-beats) and checks CONNECTED.
-    pub async fn connect(broker: &Broker) -> TestClient {
-        TestClient::connect_with(broker, frames::connect()).await.0
-    }
-
-    /// Connects with `connect` and returns the CONNECTED frame; panics on anything else.
-    pub async fn connect_with(broker: &Broker, connect: Frame) -> (TestClient, Frame) {
-        let mut client = TestClient::start(broker);
-        client.send_frame(connect).await;
-        let connected = client.expect_frame(Command::Connected).await;
+    /// Sends `connect` and returns the CONNECTED frame (panics on anything else); frames are
+    /// escaped and decoded for the version it names from then on.
+    pub async fn handshake(&mut self, connect: Frame) -> Frame {
+        self.send_frame(connect).await;
+        let connected = self.expect_frame(Command::Connected).await;
         if let Some(v) = connected.header("version") {
-            client.version = v.parse().expect("CONNECTED names a known version");
-            client.decoder.set_version(client.version);
+            self.version = v.parse().expect("CONNECTED names a known version");
+            self.decoder.set_version(self.version);
         }
-        (client, connected)
+        connected
+    }
+
+    /// How long `expect_*` waits.
+    pub fn wait(&self) -> Duration {
+        self.wait
     }
 
     /// Changes how long `expect_*` waits.
@@ -88,43 +78,19 @@ impl TestClient {
         self.wait = wait;
     }
 
-    /// Sends a frame, escaped for the negotiated version.
-    pub async fn send_frame(&mut self, frame: Frame) {
+    /// Sends a frame (or a reference to one), escaped for the negotiated version.
+    pub async fn send_frame(&mut self, frame: impl Borrow<Frame>) {
         let mut bytes = BytesMut::new();
-        encode(&frame, self.version, &mut bytes);
+        encode(frame.borrow(), self.version, &mut bytes);
         self.send_bytes(bytes.freeze()).await;
     }
 
     /// Sends raw bytes as one chunk (use it for malformed input or split frames).
     pub async fn send_bytes(&mut self, bytes: impl Into<Bytes>) {
-        self.send_inbound(Inbound::Data(bytes.into())).await;
-    }
-
-    /// Sends a transport-level ping.
-    pub async fn ping(&mut self) {
-        self.send_inbound(Inbound::Ping).await;
-    }
-
-    async fn send_inbound(&mut self, inbound: Inbound) {
-        let tx = self.tx.as_mut().expect("input already closed");
-        tokio::time::timeout(self.wait, tx.send(Ok(inbound)))
+        let wait = self.wait;
+        tokio::time::timeout(wait, self.transport.send(bytes.into()))
             .await
-            .expect("the broker did not read our input in time")
-            .expect("the broker dropped its read half");
-    }
-
-    /// Makes the broker's next read fail with `error`, as a broken socket does.
-    pub async fn send_error(&mut self, error: io::Error) {
-        let tx = self.tx.as_mut().expect("input already closed");
-        tokio::time::timeout(self.wait, tx.send(Err(error)))
-            .await
-            .expect("the broker did not read our input in time")
-            .expect("the broker dropped its read half");
-    }
-
-    /// Ends the input stream (EOF), as a peer closing its socket does.
-    pub fn close_input(&mut self) {
-        self.tx = None;
+            .unwrap_or_else(|_| panic!("the broker did not read our input within {wait:?}"));
     }
 
     /// The next frame or heart-beat; `None` once the broker closed the connection.
@@ -143,15 +109,13 @@ impl TestClient {
             if self.closed {
                 return None;
             }
-            match self.rx.next().await {
-                Some(batch) => {
-                    self.check_binary_flag(&batch);
-                    self.batches.push(batch.binary);
-                    self.buf.extend_from_slice(&batch.bytes);
+            match self.transport.recv().await {
+                Some(chunk) => {
+                    self.buf.extend_from_slice(&chunk);
                     while let Some(item) = self
                         .decoder
                         .decode(&mut self.buf)
-                        .expect("the broker sent undecodable bytes")
+                        .expect("the broker sent bytes that are not STOMP")
                     {
                         self.items.push_back(item);
                     }
@@ -161,28 +125,34 @@ impl TestClient {
         }
     }
 
-    fn check_binary_flag(&self, batch: &Outbound) {
-        assert_eq!(
-            batch.binary,
-            std::str::from_utf8(&batch.bytes).is_err(),
-            "Outbound.binary must say whether the batch is valid UTF-8"
-        );
+    /// The next frame, skipping heart-beats; `None` once the connection closes.
+    pub async fn try_recv(&mut self) -> Option<Frame> {
+        loop {
+            match self.next_item().await? {
+                Item::HeartBeat => self.heartbeats += 1,
+                Item::Frame(frame) => return Some(frame),
+            }
+        }
     }
 
-    /// Whether each batch received so far was flagged binary, in order.
-    pub fn batch_flags(&self) -> &[bool] {
-        &self.batches
+    /// The next frame, skipping heart-beats; panics if the connection closes first.
+    pub async fn recv(&mut self) -> Frame {
+        self.try_recv()
+            .await
+            .expect("the connection closed before a frame arrived")
+    }
+
+    /// Heart-beats skipped so far by [`Client::recv`] and the `expect_*` helpers.
+    pub fn heartbeats(&self) -> usize {
+        self.heartbeats
     }
 
     /// The next frame, skipping heart-beats; panics unless it is a `command` frame.
     pub async fn expect_frame(&mut self, command: Command) -> Frame {
-        loop {
-            match self.next_item().await {
-                Some(Item::HeartBeat) => continue,
-                Some(Item::Frame(f)) if f.command == command => return f,
-                Some(Item::Frame(f)) => panic!("expected {command}, got {f:?}"),
-                None => panic!("expected {command}, the connection closed"),
-            }
+        match self.try_recv().await {
+            Some(f) if f.command == command => f,
+            Some(f) => panic!("expected {command}, got {f:?}"),
+            None => panic!("expected {command}, the connection closed"),
         }
     }
 
@@ -228,38 +198,6 @@ impl TestClient {
         }
     }
 
-    /// The broker closes the connection with no further frame; returns why the session ended.
-    pub async fn expect_closed(mut self) -> CloseReason {
-        loop {
-            match self.next_item().await {
-                Some(Item::HeartBeat) => continue,
-                Some(Item::Frame(f)) => panic!("expected the connection to close, got {f:?}"),
-                None => break,
-            }
-        }
-        self.close_reason().await
-    }
-
-    /// Reads whatever arrives until the connection closes; returns the frames and why.
-    pub async fn drain_until_closed(mut self) -> (Vec<Frame>, CloseReason) {
-        let mut frames = Vec::new();
-        while let Some(item) = self.next_item().await {
-            if let Item::Frame(f) = item {
-                frames.push(f);
-            }
-        }
-        (frames, self.close_reason().await)
-    }
-
-    /// Waits (bounded) for the session task and returns its [`CloseReason`].
-    pub async fn close_reason(&mut self) -> CloseReason {
-        let handle = self.session.take().expect("close reason already taken");
-        tokio::time::timeout(self.wait, handle)
-            .await
-            .expect("the session did not end in time")
-            .expect("the session task panicked")
-    }
-
     /// Subscribes with a receipt and waits for it, so the subscription is in effect on return.
     pub async fn subscribe(&mut self, id: &str, destination: &str) {
         let receipt = format!("sub-{id}");
@@ -282,12 +220,5 @@ impl TestClient {
     pub async fn subscribe_with(&mut self, frame: Frame) {
         let receipt = format!("sub-{}", frame.header("id").unwrap_or_default());
         self.send_with_receipt(frame, &receipt).await;
-    }
-
-    /// DISCONNECT with a receipt; checks the receipt, then that the connection closes.
-    pub async fn disconnect(mut self) -> CloseReason {
-        self.send_frame(frames::disconnect("bye")).await;
-        self.expect_receipt("bye").await;
-        self.expect_closed().await
     }
 }

@@ -17,14 +17,15 @@
 //! ```
 //!
 //! # Layout
-//! - `memory.rs`: [`memory::pair`], an in-memory transport implementing the broker's
-//!   `Stream`/`Sink` seam over bounded channels.
+//! - `client.rs`: [`Client`], the one test client, generic over its [`Transport`], with
+//!   `expect_*` helpers; every wait is bounded and panics on timeout.
+//! - `memory.rs`: [`TestClient`] = `Client` over [`memory::pair`], an in-memory transport
+//!   implementing the broker's `Stream`/`Sink` seam over bounded channels; the session runs on
+//!   a spawned task (default wait [`DEFAULT_WAIT`]).
+//! - `ws.rs`, `tcp.rs`: [`ws::WsClient`] and [`tcp::TcpClient`], the same client over real
+//!   sockets for the server's integration tests, plus [`ws::raw_upgrade`] for handshake
+//!   assertions; `wire.rs`: bounded waits and frames as bytes.
 //! - `frames.rs`: builders for client frames.
-//! - `client.rs`: [`TestClient`], which runs a session on a spawned task and offers
-//!   `expect_*` helpers; every wait is bounded (default [`DEFAULT_WAIT`]) and panics on timeout.
-//! - `ws.rs`, `tcp.rs`: [`ws::WsClient`] and [`tcp::TcpClient`], STOMP clients over real sockets
-//!   for the server's integration tests, plus [`ws::raw_upgrade`] for handshake assertions;
-//!   `wire.rs`: what they share (bounded waits, a frame reader).
 
 mod client;
 pub mod frames;
@@ -33,4 +34,5 @@ pub mod tcp;
 pub mod wire;
 pub mod ws;
 
-pub use client::{DEFAULT_WAIT, TestClient};
+pub use client::{Client, DEFAULT_WAIT, Transport};
+pub use memory::TestClient;

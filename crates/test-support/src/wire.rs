@@ -1,10 +1,9 @@
-//! What the socket clients ([`crate::ws`], [`crate::tcp`]) share: bounded waits, a frame reader
-//! over received chunks, frames as bytes.
+//! What socket tests share: bounded waits, frames as bytes (encoded, or written by hand).
 
 use std::{future::Future, time::Duration};
 
 use bytes::BytesMut;
-use stompbox_codec::{Decoder, Frame, Item, Limits, Version};
+use stompbox_codec::{Frame, Version};
 
 /// Upper bound on every wait of the socket clients: real sockets on a loaded 2-core CI machine
 /// are slower than the in-memory transport (see [`crate::DEFAULT_WAIT`]), but a hang still
@@ -39,46 +38,4 @@ pub fn raw_frame(command: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8
     out.extend_from_slice(body);
     out.push(0);
     out
-}
-
-/// Decodes frames out of received chunks, skipping heart-beats.
-#[derive(Debug)]
-pub struct FrameReader {
-    decoder: Decoder,
-    buf: BytesMut,
-    heartbeats: usize,
-}
-
-impl Default for FrameReader {
-    fn default() -> Self {
-        FrameReader {
-            decoder: Decoder::new(Limits::UNLIMITED),
-            buf: BytesMut::new(),
-            heartbeats: 0,
-        }
-    }
-}
-
-impl FrameReader {
-    /// Appends received bytes.
-    pub fn push(&mut self, chunk: &[u8]) {
-        self.buf.extend_from_slice(chunk);
-    }
-
-    /// The next whole frame in what was pushed so far. Panics on bytes that are not STOMP.
-    pub fn next_frame(&mut self) -> Option<Frame> {
-        loop {
-            match self.decoder.decode(&mut self.buf) {
-                Ok(Some(Item::Frame(frame))) => return Some(frame),
-                Ok(Some(Item::HeartBeat)) => self.heartbeats += 1,
-                Ok(None) => return None,
-                Err(e) => panic!("the server sent bytes that are not a STOMP frame: {e}"),
-            }
-        }
-    }
-
-    /// Heart-beat EOLs seen so far.
-    pub fn heartbeats(&self) -> usize {
-        self.heartbeats
-    }
 }

@@ -1,11 +1,11 @@
-//! [`WsClient`]: a STOMP client over a real WebSocket (tokio-tungstenite), and [`raw_upgrade`]
+//! [`WsClient`]: a [`Client`] over a real WebSocket (tokio-tungstenite), and [`raw_upgrade`]
 //! for asserting on the upgrade response itself. Every wait is bounded.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use stompbox_codec::{Command, Frame};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -15,26 +15,57 @@ use tokio_tungstenite::{
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
 };
 
+use crate::client::{Client, Transport};
 use crate::{
     frames,
-    wire::{FrameReader, encode, within},
+    wire::{SOCKET_WAIT, within},
 };
 
 /// The client's WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A STOMP-over-WebSocket client.
+pub type WsClient = Client<WsTransport>;
+
+/// A WebSocket as a [`Transport`]: frames go out as one text message each (binary when not
+/// UTF-8); data messages come in (pings and pongs skipped), their kinds recorded.
 #[derive(Debug)]
-pub struct WsClient {
-    /// The socket, for tests that need it raw (pings, close).
-    pub ws: Ws,
-    /// Frames decoded from received data messages.
-    pub reader: FrameReader,
+pub struct WsTransport {
+    ws: Ws,
     /// The kind of every data message received, in order: `true` for binary.
-    pub kinds: Vec<bool>,
+    kinds: Vec<bool>,
 }
 
-impl WsClient {
+impl Transport for WsTransport {
+    const WAIT: Duration = SOCKET_WAIT;
+
+    async fn send(&mut self, bytes: Bytes) {
+        let message = match std::str::from_utf8(&bytes) {
+            Ok(text) => Message::text(text),
+            Err(_) => Message::binary(bytes),
+        };
+        self.ws.send(message).await.expect("websocket send");
+    }
+
+    async fn recv(&mut self) -> Option<Bytes> {
+        loop {
+            match self.ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Text(text))) => {
+                    self.kinds.push(false);
+                    return Some(Bytes::from(text));
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    self.kinds.push(true);
+                    return Some(bytes);
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+impl Client<WsTransport> {
     /// Opens a WebSocket to `url` offering `v12.stomp` (no STOMP frame sent yet).
     pub async fn open(url: &str) -> WsClient {
         let stream = within("tcp connect", TcpStream::connect(host_port(url)))
@@ -71,25 +102,24 @@ impl WsClient {
         .await
         .expect("websocket handshake");
         assert_eq!(response.headers()["sec-websocket-protocol"], "v12.stomp");
-        WsClient {
+        Client::new(WsTransport {
             ws,
-            reader: FrameReader::default(),
             kinds: Vec::new(),
-        }
+        })
     }
 
-    /// Opens, sends [`frames::connect`] as text and expects CONNECTED.
+    /// Opens, sends [`frames::connect`] and expects CONNECTED.
     pub async fn connect(url: &str) -> WsClient {
         let mut client = WsClient::open(url).await;
-        client.send_frame(&frames::connect()).await;
-        client.expect_frame(Command::Connected).await;
+        client.handshake(frames::connect()).await;
         client
     }
 
     /// Sends bytes as one text message; they must be UTF-8.
     pub async fn send_text(&mut self, bytes: &[u8]) {
         let text = String::from_utf8(bytes.to_vec()).expect("a text message must be UTF-8");
-        within("websocket send", self.ws.send(Message::text(text)))
+        let ws = &mut self.transport.ws;
+        within("websocket send", ws.send(Message::text(text)))
             .await
             .expect("websocket send");
     }
@@ -97,69 +127,20 @@ impl WsClient {
     /// Sends bytes as one binary message.
     pub async fn send_binary(&mut self, bytes: &[u8]) {
         let message = Message::binary(Bytes::copy_from_slice(bytes));
-        within("websocket send", self.ws.send(message))
+        let ws = &mut self.transport.ws;
+        within("websocket send", ws.send(message))
             .await
             .expect("websocket send");
     }
 
-    /// Sends an encoded frame as one text message.
-    pub async fn send_frame(&mut self, frame: &Frame) {
-        self.send_text(&encode(frame)).await;
+    /// The kind of every data message received so far, in order: `true` for binary.
+    pub fn kinds(&self) -> &[bool] {
+        &self.transport.kinds
     }
 
-    /// The next data message's bytes (pings and pongs skipped), or `None` once the socket
-    /// closes.
-    pub async fn recv_message(&mut self) -> Option<Bytes> {
-        loop {
-            match within("a websocket message", self.ws.next()).await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-                Some(Ok(Message::Text(text))) => {
-                    self.kinds.push(false);
-                    return Some(Bytes::from(text));
-                }
-                Some(Ok(Message::Binary(bytes))) => {
-                    self.kinds.push(true);
-                    return Some(bytes);
-                }
-                Some(Ok(_)) => continue,
-            }
-        }
-    }
-
-    /// The next frame, or `None` once the socket closes.
-    pub async fn try_recv(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(frame) = self.reader.next_frame() {
-                return Some(frame);
-            }
-            let chunk = self.recv_message().await?;
-            self.reader.push(&chunk);
-        }
-    }
-
-    /// The next frame; panics if the socket closes first.
-    pub async fn recv(&mut self) -> Frame {
-        self.try_recv()
-            .await
-            .expect("socket closed before a frame arrived")
-    }
-
-    /// The next frame, which must be a `command`.
-    pub async fn expect_frame(&mut self, command: Command) -> Frame {
-        let frame = self.recv().await;
-        assert_eq!(frame.command, command, "unexpected frame: {frame:?}");
-        frame
-    }
-
-    /// Subscribes with a receipt and waits for it.
-    pub async fn subscribe(&mut self, id: &str, destination: &str) {
-        let receipt = format!("subscribe-{id}");
-        self.send_frame(
-            &frames::subscribe(id, destination).with_header("receipt", receipt.as_str()),
-        )
-        .await;
-        let reply = self.expect_frame(Command::Receipt).await;
-        assert_eq!(reply.header("receipt-id"), Some(receipt.as_str()));
+    /// The WebSocket itself, for tests that need it raw (pings, close).
+    pub fn socket(&mut self) -> &mut Ws {
+        &mut self.transport.ws
     }
 }
 
