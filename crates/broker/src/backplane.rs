@@ -7,7 +7,7 @@
 //!   when the last one leaves, under its table lock so the calls for one key come in order.
 //! - **Forward**: every `/topic` publish and every `/user` send to a named user (not a reply to
 //!   one session) is offered to [`Backplane::forward`] *before* local delivery; a refusal
-//!   ([`Refused`]) refuses the send as a whole, so nothing is half delivered.
+//!   ([`BackplaneUnavailable`]) refuses the send as a whole, so nothing is half delivered.
 //! - **Inject**: what other nodes published comes back through
 //!   [`Broker::inject`](crate::Broker::inject), which routes to local subscribers only and never
 //!   forwards again (no echo, no loop).

@@ -1,5 +1,5 @@
 //! One `/queue/...` destination: the messages waiting (bounded), its consumers, and what each
-//! consumer holds unacknowledged. No I/O and no locks of its own: `queues.rs` keeps each
+//! consumer holds unacknowledged. No I/O and no locks of its own: `queue_table.rs` keeps each
 //! [`Queue`] behind a mutex and calls in.
 //!
 //! ```text
@@ -431,7 +431,7 @@ mod tests {
     }
 
     /// Takes everything from an outbox: (message id, tag, redelivered).
-    fn taken(outbox: &Outbox, _counters: &Counters) -> Vec<(u64, u64, bool)> {
+    fn taken(outbox: &Outbox) -> Vec<(u64, u64, bool)> {
         let mut out = Vec::new();
         outbox.take_up_to(usize::MAX, |d, _| {
             out.push((d.message.id(), d.tag.unwrap(), d.redelivered))
@@ -453,12 +453,12 @@ mod tests {
         assert_eq!(q.stats(&node.ctx()).depth, 5);
         let a = outbox(100);
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 3), &node.ctx());
-        let got = taken(&a, &node.counters);
+        let got = taken(&a);
         assert_eq!(ids(&got), [1, 2, 3]);
         let stats = q.stats(&node.ctx());
         assert_eq!((stats.depth, stats.in_flight), (2, 3));
         q.settle(1, "a", &[got[0].1, got[1].1], Outcome::Ack, &node.ctx());
-        assert_eq!(ids(&taken(&a, &node.counters)), [4, 5]);
+        assert_eq!(ids(&taken(&a)), [4, 5]);
         assert_eq!(q.stats(&node.ctx()).acked, 2);
     }
 
@@ -473,8 +473,8 @@ mod tests {
             q.enqueue(message(id, None), &node.ctx()).unwrap();
         }
         // b has prefetch 1: it gets one, a gets the rest.
-        assert_eq!(ids(&taken(&a, &node.counters)), [1, 3, 4]);
-        assert_eq!(ids(&taken(&b, &node.counters)), [2]);
+        assert_eq!(ids(&taken(&a)), [1, 3, 4]);
+        assert_eq!(ids(&taken(&b)), [2]);
     }
 
     #[test]
@@ -485,9 +485,9 @@ mod tests {
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
         q.enqueue(message(1, None), &node.ctx()).unwrap();
         q.subscribe(Consumer::new(2, "b".into(), b.clone(), 10), &node.ctx());
-        let got = taken(&a, &node.counters);
+        let got = taken(&a);
         q.settle(1, "a", &[got[0].1], Outcome::Nack, &node.ctx());
-        let again = taken(&b, &node.counters);
+        let again = taken(&b);
         assert_eq!(again.len(), 1);
         assert_eq!((again[0].0, again[0].2), (1, true));
         assert!(again[0].1 > got[0].1, "a new tag per delivery");
@@ -495,7 +495,7 @@ mod tests {
         // A lone consumer gets its NACKed message back.
         q.unsubscribe(1, "a", &node.ctx());
         q.settle(2, "b", &[again[0].1], Outcome::Nack, &node.ctx());
-        assert_eq!(ids(&taken(&b, &node.counters)), [1]);
+        assert_eq!(ids(&taken(&b)), [1]);
     }
 
     #[test]
@@ -507,11 +507,11 @@ mod tests {
         for id in 1..=4 {
             q.enqueue(message(id, None), &node.ctx()).unwrap();
         }
-        assert_eq!(ids(&taken(&a, &node.counters)), [1, 2]);
+        assert_eq!(ids(&taken(&a)), [1, 2]);
         assert!(q.unsubscribe(1, "a", &node.ctx()).is_empty());
         let b = outbox(100);
         q.subscribe(Consumer::new(2, "b".into(), b.clone(), 10), &node.ctx());
-        let got = taken(&b, &node.counters);
+        let got = taken(&b);
         assert_eq!(ids(&got), [1, 2, 3, 4]);
         let redelivered: Vec<bool> = got.iter().map(|d| d.2).collect();
         assert_eq!(redelivered, [true, true, false, false]);
@@ -528,16 +528,16 @@ mod tests {
             let a = outbox(100);
             q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
             q.enqueue(message(1, None), &node.ctx()).unwrap();
-            let first = taken(&a, &node.counters)[0].1;
+            let first = taken(&a)[0].1;
             assert!(
                 q.settle(1, "a", &[first], Outcome::Nack, &node.ctx())
                     .is_empty()
             );
-            let second = taken(&a, &node.counters)[0].1;
+            let second = taken(&a)[0].1;
             let dead = q.settle(1, "a", &[second], Outcome::Nack, &node.ctx());
             assert_eq!(dead.len(), expect_dead, "{name}");
             assert_eq!(q.stats(&node.ctx()).dead_lettered, 1, "{name}");
-            assert!(taken(&a, &node.counters).is_empty());
+            assert!(taken(&a).is_empty());
             assert_eq!(
                 q.dead_letter_destination(&node.config).is_some(),
                 expect_dead == 1
@@ -559,7 +559,7 @@ mod tests {
         q.enqueue(message(3, None), &node.ctx()).unwrap();
         let a = outbox(100);
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
-        assert_eq!(ids(&taken(&a, &node.counters)), [2, 3]);
+        assert_eq!(ids(&taken(&a)), [2, 3]);
         assert_eq!(q.stats(&node.ctx()).dropped, 1);
         assert_eq!(node.total.load(Relaxed), 0, "node-wide bytes released");
     }
@@ -574,7 +574,7 @@ mod tests {
         node.now_ms = 2_000;
         let a = outbox(100);
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
-        assert_eq!(ids(&taken(&a, &node.counters)), [2, 3]);
+        assert_eq!(ids(&taken(&a)), [2, 3]);
         assert_eq!(q.stats(&node.ctx()).expired, 1);
     }
 
@@ -591,10 +591,10 @@ mod tests {
         assert!(small.take_starved());
         let stats = q.stats(&node.ctx());
         assert_eq!((stats.depth, stats.in_flight, stats.delivered), (2, 1, 1));
-        assert_eq!(ids(&taken(&small, &node.counters)), [1]);
+        assert_eq!(ids(&taken(&small)), [1]);
         q.dispatch(&node.ctx());
-        assert_eq!(ids(&taken(&small, &node.counters)), [2]);
+        assert_eq!(ids(&taken(&small)), [2]);
         q.dispatch(&node.ctx());
-        assert_eq!(ids(&taken(&small, &node.counters)), [3]);
+        assert_eq!(ids(&taken(&small)), [3]);
     }
 }

@@ -1,13 +1,13 @@
 //! [`Conn`]: everything of one session but the transport halves and the write in flight: the
-//! state machine, the decoder and read buffer, the writer, the outbox, the handler task. The
-//! driver (`driver.rs`) feeds it inbound chunks and timer expiries; `execute.rs` carries out
-//! what the state machine decides.
+//! state machine, the decoder and read buffer, the writer, the outbox, the handler task; and
+//! what it does on the way out: drain the outbox into the writer, leave the routing tables.
+//! The driver (`driver.rs`) feeds it inbound chunks and timer expiries; `execute.rs` carries
+//! out what the state machine decides.
 
-use std::io;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use stompbox_codec::{ByteString, DecodeError, Decoder, Item, Version};
+use stompbox_codec::{ByteString, Decoder, Version};
 use tokio::time::Instant;
 
 use super::writer::Writer;
@@ -19,7 +19,7 @@ use crate::error::ProtocolError;
 use crate::events::Event;
 use crate::outbox::Outbox;
 use crate::router::{Outcome, SessionRef, UserKey};
-use crate::{Broker, CloseReason, ConnectionInfo, Inbound, SessionInfo};
+use crate::{Broker, CloseReason, ConnectionInfo, SessionInfo};
 
 /// Everything of one session but the transport halves.
 pub(super) struct Conn<'a> {
@@ -156,78 +156,6 @@ impl<'a> Conn<'a> {
     pub(super) async fn fail(&mut self, error: ProtocolError) {
         self.session.fail(error, None, &mut self.actions);
         self.execute().await;
-    }
-
-    pub(super) async fn on_inbound(&mut self, item: Option<io::Result<Inbound>>) {
-        match item {
-            None => {
-                tracing::debug!("transport closed");
-                self.closing = Some(CloseReason::TransportClosed);
-            }
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "transport read failed");
-                self.closing = Some(CloseReason::TransportClosed);
-            }
-            Some(Ok(Inbound::Ping)) => self.last_read = Instant::now(),
-            Some(Ok(Inbound::TooLarge { size, max })) => {
-                tracing::debug!(size, max, "transport refused an oversize message");
-                let error = DecodeError::FrameTooLarge { size, max };
-                self.fail(ProtocolError::Decode(error)).await;
-            }
-            Some(Ok(Inbound::Data(bytes))) => {
-                self.last_read = Instant::now();
-                self.read_buf.extend_from_slice(&bytes);
-                self.decode_all().await;
-            }
-        }
-    }
-
-    /// Decodes and handles every whole frame in the read buffer, unless the handler queue
-    /// fills (then the driver resumes it when there is room).
-    pub(super) async fn decode_all(&mut self) {
-        self.decode_stalled = false;
-        while self.closing.is_none() {
-            if !self.handlers_have_room() {
-                // Resumed by the loop when the handler task catches up; memory stays bounded.
-                self.decode_stalled = true;
-                break;
-            }
-            match self.decoder.decode(&mut self.read_buf) {
-                Ok(Some(Item::HeartBeat)) => {}
-                Ok(Some(Item::Frame(mut frame))) => {
-                    tracing::trace!(command = %frame.command, "frame");
-                    if let Err(rejected) = self.intercept(&mut frame) {
-                        self.session.fail(rejected, None, &mut self.actions);
-                        self.execute().await;
-                        continue;
-                    }
-                    self.session.on_frame(frame, &mut self.actions);
-                    self.execute().await;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    self.session.on_decode_error(e, &mut self.actions);
-                    self.execute().await;
-                }
-            }
-        }
-        if self.read_buf.is_empty() && self.decoder.is_idle() {
-            // Idle sessions hold no read buffer.
-            self.read_buf = BytesMut::new();
-        }
-    }
-
-    /// Runs the interceptors on an inbound frame.
-    fn intercept(&self, frame: &mut stompbox_codec::Frame) -> Result<(), ProtocolError> {
-        for interceptor in self.shared.interceptors.iter() {
-            if let Err(r) = interceptor.inbound(frame, &self.me) {
-                return Err(ProtocolError::FrameRejected {
-                    message: r.message,
-                    detail: r.detail,
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Leaves the routing tables and empties the outbox; idempotent.

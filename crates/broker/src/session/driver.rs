@@ -1,6 +1,7 @@
 //! The task of one session: one `select!` loop over inbound chunks, the write in progress, the
-//! outbox, the control channel, timers and shutdown. This file does the I/O; protocol decisions
-//! are the state machine's (`mod.rs`), carried out by `execute.rs` on the [`Conn`] (`conn.rs`).
+//! outbox, the control channel, timers and shutdown; and the inbound side, chunks decoded into
+//! frames for the state machine. This file does the I/O; protocol decisions are the state
+//! machine's (`mod.rs`), carried out by `execute.rs` on the [`Conn`] (`conn.rs`).
 //!
 //! Writes never block reads: a write in flight is polled as one branch (its state lives here,
 //! not in a dropped future, so every branch is cancel-safe). While a write is in flight,
@@ -17,6 +18,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use futures::{Sink, Stream, StreamExt};
+use stompbox_codec::{DecodeError, Item};
 use tokio::time::{Instant, sleep_until};
 
 use super::conn::Conn;
@@ -151,6 +153,13 @@ where
                 conn.cleanup();
                 return conn.ended(CloseReason::SlowConsumer);
             }
+            () = signalled(control) => {
+                // Before the outbox: a handler's ERROR wins over a slow consumer's, as it
+                // did when it came through the outbox. A handler asked for an ERROR, or its queue has room again (the loop reads).
+                if let Some(error) = conn.control().and_then(|c| c.take_failure()) {
+                    conn.fail(error).await;
+                }
+            }
             () = outbox.changed() => {
                 if outbox.is_overflowed() {
                     tracing::info!("outbox overflowed: slow consumer");
@@ -160,12 +169,6 @@ where
                         max_frames: outbox_config.max_frames,
                         max_bytes: outbox_config.max_bytes,
                     }).await;
-                }
-            }
-            () = signalled(control) => {
-                // A handler asked for an ERROR, or its queue has room again (the loop reads).
-                if let Some(error) = conn.control().and_then(|c| c.take_failure()) {
-                    conn.fail(error).await;
                 }
             }
             item = inbound.next(), if read_open => {
@@ -217,4 +220,79 @@ where
         }
     }
     conn.ended(reason)
+}
+
+/// Inbound: chunks into frames into the state machine.
+impl Conn<'_> {
+    pub(super) async fn on_inbound(&mut self, item: Option<io::Result<Inbound>>) {
+        match item {
+            None => {
+                tracing::debug!("transport closed");
+                self.closing = Some(CloseReason::TransportClosed);
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "transport read failed");
+                self.closing = Some(CloseReason::TransportClosed);
+            }
+            Some(Ok(Inbound::Ping)) => self.last_read = Instant::now(),
+            Some(Ok(Inbound::TooLarge { size, max })) => {
+                tracing::debug!(size, max, "transport refused an oversize message");
+                let error = DecodeError::FrameTooLarge { size, max };
+                self.fail(ProtocolError::Decode(error)).await;
+            }
+            Some(Ok(Inbound::Data(bytes))) => {
+                self.last_read = Instant::now();
+                self.read_buf.extend_from_slice(&bytes);
+                self.decode_all().await;
+            }
+        }
+    }
+
+    /// Decodes and handles every whole frame in the read buffer, unless the handler queue
+    /// fills (then the driver resumes it when there is room).
+    pub(super) async fn decode_all(&mut self) {
+        self.decode_stalled = false;
+        while self.closing.is_none() {
+            if !self.handlers_have_room() {
+                // Resumed by the loop when the handler task catches up; memory stays bounded.
+                self.decode_stalled = true;
+                break;
+            }
+            match self.decoder.decode(&mut self.read_buf) {
+                Ok(Some(Item::HeartBeat)) => {}
+                Ok(Some(Item::Frame(mut frame))) => {
+                    tracing::trace!(command = %frame.command, "frame");
+                    if let Err(rejected) = self.intercept(&mut frame) {
+                        self.session.fail(rejected, None, &mut self.actions);
+                        self.execute().await;
+                        continue;
+                    }
+                    self.session.on_frame(frame, &mut self.actions);
+                    self.execute().await;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.session.on_decode_error(e, &mut self.actions);
+                    self.execute().await;
+                }
+            }
+        }
+        if self.read_buf.is_empty() && self.decoder.is_idle() {
+            // Idle sessions hold no read buffer.
+            self.read_buf = BytesMut::new();
+        }
+    }
+
+    /// Runs the interceptors on an inbound frame.
+    fn intercept(&self, frame: &mut stompbox_codec::Frame) -> Result<(), ProtocolError> {
+        for interceptor in self.shared.interceptors.iter() {
+            if let Err(r) = interceptor.inbound(frame, &self.me) {
+                return Err(ProtocolError::FrameRejected {
+                    message: r.message,
+                    detail: r.detail,
+                });
+            }
+        }
+        Ok(())
+    }
 }
