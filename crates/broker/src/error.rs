@@ -323,6 +323,8 @@ impl From<RouteError> for ProtocolError {
             RouteError::NotServed { destination, kind } => {
                 ProtocolError::DestinationNotServed { destination, kind }
             }
+            // `NotSendable` is what server code and handlers get; a client's SEND to the same
+            // places is refused as `UserSend` or handled (`/app`) before it is routed.
             RouteError::UserSend {
                 destination,
                 reason,

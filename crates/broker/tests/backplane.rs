@@ -140,6 +140,32 @@ async fn a_refused_forward_refuses_the_send_and_delivers_nothing() {
     sub.expect_no_frame(QUIET).await;
 }
 
+/// A client's SEND to another user goes the same way as a topic SEND: refused by the backplane,
+/// it is an ERROR naming what the client wrote, and nobody gets it.
+#[tokio::test]
+async fn a_refused_client_user_send_is_an_error_and_delivers_nothing() {
+    let rec = Arc::new(Recorder::default());
+    let broker = Broker::builder()
+        .backplane(rec.clone())
+        .allow_client_user_sends(true)
+        .build()
+        .unwrap();
+    let login = frames::connect().with_header("login", "bob");
+    let (mut bob, _) = TestClient::connect_with(&broker, login).await;
+    bob.subscribe("0", "/user/queue/n").await;
+    rec.refuse.store(true, Relaxed);
+    let mut alice = TestClient::connect(&broker).await;
+    alice
+        .send_frame(frames::send("/user/bob/queue/n", "x").with_header("receipt", "r"))
+        .await;
+    let error = alice.expect_error("relay unavailable").await;
+    assert_eq!(error.header("receipt-id"), Some("r"));
+    let body = String::from_utf8_lossy(&error.body).into_owned();
+    assert!(body.starts_with("/user/bob/queue/n: "), "{body}");
+    bob.expect_no_frame(QUIET).await;
+    assert_eq!(broker.stats().messages_delivered, 0);
+}
+
 /// One `queue_settle` call: session, subscription, tags, ack.
 type Settled = (u64, String, Vec<u64>, bool);
 

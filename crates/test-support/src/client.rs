@@ -142,7 +142,8 @@ impl<T: Transport> Client<T> {
             .expect("the connection closed before a frame arrived")
     }
 
-    /// Heart-beats skipped so far by [`Client::recv`] and the `expect_*` helpers.
+    /// Heart-beats skipped so far by [`Client::try_recv`] and what uses it ([`Client::recv`],
+    /// [`Client::expect_frame`] and the `expect_*` helpers built on it).
     pub fn heartbeats(&self) -> usize {
         self.heartbeats
     }

@@ -180,13 +180,12 @@ impl Rules {
             DestinationKind::Queue => Ok(Address::Queue(destination)),
             DestinationKind::User => {
                 let Some((user, path)) = split_user(destination.name()) else {
-                    let reason = "a user destination to send to is /user/{name}/{destination}";
                     return Err(match origin {
                         Origin::Client => RouteError::UserSend {
                             destination: destination.to_string(),
-                            reason,
+                            reason: "a user destination to send to is /user/{name}/{destination}",
                         },
-                        _ => not_sendable(reason),
+                        _ => not_sendable("a user destination is /user/{name}/{destination}"),
                     });
                 };
                 Ok(Address::User {

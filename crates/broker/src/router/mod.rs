@@ -223,13 +223,18 @@ impl Router {
         to: To,
         payload: Payload,
     ) -> Result<usize, RouteError> {
+        // The destination as its sender wrote it, for errors (`/user/bob/queue/x`, where
+        // subscribers see `/user/queue/x`).
+        let mut written = None;
         if let To::Destination(destination) = &to {
             self.rules.permit(origin, Access::Send, destination)?;
+            written = Some(destination.as_shared().clone());
         }
         let address = self.rules.resolve(origin, to)?;
         let message = self.message(shown_destination(&address), payload);
         if origin != Origin::Backplane {
-            self.forward(&address, &message)?;
+            let written = written.as_ref().unwrap_or(message.destination());
+            self.forward(&address, &message, written)?;
         }
         let mut out = Deliveries::new(&self.counters);
         match address {
@@ -263,7 +268,8 @@ impl Router {
         Arc::new(Message::new(id, destination, payload.headers, payload.body))
     }
 
-    /// The one place a message joins a queue of this node; persistence plugs in here.
+    /// The one place a routed message joins a queue of this node; persistence plugs in here.
+    /// (Dead letters move between queues inside `queue_table.rs`.)
     fn enqueue(&self, destination: &Destination, message: Arc<Message>) -> Result<(), RouteError> {
         (self.queues.enqueue(destination.name(), message))
             .map_err(|e| self.queue_error(e, destination))
@@ -271,7 +277,12 @@ impl Router {
 
     /// Offers a message published on this node to the other nodes that need it, before any
     /// local delivery: a refusal refuses the whole send.
-    fn forward(&self, address: &Address, message: &Message) -> Result<(), RouteError> {
+    fn forward(
+        &self,
+        address: &Address,
+        message: &Message,
+        written: &ByteString,
+    ) -> Result<(), RouteError> {
         let Some(backplane) = &self.backplane else {
             return Ok(());
         };
@@ -297,7 +308,7 @@ impl Router {
         backplane
             .forward(relayed)
             .map_err(|cause| RouteError::Unavailable {
-                destination: message.destination().to_string(),
+                destination: written.to_string(),
                 cause,
             })
     }
