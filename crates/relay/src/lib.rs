@@ -48,7 +48,7 @@ mod node_queue;
 mod publisher;
 mod queue_consumers;
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use stompbox_broker::{Backplane, BackplaneUnavailable, Broker, Interest, QueueConsumer, Relayed};
@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     /// The interest generation bound in RabbitMQ (see [`Relay::synced`]).
     pub(crate) synced: watch::Sender<u64>,
     pub(crate) stop: CancellationToken,
+    /// The link was started: [`Relay::stop`] then waits for it to end.
+    started: AtomicBool,
     refused: AtomicU64,
     /// Per queue subscription: open until the broker unsubscribes. A delivery is offered only
     /// under this lock while it is open, so none arrives after `queue_unsubscribe` returned.
@@ -154,6 +156,7 @@ impl Relay {
             state: watch::Sender::new(RelayState::Connecting),
             synced: watch::Sender::new(0),
             stop: CancellationToken::new(),
+            started: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             gates: Mutex::default(),
         });
@@ -174,6 +177,11 @@ impl Relay {
     /// closes the connection, and waits for the link task to end.
     pub async fn stop(&self) {
         self.shared.stop.cancel();
+        if !self.shared.started.load(SeqCst) {
+            // No link task to wait for; if the link is started later, it ends at once.
+            self.shared.state.send_replace(RelayState::Stopped);
+            return;
+        }
         let mut state = self.shared.state.subscribe();
         let _ = state.wait_for(|s| *s == RelayState::Stopped).await;
     }
@@ -297,6 +305,7 @@ impl RelayLink {
     /// Spawns the link task (on the current tokio runtime): it connects to RabbitMQ, delivers
     /// what other nodes publish into `broker`, and keeps reconnecting until [`Relay::stop`].
     pub fn start(self, broker: Broker) {
+        self.stopped.0.started.store(true, SeqCst);
         let queues = &broker.config().queues;
         let shape = amqp::QueueShape {
             queue_type: self.stopped.0.config.queue_type,

@@ -1,7 +1,8 @@
 //! The link: one task per node owning its AMQP connection, with two channels used by two
 //! halves that run side by side, so a wait for one never stalls the other: the publisher
 //! (`publisher.rs`: what the broker forwards, with confirms) and the node queue
-//! (`node_queue.rs`: bindings, deliveries from other nodes, queue subscriptions).
+//! (`node_queue.rs`: bindings, deliveries from other nodes, queue subscriptions). When one
+//! ends, the other finishes the item in hand and ends too.
 //!
 //! ```text
 //!            ┌────────────┐ connected, declared, all bound ┌───────────┐
@@ -29,9 +30,10 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use stompbox_broker::{Broker, Interest, Relayed};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::core::{Backoff, Unconfirmed};
-use crate::queue_consumers::{Live, apply_offline, start_consumer};
+use crate::queue_consumers::{Live, apply_offline, start_or_drop};
 use crate::{
     ConsumerKey, QueueOp, RelayError, RelayLink, RelayState, Shared, amqp, node_queue, publisher,
 };
@@ -173,35 +175,50 @@ async fn session(
     while let Ok(op) = ops.try_recv() {
         apply_offline(&mut carry.consumers, op);
     }
-    for live in carry.consumers.values_mut() {
-        start_consumer(link, &connection, live).await?;
+    let keys: Vec<ConsumerKey> = carry.consumers.keys().cloned().collect();
+    for key in &keys {
+        start_or_drop(link, &connection, &mut carry.consumers, key).await?;
     }
     *connected = true;
     shared.state.send_replace(RelayState::Connected);
     tracing::info!(node = %shared.node_id, url = %redact(url), bindings = carry.bound.len(), retried, "relay connected");
 
-    let publishing = publisher::run(
-        link,
-        &publisher_channel,
-        outgoing,
-        &mut carry.unconfirmed,
-        &mut carry.declared,
-    );
-    let receiving = node_queue::run(
-        link,
-        &connection,
-        &node_channel,
-        &mut deliveries,
-        ops,
-        &mut carry.bound,
-        &mut carry.consumers,
-    );
-    // The publisher ends (`Ok`) when stopped, after flushing what was buffered, or when every
-    // `Relay` handle is gone; the node queue half only ever ends with an error.
-    tokio::select! {
-        published = publishing => published?,
-        error = receiving => return Err(error),
-    }
+    // Side by side, each to the end of the item in hand: when one half ends (an error, or the
+    // publisher's flush at a stop), it cancels `ended`, and the other returns before its next
+    // item. So the node queue never delivers a message without acknowledging it, and a stop's
+    // flush is not cut short by the other half.
+    let ended = CancellationToken::new();
+    let publishing = async {
+        let result = publisher::run(
+            link,
+            &publisher_channel,
+            outgoing,
+            &mut carry.unconfirmed,
+            &mut carry.declared,
+            &ended,
+        )
+        .await;
+        ended.cancel();
+        result
+    };
+    let receiving = async {
+        let result = node_queue::run(
+            link,
+            &connection,
+            &node_channel,
+            &mut deliveries,
+            ops,
+            &mut carry.bound,
+            &mut carry.consumers,
+            &ended,
+        )
+        .await;
+        ended.cancel();
+        result
+    };
+    let (published, received) = tokio::join!(publishing, receiving);
+    published?;
+    received?;
     if !shared.stop.is_cancelled() {
         return Ok(());
     }

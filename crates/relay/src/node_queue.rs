@@ -13,13 +13,16 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use stompbox_broker::Interest;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::core::Plan;
 use crate::link::Link;
 use crate::queue_consumers::{Live, apply};
 use crate::{ConsumerKey, QueueOp, RelayError, Shared, amqp, lock};
 
-/// Runs until the link breaks; returns why.
+/// Runs until the link breaks (an error) or the publisher half `ended` (`Ok`). An item in
+/// hand (a delivery and its ack, a binding change, a subscription change) is always finished.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     link: &Link,
     connection: &Connection,
@@ -28,17 +31,17 @@ pub(crate) async fn run(
     ops: &mut mpsc::UnboundedReceiver<QueueOp>,
     bound: &mut BTreeSet<Interest>,
     consumers: &mut HashMap<ConsumerKey, Live>,
-) -> RelayError {
+    ended: &CancellationToken,
+) -> Result<(), RelayError> {
     let shared = &*link.shared;
     loop {
-        let step = tokio::select! {
+        tokio::select! {
+            biased;
+            () = ended.cancelled() => return Ok(()),
             () = shared.changed.notified() => sync_changes(shared, channel, bound).await,
             Some(op) = ops.recv() => apply(link, connection, consumers, op).await,
             delivery = deliveries.next() => deliver(link, delivery).await,
-        };
-        if let Err(e) = step {
-            return e;
-        }
+        }?;
     }
 }
 

@@ -10,6 +10,7 @@ use lapin::options::BasicPublishOptions;
 use lapin::{Channel, Confirmation};
 use stompbox_broker::{Relayed, Target};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::core::Unconfirmed;
 use crate::link::Link;
@@ -19,18 +20,22 @@ use crate::{RelayError, amqp};
 /// Most messages published before waiting for their confirms: one round trip per batch.
 const PUBLISH_BATCH: usize = 256;
 
-/// Publishes what arrives until stopped (then flushes what is buffered) or until every
-/// `Relay` handle is gone: both `Ok`. An error means the link broke.
+/// Publishes what arrives until stopped (then flushes what is buffered), until every `Relay`
+/// handle is gone, or until the node queue half `ended`: all `Ok`. An error means the link
+/// broke. A batch in hand is always published to its confirms (or its error) first.
 pub(crate) async fn run(
     link: &Link,
     channel: &Channel,
     outgoing: &mut mpsc::Receiver<Relayed>,
     unconfirmed: &mut Unconfirmed,
     declared: &mut HashSet<String>,
+    ended: &CancellationToken,
 ) -> Result<(), RelayError> {
     let mut received = Vec::with_capacity(PUBLISH_BATCH);
     loop {
         tokio::select! {
+            biased;
+            () = ended.cancelled() => return Ok(()),
             () = link.shared.stop.cancelled() => {
                 // Best effort: what is buffered goes out before the node leaves.
                 outgoing.close();

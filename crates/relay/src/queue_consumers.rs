@@ -85,9 +85,10 @@ pub(crate) async fn apply(
                 channel: None,
                 task: None,
             };
-            // In the registry first: if starting fails, the reconnect starts it.
-            let live = consumers.entry(key).insert_entry(live).into_mut();
-            start_consumer(link, connection, live).await?;
+            // In the registry first: if the link breaks while it starts, the reconnect
+            // starts it.
+            consumers.insert(key.clone(), live);
+            start_or_drop(link, connection, consumers, &key).await?;
         }
         QueueOp::Unsubscribe(key) => {
             if let Some(mut live) = consumers.remove(&key) {
@@ -117,6 +118,36 @@ pub(crate) async fn apply(
         }
     }
     Ok(())
+}
+
+/// Starts a registered subscription's consumer. When RabbitMQ refuses this one subscription
+/// (it closes the subscription's channel, the connection stays up: the queue exists with
+/// other arguments, access is refused), the subscription is dropped from the registry with a
+/// warning, instead of taking the link down, where every reconnect would meet it again.
+pub(crate) async fn start_or_drop(
+    link: &Link,
+    connection: &Connection,
+    consumers: &mut HashMap<ConsumerKey, Live>,
+    key: &ConsumerKey,
+) -> Result<(), RelayError> {
+    let Some(live) = consumers.get_mut(key) else {
+        return Ok(());
+    };
+    match start_consumer(link, connection, live).await {
+        Err(e) if connection.status().connected() => {
+            tracing::warn!(
+                node = %link.shared.node_id,
+                queue = %live.consumer.queue,
+                error = %e,
+                "RabbitMQ refused a queue subscription; it will receive nothing"
+            );
+            if let Some(mut live) = consumers.remove(key) {
+                live.stop();
+            }
+            Ok(())
+        }
+        started => started,
+    }
 }
 
 /// A queue subscription change while down: only the registry changes.

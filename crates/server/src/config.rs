@@ -1,6 +1,6 @@
 //! The server's configuration: the two listeners plus the broker's [`Config`] as `[broker]`.
 //! `Default` is the single source of truth for every default; each field says its default and
-//! why. Loading (file, environment, flags) is in `load.rs`.
+//! why. Loading (file, environment, flags) is in `config_sources.rs`.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
