@@ -100,6 +100,27 @@ def summarize(begin, runs):
     return table
 
 
+def compare(results, run_id):
+    """A markdown table of this build's medians against the baseline build's (`--baseline`)."""
+    begin, _end, runs = load(results, run_id)
+    table = summarize(begin, runs)
+    lines = [f"Run {run_id}: medians of {begin['runs']} run(s); ratio = this build / baseline.",
+             "", "| scenario | cell | metric | this build | baseline | ratio |",
+             "|---|---|---|---:|---:|---:|"]
+    for (scenario, cell), targets in table.items():
+        new, old = targets.get("stompbox", {}), targets.get("baseline", {})
+        if new.get("status") != "ok" or old.get("status") != "ok":
+            lines.append(f"| {scenario} | {cell} | - | {new.get('status')} | "
+                         f"{old.get('status')} | - |")
+            continue
+        for metric in METRICS[scenario]:
+            a, b = new.get(metric), old.get(metric)
+            r = ratio(a, b)
+            lines.append(f"| {scenario} | {cell} | {metric} | {num(a)} | {num(b)} | "
+                         f"{'-' if r is None else f'{r:.3f}'} |")
+    return "\n".join(lines)
+
+
 def ratio(a, b):
     return a / b if a is not None and b else None
 
