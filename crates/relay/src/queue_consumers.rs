@@ -32,6 +32,19 @@ pub(crate) struct Live {
 }
 
 impl Live {
+    /// A subscription not started yet, and its key.
+    fn new(consumer: QueueConsumer, gate: Gate) -> (ConsumerKey, Live) {
+        let key = (consumer.session, consumer.subscription.clone());
+        let live = Live {
+            consumer: Arc::new(consumer),
+            gate,
+            ackers: Arc::default(),
+            channel: None,
+            task: None,
+        };
+        (key, live)
+    }
+
     pub(crate) fn stop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
@@ -77,14 +90,7 @@ pub(crate) async fn apply(
 ) -> Result<(), RelayError> {
     match op {
         QueueOp::Subscribe(consumer, gate) => {
-            let key = (consumer.session, consumer.subscription.clone());
-            let live = Live {
-                consumer: Arc::new(consumer),
-                gate,
-                ackers: Arc::default(),
-                channel: None,
-                task: None,
-            };
+            let (key, live) = Live::new(consumer, gate);
             // In the registry first: if the link breaks while it starts, the reconnect
             // starts it.
             consumers.insert(key.clone(), live);
@@ -154,14 +160,7 @@ pub(crate) async fn start_or_drop(
 pub(crate) fn apply_offline(consumers: &mut HashMap<ConsumerKey, Live>, op: QueueOp) {
     match op {
         QueueOp::Subscribe(consumer, gate) => {
-            let key = (consumer.session, consumer.subscription.clone());
-            let live = Live {
-                consumer: Arc::new(consumer),
-                gate,
-                ackers: Arc::default(),
-                channel: None,
-                task: None,
-            };
+            let (key, live) = Live::new(consumer, gate);
             consumers.insert(key, live);
         }
         QueueOp::Unsubscribe(key) => {
