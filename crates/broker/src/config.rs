@@ -155,22 +155,32 @@ pub enum SlowConsumerPolicy {
     DropNewest,
 }
 
-/// Heart-beat negotiation (spec 1.2 "Heart-beating"). The negotiated interval in each direction
-/// is the larger of what the two sides want, and zero if either side wants none.
+/// Heart-beat negotiation (spec 1.2 "Heart-beating"). Clients get the intervals they ask for,
+/// as RabbitMQ and Artemis give them: a client that wants a beat every second gets one, and one
+/// that promised a beat every second and falls silent is closed after `grace` seconds. Mobile
+/// apps and browsers ask for short intervals to notice a dead link behind idle proxies and NAT.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HeartbeatConfig {
-    /// How often the server offers to send heart-beats (`sx` in CONNECTED). Default 10 s;
-    /// zero disables.
+    /// Whether the server sends heart-beats to clients that ask for them: zero never, any other
+    /// value yes (at the client's interval `cy`, bounded by `min` and `max`). Default 10 s.
     #[serde(with = "humantime_serde")]
     pub send: Duration,
-    /// How often the server wants to hear from the client (`sy` in CONNECTED). Default 10 s;
-    /// zero disables.
+    /// Whether the server holds clients to the heart-beats they offer: zero never (a silent
+    /// client is not closed), any other value yes (at the client's interval `cx`, at least
+    /// `min`). Default 10 s.
     #[serde(with = "humantime_serde")]
     pub receive: Duration,
-    /// Floor applied to client requests, so a client cannot ask for 1 ms beats. Default 1 s.
+    /// Shortest interval in either direction, so a client cannot ask for 1 ms beats. Default
+    /// 1 s: fast enough to notice a dead mobile link, a beat costs a 1-byte write.
     #[serde(with = "humantime_serde")]
     pub min: Duration,
+    /// Longest interval between the server's beats, whatever the client asks for. Default 30 s:
+    /// under the 60 s idle timeout of common load balancers and proxies. (A client offering to
+    /// beat less often than this is held to its own interval: STOMP lets no server ask a
+    /// client for more than it offered.)
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
     /// A client is declared dead after `grace × interval` of silence. Default 2.0, so one late
     /// or lost beat on a flaky mobile network is forgiven.
     pub grace: f64,
@@ -240,6 +250,7 @@ impl Default for HeartbeatConfig {
             send: Duration::from_secs(10),
             receive: Duration::from_secs(10),
             min: Duration::from_secs(1),
+            max: Duration::from_secs(30),
             grace: 2.0,
         }
     }
@@ -288,6 +299,9 @@ impl Config {
         let grace = self.heartbeat.grace;
         if !grace.is_finite() || grace < 1.0 {
             return bad("heartbeat.grace", "must be a finite number of at least 1.0");
+        }
+        if self.heartbeat.max < self.heartbeat.min {
+            return bad("heartbeat.max", "must not be below heartbeat.min");
         }
         if self.max_connections == 0 {
             return bad("max_connections", "must be greater than zero");

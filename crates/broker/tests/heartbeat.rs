@@ -19,6 +19,7 @@ fn broker(send_ms: u64, receive_ms: u64) -> Broker {
             send: Duration::from_millis(send_ms),
             receive: Duration::from_millis(receive_ms),
             min: Duration::from_millis(500),
+            max: Duration::from_millis(20_000),
             grace: 2.0,
         },
         ..Config::default()
@@ -28,17 +29,20 @@ fn broker(send_ms: u64, receive_ms: u64) -> Broker {
 
 #[tokio::test(start_paused = true)]
 async fn negotiation_table() {
-    // (server send, server receive), client header → CONNECTED heart-beat
+    // (server send, server receive), client header → CONNECTED heart-beat; min 500 ms, max 20 s.
+    // The client's intervals are honoured; the server's values only turn a direction on or off.
     let table = [
         ((10_000, 10_000), "0,0", "0,0"),
-        ((10_000, 10_000), "5000,5000", "10000,10000"),
-        ((10_000, 10_000), "20000,30000", "30000,20000"),
-        ((10_000, 10_000), "100,0", "0,10000"),
-        ((10_000, 10_000), "0,100", "10000,0"),
-        ((1_000, 1_000), "100,100", "1000,1000"),
-        ((100, 100), "100,100", "500,500"),
+        ((10_000, 10_000), "5000,5000", "5000,5000"),
+        ((10_000, 10_000), "1000,1000", "1000,1000"),
+        ((10_000, 10_000), "1250,750", "750,1250"),
+        ((10_000, 10_000), "20000,30000", "20000,20000"),
+        ((10_000, 10_000), "30000,20000", "20000,30000"),
+        ((10_000, 10_000), "100,0", "0,500"),
+        ((10_000, 10_000), "0,100", "500,0"),
+        ((1_000, 1_000), "100,100", "500,500"),
         ((0, 0), "1000,1000", "0,0"),
-        ((0, 2_000), "1000,1000", "0,2000"),
+        ((0, 2_000), "1000,1000", "0,1000"),
     ];
     for ((send, receive), client, expected) in table {
         let broker = broker(send, receive);
@@ -127,4 +131,56 @@ async fn no_read_timeout_when_the_client_sends_no_beats() {
     c.send_frame(frames::subscribe("0", "/topic/a").with_header("receipt", "still-here"))
         .await;
     c.expect_receipt("still-here").await;
+}
+
+/// With the default configuration, a client asking for beats every second (stomp.js
+/// `heartbeatIncoming/Outgoing = 1000`, stomp.py `heartbeats=(1000, 1000)`) gets them every
+/// second, and is closed 2 s after it falls silent.
+#[tokio::test(start_paused = true)]
+async fn a_client_gets_the_intervals_it_asks_for_by_default() {
+    let broker = Broker::new();
+    let (mut c, connected) = TestClient::connect_with(&broker, connect("1000,1000")).await;
+    assert_eq!(connected.header("heart-beat"), Some("1000,1000"));
+    let start = Instant::now();
+    for second in 1..=3 {
+        c.expect_heartbeat().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(second));
+        c.send_bytes(&b"\n"[..]).await;
+    }
+    // Silent from 3 s on: closed at 5 s, with the server's beat at 4 s before the ERROR.
+    c.expect_heartbeat().await;
+    c.expect_error("heart-beat timeout").await;
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+}
+
+/// A slow `/app` handler must not get a healthy client closed for silence: with its handler
+/// queue full, the session stops decoding but goes on reading, so heart-beats still count.
+#[tokio::test(start_paused = true)]
+async fn heart_beats_count_while_the_handler_queue_is_full() {
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let broker = Broker::builder()
+        .state(gate)
+        .on_send(
+            "/slow",
+            |stompbox_broker::State(mut gate): stompbox_broker::State<
+                tokio::sync::watch::Receiver<bool>,
+            >| async move {
+                gate.wait_for(|open| *open).await.unwrap();
+            },
+        )
+        .build()
+        .unwrap();
+    let (mut c, _) = TestClient::connect_with(&broker, connect("1000,0")).await;
+    // More calls than the queue holds (64), then only beats for ten seconds.
+    for i in 0..100 {
+        c.send_frame(frames::send("/app/slow", i.to_string())).await;
+    }
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        c.send_bytes(&b"\n"[..]).await;
+    }
+    c.expect_no_frame(Duration::from_millis(900)).await;
+    open.send(true).unwrap();
+    c.send_with_receipt(frames::send("/topic/t", "x"), "alive")
+        .await;
 }

@@ -7,7 +7,9 @@
 //! not in a dropped future, so every branch is cancel-safe). While a write is in flight,
 //! deliveries wait in the bounded outbox; the next write takes up to one batch from it. Reading
 //! pauses when the session's own replies pile up beyond `outbox.max_bytes`, so a peer that sends
-//! without reading is slowed, then closed by `write_timeout`.
+//! without reading is slowed, then closed by `write_timeout`. While its `/app` handler queue is
+//! full, the session stops decoding but goes on reading (heart-beats count) up to one
+//! `max_frame_size` of waiting input.
 
 use std::future::poll_fn;
 use std::io;
@@ -132,7 +134,11 @@ where
             .busy()
             .then(|| io.write_started.checked_add(write_timeout))
             .flatten();
-        let read_open = conn.writer.len() < config.outbox.max_bytes && conn.handlers_have_room();
+        // With the handler queue full, frames wait in the read buffer undecoded, but reading
+        // goes on (any byte is liveness, so heart-beats still count) until one frame's worth
+        // of input is waiting: the same bound as a frame being received.
+        let read_open = conn.writer.len() < config.outbox.max_bytes
+            && (conn.handlers_have_room() || conn.read_buf.len() < config.max_frame_size);
         let control = conn.control();
 
         tokio::select! {

@@ -1,10 +1,12 @@
 //! Heart-beat negotiation (STOMP 1.2 "Heart-beating"), as a pure function.
 //!
 //! The client's `heart-beat: cx,cy` says it can send every `cx` ms and wants to receive every
-//! `cy` ms. The server's preferences are `config.heartbeat.send` / `.receive`; a client request is
-//! first raised to `config.heartbeat.min`. Each direction is then the larger of the two sides'
-//! values, or off if either side says zero. CONNECTED carries the negotiated pair, so the client's
-//! own computation (max of its value and ours) lands on the same numbers.
+//! `cy` ms. The server honours both, as RabbitMQ does: it sends every `cy` ms, bounded by
+//! `config.heartbeat.min` and `.max`, and expects a beat every `cx` ms, at least `min` (it cannot
+//! ask a client to beat faster than it offered). A direction is off if the client says zero or
+//! the server's `send` / `receive` is zero. CONNECTED carries the negotiated pair, so the
+//! client's own computation (the larger of its value and ours) lands on the same numbers, to the
+//! millisecond.
 
 use std::time::Duration;
 
@@ -36,17 +38,17 @@ pub(crate) fn parse(value: &str) -> Option<(u64, u64)> {
 
 /// Negotiates from the client's `(cx, cy)` in milliseconds.
 pub(crate) fn negotiate(client: (u64, u64), config: &HeartbeatConfig) -> Heartbeat {
-    let floor = |ms: u64| Duration::from_millis(ms).max(config.min);
     let (cx, cy) = client;
+    let max = config.max.max(config.min);
     let send = if cy == 0 || config.send.is_zero() {
         Duration::ZERO
     } else {
-        floor(cy).max(config.send)
+        Duration::from_millis(cy).clamp(config.min, max)
     };
     let receive = if cx == 0 || config.receive.is_zero() {
         Duration::ZERO
     } else {
-        floor(cx).max(config.receive)
+        Duration::from_millis(cx).max(config.min)
     };
     Heartbeat {
         send,
@@ -66,21 +68,32 @@ mod tests {
             send: Duration::from_millis(send),
             receive: Duration::from_millis(receive),
             min: Duration::from_millis(min),
+            max: Duration::from_millis(30_000),
             grace: 2.0,
         }
     }
 
     #[test]
     fn negotiation_table() {
-        // (client cx,cy), (server send, receive, min) → (send, receive) ms
+        // (client cx,cy), (server send, receive, min) → (send, receive) ms; max is 30 s.
         let table = [
             ((0, 0), (10_000, 10_000, 1_000), (0, 0)),
-            ((5_000, 5_000), (10_000, 10_000, 1_000), (10_000, 10_000)),
-            ((20_000, 30_000), (10_000, 10_000, 1_000), (30_000, 20_000)),
-            ((1, 1), (0, 0, 1_000), (0, 0)),
+            // The client's intervals, not the server's 10 s.
+            ((5_000, 5_000), (10_000, 10_000, 1_000), (5_000, 5_000)),
+            ((1_000, 1_000), (10_000, 10_000, 1_000), (1_000, 1_000)),
+            // To the millisecond.
+            ((1_250, 2_750), (10_000, 10_000, 1_000), (2_750, 1_250)),
+            // The server's beats at most every `max`; the client held to what it offered.
+            ((20_000, 90_000), (10_000, 10_000, 1_000), (30_000, 20_000)),
+            ((90_000, 20_000), (10_000, 10_000, 1_000), (20_000, 90_000)),
+            // Below `min`: raised to it.
             ((1, 1), (500, 500, 1_000), (1_000, 1_000)),
+            ((100, 100), (10_000, 10_000, 500), (500, 500)),
+            // One direction only.
             ((0, 4_000), (1_000, 1_000, 1_000), (4_000, 0)),
             ((4_000, 0), (1_000, 1_000, 1_000), (0, 4_000)),
+            // The server's zero turns a direction off.
+            ((1, 1), (0, 0, 1_000), (0, 0)),
             ((2_000, 3_000), (0, 1_000, 100), (0, 2_000)),
         ];
         for (client, (s, r, min), (send, receive)) in table {
@@ -97,7 +110,8 @@ mod tests {
     #[test]
     fn huge_client_values_saturate_instead_of_panicking() {
         let hb = negotiate((u64::MAX, u64::MAX), &cfg(1, 1, 1));
-        assert_eq!(hb.send, Duration::from_millis(u64::MAX));
+        assert_eq!(hb.send, Duration::from_secs(30), "bounded by max");
+        assert_eq!(hb.receive, Duration::from_millis(u64::MAX));
         assert!(hb.timeout > hb.receive);
         let config = HeartbeatConfig {
             grace: f64::MAX,

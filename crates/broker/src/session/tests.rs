@@ -211,7 +211,8 @@ fn version_and_heart_beat_negotiation() {
     let Action::Reply(connected) = &out[1] else {
         unreachable!()
     };
-    assert_eq!(connected.header("heart-beat"), Some("20000,10000"));
+    // The client's own intervals: beats every 20 s to it, one expected every 5 s from it.
+    assert_eq!(connected.header("heart-beat"), Some("20000,5000"));
     assert_eq!(connected.header("version"), Some("1.1"));
 }
 
