@@ -70,3 +70,28 @@ test('the server closes a client that stops sending heart-beats', async (t) => {
   const frame = await Promise.race([error, Promise.resolve(null)]);
   if (frame) assert.match(frame.headers.message ?? '', /heart/i);
 });
+
+// With the server's default configuration: stompjs's `heartbeatIncoming/Outgoing = 1000` gets
+// beats about every second (not the server's old 10 s), and a client that goes silent is closed
+// within about 2 s (grace 2 × 1 s), not 20 s.
+test('default server: 1 s beats as asked, and a silent client closed within 3 s', async (t) => {
+  const plain = await startServer();
+  t.after(() => plain.kill());
+  const client = makeClient(plain.wsUrl, { heartbeatIncoming: 1000, heartbeatOutgoing: 1000 });
+  t.after(() => client.deactivate({ force: true }));
+  const connected = await connect(client);
+  assert.equal(connected.headers['heart-beat'], '1000,1000');
+  const started = Date.now();
+  await seen(client, '<<< PONG', 3);
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= 2500 && elapsed < 4500, `3 server beats in ${elapsed} ms`);
+
+  const socket = client.webSocket;
+  const send = socket.send.bind(socket);
+  socket.send = (data) => (data === '\n' ? undefined : send(data));
+  const silent = Date.now();
+  const closed = new Promise((resolve) => { client.onWebSocketClose = resolve; });
+  await within(closed, 'the server to close a silent client');
+  const after = Date.now() - silent;
+  assert.ok(after < 3000, `closed ${after} ms after the client fell silent`);
+});
