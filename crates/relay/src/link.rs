@@ -47,6 +47,10 @@ pub(crate) struct Link {
     pub(crate) shared: Arc<Shared>,
     pub(crate) broker: Broker,
     pub(crate) shape: amqp::QueueShape,
+    /// STOMP queues declared in RabbitMQ on this connection. Behind an async lock held while
+    /// declaring, so the two halves never declare one queue at once: RabbitMQ can answer two
+    /// concurrent declarations of a new quorum queue with INTERNAL_ERROR, or nack publishes to it.
+    pub(crate) declared: tokio::sync::Mutex<HashSet<String>>,
 }
 
 /// What survives a reconnect.
@@ -57,8 +61,6 @@ struct Carry {
     unconfirmed: Unconfirmed,
     /// Queue subscriptions; their consumers are started again after a reconnect.
     consumers: HashMap<ConsumerKey, Live>,
-    /// STOMP queues declared in RabbitMQ on this connection (before the first publish).
-    declared: HashSet<String>,
 }
 
 pub(crate) async fn run(link: RelayLink, broker: Broker, shape: amqp::QueueShape) {
@@ -71,6 +73,7 @@ pub(crate) async fn run(link: RelayLink, broker: Broker, shape: amqp::QueueShape
         shared: stopped.0.clone(),
         broker,
         shape,
+        declared: tokio::sync::Mutex::default(),
     };
     let shared = &*link.shared;
     let config = &shared.config;
@@ -78,7 +81,6 @@ pub(crate) async fn run(link: RelayLink, broker: Broker, shape: amqp::QueueShape
         bound: BTreeSet::new(),
         unconfirmed: Unconfirmed::default(),
         consumers: HashMap::new(),
-        declared: HashSet::new(),
     };
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut attempt = 0usize;
@@ -162,14 +164,8 @@ async fn session(
         )
         .await?;
     let retried = carry.unconfirmed.len();
-    carry.declared.clear();
-    publisher::publish_all(
-        link,
-        &publisher_channel,
-        &mut carry.unconfirmed,
-        &mut carry.declared,
-    )
-    .await?;
+    link.declared.lock().await.clear();
+    publisher::publish_all(link, &publisher_channel, &mut carry.unconfirmed).await?;
     // Queue subscriptions: first what changed while down (no settlement can apply: those
     // deliveries went back to their queues with the old connection), then start them all.
     while let Ok(op) = ops.try_recv() {
@@ -194,7 +190,6 @@ async fn session(
             &publisher_channel,
             outgoing,
             &mut carry.unconfirmed,
-            &mut carry.declared,
             &ended,
         )
         .await;

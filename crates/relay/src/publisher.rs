@@ -4,8 +4,6 @@
 //! again. Runs beside the node queue half (`node_queue.rs`), so waiting for confirms never
 //! stalls deliveries from other nodes or binding changes.
 
-use std::collections::HashSet;
-
 use lapin::options::BasicPublishOptions;
 use lapin::{Channel, Confirmation};
 use stompbox_broker::{Relayed, Target};
@@ -28,7 +26,6 @@ pub(crate) async fn run(
     channel: &Channel,
     outgoing: &mut mpsc::Receiver<Relayed>,
     unconfirmed: &mut Unconfirmed,
-    declared: &mut HashSet<String>,
     ended: &CancellationToken,
 ) -> Result<(), RelayError> {
     let mut received = Vec::with_capacity(PUBLISH_BATCH);
@@ -41,16 +38,16 @@ pub(crate) async fn run(
                 outgoing.close();
                 while outgoing.recv_many(&mut received, PUBLISH_BATCH).await > 0 {
                     unconfirmed.extend(received.drain(..));
-                    publish_all(link, channel, unconfirmed, declared).await?;
+                    publish_all(link, channel, unconfirmed).await?;
                 }
-                return publish_all(link, channel, unconfirmed, declared).await;
+                return publish_all(link, channel, unconfirmed).await;
             }
             n = outgoing.recv_many(&mut received, PUBLISH_BATCH) => {
                 if n == 0 {
                     return Ok(()); // every Relay handle is gone
                 }
                 unconfirmed.extend(received.drain(..));
-                publish_all(link, channel, unconfirmed, declared).await?;
+                publish_all(link, channel, unconfirmed).await?;
             }
         }
     }
@@ -61,10 +58,9 @@ pub(crate) async fn publish_all(
     link: &Link,
     channel: &Channel,
     unconfirmed: &mut Unconfirmed,
-    declared: &mut HashSet<String>,
 ) -> Result<(), RelayError> {
     while !unconfirmed.is_empty() {
-        publish_batch(link, channel, unconfirmed, declared).await?;
+        publish_batch(link, channel, unconfirmed).await?;
     }
     Ok(())
 }
@@ -73,16 +69,12 @@ async fn publish_batch(
     link: &Link,
     channel: &Channel,
     unconfirmed: &mut Unconfirmed,
-    declared: &mut HashSet<String>,
 ) -> Result<(), RelayError> {
     let shared = &*link.shared;
     let mut confirms = Vec::with_capacity(PUBLISH_BATCH);
     for message in unconfirmed.front(PUBLISH_BATCH) {
-        if let Target::Queue(name) = &message.target
-            && !declared.contains(name)
-        {
+        if let Target::Queue(name) = &message.target {
             declare_queue(link, channel, name).await?;
-            declared.insert(name.clone());
         }
         let (exchange, key) = shared.names.route(&message.target);
         let properties = amqp::properties(message, &shared.node_id);

@@ -60,6 +60,10 @@ pub(crate) async fn declare_queue(
     channel: &Channel,
     name: &str,
 ) -> Result<(), RelayError> {
+    let mut declared = link.declared.lock().await;
+    if declared.contains(name) {
+        return Ok(());
+    }
     let shared = &*link.shared;
     let durable = QueueDeclareOptions {
         durable: true,
@@ -78,6 +82,7 @@ pub(crate) async fn declare_queue(
     channel
         .queue_declare(queue.as_str().into(), durable, arguments)
         .await?;
+    declared.insert(name.to_owned());
     Ok(())
 }
 
