@@ -300,6 +300,9 @@ where
     tracing::debug!(message = %error.message(), "connection refused");
     let mut bytes = bytes::BytesMut::new();
     encode(&error.to_frame(None), Version::V1_2, &mut bytes);
+    if shared.config.frame_trailing_eol {
+        bytes.extend_from_slice(b"\n");
+    }
     let write = outbound.send(Outbound {
         bytes: bytes.freeze(),
         binary: false,

@@ -56,6 +56,11 @@ pub struct Config {
     pub queues: QueueConfig,
     /// BEGIN / COMMIT / ABORT: what one session may buffer.
     pub transactions: TransactionConfig,
+    /// End every frame the server writes with an EOL after its NUL (`^@\n`), as RabbitMQ and
+    /// ActiveMQ do, on every transport. Default `true`: older readers (PHP's `stomp`
+    /// extension, Python's `stomper`) consume one byte after the NUL and lose frames without
+    /// it, and every STOMP reader accepts it (the 1.2 grammar allows EOLs after a frame).
+    pub frame_trailing_eol: bool,
 }
 
 /// `/queue/...` destinations: point-to-point with acknowledgements. Messages wait in the queue
@@ -203,6 +208,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             queues: QueueConfig::default(),
             transactions: TransactionConfig::default(),
+            frame_trailing_eol: true,
         }
     }
 }

@@ -223,8 +223,14 @@ impl Delivery {
 
     /// Bytes this delivery accounts for in an outbox (close to its encoded size).
     pub(crate) fn weight(&self) -> usize {
-        // 14: "subscription:\n"; 44: "ack:<u64>\n" and "redelivered:true\n".
-        self.message.head_estimate() + self.subscription.len() + 14 + 44 + self.message.body.len()
+        // 14: "subscription:\n"; 44: "ack:<u64>\n" and "redelivered:true\n"; 1: the EOL that may
+        // follow the NUL.
+        self.message.head_estimate()
+            + self.subscription.len()
+            + 14
+            + 44
+            + 1
+            + self.message.body.len()
     }
 
     /// Appends the MESSAGE frame, escaped for `version`.

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use stompbox_codec::Command;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A TCP subscriber receives what a TCP publisher sends, including a binary body; frames may
 /// arrive split or batched in any way since TCP is a byte stream.
@@ -102,5 +103,46 @@ async fn websocket_and_tcp_share_the_broker() {
         let mut bodies: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
         bodies.sort();
         assert_eq!(bodies, vec![&b"from tcp"[..], &b"from ws"[..]]);
+    }
+}
+
+/// Every frame ends `NUL EOL`, as RabbitMQ and ActiveMQ end them, so readers that consume one
+/// byte after the NUL (PHP's `stomp` extension, Python's `stomper`) keep their framing when two
+/// frames arrive in one read; `broker.frame_trailing_eol = false` ends them with NUL alone.
+#[tokio::test]
+async fn frames_end_with_nul_and_eol_unless_configured_otherwise() {
+    for (trailing, ending) in [(true, &b"\0\n"[..]), (false, &b"\0"[..])] {
+        let server = TestServer::start(|c| c.broker.frame_trailing_eol = trailing).await;
+        let mut stream = within("connect", tokio::net::TcpStream::connect(server.tcp_addr))
+            .await
+            .unwrap();
+        let mut input = raw_frame("CONNECT", &[("accept-version", "1.2")], b"");
+        input.extend(raw_frame(
+            "SUBSCRIBE",
+            &[("id", "0"), ("destination", "/topic/t"), ("receipt", "r")],
+            b"",
+        ));
+        input.extend(raw_frame("SEND", &[("destination", "/topic/t")], b"hi"));
+        input.extend(raw_frame("DISCONNECT", &[("receipt", "bye")], b""));
+        within("write", stream.write_all(&input)).await.unwrap();
+        let mut output = Vec::new();
+        within("read to the close", stream.read_to_end(&mut output))
+            .await
+            .unwrap();
+        let frames: Vec<&[u8]> = output.split_inclusive(|&b| b == 0).collect();
+        // CONNECTED, RECEIPT r, MESSAGE, RECEIPT bye: each followed by `ending`.
+        let text = String::from_utf8_lossy(&output);
+        assert_eq!(text.matches('\0').count(), 4, "{text:?}");
+        for command in ["CONNECTED\n", "RECEIPT\n", "MESSAGE\n"] {
+            assert!(text.contains(command), "{text:?}");
+        }
+        assert!(output.ends_with(ending), "{text:?}");
+        let joined: Vec<u8> = ending.iter().chain(b"RECEIPT").copied().collect();
+        assert!(
+            output.windows(joined.len()).any(|w| w == joined),
+            "{text:?}"
+        );
+        assert_eq!(frames.len(), if trailing { 5 } else { 4 }, "{text:?}");
+        server.shutdown().await.unwrap();
     }
 }

@@ -112,12 +112,19 @@ impl<T: Transport> Client<T> {
             match self.transport.recv().await {
                 Some(chunk) => {
                     self.buf.extend_from_slice(&chunk);
+                    // An EOL right after a frame in the same chunk is that frame's trailer
+                    // (`NUL EOL`, the 1.2 grammar's `*( EOL )`), not a heart-beat.
+                    let mut after_frame = false;
                     while let Some(item) = self
                         .decoder
                         .decode(&mut self.buf)
                         .expect("the broker sent bytes that are not STOMP")
                     {
-                        self.items.push_back(item);
+                        let trailer = after_frame && item == Item::HeartBeat;
+                        after_frame = matches!(item, Item::Frame(_));
+                        if !trailer {
+                            self.items.push_back(item);
+                        }
                     }
                 }
                 None => self.closed = true,

@@ -71,7 +71,7 @@ impl<'a> Conn<'a> {
             info: Some(info),
             session: Session::new(ByteString::from(id.to_string()), config)
                 .with_rules(shared.router.rules()),
-            writer: Writer::default(),
+            writer: Writer::new(config.frame_trailing_eol),
             decoder: Decoder::new(config.limits_before_connect()),
             read_buf: BytesMut::new(),
             version: Version::V1_2,

@@ -19,6 +19,8 @@ pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
 pub(crate) struct Writer {
     chunks: VecDeque<(BytesMut, bool)>,
     len: usize,
+    /// End every frame with an EOL after its NUL (`Config::frame_trailing_eol`).
+    trailing_eol: bool,
     /// The subscription of the last delivery and its encoded [`encode_prefix`], reused while
     /// deliveries of one subscription follow one another (the usual case): the id is escaped
     /// once per run, not once per delivery. The session's version never changes.
@@ -26,6 +28,24 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// An empty writer; `trailing_eol` ends every frame with `NUL EOL` instead of `NUL`.
+    pub(crate) fn new(trailing_eol: bool) -> Self {
+        Writer {
+            trailing_eol,
+            ..Writer::default()
+        }
+    }
+
+    /// The frame just appended ends here: its trailing EOL, when configured. In the same
+    /// batch, so no reader sees it as a separate heart-beat message.
+    fn end_frame(&mut self) {
+        if self.trailing_eol
+            && let Some((buf, _)) = self.chunks.back_mut()
+        {
+            buf.extend_from_slice(b"\n");
+        }
+    }
+
     /// The batch to append to; a new one has room for `expected` bytes (up to
     /// [`MAX_BATCH_BYTES`]), so a batch of many deliveries is allocated once instead of growing
     /// by doubling.
@@ -56,6 +76,7 @@ impl Writer {
         let binary = std::str::from_utf8(&frame.body).is_err();
         let before = self.current_len(binary);
         encode(frame, version, self.buf_for(binary, 0));
+        self.end_frame();
         self.appended(before);
     }
 
@@ -74,6 +95,7 @@ impl Writer {
             }
         };
         delivery.encode_after(&prefix, version, self.buf_for(binary, expected));
+        self.end_frame();
         self.prefix = Some((id, prefix));
         self.appended(before);
     }
@@ -110,7 +132,7 @@ impl Writer {
 
     /// Forgets everything waiting (a slow consumer's backlog).
     pub(crate) fn clear(&mut self) {
-        *self = Writer::default();
+        *self = Writer::new(self.trailing_eol);
     }
 }
 
@@ -154,6 +176,36 @@ mod tests {
                 b"subscription:a\\c1"
             ]
         );
+    }
+
+    #[test]
+    fn a_trailing_eol_ends_every_frame_in_its_own_batch() {
+        let mut w = Writer::new(true);
+        let text = Frame::new(Command::Receipt).with_header("receipt-id", "1");
+        let bin = Frame::new(Command::Error).with_body(&b"\xff"[..]);
+        w.push_frame(&text, Version::V1_2);
+        w.push_frame(&bin, Version::V1_2);
+        w.push_eol();
+        assert_eq!(w.len(), 24 + 27 + 1);
+        let a = w.take().unwrap();
+        assert_eq!(&a.bytes[..], b"RECEIPT\nreceipt-id:1\n\n\0\n");
+        let b = w.take().unwrap();
+        assert!(b.binary && b.bytes.ends_with(b"\xff\0\n"), "{b:?}");
+        assert_eq!(
+            &w.take().unwrap().bytes[..],
+            b"\n",
+            "a heart-beat is not a frame"
+        );
+        // A frame that fills a batch keeps its EOL.
+        let big = Frame::new(Command::Receipt).with_body(vec![b'x'; MAX_BATCH_BYTES]);
+        w.push_frame(&big, Version::V1_2);
+        w.push_frame(&text, Version::V1_2);
+        assert!(w.take().unwrap().bytes.ends_with(b"\0\n"));
+        assert_eq!(
+            &w.take().unwrap().bytes[..],
+            b"RECEIPT\nreceipt-id:1\n\n\0\n"
+        );
+        assert_eq!(w.len(), 0);
     }
 
     #[test]
