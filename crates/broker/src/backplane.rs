@@ -94,6 +94,11 @@ pub trait Backplane: Send + Sync + 'static {
     fn queue_settle(&self, session: u64, subscription: &str, tags: &[u64], ack: bool) {
         let _ = (session, subscription, tags, ack);
     }
+    /// The client refused deliveries for good (NACK with `requeue:false`): they go to the
+    /// queue's dead letters, not back to it. By default a plain NACK (redelivered).
+    fn queue_reject(&self, session: u64, subscription: &str, tags: &[u64]) {
+        self.queue_settle(session, subscription, tags, false);
+    }
 }
 
 /// One queue subscription, handed to a backplane that holds the queues.

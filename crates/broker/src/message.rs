@@ -19,6 +19,9 @@ pub(crate) const RESERVED_SEND_HEADERS: &[&str] = &[
     "subscription",
     "ack",
     "receipt-id",
+    // Written by the broker on queue deliveries.
+    "redelivered",
+    "x-delivery-count",
 ];
 
 /// A message body with its headers (`content-type` and any custom ones): what a client's SEND,
@@ -207,6 +210,9 @@ pub(crate) struct Delivery {
     pub(crate) ack_header: bool,
     /// The message was delivered before and came back: write `redelivered:true`.
     pub(crate) redelivered: bool,
+    /// A queue's delivery: how many times the message was delivered before. Written as
+    /// `redelivered:true|false` (always, as RabbitMQ does for queues) and `x-delivery-count`.
+    pub(crate) delivery_count: Option<u32>,
 }
 
 impl Delivery {
@@ -218,6 +224,7 @@ impl Delivery {
             tag: None,
             ack_header: false,
             redelivered: false,
+            delivery_count: None,
         }
     }
 
@@ -257,8 +264,17 @@ impl Delivery {
                 dst,
             );
         }
-        if self.redelivered {
-            write_header("redelivered", "true", Command::Message, version, dst);
+        match self.delivery_count {
+            Some(count) => {
+                let redelivered = if count > 0 { "true" } else { "false" };
+                write_header("redelivered", redelivered, Command::Message, version, dst);
+                let count = itoa::Buffer::new().format(count).to_owned();
+                write_header("x-delivery-count", &count, Command::Message, version, dst);
+            }
+            None if self.redelivered => {
+                write_header("redelivered", "true", Command::Message, version, dst);
+            }
+            None => {}
         }
         dst.extend_from_slice(head);
         dst.extend_from_slice(&self.message.body);

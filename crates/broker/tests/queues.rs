@@ -58,8 +58,10 @@ async fn each_message_goes_to_exactly_one_consumer_round_robin() {
             assert_eq!(body(&m), format!("job-{:03}", i + 3 * k));
             assert_eq!(m.header("destination"), Some("/queue/jobs"));
             assert_eq!(m.header("subscription"), Some(format!("c{i}").as_str()));
-            // auto mode: no ack header, first delivery: no redelivered header.
-            assert_eq!((m.header("ack"), m.header("redelivered")), (None, None));
+            // auto mode: no ack header; a first delivery says so, as RabbitMQ's do.
+            assert_eq!(m.header("ack"), None);
+            let delivered = (m.header("redelivered"), m.header("x-delivery-count"));
+            assert_eq!(delivered, (Some("false"), Some("0")));
         }
         c.expect_no_frame(QUIET).await;
     }
@@ -202,11 +204,12 @@ async fn nack_redelivers_to_another_consumer() {
     p.send_with_receipt(frames::send("/queue/n", "hot potato"), "r")
         .await;
     let first = a.expect_message().await;
-    assert_eq!(first.header("redelivered"), None);
+    assert_eq!(first.header("redelivered"), Some("false"));
     a.send_with_receipt(frames::nack(ack_id(&first)), "n").await;
     let again = b.expect_message().await;
     assert_eq!(body(&again), "hot potato");
     assert_eq!(again.header("redelivered"), Some("true"));
+    assert_eq!(again.header("x-delivery-count"), Some("1"));
     assert_eq!(again.header("message-id"), first.header("message-id"));
     assert_ne!(ack_id(&again), ack_id(&first), "a new ack id per delivery");
     // The old ack id is spent.
@@ -261,7 +264,10 @@ async fn a_poison_message_is_dead_lettered_after_max_deliveries() {
     .await;
     for delivery in 1..=3 {
         let m = c.expect_message().await;
-        assert_eq!(m.header("redelivered").is_some(), delivery > 1);
+        let redelivered = if delivery > 1 { "true" } else { "false" };
+        assert_eq!(m.header("redelivered"), Some(redelivered));
+        let count = (delivery - 1).to_string();
+        assert_eq!(m.header("x-delivery-count"), Some(count.as_str()));
         c.send_frame(frames::nack(ack_id(&m))).await;
     }
     c.expect_no_frame(QUIET).await;
@@ -277,6 +283,41 @@ async fn a_poison_message_is_dead_lettered_after_max_deliveries() {
     );
     let names: Vec<String> = broker.queues().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["/queue/dlq.orders", "/queue/orders"]);
+}
+
+/// RabbitMQ's `requeue:false` on NACK: the message goes to the dead-letter queue at once,
+/// however many deliveries it had left; without the header (or `requeue:true`) it comes back.
+#[tokio::test]
+async fn nack_with_requeue_false_dead_letters_at_once() {
+    let broker = broker_with(QueueConfig::default());
+    let mut dlq = TestClient::connect(&broker).await;
+    dlq.subscribe("d", "/queue/dlq.orders").await;
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe_with(frames::subscribe_ack(
+        "0",
+        "/queue/orders",
+        "client-individual",
+    ))
+    .await;
+    let mut p = TestClient::connect(&broker).await;
+    p.send_with_receipt(frames::send("/queue/orders", "a"), "r")
+        .await;
+    let m = c.expect_message().await;
+    let nack = frames::nack(ack_id(&m)).with_header("requeue", "true");
+    c.send_frame(nack).await;
+    let again = c.expect_message().await;
+    assert_eq!(again.header("redelivered"), Some("true"));
+    let reject = frames::nack(ack_id(&again)).with_header("requeue", "false");
+    c.send_with_receipt(reject, "n2").await;
+    c.expect_no_frame(QUIET).await;
+    let dead = dlq.expect_message().await;
+    assert_eq!(body(&dead), "a");
+    assert_eq!(dead.header("x-original-destination"), Some("/queue/orders"));
+    let stats = broker.queue_stats("/queue/orders").unwrap();
+    assert_eq!(
+        (stats.dead_lettered, stats.delivered, stats.depth),
+        (1, 2, 0)
+    );
 }
 
 #[tokio::test]

@@ -159,6 +159,13 @@ pub(crate) fn stomp_headers(properties: &BasicProperties) -> (Headers, Option<St
     let mut destination = None;
     if let Some(table) = properties.headers() {
         for (name, value) in table {
+            if name.as_str() == DELIVERY_COUNT {
+                // RabbitMQ counts a quorum queue message's returns; the broker writes it.
+                if let Some(count) = count(value) {
+                    headers.push(DELIVERY_COUNT, count.to_string());
+                }
+                continue;
+            }
             let AMQPValue::LongString(value) = value else {
                 continue;
             };
@@ -173,6 +180,24 @@ pub(crate) fn stomp_headers(properties: &BasicProperties) -> (Headers, Option<St
         }
     }
     (headers, destination)
+}
+
+/// The header RabbitMQ puts on a quorum queue's redelivered messages, and the broker on every
+/// queue delivery: how many times it was delivered before.
+pub(crate) const DELIVERY_COUNT: &str = "x-delivery-count";
+
+/// An AMQP integer as a count.
+fn count(value: &AMQPValue) -> Option<u64> {
+    match *value {
+        AMQPValue::ShortShortUInt(n) => Some(n.into()),
+        AMQPValue::ShortUInt(n) => Some(n.into()),
+        AMQPValue::LongUInt(n) => Some(n.into()),
+        AMQPValue::ShortShortInt(n) => u64::try_from(n).ok(),
+        AMQPValue::ShortInt(n) => u64::try_from(n).ok(),
+        AMQPValue::LongInt(n) => u64::try_from(n).ok(),
+        AMQPValue::LongLongInt(n) => u64::try_from(n).ok(),
+        _ => None,
+    }
 }
 
 fn long(value: &str) -> AMQPValue {

@@ -278,13 +278,33 @@ impl Backplane for Relay {
     }
 
     fn queue_settle(&self, session: u64, subscription: &str, tags: &[u64], ack: bool) {
+        let how = if ack { Settle::Ack } else { Settle::Requeue };
+        self.settle(session, subscription, tags, how);
+    }
+
+    fn queue_reject(&self, session: u64, subscription: &str, tags: &[u64]) {
+        self.settle(session, subscription, tags, Settle::Reject);
+    }
+}
+
+impl Relay {
+    fn settle(&self, session: u64, subscription: &str, tags: &[u64], how: Settle) {
         let key = (session, subscription.to_owned());
         let tags = tags.to_vec();
-        let _ = self
-            .shared
-            .queue_ops
-            .send(QueueOp::Settle { key, tags, ack });
+        let _ = (self.shared.queue_ops).send(QueueOp::Settle { key, tags, how });
     }
+}
+
+/// How queue deliveries are settled with RabbitMQ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Settle {
+    /// `basic.ack`.
+    Ack,
+    /// `basic.nack` with requeue: redelivered (until the queue's delivery limit).
+    Requeue,
+    /// `basic.nack` without requeue: dead-lettered by RabbitMQ (or dropped without a
+    /// dead-letter queue).
+    Reject,
 }
 
 /// A queue subscription's key: (session, subscription id).
@@ -297,7 +317,7 @@ pub(crate) enum QueueOp {
     Settle {
         key: ConsumerKey,
         tags: Vec<u64>,
-        ack: bool,
+        how: Settle,
     },
 }
 

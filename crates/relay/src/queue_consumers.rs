@@ -18,7 +18,7 @@ use lapin::{Acker, Channel, Connection};
 use stompbox_broker::QueueConsumer;
 
 use crate::link::Link;
-use crate::{ConsumerKey, Gate, QueueOp, RelayError, amqp, lock};
+use crate::{ConsumerKey, Gate, QueueOp, RelayError, Settle, amqp, lock};
 
 /// One queue subscription's AMQP consumer: its own channel, so `basic.qos` is its prefetch
 /// and closing the channel returns its unacknowledged messages to the queue.
@@ -110,7 +110,7 @@ pub(crate) async fn apply(
                 }
             }
         }
-        QueueOp::Settle { key, tags, ack } => {
+        QueueOp::Settle { key, tags, how } => {
             let Some(live) = consumers.get(&key) else {
                 return Ok(());
             };
@@ -118,9 +118,10 @@ pub(crate) async fn apply(
                 let acker = lock(&live.ackers).remove(&tag);
                 // No acker: delivered on a connection that is gone (already requeued).
                 let Some(acker) = acker else { continue };
-                let settled = match ack {
-                    true => acker.ack(BasicAckOptions::default()).await,
-                    false => acker.nack(requeue()).await,
+                let settled = match how {
+                    Settle::Ack => acker.ack(BasicAckOptions::default()).await,
+                    Settle::Requeue => acker.nack(requeue()).await,
+                    Settle::Reject => acker.nack(BasicNackOptions::default()).await,
                 };
                 if let Err(e) = settled {
                     tracing::debug!(error = %e, "settling a queue delivery failed");

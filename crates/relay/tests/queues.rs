@@ -112,7 +112,9 @@ async fn queued_messages_survive_their_node_and_nack_redelivers() {
         .await;
     let first = c.expect_message().await;
     assert_eq!(body(&first), "o0");
-    assert_eq!(first.header("redelivered"), None);
+    // Queue deliveries say whether they are first ones, as on one node.
+    assert_eq!(first.header("redelivered"), Some("false"));
+    assert_eq!(first.header("x-delivery-count"), Some("0"));
     c.send_frame(frames::nack(first.header("ack").unwrap()))
         .await;
     // The other two, and o0 again (RabbitMQ requeues it at its place), redelivered.
@@ -127,8 +129,8 @@ async fn queued_messages_survive_their_node_and_nack_redelivers() {
         rest,
         [
             ("o0".to_owned(), Some("true".to_owned())),
-            ("o1".to_owned(), None),
-            ("o2".to_owned(), None)
+            ("o1".to_owned(), Some("false".to_owned())),
+            ("o2".to_owned(), Some("false".to_owned()))
         ]
     );
     c.expect_no_frame(QUIET).await;

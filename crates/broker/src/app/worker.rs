@@ -186,6 +186,7 @@ impl Context {
                         outbox: me.outbox.clone(),
                         tag: None,
                         redelivered: false,
+                        delivery_count: None,
                     }),
                     payload,
                 ),

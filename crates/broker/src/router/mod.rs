@@ -104,6 +104,8 @@ pub(crate) struct SubscriptionAddress {
     pub(crate) tag: Option<u64>,
     /// Delivered before: write `redelivered:true`.
     pub(crate) redelivered: bool,
+    /// A queue's delivery: how many times it was delivered before (see `Delivery`).
+    pub(crate) delivery_count: Option<u32>,
 }
 
 /// A session as the router knows it: who it is and where its deliveries go.
@@ -255,6 +257,7 @@ impl Router {
                 let mut delivery = Delivery::new(message, s.id);
                 delivery.tag = s.tag;
                 delivery.redelivered = s.redelivered;
+                delivery.delivery_count = s.delivery_count;
                 out.offer(&s.outbox, delivery, WhenFull::Policy);
             }
         }
@@ -389,10 +392,11 @@ impl Router {
     ) {
         if let Ok(Feed::Queue(name)) = self.rules.feed(destination) {
             match self.remote_queues() {
-                Some(backplane) => {
-                    let ack = outcome == Outcome::Ack;
-                    backplane.queue_settle(session, subscription, tags, ack);
-                }
+                Some(backplane) => match outcome {
+                    Outcome::Ack => backplane.queue_settle(session, subscription, tags, true),
+                    Outcome::Nack => backplane.queue_settle(session, subscription, tags, false),
+                    Outcome::Reject => backplane.queue_reject(session, subscription, tags),
+                },
                 None => (self.queues).settle(name, session, subscription, tags, outcome),
             }
         }
@@ -444,6 +448,9 @@ impl Router {
     }
 }
 
+/// The header that says how many times a queue's message was delivered before.
+const DELIVERY_COUNT: &str = "x-delivery-count";
+
 /// The router's side of a [`QueueSink`]: a backplane queue's deliveries to one subscription
 /// enter routing like every other message.
 struct RemoteConsumer {
@@ -454,14 +461,21 @@ struct RemoteConsumer {
 }
 
 impl SinkTarget for RemoteConsumer {
-    fn deliver(&self, headers: Headers, body: Bytes, redelivered: bool) -> Option<u64> {
+    fn deliver(&self, mut headers: Headers, body: Bytes, redelivered: bool) -> Option<u64> {
         let tag = self.router.next_tag();
+        // The backplane's own count (RabbitMQ's `x-delivery-count`), else what it says.
+        let count = headers
+            .get(DELIVERY_COUNT)
+            .and_then(|c| c.trim().parse().ok());
+        headers.retain(|name, _| name != DELIVERY_COUNT);
+        let count = count.unwrap_or(u32::from(redelivered));
         let to = To::Subscription(SubscriptionAddress {
             destination: self.destination.clone(),
             id: self.id.clone(),
             outbox: self.outbox.clone(),
             tag: Some(tag),
-            redelivered,
+            redelivered: count > 0,
+            delivery_count: Some(count),
         });
         let payload = Payload::new(headers, body);
         let queued = self.router.route(Origin::Backplane, to, payload);

@@ -100,6 +100,8 @@ pub(crate) enum Outcome {
     Ack,
     /// Refused: the message goes back to the front of the queue (or to dead letters).
     Nack,
+    /// Refused for good (NACK with `requeue:false`): to dead letters at once.
+    Reject,
 }
 
 /// The SEND does not fit and the policy is `reject` (or the message alone is too large).
@@ -267,6 +269,13 @@ impl Queue {
                 Vec::new()
             }
             Outcome::Nack => self.requeue(settled, ctx),
+            Outcome::Reject => {
+                self.stats.dead_lettered += settled.len() as u64;
+                match self.dead_letters_to(ctx.config) {
+                    Some(_) => settled.into_iter().map(|q| q.message).collect(),
+                    None => Vec::new(),
+                }
+            }
         };
         self.dispatch(ctx);
         dead
@@ -333,6 +342,7 @@ impl Queue {
             let mut delivery = Delivery::new(queued.message.clone(), consumer.subscription.clone());
             delivery.tag = Some(tag);
             delivery.redelivered = queued.deliveries > 0;
+            delivery.delivery_count = Some(queued.deliveries);
             match out.offer(&consumer.outbox, delivery, WhenFull::Refuse) {
                 Offer::Queued => {
                     if queued.deliveries > 0 {
@@ -543,6 +553,24 @@ mod tests {
                 expect_dead == 1
             );
         }
+    }
+
+    #[test]
+    fn a_rejected_delivery_is_dead_lettered_at_once() {
+        let node = Node::new(QueueConfig::default());
+        let mut q = Queue::new("jobs");
+        let a = outbox(100);
+        q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
+        q.enqueue(message(1, None), &node.ctx()).unwrap();
+        let first = taken(&a)[0].1;
+        let dead = q.settle(1, "a", &[first], Outcome::Reject, &node.ctx());
+        assert_eq!(dead.iter().map(|m| m.id()).collect::<Vec<_>>(), [1]);
+        assert!(taken(&a).is_empty(), "not redelivered");
+        let stats = q.stats(&node.ctx());
+        assert_eq!(
+            (stats.dead_lettered, stats.depth, stats.in_flight),
+            (1, 0, 0)
+        );
     }
 
     #[test]

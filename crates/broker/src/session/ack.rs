@@ -210,6 +210,11 @@ impl Session<'_> {
             .and_then(|key| self.acks.take(key))
             .ok_or_else(unknown)?;
         let destination = self.subscriptions.get(&subscription).ok_or_else(unknown)?;
+        // RabbitMQ's `requeue:false` on NACK: dead-letter now instead of redelivering.
+        let outcome = match (outcome, frame.header("requeue")) {
+            (Outcome::Nack, Some("false")) => Outcome::Reject,
+            (outcome, _) => outcome,
+        };
         if self.acks.redelivers(&subscription) {
             out.push(Action::Settle {
                 destination: destination.clone(),
