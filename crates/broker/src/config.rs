@@ -79,8 +79,14 @@ pub struct QueueConfig {
     /// queues each below `max_bytes` still cannot exhaust memory.
     pub max_total_bytes: usize,
     /// Most queues on the node; a SEND or SUBSCRIBE that would create one more is an ERROR.
-    /// Default 10,000. Queues live until the node stops (idle-queue expiry is later work).
+    /// Default 10,000.
     pub max_queues: usize,
+    /// A queue with no message and no consumer for this long is removed (with its counters),
+    /// so per-client reply queues do not pile up to `max_queues`; it is created again by the
+    /// next SEND or SUBSCRIBE. Default 5 min; zero keeps queues until the node stops. At
+    /// least 1 s otherwise.
+    #[serde(with = "humantime_serde")]
+    pub idle_expiry: Duration,
     /// What a SEND to a full queue does. Default `reject`: the producer learns at once (ERROR
     /// naming the queue) instead of messages vanishing silently.
     pub overflow: OverflowPolicy,
@@ -220,6 +226,7 @@ impl Default for QueueConfig {
             max_bytes: 16 * 1024 * 1024,
             max_total_bytes: 256 * 1024 * 1024,
             max_queues: 10_000,
+            idle_expiry: Duration::from_secs(300),
             overflow: OverflowPolicy::Reject,
             default_prefetch: 100,
             max_prefetch: 1000,
@@ -305,6 +312,9 @@ impl Config {
         let grace = self.heartbeat.grace;
         if !grace.is_finite() || grace < 1.0 {
             return bad("heartbeat.grace", "must be a finite number of at least 1.0");
+        }
+        if !self.queues.idle_expiry.is_zero() && self.queues.idle_expiry < Duration::from_secs(1) {
+            return bad("queues.idle_expiry", "must be zero (never) or at least 1s");
         }
         if self.heartbeat.max < self.heartbeat.min {
             return bad("heartbeat.max", "must not be below heartbeat.min");

@@ -724,3 +724,41 @@ async fn the_send_handle_reaches_queues_and_respects_their_bound() {
     let stats = broker.queue_stats("/queue/mail").unwrap();
     assert_eq!((stats.depth, stats.enqueued, stats.delivered), (0, 2, 2));
 }
+
+/// Queues with no message and no consumer for `queues.idle_expiry` are removed, so
+/// per-client queues do not pile up to `max_queues`; busy ones stay.
+#[tokio::test(start_paused = true)]
+async fn idle_queues_expire_and_free_their_place() {
+    let broker = broker_with(QueueConfig {
+        idle_expiry: Duration::from_secs(10),
+        max_queues: 3,
+        ..QueueConfig::default()
+    });
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe("t", "/queue/temp").await;
+    c.send_with_receipt(frames::unsubscribe("t"), "u").await;
+    c.subscribe("w", "/queue/watched").await;
+    c.send_with_receipt(frames::send("/queue/waiting", "x"), "s")
+        .await;
+    let names = |broker: &Broker| -> Vec<String> {
+        broker.queues().into_iter().map(|(name, _)| name).collect()
+    };
+    assert_eq!(
+        names(&broker),
+        ["/queue/temp", "/queue/waiting", "/queue/watched"]
+    );
+    // The table is full: a fourth queue is refused while the idle one is young.
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(frames::send("/queue/fourth", "x").with_header("receipt", "f"))
+        .await;
+    p.expect_error("too many queues (max 3)").await;
+
+    let mut p = TestClient::connect(&broker).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    // The idle queue is gone; the one with a message and the one with a consumer stay.
+    assert_eq!(names(&broker), ["/queue/waiting", "/queue/watched"]);
+    p.send_with_receipt(frames::send("/queue/fourth", "x"), "f")
+        .await;
+    assert_eq!(broker.queue_stats("/queue/temp"), None);
+    assert_eq!(broker.queue_stats("/queue/fourth").unwrap().depth, 1);
+}

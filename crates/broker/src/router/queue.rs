@@ -120,6 +120,9 @@ pub(crate) struct Queue {
     /// Round-robin position: the consumer to try first.
     cursor: usize,
     stats: QueueStats,
+    /// Since when (broker clock, ms) the queue has had no message and no consumer, as of its
+    /// last operation; `None` while it has either.
+    idle_since: Option<u64>,
 }
 
 impl Queue {
@@ -131,7 +134,24 @@ impl Queue {
             consumers: Vec::new(),
             cursor: 0,
             stats: QueueStats::default(),
+            idle_since: None,
         }
+    }
+
+    /// How long (ms) the queue has had no message and no consumer, as of `now_ms`; 0 when it
+    /// has either. Brought up to date by every operation that dispatches.
+    pub(crate) fn idle_for(&self, now_ms: u64) -> u64 {
+        self.idle_since
+            .map_or(0, |since| now_ms.saturating_sub(since))
+    }
+
+    fn note_idle(&mut self, now_ms: u64) {
+        let idle = self.ready.is_empty() && self.consumers.is_empty();
+        self.idle_since = if idle {
+            self.idle_since.or(Some(now_ms))
+        } else {
+            None
+        };
     }
 
     /// True if this queue's own dead letters would be dropped or loop back into a dead-letter
@@ -365,6 +385,7 @@ impl Queue {
             }
         }
         let _ = out.finish();
+        self.note_idle(ctx.now_ms);
     }
 
     /// Counters and gauges, with expired messages purged first.

@@ -5,6 +5,12 @@
 //! Lock order: the table lock, then one queue's lock, then (inside dispatch) an outbox lock.
 //! Never two queue locks at once: dead letters are collected under the source queue's lock
 //! and moved into their queue after it is released.
+//!
+//! Idle queues (no message, no consumer for `queues.idle_expiry`) are swept out of the table
+//! when a queue is created (at most every quarter of the expiry, and always when the table is
+//! full) and when every queue is listed. A queue is only removed while nobody holds it (its
+//! `Arc` is the table's alone, under the table's write lock), so an operation that found it
+//! never acts on a removed queue.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -37,6 +43,8 @@ pub(crate) struct QueueTable {
     tags: AtomicU64,
     total_bytes: AtomicUsize,
     clock: Clock,
+    /// When the next sweep of idle queues is due (broker clock, ms).
+    next_sweep_ms: AtomicU64,
 }
 
 fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
@@ -53,6 +61,7 @@ impl QueueTable {
             tags: AtomicU64::new(0),
             total_bytes: AtomicUsize::new(0),
             clock,
+            next_sweep_ms: AtomicU64::new(0),
         }
     }
 
@@ -89,6 +98,8 @@ impl QueueTable {
         if let Some(q) = table.get(name) {
             return Ok(q.clone());
         }
+        let full = table.len() >= self.config.max_queues;
+        self.sweep(&mut table, full);
         if table.len() >= self.config.max_queues {
             return Err(QueueError::TooManyQueues);
         }
@@ -186,7 +197,8 @@ impl QueueTable {
     /// Every queue's counters, by destination (`/queue/<name>`), sorted.
     pub(crate) fn all(&self) -> Vec<(String, QueueStats)> {
         let queues: Vec<(String, Arc<Mutex<Queue>>)> = {
-            let table = self.queues.read().unwrap_or_else(|e| e.into_inner());
+            let mut table = self.queues.write().unwrap_or_else(|e| e.into_inner());
+            self.sweep(&mut table, true);
             table
                 .iter()
                 .map(|(n, q)| (format!("/queue/{n}"), q.clone()))
@@ -199,6 +211,31 @@ impl QueueTable {
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+
+    /// Removes the queues idle for `idle_expiry` that nobody holds; when it is due, or
+    /// `now` (the table is full, or every queue is being listed).
+    fn sweep(&self, table: &mut HashMap<Box<str>, Arc<Mutex<Queue>>>, now: bool) {
+        let expiry = self.config.idle_expiry.as_millis() as u64;
+        if expiry == 0 {
+            return;
+        }
+        let now_ms = self.clock.now_ms();
+        let due = self
+            .next_sweep_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if !now && now_ms < due {
+            return;
+        }
+        let period = (expiry / 4).max(1_000);
+        (self.next_sweep_ms).store(now_ms + period, std::sync::atomic::Ordering::Relaxed);
+        table.retain(|name, queue| {
+            let expired = Arc::strong_count(queue) == 1 && lock(queue).idle_for(now_ms) >= expiry;
+            if expired {
+                tracing::debug!(queue = %name, "idle queue expired");
+            }
+            !expired
+        });
     }
 
     /// The broker clock (milliseconds since the UNIX epoch).
