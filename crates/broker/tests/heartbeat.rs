@@ -184,3 +184,25 @@ async fn heart_beats_count_while_the_handler_queue_is_full() {
     c.send_with_receipt(frames::send("/topic/t", "x"), "alive")
         .await;
 }
+
+/// Beyond `heartbeat.max` (here 20 s) the server still beats every `max`, and below `min`
+/// (500 ms) every `min`; a client that offers beats below `min` is held to `min`.
+#[tokio::test(start_paused = true)]
+async fn intervals_outside_min_and_max_are_bounded() {
+    let broker = broker(10_000, 10_000);
+    let (mut c, connected) = TestClient::connect_with(&broker, connect("0,60000")).await;
+    assert_eq!(connected.header("heart-beat"), Some("20000,0"));
+    c.set_wait(Duration::from_secs(30));
+    let start = Instant::now();
+    c.expect_heartbeat().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(20));
+
+    let (mut c, connected) = TestClient::connect_with(&broker, connect("100,100")).await;
+    assert_eq!(connected.header("heart-beat"), Some("500,500"));
+    let start = Instant::now();
+    c.expect_heartbeat().await;
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
+    // Silent since CONNECTED: closed at 2 × 500 ms.
+    c.expect_error("heart-beat timeout").await;
+    assert_eq!(start.elapsed(), Duration::from_millis(1_000));
+}
