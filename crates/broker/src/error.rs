@@ -47,7 +47,7 @@ pub enum ProtocolError {
         value: String,
     },
     /// A header the frame requires is absent.
-    #[error("{command} requires a {header} header")]
+    #[error("{command} requires {} {header} header", article(header))]
     MissingHeader {
         /// The frame's command.
         command: Command,
@@ -305,6 +305,14 @@ impl ProtocolError {
         frame
             .with_header("content-type", "text/plain")
             .with_body(self.to_string())
+    }
+}
+
+/// "an" before a header name that starts with a vowel (`an id header`), else "a".
+fn article(word: &str) -> &'static str {
+    match word.as_bytes().first() {
+        Some(b'a' | b'e' | b'i' | b'o' | b'u') => "an",
+        _ => "a",
     }
 }
 
