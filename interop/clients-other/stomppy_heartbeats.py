@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interop: stomp.py (PyPI `stomp-py`) with heartbeats=(1000, 1000) against the `stompbox` binary.
 
-Run by scripts/test after `cargo build`: the binary is $STOMPBOX_BIN, else
+Run by run.sh (from scripts/test, after `cargo build`): the binary is $STOMPBOX_BIN, else
 <repo>/target/debug/stompbox. It starts stompbox with its default configuration on
 127.0.0.1:0, connects over TCP, and checks that the session stays up for 5 s with heart-beats
 both ways: the server sends one about every second (stomp.py's `on_heartbeat`), and it keeps
