@@ -78,7 +78,12 @@ test('message.nack() redelivers to the other consumer, marked redelivered', asyn
   let redelivered;
   const again = new Promise((resolve) => { redelivered = resolve; });
   const handler = (who) => (message) => {
-    seen.push({ who, id: message.headers['message-id'], flag: message.headers.redelivered });
+    seen.push({
+      who,
+      id: message.headers['message-id'],
+      flag: message.headers.redelivered,
+      count: message.headers['x-delivery-count'],
+    });
     if (seen.length === 1) message.nack();
     else { message.ack(); redelivered(); }
   };
@@ -90,8 +95,10 @@ test('message.nack() redelivers to the other consumer, marked redelivered', asyn
   assert.equal(seen.length, 2);
   assert.notEqual(seen[0].who, seen[1].who, 'the other consumer gets it');
   assert.equal(seen[0].id, seen[1].id, 'same message-id');
-  assert.equal(seen[0].flag, undefined);
+  // Every queue delivery says whether it is a first one, as RabbitMQ's do.
+  assert.equal(seen[0].flag, 'false');
   assert.equal(seen[1].flag, 'true');
+  assert.deepEqual([seen[0].count, seen[1].count], ['0', '1']);
 });
 
 test('unacknowledged messages go to another consumer when a client disconnects', async (t) => {
