@@ -9,44 +9,13 @@ the session open, which it would not do (after 2 s) had it not counted the clien
 Every wait is bounded; exits non-zero on failure.
 """
 
-import os
-import re
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import stomp
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("STOMPBOX_BIN") or str(ROOT / "target" / "debug" / "stompbox")
-WAIT_S = 15
+from common import start_server, stop_server
+
 UP_S = 5
-
-
-def start_server():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STOMPBOX_")}
-    env["RUST_LOG"] = "info"
-    proc = subprocess.Popen([BIN, "--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    found = {}
-    ready = threading.Event()
-
-    def read():
-        for line in proc.stderr:
-            match = re.search(r"listening websocket=\S+ tcp=(\S+)", line)
-            if match and not ready.is_set():
-                found["tcp"] = match.group(1)
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(WAIT_S):
-        proc.kill()
-        sys.exit(f"stompbox did not print its listening line within {WAIT_S} s")
-    host, port = found["tcp"].rsplit(":", 1)
-    return proc, (host, int(port))
 
 
 class Listener(stomp.ConnectionListener):
@@ -91,8 +60,7 @@ def main():
         print(f"stomp.py heartbeats=(1000, 1000): up {UP_S} s, {len(listener.beats)} server "
               f"beats, largest gap {max(gaps):.2f} s")
     finally:
-        proc.kill()
-        proc.wait(timeout=WAIT_S)
+        stop_server(proc)
 
 
 if __name__ == "__main__":

@@ -1,88 +1,24 @@
-// Test harness: starts the `stompbox` binary on 127.0.0.1:0 and parses its `listening` line (the
-// same approach as ../stompjs/lib/harness.js), plus small helpers shared by the per-client tests.
-// Every wait is bounded.
+// Test harness: the `stompbox` binary on 127.0.0.1:0 (../../lib/stompbox.js, shared with the
+// stompjs suite), plus small helpers shared by the per-client tests. Every wait is bounded.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
 
-/** Upper bound for any single wait (a loaded 2-core CI machine). */
-export const WAIT_MS = 15_000;
+import { WAIT_MS, startServer as startStompbox, within } from '../../lib/stompbox.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..', '..');
+export { WAIT_MS, within };
 
 /**
- * The binary under test: $STOMPBOX_BIN, else $CARGO_TARGET_DIR/debug/stompbox (relative paths
- * resolved against the repository root, as cargo does), else <repo>/target/debug/stompbox.
- */
-export function stompboxBin() {
-  if (process.env.STOMPBOX_BIN) return path.resolve(process.env.STOMPBOX_BIN);
-  const target = process.env.CARGO_TARGET_DIR
-    ? path.resolve(repoRoot, process.env.CARGO_TARGET_DIR)
-    : path.join(repoRoot, 'target');
-  return path.join(target, 'debug', 'stompbox');
-}
-
-/** The documented startup line: `listening websocket=<url|disabled> tcp=<addr|disabled>`. */
-const LISTENING = /listening websocket=(\S+) tcp=(\S+)/;
-
-/** Rejects after `ms` with a message naming `what`; clears its timer either way. */
-export function within(promise, what, ms = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Starts `stompbox --ws-listen 127.0.0.1:0 --tcp-listen 127.0.0.1:0` with every inherited
- * STOMPBOX_* variable removed from its environment. Resolves to
- * { wsUrl, tcpHost, tcpPort, logs, kill() } once the listening line is printed.
+ * Starts the binary (see ../../lib/stompbox.js); resolves to { wsUrl, tcpHost, tcpPort, logs,
+ * kill() } once it listens.
  */
 export async function startServer() {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('STOMPBOX_')),
-  );
-  env.RUST_LOG = 'info';
-  const bin = stompboxBin();
-  const child = spawn(bin, ['--ws-listen', '127.0.0.1:0', '--tcp-listen', '127.0.0.1:0'], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const logs = [];
-  const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  const server = await startStompbox();
+  const colon = server.tcpAddr.lastIndexOf(':');
+  return {
+    ...server,
+    tcpHost: server.tcpAddr.slice(0, colon),
+    tcpPort: Number(server.tcpAddr.slice(colon + 1)),
   };
-  const listening = new Promise((resolve, reject) => {
-    child.on('error', (e) => reject(new Error(`cannot start ${bin}: ${e.message}`)));
-    child.on('exit', (code, signal) => {
-      const why = `stompbox exited (${code ?? signal}) before listening`;
-      reject(new Error(`${why}:\n${logs.join('\n')}`));
-    });
-    readline.createInterface({ input: child.stderr }).on('line', (line) => {
-      logs.push(line);
-      const m = LISTENING.exec(line);
-      if (m) resolve({ wsUrl: m[1], tcpAddr: m[2] });
-    });
-  });
-  try {
-    const { wsUrl, tcpAddr } = await within(listening, 'the listening line');
-    const colon = tcpAddr.lastIndexOf(':');
-    return {
-      wsUrl,
-      tcpHost: tcpAddr.slice(0, colon),
-      tcpPort: Number(tcpAddr.slice(colon + 1)),
-      logs,
-      kill,
-    };
-  } catch (e) {
-    kill();
-    throw e;
-  }
 }
 
 let names = 0;

@@ -1,107 +1,16 @@
 // Test harness: starts the `stompbox` binary on 127.0.0.1:0, parses its `listening` line, and
 // connects @stomp/stompjs clients to it. Every wait is bounded.
 
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
-
 import { Client, Versions } from '@stomp/stompjs';
 import WebSocket from 'ws';
+
+import { WAIT_MS, startServer, stompboxBin, within } from '../../lib/stompbox.js';
 
 // Node 20 has no global WebSocket; stompjs's documented way is to install `ws` as the global,
 // so that `brokerURL` + `stompVersions` drive the subprotocols offered.
 Object.assign(globalThis, { WebSocket });
 
-export { Versions };
-
-/** Upper bound for any single wait (a loaded 2-core CI machine). */
-export const WAIT_MS = 15_000;
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..', '..');
-
-/**
- * The binary under test: $STOMPBOX_BIN, else $CARGO_TARGET_DIR/debug/stompbox (relative paths
- * resolved against the repository root, as cargo does), else <repo>/target/debug/stompbox.
- */
-export function stompboxBin() {
-  if (process.env.STOMPBOX_BIN) return path.resolve(process.env.STOMPBOX_BIN);
-  const target = process.env.CARGO_TARGET_DIR
-    ? path.resolve(repoRoot, process.env.CARGO_TARGET_DIR)
-    : path.join(repoRoot, 'target');
-  return path.join(target, 'debug', 'stompbox');
-}
-
-/** The documented startup line: `listening websocket=<url|disabled> tcp=<addr|disabled>`. */
-const LISTENING = /listening websocket=(\S+) tcp=(\S+)/;
-
-/** Rejects after `ms` with a message naming `what`; clears its timer either way. */
-export function within(promise, what, ms = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Starts `stompbox --ws-listen 127.0.0.1:0 --tcp-listen 127.0.0.1:0 ...args` with `env` added
- * to a copy of this process's environment from which every STOMPBOX_* variable is removed.
- * Resolves to { wsUrl, tcpAddr, logs, stop(), kill() } once the listening line is printed.
- */
-export async function startServer({ env = {}, args = [] } = {}) {
-  const childEnv = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('STOMPBOX_')),
-  );
-  Object.assign(childEnv, { RUST_LOG: 'info' }, env);
-  const bin = stompboxBin();
-  const child = spawn(
-    bin,
-    ['--ws-listen', '127.0.0.1:0', '--tcp-listen', '127.0.0.1:0', ...args],
-    { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  const logs = [];
-  const exited = new Promise((resolve) => {
-    child.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const listening = new Promise((resolve, reject) => {
-    child.on('error', (e) => reject(new Error(`cannot start ${bin}: ${e.message}`)));
-    readline.createInterface({ input: child.stderr }).on('line', (line) => {
-      logs.push(line);
-      const m = LISTENING.exec(line);
-      if (m) resolve({ wsUrl: m[1], tcpAddr: m[2] });
-    });
-    exited.then(({ code, signal }) =>
-      reject(new Error(`stompbox exited (${code ?? signal}) before listening:\n${logs.join('\n')}`)),
-    );
-  });
-  const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-  let addresses;
-  try {
-    addresses = await within(listening, 'the listening line');
-  } catch (e) {
-    kill();
-    throw e;
-  }
-  return {
-    ...addresses,
-    logs,
-    exited,
-    kill,
-    /** SIGTERM, then the exit status; SIGKILL if it does not exit in time. */
-    async stop() {
-      child.kill('SIGTERM');
-      try {
-        return await within(exited, 'stompbox to exit after SIGTERM');
-      } finally {
-        kill();
-      }
-    },
-  };
-}
+export { Versions, WAIT_MS, startServer, stompboxBin, within };
 
 /**
  * A stompjs Client for `wsUrl` with reconnection off and debug lines collected in `client.logs`.
