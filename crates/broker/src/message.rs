@@ -268,8 +268,9 @@ impl Delivery {
             Some(count) => {
                 let redelivered = if count > 0 { "true" } else { "false" };
                 write_header("redelivered", redelivered, Command::Message, version, dst);
-                let count = itoa::Buffer::new().format(count).to_owned();
-                write_header("x-delivery-count", &count, Command::Message, version, dst);
+                let mut digits = itoa::Buffer::new();
+                let count = digits.format(count);
+                write_header("x-delivery-count", count, Command::Message, version, dst);
             }
             None if self.redelivered => {
                 write_header("redelivered", "true", Command::Message, version, dst);

@@ -41,10 +41,12 @@ pub(crate) enum Address {
     /// `/queue/<name>`: one consumer, here or in the backplane.
     Queue(Destination),
     /// The subscriptions of `user`'s sessions to `/user<path>`; only `session`'s when set.
+    /// `written` is the destination as sent (`/user/bob/queue/x`), when it came as text.
     User {
         user: UserKey,
         path: Box<str>,
         session: Option<u64>,
+        written: Option<Destination>,
     },
     /// One subscription of one session.
     Subscription(super::SubscriptionAddress),
@@ -150,8 +152,16 @@ impl Rules {
             return Ok(ClientSend::Handle(destination));
         }
         self.permit(Origin::Client, Access::Send, &destination)?;
-        self.resolve(Origin::Client, To::Destination(destination.clone()))?;
-        Ok(ClientSend::Route(destination))
+        match self.resolve(Origin::Client, To::Destination(destination))? {
+            Address::Topic(d)
+            | Address::Queue(d)
+            | Address::User {
+                written: Some(d), ..
+            } => Ok(ClientSend::Route(d)),
+            Address::User { written: None, .. } | Address::Subscription(_) => {
+                unreachable!("a destination resolves to an address that keeps it")
+            }
+        }
     }
 
     /// Where a message to `to` from `origin` goes: the match on destination kinds for messages.
@@ -167,6 +177,7 @@ impl Rules {
                     user,
                     path,
                     session,
+                    written: None,
                 });
             }
             To::Subscription(subscription) => return Ok(Address::Subscription(subscription)),
@@ -188,10 +199,12 @@ impl Rules {
                         _ => not_sendable("a user destination is /user/{name}/{destination}"),
                     });
                 };
+                let (user, path) = (UserKey::Named(user.into()), path.into());
                 Ok(Address::User {
-                    user: UserKey::Named(user.into()),
-                    path: path.into(),
+                    user,
+                    path,
                     session: None,
+                    written: Some(destination),
                 })
             }
             DestinationKind::App => Err(not_sendable("application destinations are for clients")),
@@ -299,6 +312,7 @@ mod tests {
             user,
             path,
             session,
+            ..
         }) = resolve(Origin::Server, "/user/bob/queue/x")
         else {
             panic!("a named user's destination");

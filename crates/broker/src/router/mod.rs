@@ -225,18 +225,13 @@ impl Router {
         to: To,
         payload: Payload,
     ) -> Result<usize, RouteError> {
-        // The destination as its sender wrote it, for errors (`/user/bob/queue/x`, where
-        // subscribers see `/user/queue/x`).
-        let mut written = None;
         if let To::Destination(destination) = &to {
             self.rules.permit(origin, Access::Send, destination)?;
-            written = Some(destination.as_shared().clone());
         }
         let address = self.rules.resolve(origin, to)?;
         let message = self.message(shown_destination(&address), payload);
         if origin != Origin::Backplane {
-            let written = written.as_ref().unwrap_or(message.destination());
-            self.forward(&address, &message, written)?;
+            self.forward(&address, &message)?;
         }
         let mut out = Deliveries::new(&self.counters);
         match address {
@@ -250,6 +245,7 @@ impl Router {
                 user,
                 path,
                 session,
+                ..
             } => self
                 .users
                 .publish(&user, &path, session, &message, &mut out),
@@ -280,12 +276,7 @@ impl Router {
 
     /// Offers a message published on this node to the other nodes that need it, before any
     /// local delivery: a refusal refuses the whole send.
-    fn forward(
-        &self,
-        address: &Address,
-        message: &Message,
-        written: &ByteString,
-    ) -> Result<(), RouteError> {
+    fn forward(&self, address: &Address, message: &Message) -> Result<(), RouteError> {
         let Some(backplane) = &self.backplane else {
             return Ok(());
         };
@@ -297,6 +288,7 @@ impl Router {
                 user: UserKey::Named(user),
                 path,
                 session: None,
+                ..
             } => Target::User {
                 user: user.to_string(),
                 destination: path.to_string(),
@@ -311,7 +303,14 @@ impl Router {
         backplane
             .forward(relayed)
             .map_err(|cause| RouteError::Unavailable {
-                destination: written.to_string(),
+                // As its sender wrote it: `/user/bob/queue/x` where subscribers see
+                // `/user/queue/x`.
+                destination: match address {
+                    Address::User {
+                        written: Some(d), ..
+                    } => d.to_string(),
+                    _ => message.destination().to_string(),
+                },
                 cause,
             })
     }
