@@ -1,5 +1,7 @@
 //! The authentication hook consulted on CONNECT.
 
+use std::time::SystemTime;
+
 use futures::future::BoxFuture;
 use stompbox_codec::Headers;
 
@@ -20,17 +22,43 @@ pub struct ConnectRequest<'a> {
     pub connection: &'a ConnectionInfo,
 }
 
-/// The authenticated identity of a session: the user that `/user/...` destinations resolve to.
+/// The authenticated identity of a session: the user that `/user/...` destinations resolve to,
+/// the roles that permission rules name, and when the credential it was proven by expires.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Principal {
     /// The user name.
     pub name: String,
+    /// Roles, for permission rules (`roles = ["admin"]`); empty when the authenticator has none.
+    pub roles: Vec<String>,
+    /// When set, the session is closed at this time with ERROR `token expired` (a JWT's `exp`).
+    pub expires: Option<SystemTime>,
 }
 
 impl Principal {
-    /// A principal called `name`.
+    /// A principal called `name`, with no roles and no expiry.
     pub fn new(name: impl Into<String>) -> Self {
-        Principal { name: name.into() }
+        Principal {
+            name: name.into(),
+            roles: Vec::new(),
+            expires: None,
+        }
+    }
+
+    /// The same principal with these roles.
+    pub fn with_roles<R: Into<String>>(mut self, roles: impl IntoIterator<Item = R>) -> Self {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same principal, whose session ends at `at`.
+    pub fn expiring_at(mut self, at: SystemTime) -> Self {
+        self.expires = Some(at);
+        self
+    }
+
+    /// Whether it has role `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
     }
 }
 
