@@ -88,6 +88,12 @@ impl Broker {
         &self.shared.config
     }
 
+    /// Replaces the permission rules (a reload, e.g. on SIGHUP): live sessions keep their
+    /// subscriptions, and every SEND and SUBSCRIBE from now on is checked against the new rules.
+    pub fn set_permissions(&self, permissions: crate::Permissions) {
+        self.shared.router.rules().set_permissions(permissions);
+    }
+
     /// Runs one session to its end on the calling task: reads frames from `inbound`, writes
     /// batches to `outbound`, returns why it ended. `outbound` is flushed (including any final
     /// RECEIPT or ERROR) before this returns; the caller then closes the transport.

@@ -11,7 +11,8 @@ use crate::app::{self, AppRoutes, Handler, HandlerErrorPolicy};
 use crate::broker::Shared;
 use crate::router::{Router, Rules};
 use crate::{
-    AllowAnonymous, Authenticator, Backplane, Broker, Config, ConfigError, Interceptor, events,
+    AllowAnonymous, Authenticator, Backplane, Broker, Config, ConfigError, Interceptor,
+    Permissions, events,
 };
 
 /// Builds a [`Broker`]: configuration, hooks and application handlers.
@@ -96,12 +97,13 @@ impl BrokerBuilder {
         self
     }
 
-    /// Whether clients may SEND to `/user/{name}/...` to reach another user's sessions.
-    /// Default `false`: such a SEND is ERROR `user destination not allowed`, since any client
-    /// could otherwise write into anyone's private queues; server code (handlers,
-    /// [`Broker::send_to_user`]) can always.
-    pub fn allow_client_user_sends(mut self, allow: bool) -> Self {
-        self.rules.client_user_sends = allow;
+    /// The permission rules clients are held to on SEND and SUBSCRIBE (see [`Permissions`]).
+    /// Default: none, which allows everything except a SEND to `/user/{name}/...` (any client
+    /// could otherwise write into anyone's private queues); server code (handlers,
+    /// [`Broker::send_to_user`]) may always send anywhere. Replace them later with
+    /// [`Broker::set_permissions`].
+    pub fn permissions(self, permissions: Permissions) -> Self {
+        self.rules.set_permissions(permissions);
         self
     }
 

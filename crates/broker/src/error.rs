@@ -207,8 +207,17 @@ pub enum ProtocolError {
         /// The limit.
         max: usize,
     },
-    /// A SEND to `/user/{name}/...` while client user sends are not allowed
-    /// (`BrokerBuilder::allow_client_user_sends`), or not of that form.
+    /// The permission rules refuse this SEND or SUBSCRIBE (see [`crate::Permissions`]).
+    #[error("{access} to {destination:?} is not permitted for {who}")]
+    AccessRefused {
+        /// The destination as the client wrote it.
+        destination: String,
+        /// What was refused.
+        access: crate::Access,
+        /// `user "alice"` or `an anonymous session`.
+        who: String,
+    },
+    /// A SEND to `/user/...` that is not of the form `/user/{name}/{destination}`.
     #[error("{destination:?}: {reason}")]
     UserSend {
         /// The destination as sent.
@@ -274,6 +283,9 @@ impl ProtocolError {
             ProtocolError::ShuttingDown => "server shutting down".into(),
             ProtocolError::TooManyConnections { .. } => "too many connections".into(),
             ProtocolError::UserSend { .. } => "user destination not allowed".into(),
+            ProtocolError::AccessRefused { destination, .. } => {
+                format!("access refused: {destination}")
+            }
             ProtocolError::Handler { message, .. }
             | ProtocolError::FrameRejected { message, .. } => message.clone(),
         }
@@ -344,6 +356,15 @@ impl From<RouteError> for ProtocolError {
                 destination,
                 reason,
             },
+            RouteError::AccessRefused {
+                destination,
+                access,
+                who,
+            } => ProtocolError::AccessRefused {
+                destination,
+                access,
+                who,
+            },
             RouteError::QueueFull { destination } => ProtocolError::QueueFull { destination },
             RouteError::TooManyQueues { max } => ProtocolError::TooManyQueues { max },
             RouteError::Unavailable { destination, cause } => ProtocolError::RelayUnavailable {
@@ -409,6 +430,11 @@ impl From<RouteError> for SendError {
             } => SendError::NotSendable {
                 destination,
                 reason,
+            },
+            // Only clients are held to permission rules; kept total for the compiler.
+            RouteError::AccessRefused { destination, .. } => SendError::NotSendable {
+                destination,
+                reason: "access refused",
             },
             RouteError::QueueFull { destination } => SendError::QueueFull { destination },
             RouteError::TooManyQueues { max } => SendError::TooManyQueues { max },

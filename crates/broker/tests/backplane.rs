@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stompbox_broker::{
-    Backplane, BackplaneUnavailable, Broker, Interest, Relayed, SendError, Target,
+    Access, Backplane, BackplaneUnavailable, Broker, Interest, PermissionRule, Permissions,
+    Relayed, SendError, Target,
 };
 use stompbox_codec::{Command, Headers};
 use stompbox_test_support::{TestClient, frames};
@@ -147,7 +148,13 @@ async fn a_refused_client_user_send_is_an_error_and_delivers_nothing() {
     let rec = Arc::new(Recorder::default());
     let broker = Broker::builder()
         .backplane(rec.clone())
-        .allow_client_user_sends(true)
+        .permissions(
+            Permissions::new(vec![PermissionRule::allow(
+                &[Access::Send, Access::Subscribe],
+                ["#"],
+            )])
+            .unwrap(),
+        )
         .build()
         .unwrap();
     let login = frames::connect().with_header("login", "bob");

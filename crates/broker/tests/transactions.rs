@@ -177,7 +177,7 @@ async fn unknown_and_duplicate_transaction_ids_are_errors() {
                 frames::begin("t"),
                 frames::send("/user/alice/queue/x", "x").with_header("transaction", "t"),
             ],
-            "user destination not allowed",
+            "access refused: /user/alice/queue/x",
         ),
     ];
     for (frames, message) in cases {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use stompbox_broker::{Broker, Json, Payload, SendError};
+use stompbox_broker::{Access, Broker, Json, Payload, PermissionRule, Permissions, SendError};
 use stompbox_codec::Frame;
 use stompbox_test_support::{TestClient, frames};
 
@@ -113,15 +113,28 @@ async fn client_sends_to_other_users_are_refused_by_default() {
     let (_a1, _a2, mut bob, _anon) = three_sessions(&broker).await;
     bob.send_frame(frames::send("/user/alice/queue/notifications", "spam"))
         .await;
-    let e = bob.expect_error("user destination not allowed").await;
-    assert!(body(&e).contains("clients may not send to user destinations"));
+    let e = bob
+        .expect_error("access refused: /user/alice/queue/notifications")
+        .await;
+    assert!(
+        body(&e).contains(
+            r#"send to "/user/alice/queue/notifications" is not permitted for user "bob""#
+        ),
+        "{e:?}"
+    );
     assert_eq!(broker.stats().messages_delivered, 0);
 }
 
 #[tokio::test]
 async fn client_sends_to_users_when_allowed() {
     let broker = Broker::builder()
-        .allow_client_user_sends(true)
+        .permissions(
+            Permissions::new(vec![PermissionRule::allow(
+                &[Access::Send, Access::Subscribe],
+                ["#"],
+            )])
+            .unwrap(),
+        )
         .build()
         .unwrap();
     let (mut a1, mut a2, mut bob, mut anon) = three_sessions(&broker).await;

@@ -8,26 +8,30 @@
 
 use stompbox_codec::ByteString;
 
+use arc_swap::ArcSwap;
+
 use super::{Origin, RouteError, To, UserKey};
+use crate::Principal;
 use crate::destination::{Destination, DestinationKind};
+use crate::permissions::{Access, Permissions};
 
 /// The application prefix when none is configured, as in Spring's tutorials.
 pub const DEFAULT_APP_PREFIX: &str = "/app";
 
-/// Which destinations are application ones, and what clients may send to `/user/...`.
+/// Which destinations are application ones, and which a client may send to or subscribe to.
 #[derive(Debug)]
 pub(crate) struct Rules {
     /// Each with its trailing `/`.
     app_prefixes: Vec<Box<str>>,
-    /// Clients may SEND to `/user/{name}/...`.
-    pub(crate) client_user_sends: bool,
+    /// The permission rules; swapped whole when reloaded ([`crate::Broker::set_permissions`]).
+    permissions: ArcSwap<Permissions>,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             app_prefixes: vec![format!("{DEFAULT_APP_PREFIX}/").into()],
-            client_user_sends: false,
+            permissions: ArcSwap::from_pointee(Permissions::default()),
         }
     }
 }
@@ -82,16 +86,12 @@ impl Feed<'_> {
     }
 }
 
-/// What a permission check is asked about, besides the destination.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Sending a message to it.
-    Send,
-    /// Subscribing to it.
-    Subscribe,
-}
-
 impl Rules {
+    /// Replaces the permission rules; sessions see the new ones from their next frame.
+    pub(crate) fn set_permissions(&self, permissions: Permissions) {
+        self.permissions.store(std::sync::Arc::new(permissions));
+    }
+
     /// Sets the application prefixes, replacing the default.
     pub(crate) fn set_app_prefixes(
         &mut self,
@@ -147,12 +147,17 @@ impl Rules {
     /// A client's SEND: routed, or for the session's handlers. Checked when the frame arrives
     /// (also when it is held in a transaction), so a refusal carries the frame's receipt;
     /// [`super::Router::route`] applies the same checks again when it is routed.
-    pub(crate) fn client_send(&self, destination: Destination) -> Result<ClientSend, RouteError> {
+    pub(crate) fn client_send(
+        &self,
+        destination: Destination,
+        principal: Option<&Principal>,
+    ) -> Result<ClientSend, RouteError> {
+        let origin = Origin::Client(principal);
+        self.permit(origin, Access::Send, &destination)?;
         if destination.kind() == DestinationKind::App {
             return Ok(ClientSend::Handle(destination));
         }
-        self.permit(Origin::Client, Access::Send, &destination)?;
-        match self.resolve(Origin::Client, To::Destination(destination))? {
+        match self.resolve(origin, To::Destination(destination))? {
             Address::Topic(d)
             | Address::Queue(d)
             | Address::User {
@@ -165,7 +170,7 @@ impl Rules {
     }
 
     /// Where a message to `to` from `origin` goes: the match on destination kinds for messages.
-    pub(crate) fn resolve(&self, origin: Origin, to: To) -> Result<Address, RouteError> {
+    pub(crate) fn resolve(&self, origin: Origin<'_>, to: To) -> Result<Address, RouteError> {
         let destination = match to {
             To::Destination(destination) => destination,
             To::User {
@@ -192,7 +197,7 @@ impl Rules {
             DestinationKind::User => {
                 let Some((user, path)) = split_user(destination.name()) else {
                     return Err(match origin {
-                        Origin::Client => RouteError::UserSend {
+                        Origin::Client(_) => RouteError::UserSend {
                             destination: destination.to_string(),
                             reason: "a user destination to send to is /user/{name}/{destination}",
                         },
@@ -231,23 +236,33 @@ impl Rules {
         }
     }
 
-    /// Whether `origin` may do `operation`: where permission checks plug in, before anything
-    /// is resolved or routed. Today's rule: clients may send to another user's destinations
-    /// only with `allow_client_user_sends` (server code and handlers always may).
+    /// Whether `origin` may do `access` on `destination`: the permission check, before
+    /// anything is resolved or routed. A client is held to the permission rules
+    /// ([`Permissions`]); server code, handlers and other nodes may send anywhere.
     pub(crate) fn permit(
         &self,
-        origin: Origin,
+        origin: Origin<'_>,
         access: Access,
         destination: &Destination,
     ) -> Result<(), RouteError> {
-        match (origin, access, destination.kind()) {
-            (Origin::Client, Access::Send, DestinationKind::User) if !self.client_user_sends => {
-                Err(RouteError::UserSend {
-                    destination: destination.to_string(),
-                    reason: "clients may not send to user destinations on this server",
-                })
-            }
-            _ => Ok(()),
+        let Origin::Client(principal) = origin else {
+            return Ok(());
+        };
+        if self
+            .permissions
+            .load()
+            .allows(principal, access, destination.as_str())
+        {
+            Ok(())
+        } else {
+            Err(RouteError::AccessRefused {
+                destination: destination.to_string(),
+                access,
+                who: match principal {
+                    Some(p) => format!("user {:?}", p.name),
+                    None => "an anonymous session".to_owned(),
+                },
+            })
         }
     }
 }
@@ -292,7 +307,7 @@ mod tests {
         let rules = Rules::default();
         let resolve = |origin, raw| rules.resolve(origin, To::Destination(destination(raw)));
         for origin in [
-            Origin::Client,
+            Origin::Client(None),
             Origin::Handler,
             Origin::Server,
             Origin::Backplane,
@@ -323,7 +338,7 @@ mod tests {
         );
         // A malformed user destination: the client's error says what the form is.
         assert!(matches!(
-            resolve(Origin::Client, "/user/bob"),
+            resolve(Origin::Client(None), "/user/bob"),
             Err(RouteError::UserSend { .. })
         ));
         assert!(matches!(
@@ -334,23 +349,36 @@ mod tests {
 
     #[test]
     fn clients_send_to_users_only_when_allowed_and_app_goes_to_handlers() {
-        let mut rules = Rules::default();
+        let rules = Rules::default();
         let user = destination("/user/bob/queue/x");
+        let alice = Principal::new("alice");
         assert!(matches!(
-            rules.client_send(user.clone()),
-            Err(RouteError::UserSend { reason, .. }) if reason.contains("may not send")
+            rules.client_send(user.clone(), Some(&alice)),
+            Err(RouteError::AccessRefused { access: Access::Send, who, .. }) if who == "user \"alice\""
         ));
         assert!(rules.permit(Origin::Server, Access::Send, &user).is_ok());
-        assert!(
-            rules
-                .permit(Origin::Client, Access::Subscribe, &user)
-                .is_ok()
+        let client = Origin::Client(Some(&alice));
+        assert!(rules.permit(client, Access::Subscribe, &user).is_ok());
+        rules.set_permissions(
+            Permissions::new(vec![
+                crate::PermissionRule::allow(&[Access::Send], ["/user/#"]),
+                crate::PermissionRule::deny(&[Access::Send], ["/app/admin.#"]),
+                crate::PermissionRule::allow(&[Access::Send], ["/app/#"]),
+            ])
+            .unwrap(),
         );
-        rules.client_user_sends = true;
-        assert!(matches!(rules.client_send(user), Ok(ClientSend::Route(_))));
         assert!(matches!(
-            rules.client_send(destination("/app/chat")),
+            rules.client_send(user, None),
+            Ok(ClientSend::Route(_))
+        ));
+        assert!(matches!(
+            rules.client_send(destination("/app/chat"), None),
             Ok(ClientSend::Handle(_))
+        ));
+        // Handler destinations are held to the rules too.
+        assert!(matches!(
+            rules.client_send(destination("/app/admin.kick"), None),
+            Err(RouteError::AccessRefused { .. })
         ));
     }
 

@@ -42,7 +42,7 @@ use bytes::Bytes;
 use stompbox_codec::{ByteString, Headers};
 
 pub use address::DEFAULT_APP_PREFIX;
-use address::{Access, Address, shown_destination};
+use address::{Address, shown_destination};
 pub(crate) use address::{ClientSend, Feed, Rules};
 pub(crate) use queue::Outcome;
 pub(crate) use user_table::UserKey;
@@ -51,7 +51,6 @@ use self::deliver::Deliveries;
 use self::queue_table::{QueueError, QueueTable};
 use self::topic_table::{Subscriber, TopicTable};
 use self::user_table::UserTable;
-use crate::Config;
 use crate::backplane::{
     Backplane, BackplaneUnavailable, QueueConsumer, QueueSink, Relayed, SinkTarget, Target,
 };
@@ -59,14 +58,17 @@ use crate::clock::Clock;
 use crate::destination::{Destination, DestinationError, DestinationKind};
 use crate::message::{Delivery, Message, Payload};
 use crate::outbox::{Outbox, WhenFull};
+use crate::permissions::Access;
 use crate::stats::{Counters, QueueStats};
+use crate::{Config, Principal};
 
 /// Where a message comes from. Each origin has its own rules: what it may send to (see
 /// [`Rules::resolve`] and [`Rules::permit`]) and whether it goes to other nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// A client's SEND (or one applied at its transaction's COMMIT).
-    Client,
+pub(crate) enum Origin<'p> {
+    /// A client's SEND (or one applied at its transaction's COMMIT), by the session's
+    /// principal (`None`: anonymous), whom the permission rules are about.
+    Client(Option<&'p Principal>),
     /// An `/app` handler's reply, on behalf of the session it ran for.
     Handler,
     /// Server code: [`Broker::send`](crate::Broker::send), `send_to_user`.
@@ -144,10 +146,16 @@ pub(crate) enum RouteError {
         destination: String,
         reason: &'static str,
     },
-    /// A client may not send to that user destination.
+    /// A malformed user destination in a client's SEND.
     UserSend {
         destination: String,
         reason: &'static str,
+    },
+    /// The permission rules refuse this client `access` to `destination`.
+    AccessRefused {
+        destination: String,
+        access: Access,
+        who: String,
     },
     /// The queue is at its bound and its overflow policy is `reject`.
     QueueFull { destination: String },
@@ -221,7 +229,7 @@ impl Router {
     /// a queue is full, or the backplane cannot take a message other nodes need.
     pub(crate) fn route(
         &self,
-        origin: Origin,
+        origin: Origin<'_>,
         to: To,
         payload: Payload,
     ) -> Result<usize, RouteError> {
@@ -323,8 +331,10 @@ impl Router {
         id: ByteString,
         destination: &Destination,
         prefetch: usize,
+        principal: Option<&Principal>,
     ) -> Result<Subscribed, RouteError> {
-        (self.rules).permit(Origin::Client, Access::Subscribe, destination)?;
+        let origin = Origin::Client(principal);
+        (self.rules).permit(origin, Access::Subscribe, destination)?;
         let subscriber = |id| Subscriber {
             session: session.id,
             subscription: id,

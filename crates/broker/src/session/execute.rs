@@ -103,8 +103,13 @@ impl Conn<'_> {
             Action::Subscribe { id, destination } => {
                 tracing::debug!(id = %id, destination = %destination, "subscribe");
                 let prefetch = self.session.prefetch(&id);
-                let subscribed =
-                    router.subscribe(&self.route, id.clone(), &destination, prefetch)?;
+                let subscribed = router.subscribe(
+                    &self.route,
+                    id.clone(),
+                    &destination,
+                    prefetch,
+                    self.me.principal.as_ref(),
+                )?;
                 if subscribed == Subscribed::ByHandler {
                     self.call_handler(Call {
                         subscription: Some(id),
@@ -133,7 +138,8 @@ impl Conn<'_> {
                 body,
             } => {
                 let to = To::Destination(destination);
-                router.route(Origin::Client, to, Payload::new(headers, body))?;
+                let origin = Origin::Client(self.me.principal.as_ref());
+                router.route(origin, to, Payload::new(headers, body))?;
             }
             Action::Handle {
                 destination,

@@ -111,8 +111,10 @@ enum State {
 pub(crate) struct Session<'a> {
     id: ByteString,
     config: &'a Config,
-    /// Which destinations are application ones; whether clients may send to other users.
+    /// Which destinations are application ones; the permission rules.
     rules: &'a Rules,
+    /// Whom the permission rules are about, once authenticated.
+    principal: Option<Principal>,
     state: State,
     /// Subscription id → destination; kept after the session closes, so the driver can
     /// unregister them. Empty maps do not allocate.
@@ -138,6 +140,7 @@ impl<'a> Session<'a> {
             id,
             config,
             rules: &DEFAULT_RULES,
+            principal: None,
             state: State::AwaitingConnect,
             subscriptions: HashMap::new(),
             acks: AckBook::default(),
@@ -291,6 +294,7 @@ impl<'a> Session<'a> {
             .with_header("server", self.config.server_name.as_str())
             .with_header("session", self.id.clone());
         self.state = State::Connected { version };
+        self.principal.clone_from(&principal);
         out.push(Action::Open {
             version,
             heartbeat,
@@ -345,7 +349,9 @@ impl<'a> Session<'a> {
     /// SEND held in a transaction when it arrives.
     pub(super) fn client_send(&self, frame: &Frame) -> Result<ClientSend, ProtocolError> {
         let destination = Self::destination(self.rules, frame)?;
-        Ok(self.rules.client_send(destination)?)
+        Ok(self
+            .rules
+            .client_send(destination, self.principal.as_ref())?)
     }
 
     pub(super) fn send(
