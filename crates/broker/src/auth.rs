@@ -89,7 +89,9 @@ pub trait Authenticator: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<Principal>, AuthError>>;
 }
 
-/// The default hook: everyone is admitted; a `login` header, if present, becomes the principal.
+/// Everyone is admitted; a `login` header, if present, becomes the principal (with no check:
+/// anyone can claim any name). Only for trusted networks and tests; the default is
+/// [`LoopbackOnly`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AllowAnonymous;
 
@@ -100,5 +102,34 @@ impl Authenticator for AllowAnonymous {
     ) -> BoxFuture<'a, Result<Option<Principal>, AuthError>> {
         let principal = request.login.filter(|l| !l.is_empty()).map(Principal::new);
         Box::pin(async move { Ok(principal) })
+    }
+}
+
+/// The default hook, safe when nothing is configured (as RabbitMQ's `guest` user): clients on
+/// this machine (a loopback peer address, or an in-process connection) are admitted as
+/// [`AllowAnonymous`] admits them; every other connection is refused with a message saying how
+/// to configure authentication. Configure an authenticator (users file, JWT, your own) to serve
+/// other machines, or [`AllowAnonymous`] to admit everyone knowingly.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoopbackOnly;
+
+/// Why [`LoopbackOnly`] refused a connection.
+pub const LOOPBACK_ONLY_MESSAGE: &str = "this server admits only local clients until \
+     authentication is configured (auth.users_file or auth.jwt; see docs/security.md)";
+
+impl Authenticator for LoopbackOnly {
+    fn authenticate<'a>(
+        &'a self,
+        request: ConnectRequest<'a>,
+    ) -> BoxFuture<'a, Result<Option<Principal>, AuthError>> {
+        let local = request
+            .connection
+            .peer
+            .is_none_or(|p| p.ip().to_canonical().is_loopback());
+        if local {
+            AllowAnonymous.authenticate(request)
+        } else {
+            Box::pin(async { Err(AuthError::new(LOOPBACK_ONLY_MESSAGE)) })
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct Broker {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) authenticator: Arc<dyn Authenticator>,
+    /// Failed logins per source address.
+    pub(crate) logins: crate::login_guard::LoginGuard,
     /// Every message and subscription goes through it; it holds the node's counters.
     pub(crate) router: Arc<Router>,
     /// `/app` routes, their state and their error policy.
@@ -76,7 +78,8 @@ pub enum CloseReason {
 }
 
 impl Broker {
-    /// A broker with the default configuration and anonymous access.
+    /// A broker with the default configuration, admitting clients on this machine only
+    /// ([`LoopbackOnly`](crate::LoopbackOnly)).
     pub fn new() -> Broker {
         Broker::builder()
             .build()

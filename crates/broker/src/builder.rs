@@ -11,8 +11,8 @@ use crate::app::{self, AppRoutes, Handler, HandlerErrorPolicy};
 use crate::broker::Shared;
 use crate::router::{Router, Rules};
 use crate::{
-    AllowAnonymous, Authenticator, Backplane, Broker, Config, ConfigError, Interceptor,
-    Permissions, events,
+    Authenticator, Backplane, Broker, Config, ConfigError, Interceptor, LoopbackOnly, Permissions,
+    events,
 };
 
 /// Builds a [`Broker`]: configuration, hooks and application handlers.
@@ -31,7 +31,7 @@ impl Broker {
     pub fn builder() -> BrokerBuilder {
         BrokerBuilder {
             config: Config::default(),
-            authenticator: Arc::new(AllowAnonymous),
+            authenticator: Arc::new(LoopbackOnly),
             app: AppRoutes::default(),
             rules: Rules::default(),
             app_prefixes: None,
@@ -48,7 +48,8 @@ impl BrokerBuilder {
         self
     }
 
-    /// Sets the hook consulted on CONNECT (default [`AllowAnonymous`]).
+    /// Sets the hook consulted on CONNECT (default [`LoopbackOnly`]: clients on this machine
+    /// only, any login).
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Arc::new(authenticator);
         self
@@ -130,6 +131,7 @@ impl BrokerBuilder {
         let router = Router::new(&self.config, self.rules, self.backplane.take());
         Ok(Broker {
             shared: Arc::new(Shared {
+                logins: crate::login_guard::LoginGuard::new(self.config.login.clone()),
                 config: self.config,
                 authenticator: self.authenticator,
                 router: Arc::new(router),

@@ -61,6 +61,30 @@ pub struct Config {
     /// extension, Python's `stomper`) consume one byte after the NUL and lose frames without
     /// it, and every STOMP reader accepts it (the 1.2 grammar allows EOLs after a frame).
     pub frame_trailing_eol: bool,
+    /// Failed logins per source address: password guessing is held off.
+    pub login: LoginConfig,
+}
+
+/// Failed logins, counted per source address (`login_guard.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Failed logins from one address within `failure_window` after which its CONNECTs are
+    /// refused at once (ERROR `too many failed logins`), without asking the authenticator,
+    /// until the window is over. Default 10; 0 turns the guard off.
+    pub max_failures: u32,
+    /// The window, counted from an address's first failure. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub failure_window: Duration,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            max_failures: 10,
+            failure_window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// `/queue/...` destinations: point-to-point with acknowledgements. Messages wait in the queue
@@ -215,6 +239,7 @@ impl Default for Config {
             queues: QueueConfig::default(),
             transactions: TransactionConfig::default(),
             frame_trailing_eol: true,
+            login: LoginConfig::default(),
         }
     }
 }

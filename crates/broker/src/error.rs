@@ -198,6 +198,15 @@ pub enum ProtocolError {
         /// `outbox.max_bytes`.
         max_bytes: usize,
     },
+    /// The connection's address failed to log in too often (`login.max_failures`).
+    #[error("too many failed logins from this address; try again in {} s", wait.as_secs().max(1))]
+    LoginsThrottled {
+        /// Until the address may try again.
+        wait: Duration,
+    },
+    /// The credential the session was admitted with (a token) expired.
+    #[error("the credential this session was admitted with expired; connect again with a new one")]
+    CredentialsExpired,
     /// The broker is shutting down.
     #[error("the server is shutting down; reconnect later")]
     ShuttingDown,
@@ -281,6 +290,8 @@ impl ProtocolError {
             ProtocolError::HeartbeatTimeout { .. } => "heart-beat timeout".into(),
             ProtocolError::SlowConsumer { .. } => "slow consumer".into(),
             ProtocolError::ShuttingDown => "server shutting down".into(),
+            ProtocolError::CredentialsExpired => "token expired".into(),
+            ProtocolError::LoginsThrottled { .. } => "too many failed logins".into(),
             ProtocolError::TooManyConnections { .. } => "too many connections".into(),
             ProtocolError::UserSend { .. } => "user destination not allowed".into(),
             ProtocolError::AccessRefused { destination, .. } => {
@@ -294,7 +305,9 @@ impl ProtocolError {
     /// How the session ends because of this error.
     pub fn close_reason(&self) -> CloseReason {
         match self {
-            ProtocolError::AuthenticationFailed { .. } => CloseReason::AuthenticationFailed,
+            ProtocolError::AuthenticationFailed { .. }
+            | ProtocolError::CredentialsExpired
+            | ProtocolError::LoginsThrottled { .. } => CloseReason::AuthenticationFailed,
             ProtocolError::ConnectTimeout(_) => CloseReason::ConnectTimeout,
             ProtocolError::HeartbeatTimeout { .. } => CloseReason::HeartbeatTimeout,
             ProtocolError::SlowConsumer { .. } => CloseReason::SlowConsumer,

@@ -49,6 +49,7 @@ mod destination;
 mod error;
 mod events;
 mod intercept;
+mod login_guard;
 mod message;
 mod outbox;
 mod permissions;
@@ -62,14 +63,17 @@ pub use app::{
     HandlerErrorPolicy, IntoPayload, IntoReply, Json, Path, Reply, SendTo, SendToUser, SessionInfo,
     State,
 };
-pub use auth::{AllowAnonymous, AuthError, Authenticator, ConnectRequest, Principal};
+pub use auth::{
+    AllowAnonymous, AuthError, Authenticator, ConnectRequest, LOOPBACK_ONLY_MESSAGE, LoopbackOnly,
+    Principal,
+};
 pub use backplane::{
     Backplane, BackplaneUnavailable, Interest, QueueConsumer, QueueSink, Relayed, Target,
 };
 pub use broker::{Broker, CloseReason};
 pub use builder::BrokerBuilder;
 pub use config::{
-    Config, ConfigError, HeartbeatConfig, OutboxConfig, OverflowPolicy, QueueConfig,
+    Config, ConfigError, HeartbeatConfig, LoginConfig, OutboxConfig, OverflowPolicy, QueueConfig,
     SlowConsumerPolicy, TransactionConfig,
 };
 pub use destination::{Destination, DestinationError, DestinationKind};

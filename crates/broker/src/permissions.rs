@@ -185,7 +185,7 @@ impl Compiled {
             return true;
         }
         let Some(p) = principal else { return false };
-        self.users.iter().any(|u| *u == p.name) || self.roles.iter().any(|r| p.has_role(r))
+        self.users.contains(&p.name) || self.roles.iter().any(|r| p.has_role(r))
     }
 }
 

@@ -25,6 +25,11 @@ pub struct Stats {
     pub queued_frames: usize,
     /// Connections refused at `max_connections` or during shutdown.
     pub refused_connections: u64,
+    /// CONNECTs the authenticator refused.
+    pub failed_logins: u64,
+    /// CONNECTs refused without asking the authenticator: their address had failed too often
+    /// (`login.max_failures`).
+    pub throttled_logins: u64,
 }
 
 /// One queue, as returned by `Broker::queue_stats` and `Broker::queues`.
@@ -66,6 +71,8 @@ pub(crate) struct Counters {
     pub(crate) queued_bytes: AtomicUsize,
     pub(crate) queued_frames: AtomicUsize,
     pub(crate) refused_connections: AtomicU64,
+    pub(crate) failed_logins: AtomicU64,
+    pub(crate) throttled_logins: AtomicU64,
 }
 
 impl Counters {
@@ -79,6 +86,8 @@ impl Counters {
             queued_bytes: gauge(&self.queued_bytes),
             queued_frames: gauge(&self.queued_frames),
             refused_connections: self.refused_connections.load(Relaxed),
+            failed_logins: self.failed_logins.load(Relaxed),
+            throttled_logins: self.throttled_logins.load(Relaxed),
         }
     }
 }

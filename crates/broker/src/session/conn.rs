@@ -46,6 +46,8 @@ pub(super) struct Conn<'a> {
     pub(super) last_read: Instant,
     /// `None` when `connect_timeout` reaches past the end of time.
     pub(super) connect_deadline: Option<Instant>,
+    /// When the principal's credential expires (a JWT's `exp`): the session ends then.
+    pub(super) expires: Option<Instant>,
     pub(super) actions: Vec<Action>,
     pub(super) closing: Option<CloseReason>,
     cleaned_up: bool,
@@ -78,6 +80,7 @@ impl<'a> Conn<'a> {
             heartbeat: Heartbeat::default(),
             last_read: now,
             connect_deadline: now.checked_add(config.connect_timeout),
+            expires: None,
             actions: Vec::new(),
             closing: None,
             cleaned_up: false,

@@ -195,6 +195,9 @@ where
                 conn.fail(error).await;
             }
             () = sleep_opt(beat_deadline) => conn.writer.push_eol(),
+            () = sleep_opt(conn.expires), if connected => {
+                conn.fail(ProtocolError::CredentialsExpired).await;
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 //! events each effect causes.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 
 use stompbox_codec::Command;
 use tokio::time::Instant;
@@ -65,9 +66,21 @@ impl Conn<'_> {
                     headers: &headers,
                     connection,
                 };
+                let address = connection.peer.map(|p| p.ip().to_canonical());
+                let counters = router.counters();
+                if let Some(wait) = shared.logins.throttled(address, Instant::now()) {
+                    counters.throttled_logins.fetch_add(1, Relaxed);
+                    return Err(ProtocolError::LoginsThrottled { wait });
+                }
                 let verdict = shared.authenticator.authenticate(request);
                 tokio::select! {
-                    result = verdict => self.session.on_authenticated(result, &mut self.actions),
+                    result = verdict => {
+                        if result.is_err() {
+                            counters.failed_logins.fetch_add(1, Relaxed);
+                            shared.logins.failed(address, Instant::now());
+                        }
+                        self.session.on_authenticated(result, &mut self.actions);
+                    }
                     () = sleep_opt(self.connect_deadline) => {
                         let error = ProtocolError::ConnectTimeout(shared.config.connect_timeout);
                         self.session.fail(error, None, &mut self.actions);
@@ -92,6 +105,10 @@ impl Conn<'_> {
                 span.record("version", version.as_str());
                 if let Some(p) = &principal {
                     span.record("principal", p.name.as_str());
+                    self.expires = p.expires.map(|at| {
+                        let left = at.duration_since(std::time::SystemTime::now());
+                        Instant::now() + left.unwrap_or_default()
+                    });
                     self.route.user = UserKey::Named(p.name.as_str().into());
                 }
                 tracing::debug!(
