@@ -71,7 +71,9 @@ pub struct Config {
 pub struct LoginConfig {
     /// Failed logins from one address within `failure_window` after which its CONNECTs are
     /// refused at once (ERROR `too many failed logins`), without asking the authenticator,
-    /// until the window is over. Default 10; 0 turns the guard off.
+    /// until the window is over. Logins from the address still being checked count too, so
+    /// this also bounds the password checks one address runs at once. Default 10; 0 turns
+    /// the guard off. Raise it for many users behind one NAT address.
     pub max_failures: u32,
     /// The window, counted from an address's first failure. Default 60 s.
     #[serde(with = "humantime_serde")]

@@ -3,9 +3,11 @@
 //! why. Loading (file, environment, flags) is in `config_sources.rs`.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use stompbox_broker::Config;
+use stompbox_auth::JwtConfig;
+use stompbox_broker::{Config, PermissionRule, Permissions};
 
 use crate::Error;
 
@@ -20,6 +22,13 @@ pub struct ServerConfig {
     pub tcp: TcpConfig,
     /// The broker core: limits, heart-beats, outboxes, shutdown grace.
     pub broker: Config,
+    /// Who may connect: a users file, JWT, or (the default) local clients only.
+    pub auth: AuthConfig,
+    /// Who may send and subscribe where, as `[[permissions]]` tables in order (see
+    /// `docs/security.md`). None (the default): everything but a SEND to `/user/{name}/...`.
+    /// Reloaded on SIGHUP.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<PermissionRule>,
     /// The RabbitMQ relay that joins several nodes into one broker (`docs/relay.md`). Off
     /// unless `relay.enabled`; needs the `relay` cargo feature (on by default).
     #[cfg(feature = "relay")]
@@ -48,6 +57,49 @@ pub struct WebSocketConfig {
     /// Bytes the WebSocket codec gathers before writing to the socket. Default 4 KiB; the
     /// broker already batches frames into one message, so a larger buffer only costs memory.
     pub write_buffer_size: usize,
+    /// Browser origins allowed to open the WebSocket (the `Origin` header of the upgrade):
+    /// exact origins (`https://app.example.com`) or one leading wildcard label
+    /// (`https://*.example.com`). A handshake from another origin gets HTTP 403; one without an
+    /// `Origin` header (not a browser: mobile and server clients) is not checked. Default
+    /// empty: every origin, which is unsafe with cookie-carried tokens (refused at startup).
+    pub allowed_origins: Vec<String>,
+}
+
+/// Who may connect (`[auth]`). With neither `users_file` nor `jwt`, `anonymous` decides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A TOML file of logins with argon2id password hashes and roles (`stompbox hash-password`
+    /// makes the hashes). Reloaded on SIGHUP; live sessions stay.
+    pub users_file: Option<PathBuf>,
+    /// JSON Web Tokens: keys, issuer, audience, claims, carriers (`[auth.jwt]`).
+    pub jwt: Option<JwtConfig>,
+    /// With no mechanism configured: `local` (default) admits any login from loopback
+    /// addresses only and refuses others with a message saying how to configure one;
+    /// `anywhere` admits any login from anywhere (trusted networks only: anyone can claim
+    /// any name).
+    pub anonymous: AnonymousAccess,
+}
+
+/// Who is admitted when no authentication mechanism is configured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnonymousAccess {
+    /// Clients on this machine only.
+    #[default]
+    Local,
+    /// Everyone.
+    Anywhere,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            users_file: None,
+            jwt: None,
+            anonymous: AnonymousAccess::Local,
+        }
+    }
 }
 
 /// The raw STOMP-over-TCP listener.
@@ -83,6 +135,7 @@ impl Default for WebSocketConfig {
             path: "/ws".to_owned(),
             read_buffer_size: DEFAULT_WS_READ_BUFFER_SIZE,
             write_buffer_size: DEFAULT_BUFFER_SIZE,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -124,6 +177,33 @@ impl ServerConfig {
         if self.tcp.read_buffer_size == 0 {
             return bad("tcp.read_buffer_size", "must be greater than zero");
         }
+        self.compiled_permissions()?;
+        let auth = &self.auth;
+        let configured = auth.users_file.is_some() || auth.jwt.is_some();
+        if configured && auth.anonymous == AnonymousAccess::Anywhere {
+            return bad(
+                "auth.anonymous",
+                "`anywhere` admits everyone; it cannot be combined with users_file or jwt",
+            );
+        }
+        let cookie = auth.jwt.as_ref().and_then(|j| j.cookie.as_deref());
+        if cookie.is_some_and(|c| !c.is_empty()) && self.websocket.allowed_origins.is_empty() {
+            return bad(
+                "auth.jwt.cookie",
+                "a token in a cookie needs websocket.allowed_origins: any web page could \
+                 otherwise open a WebSocket with the user's cookie (cross-site WebSocket hijacking)",
+            );
+        }
+        if let Some(bad_origin) = (self.websocket.allowed_origins.iter())
+            .find(|o| crate::origin::OriginPattern::parse(o).is_none())
+        {
+            return Err(Error::InvalidConfig {
+                key: "websocket.allowed_origins".into(),
+                reason: format!(
+                    "{bad_origin:?} is not an origin (`https://app.example.com`, `https://*.example.com`)"
+                ),
+            });
+        }
         #[cfg(feature = "relay")]
         if let Err(stompbox_relay::RelayError::InvalidConfig { key, reason }) =
             self.relay.validate()
@@ -135,6 +215,31 @@ impl ServerConfig {
         }
         self.broker.validate().map_err(|e| Error::InvalidConfig {
             key: format!("broker.{}", e.field),
+            reason: e.reason,
+        })
+    }
+
+    /// The defaults with every optional key set (to an empty value), so environment variables
+    /// and `--set` can name keys that have no default (`auth.users_file`, `auth.jwt.secret`).
+    pub(crate) fn every_key() -> Self {
+        let mut config = ServerConfig::default();
+        config.auth.users_file = Some(PathBuf::new());
+        config.auth.jwt = Some(JwtConfig {
+            secret: Some(String::new()),
+            public_key_file: Some(PathBuf::new()),
+            jwks_file: Some(PathBuf::new()),
+            issuer: Some(String::new()),
+            audience: Some(String::new()),
+            cookie: Some(String::new()),
+            ..JwtConfig::default()
+        });
+        config
+    }
+
+    /// `permissions` compiled; the error names the rule.
+    pub fn compiled_permissions(&self) -> Result<Permissions, Error> {
+        Permissions::new(self.permissions.clone()).map_err(|e| Error::InvalidConfig {
+            key: e.field.to_owned(),
             reason: e.reason,
         })
     }

@@ -44,7 +44,7 @@ pub struct Loaded {
 impl ConfigSources {
     /// Merges the layers, deserializes and validates.
     pub fn load(&self) -> Result<Loaded, Error> {
-        let defaults = Table::try_from(ServerConfig::default())
+        let defaults = Table::try_from(ServerConfig::every_key())
             .expect("the default configuration is representable in TOML");
         let mut table = match &self.file {
             Some(path) => read_file(path)?,

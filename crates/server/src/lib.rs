@@ -11,9 +11,13 @@
 //! router. Configuration keys are listed in `docs/configuration.md`.
 //!
 //! # Layout
-//! - `config.rs`: [`ServerConfig`] (`[websocket]`, `[tcp]`, `[broker]`), defaults, validation.
+//! - `config.rs`: [`ServerConfig`] (`[websocket]`, `[tcp]`, `[broker]`, `[auth]`,
+//!   `[[permissions]]`), defaults, validation.
 //! - `config_sources.rs`: [`ConfigSources`]: defaults → TOML file → `STOMPBOX_*` env → CLI overrides.
 //! - `server.rs`: [`Server`]: bind, run, graceful shutdown (a future passed in).
+//! - `auth.rs`: the authenticator and permissions the configuration asks for, and their
+//!   reload (SIGHUP).
+//! - `origin.rs`: the WebSocket `Origin` allow-list.
 //! - `ws.rs`: the WebSocket edge: [`websocket_route`], subprotocol negotiation, message ↔
 //!   [`Inbound`](stompbox_broker::Inbound)/[`Outbound`](stompbox_broker::Outbound) adapters.
 //! - `tcp.rs`: the TCP edge: accept loop and socket adapters.
@@ -25,16 +29,19 @@
 /// that stopped reading (a slow consumer) would otherwise pin the connection's memory forever.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+mod auth;
 mod burst;
 mod config;
 mod config_sources;
 mod error;
+mod origin;
 mod server;
 mod tcp;
 mod ws;
 
+pub use auth::Reloader;
 pub use burst::{BURST_READ_SIZE, BurstListener, BurstReader};
-pub use config::{ServerConfig, TcpConfig, WebSocketConfig};
+pub use config::{AnonymousAccess, AuthConfig, ServerConfig, TcpConfig, WebSocketConfig};
 pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
 pub use error::Error;
 pub use server::Server;

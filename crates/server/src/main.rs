@@ -43,6 +43,16 @@ struct Args {
     /// Set any configuration key, e.g. `--set broker.heartbeat.min=100ms`; repeatable.
     #[arg(long = "set", short = 's', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     set: Vec<(String, String)>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Read a password from the first line of standard input and print its argon2id hash, for
+    /// `password_hash` in the users file (`auth.users_file`). Not an argument: arguments show in
+    /// `ps` and shell history.
+    HashPassword,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -91,6 +101,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::HashPassword) = args.command {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\n', '\r']);
+        anyhow::ensure!(!password.is_empty(), "no password on standard input");
+        println!("{}", stompbox_auth::hash_password(password));
+        return Ok(());
+    }
     let loaded = args.sources().load()?;
     if args.print_config {
         print!("{}", loaded.config.to_toml());
@@ -106,6 +124,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
         let server = Server::bind(loaded.config).await?;
+        reload_on_hangup(server.reloader(), args.sources());
         server.run(shutdown_signal()).await?;
         Ok(())
     })
@@ -118,6 +137,35 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// On each SIGHUP, loads the configuration again from the same sources and reloads the users
+/// file, the JWT keys and the permission rules; a part that fails to load is logged and keeps
+/// its previous state.
+fn reload_on_hangup(reloader: stompbox_server::Reloader, sources: ConfigSources) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => return tracing::error!(error = %e, "cannot listen for SIGHUP"),
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!(signal = "SIGHUP", "reloading");
+            let result = sources
+                .load()
+                .map_err(anyhow::Error::from)
+                .and_then(|loaded| Ok(reloader.reload(&loaded.config)?));
+            match result {
+                Ok(()) => tracing::info!("reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed; what failed keeps its previous state")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (reloader, sources);
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -8,7 +8,8 @@ use stompbox_broker::Broker;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{BurstListener, Error, ServerConfig, WebSocketSettings, tcp, ws};
+use crate::origin::AllowedOrigins;
+use crate::{BurstListener, Error, Reloader, ServerConfig, WebSocketSettings, tcp, ws};
 
 /// Time, beyond the broker's `shutdown_grace`, that the edges get to close their sockets after
 /// the broker has let go of its sessions. Short: by then every session has flushed its ERROR.
@@ -37,14 +38,17 @@ pub struct Server {
     relay: Option<stompbox_relay::Relay>,
     websocket: Option<TcpListener>,
     tcp: Option<TcpListener>,
+    reloader: Reloader,
 }
 
 impl Server {
-    /// Validates `config`, builds a broker from `config.broker` (anonymous access), starts
-    /// the RabbitMQ relay when `relay.enabled`, and binds the enabled listeners.
+    /// Validates `config`, builds a broker from `config.broker` with the authenticator and
+    /// permissions of `[auth]` and `[[permissions]]`, starts the RabbitMQ relay when
+    /// `relay.enabled`, and binds the enabled listeners.
     pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
         config.validate()?;
         let builder = Broker::builder().config(config.broker.clone());
+        let (builder, chain) = crate::auth::configure(builder, &config)?;
         #[cfg(feature = "relay")]
         let (builder, relay) = match config.relay.enabled {
             true => {
@@ -64,6 +68,7 @@ impl Server {
         })?;
         #[cfg_attr(not(feature = "relay"), allow(unused_mut))]
         let mut server = Server::bind_with_broker(config, broker).await?;
+        server.reloader = Reloader::new(server.broker.clone(), chain, true);
         #[cfg(feature = "relay")]
         if let Some((relay, link)) = relay {
             tracing::info!(node = relay.node_id(), "relay starting");
@@ -74,8 +79,9 @@ impl Server {
     }
 
     /// Binds the listeners of `config` around an already built broker (for a custom
-    /// authenticator). `config.broker` is ignored in favour of `broker.config()`, and so is
-    /// `config.relay`: give the broker a relay yourself (`docs/relay.md`).
+    /// authenticator). `config.broker` is ignored in favour of `broker.config()`, and so are
+    /// `config.auth`, `config.permissions` (give the broker your own) and `config.relay`: give
+    /// the broker a relay yourself (`docs/relay.md`).
     pub async fn bind_with_broker(config: ServerConfig, broker: Broker) -> Result<Server, Error> {
         config.validate()?;
         let websocket = match config.websocket.enabled {
@@ -87,6 +93,7 @@ impl Server {
             false => None,
         };
         Ok(Server {
+            reloader: Reloader::new(broker.clone(), None, false),
             config,
             broker,
             #[cfg(feature = "relay")]
@@ -110,6 +117,12 @@ impl Server {
     pub fn ws_url(&self) -> Option<String> {
         self.local_ws_addr()
             .map(|addr| format!("ws://{addr}{}", self.config.websocket.path))
+    }
+
+    /// The handle that reloads the users file, JWT keys and permissions (the binary calls it
+    /// on SIGHUP); usable while the server runs.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The broker the listeners serve.
@@ -148,7 +161,12 @@ impl Server {
             let app = Router::new()
                 .route(
                     &self.config.websocket.path,
-                    ws::route(self.broker.clone(), settings, Some(connections.clone())),
+                    ws::route(
+                        self.broker.clone(),
+                        settings,
+                        Some(connections.clone()),
+                        AllowedOrigins::new(&self.config.websocket.allowed_origins),
+                    ),
                 )
                 .route("/health", get(|| async { "ok\n" }))
                 .into_make_service_with_connect_info::<SocketAddr>();

@@ -13,6 +13,7 @@ use std::{
     io,
     net::SocketAddr,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -21,8 +22,8 @@ use axum::{
         ConnectInfo, FromRequestParts, WebSocketUpgrade,
         ws::{Message, Utf8Bytes, WebSocket},
     },
-    http::{HeaderMap, HeaderValue, Uri, request::Parts},
-    response::Response,
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, request::Parts},
+    response::{IntoResponse, Response},
     routing::{MethodRouter, get},
 };
 use bytes::Bytes;
@@ -36,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, field};
 
 use crate::WebSocketConfig;
+use crate::origin::AllowedOrigins;
 
 /// The subprotocols served, most preferred (newest) first.
 pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
@@ -83,7 +85,7 @@ pub fn websocket_route_with<S>(broker: Broker, settings: WebSocketSettings) -> M
 where
     S: Clone + Send + Sync + 'static,
 {
-    route(broker, settings, None)
+    route(broker, settings, None, AllowedOrigins::default())
 }
 
 /// Turns Nagle's algorithm off on an accepted connection, for `axum::serve::ListenerExt::tap_io`:
@@ -102,15 +104,26 @@ pub(crate) fn route<S>(
     broker: Broker,
     settings: WebSocketSettings,
     tracker: Option<TaskTracker>,
+    origins: AllowedOrigins,
 ) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let origins = Arc::new(origins);
     get(
         move |upgrade: WebSocketUpgrade, Peer(peer): Peer, uri: Uri, headers: HeaderMap| {
             let broker = broker.clone();
             let tracker = tracker.clone();
-            async move { accept(broker, settings, tracker, upgrade, peer, uri, headers) }
+            let origins = origins.clone();
+            async move {
+                if let Err(origin) = origins.check(&headers) {
+                    let origin = String::from_utf8_lossy(origin);
+                    tracing::info!(?peer, %origin, "WebSocket handshake from a refused origin");
+                    let body = format!("origin not allowed: {origin}\n");
+                    return (StatusCode::FORBIDDEN, body).into_response();
+                }
+                accept(broker, settings, tracker, upgrade, peer, uri, headers)
+            }
         },
     )
 }

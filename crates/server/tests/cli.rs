@@ -290,3 +290,91 @@ fn collect_keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
         }
     }
 }
+
+/// `stompbox hash-password` reads the password from standard input and prints an argon2id
+/// hash that the users file accepts.
+#[test]
+fn hash_password_prints_a_hash_the_users_file_accepts() {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let hash = String::from_utf8(output.stdout).unwrap();
+    let hash = hash.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let users = format!("[[user]]\nlogin = \"a\"\npassword_hash = \"{hash}\"\n");
+    stompbox_auth::UsersFile::from_toml_str(&users).unwrap();
+
+    let (code, _, stderr) = run(&["hash-password"], &[]);
+    assert_eq!(code, 1, "an empty standard input is an error");
+    assert!(stderr.contains("no password"), "{stderr}");
+}
+
+/// SIGHUP reloads the users file: a login added to it works without a restart, and a session
+/// opened before stays.
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_the_users_file() {
+    use common::{TcpClient, frames, within};
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    let user = |login: &str, password: &str| {
+        let hash = stompbox_auth::hash_password(password);
+        format!("[[user]]\nlogin = \"{login}\"\npassword_hash = \"{hash}\"\n\n")
+    };
+    std::fs::write(&users, user("alice", "a-pw")).unwrap();
+    let setting = format!("auth.users_file={}", users.display());
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--no-ws", "--tcp-listen", "127.0.0.1:0", "--set", &setting])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut wait_for = async |needle: &str| loop {
+        let line = within("a log line", lines.next_line())
+            .await
+            .unwrap()
+            .expect("stderr closed");
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    let line = wait_for("listening").await;
+    let tcp: std::net::SocketAddr = line.split("tcp=").nth(1).unwrap().trim().parse().unwrap();
+    let connect = |login: &str, passcode: &str| {
+        frames::connect()
+            .with_header("login", login)
+            .with_header("passcode", passcode)
+    };
+
+    let mut alice = TcpClient::open(tcp).await;
+    alice.handshake(connect("alice", "a-pw")).await;
+    let mut bob = TcpClient::open(tcp).await;
+    bob.send_frame(connect("bob", "b-pw")).await;
+    bob.expect_error("bad credentials: login or passcode refused")
+        .await;
+
+    std::fs::write(&users, user("alice", "a-pw") + &user("bob", "b-pw")).unwrap();
+    let pid = child.id().unwrap().to_string();
+    let hup = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(hup.success());
+    wait_for("reloaded").await;
+
+    let mut bob = TcpClient::open(tcp).await;
+    bob.handshake(connect("bob", "b-pw")).await;
+    alice
+        .send_with_receipt(frames::send("/topic/still-here", "x"), "r")
+        .await;
+    child.kill().await.unwrap();
+}

@@ -52,6 +52,23 @@ impl Client<TcpTransport> {
         Client::new(TcpTransport { stream })
     }
 
+    /// Opens a connection from source address `from` (e.g. `127.0.0.2`, to look like another
+    /// client machine on loopback, or a non-loopback address of this machine).
+    pub async fn open_from(from: std::net::IpAddr, addr: SocketAddr) -> TcpClient {
+        let socket = match from {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("socket");
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .expect("bind the source address");
+        let stream = within("tcp connect", socket.connect(addr))
+            .await
+            .expect("tcp connect");
+        Client::new(TcpTransport { stream })
+    }
+
     /// Opens a connection, sends [`frames::connect`] and expects CONNECTED.
     pub async fn connect(addr: SocketAddr) -> TcpClient {
         let mut client = TcpClient::open(addr).await;

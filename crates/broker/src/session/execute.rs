@@ -68,16 +68,21 @@ impl Conn<'_> {
                 };
                 let address = connection.peer.map(|p| p.ip().to_canonical());
                 let counters = router.counters();
-                if let Some(wait) = shared.logins.throttled(address, Instant::now()) {
-                    counters.throttled_logins.fetch_add(1, Relaxed);
-                    return Err(ProtocolError::LoginsThrottled { wait });
-                }
+                let attempt = match shared.logins.begin(address, Instant::now()) {
+                    Ok(attempt) => attempt,
+                    Err(wait) => {
+                        counters.throttled_logins.fetch_add(1, Relaxed);
+                        return Err(ProtocolError::LoginsThrottled { wait });
+                    }
+                };
                 let verdict = shared.authenticator.authenticate(request);
                 tokio::select! {
                     result = verdict => {
-                        if result.is_err() {
-                            counters.failed_logins.fetch_add(1, Relaxed);
-                            shared.logins.failed(address, Instant::now());
+                        match result {
+                            Ok(_) => attempt.succeeded(),
+                            Err(_) => {
+                                counters.failed_logins.fetch_add(1, Relaxed);
+                            }
                         }
                         self.session.on_authenticated(result, &mut self.actions);
                     }
