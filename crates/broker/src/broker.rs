@@ -9,6 +9,7 @@ use futures::SinkExt;
 use futures::stream::BoxStream;
 use stompbox_codec::{Version, encode};
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) authenticator: Arc<dyn Authenticator>,
     /// Failed logins per source address.
     pub(crate) logins: crate::login_guard::LoginGuard,
+    /// Connections per address and per user.
+    pub(crate) admission: crate::admission::Admission,
     /// Every message and subscription goes through it; it holds the node's counters.
     pub(crate) router: Arc<Router>,
     /// `/app` routes, their state and their error policy.
@@ -128,6 +131,11 @@ impl Broker {
                 let max = shared.config.max_connections;
                 return refuse(shared, outbound, ProtocolError::TooManyConnections { max }).await;
             }
+            let address = info.peer.map(|p| p.ip().to_canonical());
+            let _address = match shared.admission.admit_address(address, Instant::now()) {
+                Ok(slot) => slot,
+                Err(refusal) => return refuse(shared, outbound, refusal).await,
+            };
             tracing::debug!("session started");
             let reason = session::driver::run(self, id, info, inbound, outbound).await;
             tracing::debug!(?reason, "session ended");

@@ -132,6 +132,7 @@ impl BrokerBuilder {
         Ok(Broker {
             shared: Arc::new(Shared {
                 logins: crate::login_guard::LoginGuard::new(self.config.login.clone()),
+                admission: crate::admission::Admission::new(self.config.admission.clone()),
                 config: self.config,
                 authenticator: self.authenticator,
                 router: Arc::new(router),

@@ -63,6 +63,38 @@ pub struct Config {
     pub frame_trailing_eol: bool,
     /// Failed logins per source address: password guessing is held off.
     pub login: LoginConfig,
+    /// Connections per source address and per user, and the connection rate per address.
+    pub admission: AdmissionConfig,
+}
+
+/// Limits on who may open sessions, beyond `max_connections` (`admission.rs`). Each is off at
+/// 0, the default: one address can be a whole office behind NAT, or a load test; set them for
+/// the clients you expect (`docs/security.md` has an example).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// Live connections from one source address; beyond it, ERROR
+    /// `too many connections from this address` and close.
+    pub max_per_address: usize,
+    /// Live sessions of one authenticated user; beyond it, the new session gets ERROR
+    /// `too many connections for this user` instead of CONNECTED.
+    pub max_per_user: usize,
+    /// New connections per second from one source address (a token bucket); beyond it, ERROR
+    /// `connection rate exceeded` and close, before anything else is done for the connection.
+    pub rate_per_address: f64,
+    /// Connections one address may open at once before `rate_per_address` applies. Default 20.
+    pub rate_burst: u32,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            max_per_address: 0,
+            max_per_user: 0,
+            rate_per_address: 0.0,
+            rate_burst: 20,
+        }
+    }
 }
 
 /// Failed logins, counted per source address (`login_guard.rs`).
@@ -242,6 +274,7 @@ impl Default for Config {
             transactions: TransactionConfig::default(),
             frame_trailing_eol: true,
             login: LoginConfig::default(),
+            admission: AdmissionConfig::default(),
         }
     }
 }
@@ -345,6 +378,13 @@ impl Config {
         }
         if self.heartbeat.max < self.heartbeat.min {
             return bad("heartbeat.max", "must not be below heartbeat.min");
+        }
+        let rate = self.admission.rate_per_address;
+        if !rate.is_finite() || rate < 0.0 {
+            return bad(
+                "admission.rate_per_address",
+                "must be 0 (off) or a positive number",
+            );
         }
         if self.max_connections == 0 {
             return bad("max_connections", "must be greater than zero");

@@ -210,6 +210,26 @@ pub enum ProtocolError {
     /// The broker is shutting down.
     #[error("the server is shutting down; reconnect later")]
     ShuttingDown,
+    /// The connection's address is at `admission.max_per_address`.
+    #[error("this node serves at most {max} connections from one address")]
+    TooManyFromAddress {
+        /// The limit.
+        max: usize,
+    },
+    /// The session's user is at `admission.max_per_user`.
+    #[error("user {user:?} may have at most {max} sessions at once on this node")]
+    TooManyForUser {
+        /// The user.
+        user: String,
+        /// The limit.
+        max: usize,
+    },
+    /// The connection's address opens connections faster than `admission.rate_per_address`.
+    #[error("this node accepts at most {rate} new connections per second from one address")]
+    ConnectionRate {
+        /// The limit.
+        rate: f64,
+    },
     /// The node is at `max_connections`.
     #[error("this node serves at most {max} connections")]
     TooManyConnections {
@@ -293,6 +313,11 @@ impl ProtocolError {
             ProtocolError::CredentialsExpired => "token expired".into(),
             ProtocolError::LoginsThrottled { .. } => "too many failed logins".into(),
             ProtocolError::TooManyConnections { .. } => "too many connections".into(),
+            ProtocolError::TooManyFromAddress { .. } => {
+                "too many connections from this address".into()
+            }
+            ProtocolError::TooManyForUser { .. } => "too many connections for this user".into(),
+            ProtocolError::ConnectionRate { .. } => "connection rate exceeded".into(),
             ProtocolError::UserSend { .. } => "user destination not allowed".into(),
             ProtocolError::AccessRefused { destination, .. } => {
                 format!("access refused: {destination}")
@@ -312,7 +337,10 @@ impl ProtocolError {
             ProtocolError::HeartbeatTimeout { .. } => CloseReason::HeartbeatTimeout,
             ProtocolError::SlowConsumer { .. } => CloseReason::SlowConsumer,
             ProtocolError::ShuttingDown => CloseReason::Shutdown,
-            ProtocolError::TooManyConnections { .. } => CloseReason::TooManyConnections,
+            ProtocolError::TooManyConnections { .. }
+            | ProtocolError::TooManyFromAddress { .. }
+            | ProtocolError::TooManyForUser { .. }
+            | ProtocolError::ConnectionRate { .. } => CloseReason::TooManyConnections,
             other => CloseReason::ProtocolError(other.message()),
         }
     }

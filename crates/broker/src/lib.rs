@@ -37,6 +37,7 @@
 //! mounting). `docs/architecture.md` draws the data path and lists the invariants;
 //! `docs/protocol.md` lists every STOMP 1.2 rule and what the broker does about it.
 
+mod admission;
 mod app;
 mod auth;
 mod backplane;
@@ -73,8 +74,8 @@ pub use backplane::{
 pub use broker::{Broker, CloseReason};
 pub use builder::BrokerBuilder;
 pub use config::{
-    Config, ConfigError, HeartbeatConfig, LoginConfig, OutboxConfig, OverflowPolicy, QueueConfig,
-    SlowConsumerPolicy, TransactionConfig,
+    AdmissionConfig, Config, ConfigError, HeartbeatConfig, LoginConfig, OutboxConfig,
+    OverflowPolicy, QueueConfig, SlowConsumerPolicy, TransactionConfig,
 };
 pub use destination::{Destination, DestinationError, DestinationKind};
 pub use error::{ProtocolError, SendError};

@@ -441,3 +441,67 @@ async fn reload_swaps_users_and_permissions_without_dropping_sessions() {
     let _ = stop.send(());
     within("shutdown", task).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn connections_are_limited_per_address_and_per_user_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = users_file(&dir);
+    let server = TestServer::start(|c| {
+        c.auth.users_file = Some(path.clone());
+        c.broker.admission.max_per_address = 2;
+        c.broker.admission.max_per_user = 1;
+    })
+    .await;
+    let addr = server.tcp_addr;
+    let other: IpAddr = "127.0.0.3".parse().unwrap();
+
+    let mut alice = TcpClient::open_from(other, addr).await;
+    alice.handshake(connect_as("alice", "alice-pw")).await;
+    // A second session of alice, from another address: refused instead of CONNECTED.
+    let mut again = TcpClient::open(addr).await;
+    again.send_frame(connect_as("alice", "alice-pw")).await;
+    let e = again
+        .expect_error("too many connections for this user")
+        .await;
+    assert!(body(&e).contains("\"alice\" may have at most 1"), "{e:?}");
+    assert!(again.next_item().await.is_none());
+
+    // A second connection from alice's address is fine, a third is not.
+    let mut root = TcpClient::open_from(other, addr).await;
+    root.handshake(connect_as("root", "root-pw")).await;
+    let mut third = TcpClient::open_from(other, addr).await;
+    third
+        .expect_error("too many connections from this address")
+        .await;
+    assert!(third.next_item().await.is_none());
+
+    // Alice leaves: she may connect again, from anywhere.
+    alice.send_frame(frames::disconnect("bye")).await;
+    alice.expect_receipt("bye").await;
+    assert!(alice.next_item().await.is_none());
+    let mut back = TcpClient::open(addr).await;
+    back.handshake(connect_as("alice", "alice-pw")).await;
+    assert_eq!(server.broker.stats().refused_connections, 2);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn new_connections_per_address_are_rate_limited() {
+    let server = TestServer::start(|c| {
+        c.broker.admission.rate_per_address = 0.1;
+        c.broker.admission.rate_burst = 3;
+    })
+    .await;
+    let flooder: IpAddr = "127.0.0.4".parse().unwrap();
+    for _ in 0..3 {
+        let mut c = TcpClient::open_from(flooder, server.tcp_addr).await;
+        c.handshake(frames::connect()).await;
+    }
+    let mut refused = TcpClient::open_from(flooder, server.tcp_addr).await;
+    let e = refused.expect_error("connection rate exceeded").await;
+    assert!(body(&e).contains("0.1 new connections per second"), "{e:?}");
+    // Another address is not affected.
+    let mut c = TcpClient::open(server.tcp_addr).await;
+    c.handshake(frames::connect()).await;
+    server.shutdown().await.unwrap();
+}

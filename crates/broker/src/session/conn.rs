@@ -48,6 +48,8 @@ pub(super) struct Conn<'a> {
     pub(super) connect_deadline: Option<Instant>,
     /// When the principal's credential expires (a JWT's `exp`): the session ends then.
     pub(super) expires: Option<Instant>,
+    /// Counts this session against `admission.max_per_user` while it lives.
+    pub(super) user_slot: Option<crate::admission::UserSlot<'a>>,
     pub(super) actions: Vec<Action>,
     pub(super) closing: Option<CloseReason>,
     cleaned_up: bool,
@@ -81,6 +83,7 @@ impl<'a> Conn<'a> {
             last_read: now,
             connect_deadline: now.checked_add(config.connect_timeout),
             expires: None,
+            user_slot: None,
             actions: Vec::new(),
             closing: None,
             cleaned_up: false,

@@ -110,6 +110,9 @@ impl Conn<'_> {
                 span.record("version", version.as_str());
                 if let Some(p) = &principal {
                     span.record("principal", p.name.as_str());
+                    self.user_slot = shared.admission.admit_user(&p.name).inspect_err(|_| {
+                        (router.counters().refused_connections).fetch_add(1, Relaxed);
+                    })?;
                     self.expires = p.expires.map(|at| {
                         let left = at.duration_since(std::time::SystemTime::now());
                         Instant::now() + left.unwrap_or_default()
