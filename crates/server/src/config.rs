@@ -63,6 +63,12 @@ pub struct WebSocketConfig {
     /// `Origin` header (not a browser: mobile and server clients) is not checked. Default
     /// empty: every origin, which is unsafe with cookie-carried tokens (refused at startup).
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies (addresses or networks: `127.0.0.1`, `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` header is believed: for connections from them, the client's address
+    /// is the right-most one in that header that is not a trusted proxy, and that address is
+    /// what the loopback default, failed-login guard, connection limits, logs and the
+    /// authenticator see. Default empty: the peer address, whatever the header says.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Who may connect (`[auth]`). With neither `users_file` nor `jwt`, `anonymous` decides.
@@ -136,6 +142,7 @@ impl Default for WebSocketConfig {
             read_buffer_size: DEFAULT_WS_READ_BUFFER_SIZE,
             write_buffer_size: DEFAULT_BUFFER_SIZE,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -202,6 +209,13 @@ impl ServerConfig {
                 reason: format!(
                     "{bad_origin:?} is not an origin (`https://app.example.com`, `https://*.example.com`)"
                 ),
+            });
+        }
+        if let Err(entry) = crate::forwarded::TrustedProxies::parse(&self.websocket.trusted_proxies)
+        {
+            return Err(Error::InvalidConfig {
+                key: "websocket.trusted_proxies".into(),
+                reason: format!("{entry:?} is neither an address nor a network (`10.0.0.0/8`)"),
             });
         }
         #[cfg(feature = "relay")]

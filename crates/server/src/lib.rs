@@ -17,7 +17,8 @@
 //! - `server.rs`: [`Server`]: bind, run, graceful shutdown (a future passed in).
 //! - `auth.rs`: the authenticator and permissions the configuration asks for, and their
 //!   reload (SIGHUP).
-//! - `origin.rs`: the WebSocket `Origin` allow-list.
+//! - `origin.rs`: the WebSocket `Origin` allow-list; `forwarded.rs`: the client's address
+//!   behind trusted proxies (`X-Forwarded-For`).
 //! - `ws.rs`: the WebSocket edge: [`websocket_route`], subprotocol negotiation, message ↔
 //!   [`Inbound`](stompbox_broker::Inbound)/[`Outbound`](stompbox_broker::Outbound) adapters.
 //! - `tcp.rs`: the TCP edge: accept loop and socket adapters.
@@ -34,6 +35,7 @@ mod burst;
 mod config;
 mod config_sources;
 mod error;
+mod forwarded;
 mod origin;
 mod server;
 mod tcp;

@@ -8,7 +8,9 @@ use stompbox_broker::Broker;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use crate::forwarded::TrustedProxies;
 use crate::origin::AllowedOrigins;
+use crate::ws::Handshakes;
 use crate::{BurstListener, Error, Reloader, ServerConfig, WebSocketSettings, tcp, ws};
 
 /// Time, beyond the broker's `shutdown_grace`, that the edges get to close their sockets after
@@ -165,7 +167,11 @@ impl Server {
                         self.broker.clone(),
                         settings,
                         Some(connections.clone()),
-                        AllowedOrigins::new(&self.config.websocket.allowed_origins),
+                        Handshakes {
+                            origins: AllowedOrigins::new(&self.config.websocket.allowed_origins),
+                            proxies: TrustedProxies::parse(&self.config.websocket.trusted_proxies)
+                                .expect("validated by ServerConfig::validate"),
+                        },
                     ),
                 )
                 .route("/health", get(|| async { "ok\n" }))

@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, field};
 
 use crate::WebSocketConfig;
+use crate::forwarded::TrustedProxies;
 use crate::origin::AllowedOrigins;
 
 /// The subprotocols served, most preferred (newest) first.
@@ -85,7 +86,16 @@ pub fn websocket_route_with<S>(broker: Broker, settings: WebSocketSettings) -> M
 where
     S: Clone + Send + Sync + 'static,
 {
-    route(broker, settings, None, AllowedOrigins::default())
+    route(broker, settings, None, Handshakes::default())
+}
+
+/// What is checked and read off an upgrade request before the session starts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Handshakes {
+    /// `websocket.allowed_origins`.
+    pub(crate) origins: AllowedOrigins,
+    /// `websocket.trusted_proxies`.
+    pub(crate) proxies: TrustedProxies,
 }
 
 /// Turns Nagle's algorithm off on an accepted connection, for `axum::serve::ListenerExt::tap_io`:
@@ -104,19 +114,20 @@ pub(crate) fn route<S>(
     broker: Broker,
     settings: WebSocketSettings,
     tracker: Option<TaskTracker>,
-    origins: AllowedOrigins,
+    handshakes: Handshakes,
 ) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let origins = Arc::new(origins);
+    let handshakes = Arc::new(handshakes);
     get(
         move |upgrade: WebSocketUpgrade, Peer(peer): Peer, uri: Uri, headers: HeaderMap| {
             let broker = broker.clone();
             let tracker = tracker.clone();
-            let origins = origins.clone();
+            let handshakes = handshakes.clone();
             async move {
-                if let Err(origin) = origins.check(&headers) {
+                let peer = peer.map(|p| handshakes.proxies.client(p, &headers));
+                if let Err(origin) = handshakes.origins.check(&headers) {
                     let origin = String::from_utf8_lossy(origin);
                     tracing::info!(?peer, %origin, "WebSocket handshake from a refused origin");
                     let body = format!("origin not allowed: {origin}\n");

@@ -505,3 +505,44 @@ async fn new_connections_per_address_are_rate_limited() {
     c.handshake(frames::connect()).await;
     server.shutdown().await.unwrap();
 }
+
+/// Behind a trusted proxy, the client's address from `X-Forwarded-For` is what the loopback
+/// default and the failed-login guard see; from anyone else, the header is ignored.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_counts() {
+    let server = TestServer::start(|c| {
+        c.websocket.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    // No authentication configured: a remote client through a local proxy is not local.
+    let mut proxied = ws_with(&server.ws_url, &[("x-forwarded-for", "203.0.113.7")]).await;
+    proxied.send_frame(frames::connect()).await;
+    proxied.expect_error(LOOPBACK_ONLY_MESSAGE).await;
+    let mut local = ws_with(&server.ws_url, &[("x-forwarded-for", "127.0.0.1")]).await;
+    local.handshake(frames::connect()).await;
+    server.shutdown().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = users_file(&dir);
+    let server = TestServer::start(|c| {
+        c.websocket.trusted_proxies = vec!["127.0.0.0/8".into()];
+        c.auth.users_file = Some(path.clone());
+        c.broker.login.max_failures = 2;
+    })
+    .await;
+    let guess = |client: &'static str| {
+        let url = server.ws_url.clone();
+        async move {
+            let mut c = ws_with(&url, &[("x-forwarded-for", client)]).await;
+            c.send_frame(connect_as("alice", "guess")).await;
+            let e = c.expect_frame(stompbox_codec::Command::Error).await;
+            e.header("message").unwrap().to_owned()
+        }
+    };
+    assert_eq!(guess("203.0.113.7").await, BAD_CREDENTIALS);
+    assert_eq!(guess("203.0.113.7").await, BAD_CREDENTIALS);
+    assert_eq!(guess("203.0.113.7").await, "too many failed logins");
+    // Another client behind the same proxy is not held off.
+    assert_eq!(guess("203.0.113.8").await, BAD_CREDENTIALS);
+    server.shutdown().await.unwrap();
+}
