@@ -113,9 +113,10 @@ impl Conn<'_> {
                     self.user_slot = shared.admission.admit_user(&p.name).inspect_err(|_| {
                         (router.counters().refused_connections).fetch_add(1, Relaxed);
                     })?;
-                    self.expires = p.expires.map(|at| {
+                    // `None` past the end of time (a token that never really expires).
+                    self.expires = p.expires.and_then(|at| {
                         let left = at.duration_since(std::time::SystemTime::now());
-                        Instant::now() + left.unwrap_or_default()
+                        Instant::now().checked_add(left.unwrap_or_default())
                     });
                     self.route.user = UserKey::Named(p.name.as_str().into());
                 }
