@@ -64,6 +64,7 @@ pub(crate) async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr, r
         peer: Some(peer),
         transport: TransportKind::Tcp,
         handshake: None,
+        tls: None,
     };
     let reason = broker.serve(info, inbound, &mut outbound).await;
     // Bounded: a peer that stopped reading must not pin the connection; dropping closes it.

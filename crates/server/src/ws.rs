@@ -152,6 +152,7 @@ fn accept(
         peer,
         transport: TransportKind::WebSocket,
         handshake: Some(detached_handshake(&uri, &headers)),
+        tls: None,
     };
     // Held by the connection task so that a graceful shutdown waits for it.
     let token = tracker.map(|t| t.token());
