@@ -85,4 +85,4 @@ pub use message::Payload;
 pub use permissions::{Access, PermissionRule, Permissions};
 pub use router::DEFAULT_APP_PREFIX;
 pub use stats::{QueueStats, Stats};
-pub use transport::{ConnectionInfo, Handshake, Inbound, Outbound, TransportKind};
+pub use transport::{ConnectionInfo, Handshake, Inbound, Outbound, TlsInfo, TransportKind};

@@ -58,6 +58,34 @@ pub struct ConnectionInfo {
     pub transport: TransportKind,
     /// The WebSocket upgrade request (URI, headers incl. cookies), for authentication hooks.
     pub handshake: Option<Handshake>,
+    /// The TLS session, when the connection came over TLS (`wss://`, STOMP over TLS).
+    pub tls: Option<TlsInfo>,
+}
+
+/// What a TLS edge learned in its handshake, for authentication hooks: the client certificate
+/// chain when the client presented one that the edge verified against its client CAs (an
+/// edge that does not verify client certificates never fills it), as RabbitMQ's
+/// `ssl_cert_login` uses it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The verified client certificate chain, DER, the client's own certificate first; empty
+    /// when the client presented none.
+    pub peer_certificates: Vec<Bytes>,
+    /// The subject common name (CN) of the client's certificate, when it has one (the edge
+    /// parses it once, so hooks need no X.509 parser).
+    pub common_name: Option<String>,
+}
+
+impl TlsInfo {
+    /// The subject CN of a verified client certificate, if one was presented and has a CN.
+    pub fn common_name(&self) -> Option<&str> {
+        self.common_name.as_deref()
+    }
+
+    /// The verified client certificate (DER), if one was presented.
+    pub fn peer_certificate(&self) -> Option<&Bytes> {
+        self.peer_certificates.first()
+    }
 }
 
 /// The HTTP request that opened a WebSocket connection.
@@ -76,6 +104,7 @@ impl ConnectionInfo {
             peer: None,
             transport: TransportKind::Memory,
             handshake: None,
+            tls: None,
         }
     }
 }

@@ -45,6 +45,11 @@ impl<S> BurstReader<S> {
     }
 
     /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped stream, mutably.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }

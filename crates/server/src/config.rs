@@ -69,6 +69,44 @@ pub struct WebSocketConfig {
     /// what the loopback default, failed-login guard, connection limits, logs and the
     /// authenticator see. Default empty: the peer address, whatever the header says.
     pub trusted_proxies: Vec<String>,
+    /// `wss://`: TLS on this listener (`[websocket.tls]`), with ALPN `http/1.1`. Off by default.
+    pub tls: TlsConfig,
+}
+
+/// TLS on one listener (`[websocket.tls]`, `[tcp.tls]`): TLS 1.2 and 1.3 (rustls has nothing
+/// older), optionally verifying client certificates (mTLS). The files are read at startup
+/// and again on SIGHUP: new handshakes use what was reloaded, live connections keep theirs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Serve TLS (only TLS) on this listener. Default `false`.
+    pub enabled: bool,
+    /// PEM file with the server's certificate chain, its own certificate first. No default;
+    /// needed when `enabled`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1). No default;
+    /// needed when `enabled`.
+    pub key_file: Option<PathBuf>,
+    /// PEM file with the CA certificates that client certificates must chain to. No default;
+    /// needed when `client_cert` is not `none`.
+    pub client_ca_file: Option<PathBuf>,
+    /// Whether clients present a certificate: `none` (default: none is asked for),
+    /// `optional` (one is asked for and verified if presented), `required` (a client without
+    /// a valid one fails the handshake).
+    pub client_cert: ClientCert,
+}
+
+/// Whether a TLS listener asks clients for certificates (`client_cert`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCert {
+    /// Not asked for.
+    #[default]
+    None,
+    /// Asked for; verified when presented, admitted without.
+    Optional,
+    /// Asked for and needed: the handshake fails without a valid one.
+    Required,
 }
 
 /// Who may connect (`[auth]`). With neither `users_file` nor `jwt`, `anonymous` decides.
@@ -85,6 +123,11 @@ pub struct AuthConfig {
     /// `anywhere` admits any login from anywhere (trusted networks only: anyone can claim
     /// any name).
     pub anonymous: AnonymousAccess,
+    /// A client that presented a verified TLS client certificate (a listener with
+    /// `tls.client_cert` `optional` or `required`) is the certificate's subject CN, whatever
+    /// its `login` header says (RabbitMQ's `ssl_cert_login`); a client without one is
+    /// authenticated as if this were off. Default `false`.
+    pub tls_client_cert_login: bool,
 }
 
 /// Who is admitted when no authentication mechanism is configured.
@@ -104,6 +147,7 @@ impl Default for AuthConfig {
             users_file: None,
             jwt: None,
             anonymous: AnonymousAccess::Local,
+            tls_client_cert_login: false,
         }
     }
 }
@@ -120,6 +164,9 @@ pub struct TcpConfig {
     /// reason as `websocket.read_buffer_size` (the 1 KiB choice there was measured over
     /// WebSocket only).
     pub read_buffer_size: usize,
+    /// STOMP over TLS on this listener (`[tcp.tls]`; set `listen` to port 61614, the
+    /// conventional one). Off by default.
+    pub tls: TlsConfig,
 }
 
 /// Web-STOMP's port.
@@ -143,6 +190,7 @@ impl Default for WebSocketConfig {
             write_buffer_size: DEFAULT_BUFFER_SIZE,
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -153,6 +201,41 @@ impl Default for TcpConfig {
             enabled: true,
             listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_TCP_PORT)),
             read_buffer_size: DEFAULT_BUFFER_SIZE,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The checks that need no file: which keys `enabled` and `client_cert` need. The files
+    /// themselves are read (and their errors named) when the listener is bound.
+    pub(crate) fn validate(&self, table: &str) -> Result<(), Error> {
+        let bad = |key: &str, reason: &str| {
+            Err(Error::InvalidConfig {
+                key: format!("{table}.{key}"),
+                reason: reason.to_owned(),
+            })
+        };
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.cert_file.is_none() {
+            return bad("cert_file", "TLS needs a PEM certificate chain");
+        }
+        if self.key_file.is_none() {
+            return bad("key_file", "TLS needs the certificate's PEM private key");
+        }
+        match (self.client_cert, &self.client_ca_file) {
+            (ClientCert::None, Some(_)) => bad(
+                "client_cert",
+                "client_ca_file is set but client_cert is \"none\": say \"optional\" or \
+                 \"required\" (or remove client_ca_file)",
+            ),
+            (ClientCert::Optional | ClientCert::Required, None) => bad(
+                "client_ca_file",
+                "client_cert asks for client certificates: give the PEM CAs to verify them",
+            ),
+            _ => Ok(()),
         }
     }
 }
@@ -184,13 +267,28 @@ impl ServerConfig {
         if self.tcp.read_buffer_size == 0 {
             return bad("tcp.read_buffer_size", "must be greater than zero");
         }
+        self.websocket.tls.validate("websocket.tls")?;
+        self.tcp.tls.validate("tcp.tls")?;
         self.compiled_permissions()?;
         let auth = &self.auth;
-        let configured = auth.users_file.is_some() || auth.jwt.is_some();
+        let configured =
+            auth.users_file.is_some() || auth.jwt.is_some() || auth.tls_client_cert_login;
         if configured && auth.anonymous == AnonymousAccess::Anywhere {
             return bad(
                 "auth.anonymous",
-                "`anywhere` admits everyone; it cannot be combined with users_file or jwt",
+                "`anywhere` admits everyone; it cannot be combined with users_file, jwt or \
+                 tls_client_cert_login",
+            );
+        }
+        let asks_for_certs = |tls: &TlsConfig| tls.enabled && tls.client_cert != ClientCert::None;
+        if auth.tls_client_cert_login
+            && !asks_for_certs(&self.websocket.tls)
+            && !asks_for_certs(&self.tcp.tls)
+        {
+            return bad(
+                "auth.tls_client_cert_login",
+                "no listener asks for client certificates: set websocket.tls or tcp.tls \
+                 (enabled, client_ca_file, client_cert = \"optional\" or \"required\")",
             );
         }
         let cookie = auth.jwt.as_ref().and_then(|j| j.cookie.as_deref());
@@ -247,6 +345,11 @@ impl ServerConfig {
             cookie: Some(String::new()),
             ..JwtConfig::default()
         });
+        for tls in [&mut config.websocket.tls, &mut config.tcp.tls] {
+            tls.cert_file = Some(PathBuf::new());
+            tls.key_file = Some(PathBuf::new());
+            tls.client_ca_file = Some(PathBuf::new());
+        }
         config
     }
 
@@ -298,6 +401,24 @@ mod tests {
         config.broker.heartbeat.grace = 0.5;
         assert!(
             matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "broker.heartbeat.grace")
+        );
+
+        let mut config = ServerConfig::default();
+        config.tcp.tls.enabled = true;
+        config.tcp.tls.cert_file = Some("cert.pem".into());
+        assert!(
+            matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "tcp.tls.key_file")
+        );
+        config.tcp.tls.key_file = Some("key.pem".into());
+        config.tcp.tls.client_cert = ClientCert::Required;
+        assert!(
+            matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "tcp.tls.client_ca_file")
+        );
+
+        let mut config = ServerConfig::default();
+        config.auth.tls_client_cert_login = true;
+        assert!(
+            matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "auth.tls_client_cert_login")
         );
 
         #[cfg(feature = "relay")]

@@ -21,7 +21,10 @@
 //!   behind trusted proxies (`X-Forwarded-For`).
 //! - `ws.rs`: the WebSocket edge: [`websocket_route`], subprotocol negotiation, message ↔
 //!   [`Inbound`](stompbox_broker::Inbound)/[`Outbound`](stompbox_broker::Outbound) adapters.
-//! - `tcp.rs`: the TCP edge: accept loop and socket adapters.
+//! - `tcp.rs`: the TCP edge: accept loop and socket adapters (plain or TLS).
+//! - `tls.rs`: TLS for either listener: the rustls configuration from `[*.tls]`, swapped on
+//!   reload, the bounded handshake, the client certificate for the authenticator.
+//! - `tls_listener.rs`: `wss://`: an axum listener whose handshakes run off the accept loop.
 //! - `error.rs`: [`Error`].
 //! - `main.rs`: the `stompbox` binary: flags, logging, signals.
 
@@ -39,11 +42,15 @@ mod forwarded;
 mod origin;
 mod server;
 mod tcp;
+mod tls;
+mod tls_listener;
 mod ws;
 
 pub use auth::Reloader;
 pub use burst::{BURST_READ_SIZE, BurstListener, BurstReader};
-pub use config::{AnonymousAccess, AuthConfig, ServerConfig, TcpConfig, WebSocketConfig};
+pub use config::{
+    AnonymousAccess, AuthConfig, ClientCert, ServerConfig, TcpConfig, TlsConfig, WebSocketConfig,
+};
 pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
 pub use error::Error;
 pub use server::Server;

@@ -140,8 +140,8 @@ fn init_logging() {
 }
 
 /// On each SIGHUP, loads the configuration again from the same sources and reloads the users
-/// file, the JWT keys and the permission rules; a part that fails to load is logged and keeps
-/// its previous state.
+/// file, the JWT keys, the permission rules and the listeners' TLS certificates and keys; a
+/// part that fails to load is logged and keeps its previous state.
 fn reload_on_hangup(reloader: stompbox_server::Reloader, sources: ConfigSources) {
     #[cfg(unix)]
     tokio::spawn(async move {

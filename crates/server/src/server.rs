@@ -3,13 +3,15 @@
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use axum::{Router, routing::get, serve::ListenerExt};
+use axum::{Router, middleware, routing::get, serve::ListenerExt};
 use stompbox_broker::Broker;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::forwarded::TrustedProxies;
 use crate::origin::AllowedOrigins;
+use crate::tls::{self, TlsEdge};
+use crate::tls_listener::{TlsListener, TlsPeer, expose_peer};
 use crate::ws::Handshakes;
 use crate::{BurstListener, Error, Reloader, ServerConfig, WebSocketSettings, tcp, ws};
 
@@ -40,6 +42,10 @@ pub struct Server {
     relay: Option<stompbox_relay::Relay>,
     websocket: Option<TcpListener>,
     tcp: Option<TcpListener>,
+    /// TLS of the WebSocket listener, when `websocket.tls.enabled`.
+    websocket_tls: Option<TlsEdge>,
+    /// TLS of the TCP listener, when `tcp.tls.enabled`.
+    tcp_tls: Option<TlsEdge>,
     reloader: Reloader,
 }
 
@@ -70,7 +76,7 @@ impl Server {
         })?;
         #[cfg_attr(not(feature = "relay"), allow(unused_mut))]
         let mut server = Server::bind_with_broker(config, broker).await?;
-        server.reloader = Reloader::new(server.broker.clone(), chain, true);
+        server.reloader = Reloader::new(server.broker.clone(), chain, true, server.tls_edges());
         #[cfg(feature = "relay")]
         if let Some((relay, link)) = relay {
             tracing::info!(node = relay.node_id(), "relay starting");
@@ -83,9 +89,18 @@ impl Server {
     /// Binds the listeners of `config` around an already built broker (for a custom
     /// authenticator). `config.broker` is ignored in favour of `broker.config()`, and so are
     /// `config.auth`, `config.permissions` (give the broker your own) and `config.relay`: give
-    /// the broker a relay yourself (`docs/relay.md`).
+    /// the broker a relay yourself (`docs/relay.md`). TLS certificates and keys are read here;
+    /// an unreadable or mismatched one is an error naming its key.
     pub async fn bind_with_broker(config: ServerConfig, broker: Broker) -> Result<Server, Error> {
         config.validate()?;
+        let websocket_tls = match config.websocket.enabled {
+            true => TlsEdge::new(tls::Listener::WebSocket, &config)?,
+            false => None,
+        };
+        let tcp_tls = match config.tcp.enabled {
+            true => TlsEdge::new(tls::Listener::Tcp, &config)?,
+            false => None,
+        };
         let websocket = match config.websocket.enabled {
             true => Some(bind("websocket", config.websocket.listen).await?),
             false => None,
@@ -94,15 +109,26 @@ impl Server {
             true => Some(bind("tcp", config.tcp.listen).await?),
             false => None,
         };
+        let tls_edges = websocket_tls.iter().chain(&tcp_tls).cloned().collect();
         Ok(Server {
-            reloader: Reloader::new(broker.clone(), None, false),
+            reloader: Reloader::new(broker.clone(), None, false, tls_edges),
             config,
             broker,
             #[cfg(feature = "relay")]
             relay: None,
             websocket,
             tcp,
+            websocket_tls,
+            tcp_tls,
         })
+    }
+
+    fn tls_edges(&self) -> Vec<TlsEdge> {
+        self.websocket_tls
+            .iter()
+            .chain(&self.tcp_tls)
+            .cloned()
+            .collect()
     }
 
     /// The bound WebSocket (HTTP) address, if that listener is enabled.
@@ -115,14 +141,19 @@ impl Server {
         self.tcp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// The WebSocket endpoint's URL, `ws://ADDR/PATH`, if that listener is enabled.
+    /// The WebSocket endpoint's URL, `ws://ADDR/PATH` (`wss://` with TLS), if that listener
+    /// is enabled.
     pub fn ws_url(&self) -> Option<String> {
+        let scheme = match self.websocket_tls {
+            Some(_) => "wss",
+            None => "ws",
+        };
         self.local_ws_addr()
-            .map(|addr| format!("ws://{addr}{}", self.config.websocket.path))
+            .map(|addr| format!("{scheme}://{addr}{}", self.config.websocket.path))
     }
 
-    /// The handle that reloads the users file, JWT keys and permissions (the binary calls it
-    /// on SIGHUP); usable while the server runs.
+    /// The handle that reloads the users file, JWT keys, permissions and TLS certificates (the
+    /// binary calls it on SIGHUP); usable while the server runs.
     pub fn reloader(&self) -> Reloader {
         self.reloader.clone()
     }
@@ -143,7 +174,8 @@ impl Server {
     /// close their sockets, and returns. Returns early with an error if a listener fails.
     ///
     /// Logs, at info level, the line
-    /// `listening websocket=ws://ADDR/PATH tcp=ADDR` (`disabled` for a disabled listener).
+    /// `listening websocket=ws://ADDR/PATH tcp=ADDR` (`disabled` for a disabled listener,
+    /// `wss://` with TLS; then `tcp_tls=true` follows when the TCP listener serves TLS).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let websocket = match self.ws_url() {
             Some(url) => url,
@@ -153,14 +185,22 @@ impl Server {
             Some(addr) => addr.to_string(),
             None => "disabled".to_owned(),
         };
-        tracing::info!(websocket = %websocket, tcp = %tcp_addr, "listening");
+        match self.tcp_tls {
+            Some(_) => {
+                tracing::info!(websocket = %websocket, tcp = %tcp_addr, tcp_tls = true, "listening")
+            }
+            None => tracing::info!(websocket = %websocket, tcp = %tcp_addr, "listening"),
+        }
+        // A client that never finishes its TLS handshake is dropped as one that never sends
+        // CONNECT would be.
+        let handshake_timeout = self.broker.config().connect_timeout;
 
         let stop = CancellationToken::new();
         let connections = TaskTracker::new();
         let mut listeners = JoinSet::new();
         if let Some(listener) = self.websocket {
             let settings = WebSocketSettings::new(&self.config.websocket, self.broker.config());
-            let app = Router::new()
+            let router = Router::new()
                 .route(
                     &self.config.websocket.path,
                     ws::route(
@@ -174,28 +214,41 @@ impl Server {
                         },
                     ),
                 )
-                .route("/health", get(|| async { "ok\n" }))
-                .into_make_service_with_connect_info::<SocketAddr>();
-            let stop = stop.clone();
-            listeners.spawn(async move {
-                axum::serve(
-                    BurstListener(listener).tap_io(|io| ws::set_nodelay(io.get_mut())),
-                    app,
-                )
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .map_err(|source| Error::Serve {
-                    listener: "websocket",
-                    source,
-                })
-            });
+                .route("/health", get(|| async { "ok\n" }));
+            let stop = stop.clone().cancelled_owned();
+            let failed = |source| Error::Serve {
+                listener: "websocket",
+                source,
+            };
+            match self.websocket_tls {
+                None => {
+                    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                    let listener =
+                        BurstListener(listener).tap_io(|io| ws::set_nodelay(io.get_mut()));
+                    listeners.spawn(async move {
+                        let served = axum::serve(listener, app).with_graceful_shutdown(stop);
+                        served.await.map_err(failed)
+                    });
+                }
+                Some(edge) => {
+                    let app = (router.layer(middleware::map_request(expose_peer)))
+                        .into_make_service_with_connect_info::<TlsPeer>();
+                    let listener =
+                        TlsListener::spawn(listener, edge, handshake_timeout).map_err(failed)?;
+                    listeners.spawn(async move {
+                        let served = axum::serve(listener, app).with_graceful_shutdown(stop);
+                        served.await.map_err(failed)
+                    });
+                }
+            }
         }
         if let Some(listener) = self.tcp {
             let (broker, connections, stop) =
                 (self.broker.clone(), connections.clone(), stop.clone());
             let read_size = self.config.tcp.read_buffer_size;
+            let tls = self.tcp_tls.map(|edge| (edge, handshake_timeout));
             listeners.spawn(async move {
-                tcp::accept_loop(listener, broker, read_size, connections, stop)
+                tcp::accept_loop(listener, broker, read_size, tls, connections, stop)
                     .await
                     .map_err(|source| Error::Serve {
                         listener: "tcp",

@@ -1,23 +1,27 @@
-//! The TCP edge: accepts STOMP-over-TCP connections and moves bytes between the socket and
-//! [`Broker::serve`]. Reads become [`Inbound::Data`] chunks as they arrive; outbound batches
-//! are written whole.
+//! The TCP edge: accepts STOMP-over-TCP connections (in TLS when `[tcp.tls]` says so) and
+//! moves bytes between the stream and [`Broker::serve`]. Reads become [`Inbound::Data`] chunks
+//! as they arrive; outbound batches are written whole.
 
-use std::{io, net::SocketAddr};
+use std::{io, net::SocketAddr, time::Duration};
 
 use futures::{Sink, SinkExt, StreamExt};
-use stompbox_broker::{Broker, ConnectionInfo, Inbound, Outbound, TransportKind};
+use stompbox_broker::{Broker, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind};
 use tokio::{
-    io::AsyncWriteExt,
-    net::{TcpListener, TcpStream, tcp::OwnedWriteHalf},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf},
+    net::TcpListener,
 };
 use tokio_util::{io::ReaderStream, sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-/// Accepts connections until `stop` is cancelled, serving each on a task of `tracker`.
+use crate::tls::TlsEdge;
+
+/// Accepts connections until `stop` is cancelled, serving each on a task of `tracker`. With
+/// `tls`, that task first does the handshake, bounded by its timeout.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     broker: Broker,
     read_buffer_size: usize,
+    tls: Option<(TlsEdge, Duration)>,
     tracker: TaskTracker,
     stop: CancellationToken,
 ) -> io::Result<()> {
@@ -44,7 +48,30 @@ pub(crate) async fn accept_loop(
             peer = %peer,
             transport = "tcp",
         );
-        tracker.spawn(serve(broker.clone(), stream, peer, read_buffer_size).instrument(span));
+        let broker = broker.clone();
+        let _ = stream.set_nodelay(true);
+        match &tls {
+            None => {
+                tracker.spawn(serve(broker, stream, peer, read_buffer_size, None).instrument(span));
+            }
+            Some((edge, timeout)) => {
+                let (edge, timeout, stop) = (edge.clone(), *timeout, stop.clone());
+                let handshake_then_serve = async move {
+                    let handshake = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        handshake = edge.handshake(stream, timeout) => handshake,
+                    };
+                    match handshake {
+                        Ok(stream) => {
+                            let info = crate::tls::info(stream.get_ref().1);
+                            serve(broker, stream, peer, read_buffer_size, Some(info)).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    }
+                };
+                tracker.spawn(handshake_then_serve.instrument(span));
+            }
+        }
     }
 }
 
@@ -53,17 +80,25 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
 }
 
-/// Serves one TCP connection to its end.
-pub(crate) async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr, read_size: usize) {
+/// Serves one connection (a `TcpStream`, or the TLS stream over one) to its end.
+pub(crate) async fn serve<S>(
+    broker: Broker,
+    stream: S,
+    peer: SocketAddr,
+    read_size: usize,
+    tls: Option<TlsInfo>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     tracing::debug!("connected");
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
+    let (read, write) = tokio::io::split(stream);
     let inbound = ReaderStream::with_capacity(read, read_size).map(|r| r.map(Inbound::Data));
     let mut outbound = Box::pin(tcp_sink(write));
     let info = ConnectionInfo {
         peer: Some(peer),
         transport: TransportKind::Tcp,
         handshake: None,
+        tls,
     };
     let reason = broker.serve(info, inbound, &mut outbound).await;
     // Bounded: a peer that stopped reading must not pin the connection; dropping closes it.
@@ -73,7 +108,10 @@ pub(crate) async fn serve(broker: Broker, stream: TcpStream, peer: SocketAddr, r
 
 /// Each batch is written whole before the next is accepted. Dropping the sink (with the
 /// write half) sends FIN after the last bytes.
-fn tcp_sink(write: OwnedWriteHalf) -> impl Sink<Outbound, Error = io::Error> + Send {
+fn tcp_sink<S>(write: WriteHalf<S>) -> impl Sink<Outbound, Error = io::Error> + Send
+where
+    S: AsyncWrite + Send,
+{
     futures::sink::unfold(write, |mut write, out: Outbound| async move {
         write.write_all(&out.bytes).await?;
         Ok::<_, io::Error>(write)

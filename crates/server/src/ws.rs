@@ -31,7 +31,9 @@ use futures::{
     Sink, SinkExt, Stream, StreamExt,
     stream::{SplitSink, SplitStream},
 };
-use stompbox_broker::{Broker, ConnectionInfo, Handshake, Inbound, Outbound, TransportKind};
+use stompbox_broker::{
+    Broker, ConnectionInfo, Handshake, Inbound, Outbound, TlsInfo, TransportKind,
+};
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, field};
@@ -121,7 +123,10 @@ where
 {
     let handshakes = Arc::new(handshakes);
     get(
-        move |upgrade: WebSocketUpgrade, Peer(peer): Peer, uri: Uri, headers: HeaderMap| {
+        move |upgrade: WebSocketUpgrade,
+              Peer { addr: peer, tls }: Peer,
+              uri: Uri,
+              headers: HeaderMap| {
             let broker = broker.clone();
             let tracker = tracker.clone();
             let handshakes = handshakes.clone();
@@ -133,7 +138,13 @@ where
                     let body = format!("origin not allowed: {origin}\n");
                     return (StatusCode::FORBIDDEN, body).into_response();
                 }
-                accept(broker, settings, tracker, upgrade, peer, uri, headers)
+                let info = ConnectionInfo {
+                    peer,
+                    transport: TransportKind::WebSocket,
+                    handshake: Some(detached_handshake(&uri, &headers)),
+                    tls,
+                };
+                accept(broker, settings, tracker, upgrade, info)
             }
         },
     )
@@ -144,9 +155,7 @@ fn accept(
     settings: WebSocketSettings,
     tracker: Option<TaskTracker>,
     upgrade: WebSocketUpgrade,
-    peer: Option<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
+    info: ConnectionInfo,
 ) -> Response {
     let upgrade = upgrade
         .read_buffer_size(settings.read_buffer_size)
@@ -159,11 +168,7 @@ fn accept(
         .and_then(|p| p.to_str().ok())
         .unwrap_or("none")
         .to_owned();
-    let info = ConnectionInfo {
-        peer,
-        transport: TransportKind::WebSocket,
-        handshake: Some(detached_handshake(&uri, &headers)),
-    };
+    let peer = info.peer;
     // Held by the connection task so that a graceful shutdown waits for it.
     let token = tracker.map(|t| t.token());
     upgrade.on_upgrade(move |socket| async move {
@@ -214,19 +219,24 @@ fn detached_handshake(uri: &Uri, headers: &HeaderMap) -> Handshake {
     }
 }
 
-/// The peer address, when the server was started with connect info.
-pub(crate) struct Peer(Option<SocketAddr>);
+/// The peer address, when the server was started with connect info, and the TLS session of a
+/// `wss://` connection (see `tls_listener.rs`).
+pub(crate) struct Peer {
+    addr: Option<SocketAddr>,
+    tls: Option<TlsInfo>,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
+        Ok(Peer {
+            addr: parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0),
-        ))
+            tls: parts.extensions.get::<TlsInfo>().cloned(),
+        })
     }
 }
 

@@ -69,6 +69,7 @@ impl Connect {
             peer: Some("127.0.0.1:50000".parse().unwrap()),
             transport: TransportKind::WebSocket,
             handshake: Some(handshake),
+            tls: None,
         };
         self
     }

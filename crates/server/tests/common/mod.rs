@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use stompbox_server::{Broker, Server, ServerConfig};
+use stompbox_server::{Broker, Reloader, Server, ServerConfig};
 pub use stompbox_test_support::{
     frames,
     tcp::TcpClient,
@@ -20,6 +20,8 @@ pub struct TestServer {
     pub ws_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
     pub broker: Broker,
+    /// What SIGHUP calls in the binary.
+    pub reloader: Reloader,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), stompbox_server::Error>>>,
 }
@@ -36,6 +38,7 @@ impl TestServer {
         let ws_addr = server.local_ws_addr().unwrap();
         let tcp_addr = server.local_tcp_addr().unwrap();
         let broker = server.broker().clone();
+        let reloader = server.reloader();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = stopped.await;
@@ -45,6 +48,7 @@ impl TestServer {
             ws_addr,
             tcp_addr,
             broker,
+            reloader,
             stop: Some(stop),
             task: Some(task),
         }
