@@ -145,7 +145,7 @@ async fn measure(
     report: &mut LoadReport,
 ) -> Result<()> {
     validate(shape, common, load)?;
-    let target = Target::parse(&common.url)?;
+    let target = Target::parse(&common.url, common.ca_file.as_deref())?;
     let (publishers, subscribers) = (load.publishers, load.subscribers);
     let sub_destinations: Vec<String> = match shape {
         Shape::Topics => (0..subscribers)

@@ -96,9 +96,13 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct CommonArgs {
-    /// ws://HOST:PORT/PATH (WebSocket, subprotocol v12.stomp) or tcp://HOST:PORT.
+    /// ws://HOST:PORT/PATH (WebSocket, subprotocol v12.stomp), wss://HOST:PORT/PATH (with
+    /// --ca-file) or tcp://HOST:PORT.
     #[arg(long)]
     url: String,
+    /// PEM CA certificates that a wss:// server's certificate must chain to.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<std::path::PathBuf>,
     /// CONNECT login.
     #[arg(long, default_value = "guest")]
     login: String,
@@ -154,6 +158,7 @@ impl CommonArgs {
     fn into_common(self) -> Result<Common, String> {
         Ok(Common {
             url: self.url,
+            ca_file: self.ca_file,
             login: self.login,
             passcode: self.passcode,
             host: self.host,

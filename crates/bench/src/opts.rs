@@ -6,8 +6,10 @@ use std::time::Duration;
 /// Options every scenario takes.
 #[derive(Clone, Debug)]
 pub struct Common {
-    /// `ws://HOST:PORT/PATH` or `tcp://HOST:PORT`.
+    /// `ws://HOST:PORT/PATH`, `wss://HOST:PORT/PATH` or `tcp://HOST:PORT`.
     pub url: String,
+    /// PEM CA certificates a `wss://` server's certificate must chain to.
+    pub ca_file: Option<std::path::PathBuf>,
     /// CONNECT `login`.
     pub login: String,
     /// CONNECT `passcode`.
@@ -31,6 +33,7 @@ impl Common {
     pub fn new(url: impl Into<String>) -> Common {
         Common {
             url: url.into(),
+            ca_file: None,
             login: "guest".into(),
             passcode: "guest".into(),
             host: "/".into(),

@@ -1,8 +1,10 @@
-//! One client connection, STOMP over WebSocket (`ws://`, subprotocol `v12.stomp`) or over TCP
-//! (`tcp://`), split into a [`FrameTx`] that batches outgoing bytes and a [`FrameRx`] that
+//! One client connection, STOMP over WebSocket (`ws://`, `wss://`, subprotocol `v12.stomp`) or
+//! over TCP (`tcp://`), split into a [`FrameTx`] that batches outgoing bytes and a [`FrameRx`] that
 //! decodes incoming frames with `stompbox-codec`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::{Bytes, BytesMut};
@@ -25,28 +27,60 @@ use tokio_tungstenite::{
     },
 };
 
+use tokio_util::either::Either;
+
 use crate::opts::Common;
 
 /// The subprotocol offered on every WebSocket: STOMP 1.2.
 pub(crate) const SUBPROTOCOL: &str = "v12.stomp";
 
-type Ws = WebSocketStream<TcpStream>;
+/// A plain or a TLS socket under the WebSocket.
+type Socket = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+type Ws = WebSocketStream<Socket>;
 
-/// Where to connect, parsed from `ws://HOST:PORT/PATH` or `tcp://HOST:PORT`.
+/// TLS for `wss://`: the client configuration and the name the certificate must carry.
+#[derive(Clone)]
+pub(crate) struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("name", &self.name).finish()
+    }
+}
+
+/// Where to connect, parsed from `ws://HOST:PORT/PATH`, `wss://HOST:PORT/PATH` or
+/// `tcp://HOST:PORT`.
 #[derive(Clone, Debug)]
 pub(crate) enum Target {
-    Ws { addr: SocketAddr, url: String },
-    Tcp { addr: SocketAddr },
+    Ws {
+        addr: SocketAddr,
+        url: String,
+        tls: Option<Tls>,
+    },
+    Tcp {
+        addr: SocketAddr,
+    },
 }
 
 impl Target {
-    pub(crate) fn parse(url: &str) -> Result<Target> {
-        if let Some(rest) = url.strip_prefix("ws://") {
+    pub(crate) fn parse(url: &str, ca_file: Option<&Path>) -> Result<Target> {
+        if let Some((secure, rest)) = (url.strip_prefix("ws://").map(|r| (false, r)))
+            .or_else(|| url.strip_prefix("wss://").map(|r| (true, r)))
+        {
             let host_port = rest.split('/').next().unwrap_or(rest);
             let addr = resolve(host_port)?;
+            let tls = match (secure, ca_file) {
+                (false, _) => None,
+                (true, None) => bail!("wss:// needs --ca-file (the CA the server's chain ends in)"),
+                (true, Some(ca)) => Some(tls(ca, host_port)?),
+            };
             Ok(Target::Ws {
                 addr,
                 url: url.to_owned(),
+                tls,
             })
         } else if let Some(rest) = url.strip_prefix("tcp://") {
             let host_port = rest.trim_end_matches('/');
@@ -54,7 +88,7 @@ impl Target {
                 addr: resolve(host_port)?,
             })
         } else {
-            bail!("unsupported URL {url:?}: use ws://HOST:PORT/PATH or tcp://HOST:PORT")
+            bail!("unsupported URL {url:?}: use ws://, wss://HOST:PORT/PATH or tcp://HOST:PORT")
         }
     }
 
@@ -63,6 +97,28 @@ impl Target {
             Target::Ws { addr, .. } | Target::Tcp { addr } => *addr,
         }
     }
+}
+
+/// A TLS client trusting the CAs in `ca_file`, for the host of `host_port`.
+fn tls(ca_file: &Path, host_port: &str) -> Result<Tls> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file)
+        .with_context(|| format!("reading {}", ca_file.display()))?
+    {
+        roots.add(cert.context("a CA certificate")?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(Tls {
+        connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        name: ServerName::try_from(host.to_owned()).context("the server's name")?,
+    })
 }
 
 fn resolve(host_port: &str) -> Result<SocketAddr> {
@@ -104,7 +160,14 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
     .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     match target {
-        Target::Ws { url, .. } => {
+        Target::Ws { url, tls, .. } => {
+            let stream = match tls {
+                None => Either::Left(stream),
+                Some(tls) => Either::Right(
+                    (tls.connector.connect(tls.name.clone(), stream).await)
+                        .context("TLS handshake")?,
+                ),
+            };
             let mut request = url.as_str().into_client_request()?;
             request.headers_mut().insert(
                 "sec-websocket-protocol",
