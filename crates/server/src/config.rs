@@ -167,6 +167,11 @@ pub struct TcpConfig {
     /// STOMP over TLS on this listener (`[tcp.tls]`; set `listen` to port 61614, the
     /// conventional one). Off by default.
     pub tls: TlsConfig,
+    /// Every connection starts with a PROXY protocol header (v1 or v2) from a TCP load balancer
+    /// (HAProxy, nginx `stream`, AWS NLB), whose client address replaces the balancer's as the
+    /// peer. A connection without a valid header within `broker.connect_timeout` is closed, so
+    /// turn it on only when every client comes through the balancer. Default `false`.
+    pub proxy_protocol: bool,
 }
 
 /// Web-STOMP's port.
@@ -202,6 +207,7 @@ impl Default for TcpConfig {
             listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_TCP_PORT)),
             read_buffer_size: DEFAULT_BUFFER_SIZE,
             tls: TlsConfig::default(),
+            proxy_protocol: false,
         }
     }
 }

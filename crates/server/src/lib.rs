@@ -18,7 +18,8 @@
 //! - `auth.rs`: the authenticator and permissions the configuration asks for, and their
 //!   reload (SIGHUP).
 //! - `origin.rs`: the WebSocket `Origin` allow-list; `forwarded.rs`: the client's address
-//!   behind trusted proxies (`X-Forwarded-For`).
+//!   behind trusted proxies (`X-Forwarded-For`); `proxy_protocol.rs`: the PROXY protocol on the
+//!   TCP listener.
 //! - `ws.rs`: the WebSocket edge: [`websocket_route`], subprotocol negotiation, message ↔
 //!   [`Inbound`](stompbox_broker::Inbound)/[`Outbound`](stompbox_broker::Outbound) adapters.
 //! - `tcp.rs`: the TCP edge: accept loop and socket adapters (plain or TLS).
@@ -40,6 +41,7 @@ mod config_sources;
 mod error;
 mod forwarded;
 mod origin;
+mod proxy_protocol;
 mod server;
 mod tcp;
 mod tls;

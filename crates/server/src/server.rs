@@ -246,9 +246,13 @@ impl Server {
             let (broker, connections, stop) =
                 (self.broker.clone(), connections.clone(), stop.clone());
             let read_size = self.config.tcp.read_buffer_size;
-            let tls = self.tcp_tls.map(|edge| (edge, handshake_timeout));
+            let opening = tcp::Opening {
+                proxy_protocol: self.config.tcp.proxy_protocol,
+                tls: self.tcp_tls,
+                timeout: handshake_timeout,
+            };
             listeners.spawn(async move {
-                tcp::accept_loop(listener, broker, read_size, tls, connections, stop)
+                tcp::accept_loop(listener, broker, read_size, opening, connections, stop)
                     .await
                     .map_err(|source| Error::Serve {
                         listener: "tcp",

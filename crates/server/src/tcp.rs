@@ -13,15 +13,25 @@ use tokio::{
 use tokio_util::{io::ReaderStream, sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
+use crate::proxy_protocol::{self, Rewound};
 use crate::tls::TlsEdge;
 
-/// Accepts connections until `stop` is cancelled, serving each on a task of `tracker`. With
-/// `tls`, that task first does the handshake, bounded by its timeout.
+/// How connections on the TCP listener start: a PROXY header, a TLS handshake, both or neither,
+/// each bounded by `timeout` (the broker's `connect_timeout`).
+#[derive(Clone, Debug)]
+pub(crate) struct Opening {
+    pub(crate) proxy_protocol: bool,
+    pub(crate) tls: Option<TlsEdge>,
+    pub(crate) timeout: Duration,
+}
+
+/// Accepts connections until `stop` is cancelled, serving each on a task of `tracker`. That
+/// task first reads the PROXY header and does the TLS handshake when `opening` says so.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     broker: Broker,
     read_buffer_size: usize,
-    tls: Option<(TlsEdge, Duration)>,
+    opening: Opening,
     tracker: TaskTracker,
     stop: CancellationToken,
 ) -> io::Result<()> {
@@ -50,28 +60,59 @@ pub(crate) async fn accept_loop(
         );
         let broker = broker.clone();
         let _ = stream.set_nodelay(true);
-        match &tls {
-            None => {
-                tracker.spawn(serve(broker, stream, peer, read_buffer_size, None).instrument(span));
-            }
-            Some((edge, timeout)) => {
-                let (edge, timeout, stop) = (edge.clone(), *timeout, stop.clone());
-                let handshake_then_serve = async move {
-                    let handshake = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        handshake = edge.handshake(stream, timeout) => handshake,
-                    };
-                    match handshake {
-                        Ok(stream) => {
-                            let info = crate::tls::info(stream.get_ref().1);
-                            serve(broker, stream, peer, read_buffer_size, Some(info)).await;
-                        }
-                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    }
-                };
-                tracker.spawn(handshake_then_serve.instrument(span));
-            }
+        if !opening.proxy_protocol && opening.tls.is_none() {
+            tracker.spawn(serve(broker, stream, peer, read_buffer_size, None).instrument(span));
+            continue;
         }
+        let (opening, stop) = (opening.clone(), stop.clone());
+        let open_then_serve = async move {
+            if !opening.proxy_protocol {
+                return secure(broker, stream, peer, read_buffer_size, &opening, &stop).await;
+            }
+            let mut stream = stream;
+            let header = tokio::select! {
+                _ = stop.cancelled() => return,
+                header = proxy_protocol::read_header(&mut stream, peer, opening.timeout) => header,
+            };
+            match header {
+                Ok((client, rest)) => {
+                    tracing::debug!(%client, "PROXY header");
+                    let stream = Rewound::new(rest, stream);
+                    secure(broker, stream, client, read_buffer_size, &opening, &stop).await;
+                }
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "connection without a valid PROXY header")
+                }
+            }
+        };
+        tracker.spawn(open_then_serve.instrument(span));
+    }
+}
+
+/// Serves `stream` from `peer`, after a TLS handshake when `opening` has TLS.
+async fn secure<S>(
+    broker: Broker,
+    stream: S,
+    peer: SocketAddr,
+    read_size: usize,
+    opening: &Opening,
+    stop: &CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(edge) = &opening.tls else {
+        return serve(broker, stream, peer, read_size, None).await;
+    };
+    let handshake = tokio::select! {
+        _ = stop.cancelled() => return,
+        handshake = edge.handshake(stream, opening.timeout) => handshake,
+    };
+    match handshake {
+        Ok(stream) => {
+            let info = crate::tls::info(stream.get_ref().1);
+            serve(broker, stream, peer, read_size, Some(info)).await;
+        }
+        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
     }
 }
 
@@ -98,7 +139,7 @@ pub(crate) async fn serve<S>(
         peer: Some(peer),
         transport: TransportKind::Tcp,
         handshake: None,
-        tls,
+        tls: tls.map(Box::new),
     };
     let reason = broker.serve(info, inbound, &mut outbound).await;
     // Bounded: a peer that stopped reading must not pin the connection; dropping closes it.

@@ -546,3 +546,33 @@ async fn behind_a_trusted_proxy_the_forwarded_address_counts() {
     assert_eq!(guess("203.0.113.8").await, BAD_CREDENTIALS);
     server.shutdown().await.unwrap();
 }
+
+/// With `tcp.proxy_protocol`, the address in the load balancer's PROXY header is the client's:
+/// the loopback default judges it. A connection without the header gets no session.
+#[tokio::test]
+async fn the_proxy_protocol_header_names_the_client_on_the_tcp_listener() {
+    let server = TestServer::start(|c| c.tcp.proxy_protocol = true).await;
+    let addr = server.tcp_addr;
+
+    let mut remote = TcpClient::open(addr).await;
+    remote
+        .send(b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 61613\r\n")
+        .await;
+    remote.send_frame(frames::connect()).await;
+    remote.expect_error(LOOPBACK_ONLY_MESSAGE).await;
+
+    // Version 2 (binary), naming a loopback client: admitted.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend([
+        0x21, 0x11, 0, 12, 127, 0, 0, 9, 127, 0, 0, 1, 0xC7, 0x38, 0xEF, 0xFD,
+    ]);
+    let mut local = TcpClient::open(addr).await;
+    local.send(&v2).await;
+    local.handshake(frames::connect()).await;
+
+    // No header: closed, no STOMP session.
+    let mut direct = TcpClient::open(addr).await;
+    direct.send_frame(frames::connect()).await;
+    assert!(direct.next_item().await.is_none());
+    server.shutdown().await.unwrap();
+}
