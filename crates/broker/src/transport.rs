@@ -58,8 +58,9 @@ pub struct ConnectionInfo {
     pub transport: TransportKind,
     /// The WebSocket upgrade request (URI, headers incl. cookies), for authentication hooks.
     pub handshake: Option<Handshake>,
-    /// The TLS session, when the connection came over TLS (`wss://`, STOMP over TLS).
-    pub tls: Option<TlsInfo>,
+    /// The TLS session, when the connection came over TLS (`wss://`, STOMP over TLS). Boxed:
+    /// every session keeps its `ConnectionInfo` until it is authenticated, and most have none.
+    pub tls: Option<Box<TlsInfo>>,
 }
 
 /// What a TLS edge learned in its handshake, for authentication hooks: the client certificate

@@ -142,7 +142,7 @@ where
                     peer,
                     transport: TransportKind::WebSocket,
                     handshake: Some(detached_handshake(&uri, &headers)),
-                    tls,
+                    tls: tls.map(Box::new),
                 };
                 accept(broker, settings, tracker, upgrade, info)
             }

@@ -127,6 +127,12 @@ where
             // `None` past the end of time: a client may announce absurd intervals.
             true => conn.last_read.checked_add(conn.heartbeat.timeout),
         };
+        // The credential's expiry shares the read deadline's timer: one fewer per session.
+        let expires = conn.expires.filter(|_| connected);
+        let read_deadline = match (read_deadline, expires) {
+            (Some(read), Some(expiry)) => Some(read.min(expiry)),
+            (read, expiry) => read.or(expiry),
+        };
         let beat_deadline = (connected && !conn.heartbeat.send.is_zero() && !io.busy())
             .then(|| io.last_write.checked_add(conn.heartbeat.send))
             .flatten();
@@ -184,7 +190,9 @@ where
                 tokio::task::consume_budget().await;
             }
             () = sleep_opt(read_deadline) => {
-                let error = if connected {
+                let error = if expires.is_some_and(|at| at <= Instant::now()) {
+                    ProtocolError::CredentialsExpired
+                } else if connected {
                     ProtocolError::HeartbeatTimeout {
                         interval: conn.heartbeat.receive,
                         timeout: conn.heartbeat.timeout,
@@ -195,9 +203,6 @@ where
                 conn.fail(error).await;
             }
             () = sleep_opt(beat_deadline) => conn.writer.push_eol(),
-            () = sleep_opt(conn.expires), if connected => {
-                conn.fail(ProtocolError::CredentialsExpired).await;
-            }
         }
     }
 
@@ -276,7 +281,8 @@ impl Conn<'_> {
                         self.execute().await;
                         continue;
                     }
-                    self.session.on_frame(frame, &mut self.actions);
+                    let principal = self.me.principal.as_ref();
+                    self.session.on_frame(frame, principal, &mut self.actions);
                     self.execute().await;
                 }
                 Ok(None) => break,

@@ -113,8 +113,6 @@ pub(crate) struct Session<'a> {
     config: &'a Config,
     /// Which destinations are application ones; the permission rules.
     rules: &'a Rules,
-    /// Whom the permission rules are about, once authenticated.
-    principal: Option<Principal>,
     state: State,
     /// Subscription id → destination; kept after the session closes, so the driver can
     /// unregister them. Empty maps do not allocate.
@@ -140,7 +138,6 @@ impl<'a> Session<'a> {
             id,
             config,
             rules: &DEFAULT_RULES,
-            principal: None,
             state: State::AwaitingConnect,
             subscriptions: HashMap::new(),
             acks: AckBook::default(),
@@ -216,8 +213,14 @@ impl<'a> Session<'a> {
         self.fail(ProtocolError::Decode(error), None, out);
     }
 
-    /// One decoded frame.
-    pub(crate) fn on_frame(&mut self, frame: Frame, out: &mut Vec<Action>) {
+    /// One decoded frame, from a session authenticated as `principal` (whom permission rules
+    /// are about; the driver keeps it, so the state machine holds no copy).
+    pub(crate) fn on_frame(
+        &mut self,
+        frame: Frame,
+        principal: Option<&Principal>,
+        out: &mut Vec<Action>,
+    ) {
         let command = frame.command;
         let receipt = receipt_of(&frame);
         let result = match (&self.state, command) {
@@ -233,7 +236,7 @@ impl<'a> Session<'a> {
                 Err(ProtocolError::AlreadyConnected { command })
             }
             (State::Authenticating { .. }, _) => Err(ProtocolError::NotConnected { command }),
-            (State::Connected { .. }, _) => self.connected_frame(frame, out),
+            (State::Connected { .. }, _) => self.connected_frame(frame, principal, out),
         };
         match result {
             Ok(()) => {
@@ -294,7 +297,6 @@ impl<'a> Session<'a> {
             .with_header("server", self.config.server_name.as_str())
             .with_header("session", self.id.clone());
         self.state = State::Connected { version };
-        self.principal.clone_from(&principal);
         out.push(Action::Open {
             version,
             heartbeat,
@@ -307,21 +309,22 @@ impl<'a> Session<'a> {
     fn connected_frame(
         &mut self,
         frame: Frame,
+        principal: Option<&Principal>,
         out: &mut Vec<Action>,
     ) -> Result<(), ProtocolError> {
         if matches!(frame.command, Command::Send | Command::Ack | Command::Nack)
             && let Some(tx) = frame.headers.get_shared("transaction").cloned()
         {
-            return self.hold(&tx, frame);
+            return self.hold(&tx, frame, principal);
         }
         match frame.command {
-            Command::Send => self.send(frame, out),
+            Command::Send => self.send(frame, principal, out),
             Command::Subscribe => self.subscribe(&frame, out),
             Command::Unsubscribe => self.unsubscribe(&frame, out),
             Command::Ack => self.ack(&frame, Outcome::Ack, out),
             Command::Nack => self.ack(&frame, Outcome::Nack, out),
             Command::Begin => self.begin(&frame),
-            Command::Commit => self.commit(&frame, out),
+            Command::Commit => self.commit(&frame, principal, out),
             Command::Abort => self.abort(&frame),
             Command::Disconnect => {
                 // `on_frame` pushes the receipt, then the close; open transactions are dropped.
@@ -347,19 +350,22 @@ impl<'a> Session<'a> {
 
     /// What a SEND does, with the rules on who may send where applied. Also used to check a
     /// SEND held in a transaction when it arrives.
-    pub(super) fn client_send(&self, frame: &Frame) -> Result<ClientSend, ProtocolError> {
+    pub(super) fn client_send(
+        &self,
+        frame: &Frame,
+        principal: Option<&Principal>,
+    ) -> Result<ClientSend, ProtocolError> {
         let destination = Self::destination(self.rules, frame)?;
-        Ok(self
-            .rules
-            .client_send(destination, self.principal.as_ref())?)
+        Ok(self.rules.client_send(destination, principal)?)
     }
 
     pub(super) fn send(
         &mut self,
         frame: Frame,
+        principal: Option<&Principal>,
         out: &mut Vec<Action>,
     ) -> Result<(), ProtocolError> {
-        out.push(match self.client_send(&frame)? {
+        out.push(match self.client_send(&frame, principal)? {
             ClientSend::Handle(destination) => Action::Handle {
                 destination,
                 headers: frame.headers,

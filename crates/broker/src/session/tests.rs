@@ -40,7 +40,7 @@ fn summary(actions: &[Action]) -> Vec<String> {
 
 fn step(session: &mut Session<'_>, f: Frame) -> Vec<String> {
     let mut out = Vec::new();
-    session.on_frame(f, &mut out);
+    session.on_frame(f, None, &mut out);
     summary(&out)
 }
 
@@ -130,6 +130,7 @@ fn errors_carry_the_receipt_and_close() {
                 ("receipt", "9"),
             ],
         ),
+        None,
         &mut out,
     );
     let Action::Reply(error) = &out[0] else {

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use stompbox_codec::{ByteString, Command, Frame};
 
 use super::{Action, Session};
-use crate::TransactionConfig;
 use crate::error::ProtocolError;
 use crate::router::Outcome;
+use crate::{Principal, TransactionConfig};
 
 /// The open transactions of one session. Empty maps do not allocate.
 #[derive(Debug, Default)]
@@ -90,10 +90,15 @@ impl Session<'_> {
 
     /// A SEND, ACK or NACK inside a transaction: checked now as far as it can be (destination,
     /// required headers), applied at COMMIT.
-    pub(super) fn hold(&mut self, tx: &str, frame: Frame) -> Result<(), ProtocolError> {
+    pub(super) fn hold(
+        &mut self,
+        tx: &str,
+        frame: Frame,
+        principal: Option<&Principal>,
+    ) -> Result<(), ProtocolError> {
         match frame.command {
             Command::Send => {
-                self.client_send(&frame)?;
+                self.client_send(&frame, principal)?;
             }
             _ => {
                 self.ack_key(&frame)?;
@@ -114,12 +119,13 @@ impl Session<'_> {
     pub(super) fn commit(
         &mut self,
         frame: &Frame,
+        principal: Option<&Principal>,
         out: &mut Vec<Action>,
     ) -> Result<(), ProtocolError> {
         let tx = Self::transaction_id(frame)?;
         for held in self.transactions.commit(tx)? {
             match held.command {
-                Command::Send => self.send(held, out)?,
+                Command::Send => self.send(held, principal, out)?,
                 Command::Ack => self.ack(&held, Outcome::Ack, out)?,
                 _ => self.ack(&held, Outcome::Nack, out)?,
             }
