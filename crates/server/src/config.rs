@@ -71,6 +71,10 @@ pub struct WebSocketConfig {
     pub trusted_proxies: Vec<String>,
     /// `wss://`: TLS on this listener (`[websocket.tls]`), with ALPN `http/1.1`. Off by default.
     pub tls: TlsConfig,
+    /// Every connection starts with a PROXY protocol header (v1 or v2) from a TCP load balancer,
+    /// whose client address replaces the balancer's as the peer (see `tcp.proxy_protocol`).
+    /// HTTP balancers use `trusted_proxies` instead. Default `false`.
+    pub proxy_protocol: bool,
 }
 
 /// TLS on one listener (`[websocket.tls]`, `[tcp.tls]`): TLS 1.2 and 1.3 (rustls has nothing
@@ -195,6 +199,7 @@ impl Default for WebSocketConfig {
             write_buffer_size: DEFAULT_BUFFER_SIZE,
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             tls: TlsConfig::default(),
         }
     }

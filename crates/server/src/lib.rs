@@ -25,7 +25,8 @@
 //! - `tcp.rs`: the TCP edge: accept loop and socket adapters (plain or TLS).
 //! - `tls.rs`: TLS for either listener: the rustls configuration from `[*.tls]`, swapped on
 //!   reload, the bounded handshake, the client certificate for the authenticator.
-//! - `tls_listener.rs`: `wss://`: an axum listener whose handshakes run off the accept loop.
+//! - `opening.rs`: what runs before STOMP on a connection (PROXY header, TLS handshake), and
+//!   the axum listener that runs it off the accept loop.
 //! - `error.rs`: [`Error`].
 //! - `main.rs`: the `stompbox` binary: flags, logging, signals.
 
@@ -40,12 +41,12 @@ mod config;
 mod config_sources;
 mod error;
 mod forwarded;
+mod opening;
 mod origin;
 mod proxy_protocol;
 mod server;
 mod tcp;
 mod tls;
-mod tls_listener;
 mod ws;
 
 pub use auth::Reloader;

@@ -9,9 +9,9 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::forwarded::TrustedProxies;
+use crate::opening::{OpenedPeer, Opening, OpeningListener, expose_peer};
 use crate::origin::AllowedOrigins;
 use crate::tls::{self, TlsEdge};
-use crate::tls_listener::{TlsListener, TlsPeer, expose_peer};
 use crate::ws::Handshakes;
 use crate::{BurstListener, Error, Reloader, ServerConfig, WebSocketSettings, tcp, ws};
 
@@ -220,33 +220,33 @@ impl Server {
                 listener: "websocket",
                 source,
             };
-            match self.websocket_tls {
-                None => {
-                    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-                    let listener =
-                        BurstListener(listener).tap_io(|io| ws::set_nodelay(io.get_mut()));
-                    listeners.spawn(async move {
-                        let served = axum::serve(listener, app).with_graceful_shutdown(stop);
-                        served.await.map_err(failed)
-                    });
-                }
-                Some(edge) => {
-                    let app = (router.layer(middleware::map_request(expose_peer)))
-                        .into_make_service_with_connect_info::<TlsPeer>();
-                    let listener =
-                        TlsListener::spawn(listener, edge, handshake_timeout).map_err(failed)?;
-                    listeners.spawn(async move {
-                        let served = axum::serve(listener, app).with_graceful_shutdown(stop);
-                        served.await.map_err(failed)
-                    });
-                }
+            let opening = Opening {
+                proxy_protocol: self.config.websocket.proxy_protocol,
+                tls: self.websocket_tls,
+                timeout: handshake_timeout,
+            };
+            if opening.is_plain() {
+                let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                let listener = BurstListener(listener).tap_io(|io| ws::set_nodelay(io.get_mut()));
+                listeners.spawn(async move {
+                    let served = axum::serve(listener, app).with_graceful_shutdown(stop);
+                    served.await.map_err(failed)
+                });
+            } else {
+                let app = (router.layer(middleware::map_request(expose_peer)))
+                    .into_make_service_with_connect_info::<OpenedPeer>();
+                let listener = OpeningListener::spawn(listener, opening).map_err(failed)?;
+                listeners.spawn(async move {
+                    let served = axum::serve(listener, app).with_graceful_shutdown(stop);
+                    served.await.map_err(failed)
+                });
             }
         }
         if let Some(listener) = self.tcp {
             let (broker, connections, stop) =
                 (self.broker.clone(), connections.clone(), stop.clone());
             let read_size = self.config.tcp.read_buffer_size;
-            let opening = tcp::Opening {
+            let opening = Opening {
                 proxy_protocol: self.config.tcp.proxy_protocol,
                 tls: self.tcp_tls,
                 timeout: handshake_timeout,

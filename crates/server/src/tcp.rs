@@ -2,7 +2,7 @@
 //! moves bytes between the stream and [`Broker::serve`]. Reads become [`Inbound::Data`] chunks
 //! as they arrive; outbound batches are written whole.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr};
 
 use futures::{Sink, SinkExt, StreamExt};
 use stompbox_broker::{Broker, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind};
@@ -13,17 +13,7 @@ use tokio::{
 use tokio_util::{io::ReaderStream, sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use crate::proxy_protocol::{self, Rewound};
-use crate::tls::TlsEdge;
-
-/// How connections on the TCP listener start: a PROXY header, a TLS handshake, both or neither,
-/// each bounded by `timeout` (the broker's `connect_timeout`).
-#[derive(Clone, Debug)]
-pub(crate) struct Opening {
-    pub(crate) proxy_protocol: bool,
-    pub(crate) tls: Option<TlsEdge>,
-    pub(crate) timeout: Duration,
-}
+use crate::opening::Opening;
 
 /// Accepts connections until `stop` is cancelled, serving each on a task of `tracker`. That
 /// task first reads the PROXY header and does the TLS handshake when `opening` says so.
@@ -60,59 +50,25 @@ pub(crate) async fn accept_loop(
         );
         let broker = broker.clone();
         let _ = stream.set_nodelay(true);
-        if !opening.proxy_protocol && opening.tls.is_none() {
+        if opening.is_plain() {
             tracker.spawn(serve(broker, stream, peer, read_buffer_size, None).instrument(span));
             continue;
         }
         let (opening, stop) = (opening.clone(), stop.clone());
         let open_then_serve = async move {
-            if !opening.proxy_protocol {
-                return secure(broker, stream, peer, read_buffer_size, &opening, &stop).await;
-            }
-            let mut stream = stream;
-            let header = tokio::select! {
+            let opened = tokio::select! {
                 _ = stop.cancelled() => return,
-                header = proxy_protocol::read_header(&mut stream, peer, opening.timeout) => header,
+                opened = opening.open(stream, peer) => opened,
             };
-            match header {
-                Ok((client, rest)) => {
-                    tracing::debug!(%client, "PROXY header");
-                    let stream = Rewound::new(rest, stream);
-                    secure(broker, stream, client, read_buffer_size, &opening, &stop).await;
+            match opened {
+                Ok((stream, client)) => {
+                    let tls = crate::opening::tls_info(&stream);
+                    serve(broker, stream, client, read_buffer_size, tls).await;
                 }
-                Err(e) => {
-                    tracing::info!(%peer, error = %e, "connection without a valid PROXY header")
-                }
+                Err(e) => tracing::info!(%peer, error = %e, "connection dropped while opening"),
             }
         };
         tracker.spawn(open_then_serve.instrument(span));
-    }
-}
-
-/// Serves `stream` from `peer`, after a TLS handshake when `opening` has TLS.
-async fn secure<S>(
-    broker: Broker,
-    stream: S,
-    peer: SocketAddr,
-    read_size: usize,
-    opening: &Opening,
-    stop: &CancellationToken,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let Some(edge) = &opening.tls else {
-        return serve(broker, stream, peer, read_size, None).await;
-    };
-    let handshake = tokio::select! {
-        _ = stop.cancelled() => return,
-        handshake = edge.handshake(stream, opening.timeout) => handshake,
-    };
-    match handshake {
-        Ok(stream) => {
-            let info = crate::tls::info(stream.get_ref().1);
-            serve(broker, stream, peer, read_size, Some(info)).await;
-        }
-        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
     }
 }
 

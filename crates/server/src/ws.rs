@@ -220,7 +220,7 @@ fn detached_handshake(uri: &Uri, headers: &HeaderMap) -> Handshake {
 }
 
 /// The peer address, when the server was started with connect info, and the TLS session of a
-/// `wss://` connection (see `tls_listener.rs`).
+/// `wss://` connection (see `opening.rs`).
 pub(crate) struct Peer {
     addr: Option<SocketAddr>,
     tls: Option<TlsInfo>,

@@ -576,3 +576,25 @@ async fn the_proxy_protocol_header_names_the_client_on_the_tcp_listener() {
     assert!(direct.next_item().await.is_none());
     server.shutdown().await.unwrap();
 }
+
+/// `websocket.proxy_protocol`: the PROXY header comes before the HTTP upgrade.
+#[tokio::test]
+async fn the_proxy_protocol_header_names_the_client_on_the_websocket_listener() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start(|c| c.websocket.proxy_protocol = true).await;
+    let through_balancer = |client: &'static str| {
+        let (addr, url) = (server.ws_addr, server.ws_url.clone());
+        async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let header = format!("PROXY TCP4 {client} 127.0.0.1 51000 15674\r\n");
+            stream.write_all(header.as_bytes()).await.unwrap();
+            WsClient::open_on(stream, &url).await
+        }
+    };
+    let mut remote = through_balancer("203.0.113.7").await;
+    remote.send_frame(frames::connect()).await;
+    remote.expect_error(LOOPBACK_ONLY_MESSAGE).await;
+    let mut local = through_balancer("127.0.0.9").await;
+    local.handshake(frames::connect()).await;
+    server.shutdown().await.unwrap();
+}
