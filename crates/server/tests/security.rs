@@ -184,6 +184,8 @@ async fn jwt_server() -> TestServer {
         };
         c.auth.jwt = Some(jwt);
         c.websocket.allowed_origins = vec!["https://app.example".into()];
+        // Every refusal below comes from 127.0.0.1: more than the failed-login guard's default.
+        c.broker.login.max_failures = 100;
         chat_permissions(c);
     })
     .await
@@ -259,7 +261,7 @@ async fn a_jwt_is_accepted_through_each_carrier() {
 }
 
 #[tokio::test]
-async fn expired_forged_and_foreign_tokens_are_refused() {
+async fn expired_forged_and_foreign_tokens_are_refused_through_every_carrier() {
     let server = jwt_server().await;
     let cases = [
         (
@@ -280,13 +282,43 @@ async fn expired_forged_and_foreign_tokens_are_refused() {
             "invalid token",
         ),
     ];
+    // Through every carrier: CONNECT's passcode and Authorization header, the upgrade's
+    // Authorization header, query parameter and cookie.
+    let url = &server.ws_url;
     for (token, message) in cases {
-        let mut c = WsClient::open(&server.ws_url).await;
-        c.send_frame(connect_as("ann", &token)).await;
-        let e = c.expect_frame(stompbox_codec::Command::Error).await;
-        let got = e.header("message").unwrap();
-        assert!(got.starts_with(message), "{got:?} for {message:?}");
-        assert!(c.next_item().await.is_none());
+        let bearer = format!("Bearer {token}");
+        let with_query = format!("{url}?access_token={token}");
+        let cookie = format!("stomp_token={token}");
+        let mut carried = [
+            (ws_with(url, &[]).await, connect_as("ann", &token)),
+            (
+                ws_with(url, &[]).await,
+                frames::connect().with_header("Authorization", bearer.as_str()),
+            ),
+            (
+                ws_with(url, &[("authorization", &bearer)]).await,
+                frames::connect(),
+            ),
+            (ws_with(&with_query, &[]).await, frames::connect()),
+            (
+                ws_with(
+                    url,
+                    &[("cookie", &cookie), ("origin", "https://app.example")],
+                )
+                .await,
+                frames::connect(),
+            ),
+        ];
+        for (carrier, (c, connect)) in carried.iter_mut().enumerate() {
+            c.send_frame(connect.clone()).await;
+            let e = c.expect_frame(stompbox_codec::Command::Error).await;
+            let got = e.header("message").unwrap();
+            assert!(
+                got.starts_with(message),
+                "carrier {carrier}: {got:?} for {message:?}"
+            );
+            assert!(c.next_item().await.is_none());
+        }
     }
     server.shutdown().await.unwrap();
 }
