@@ -63,10 +63,12 @@ impl Admission {
         self.config.max_per_address > 0 || self.config.rate_per_address > 0.0
     }
 
-    /// A new connection from `address`.
+    /// A new connection from `address`: counted against `rate_per_address` unless the edge did
+    /// that already (`rate_checked`), and against `max_per_address` while it lives.
     pub(crate) fn admit_address(
         &self,
         address: Option<IpAddr>,
+        rate_checked: bool,
         now: Instant,
     ) -> Result<AddressSlot<'_>, ProtocolError> {
         let slot = |address| AddressSlot {
@@ -87,7 +89,7 @@ impl Admission {
             tokens: burst,
             last: now,
         });
-        if c.rate_per_address > 0.0 {
+        if c.rate_per_address > 0.0 && !rate_checked {
             let elapsed = now.saturating_duration_since(a.last).as_secs_f64();
             a.tokens = (a.tokens + elapsed * c.rate_per_address).min(burst);
             a.last = now;
@@ -102,9 +104,41 @@ impl Admission {
                 max: c.max_per_address,
             });
         }
-        a.tokens -= 1.0;
+        if !rate_checked {
+            a.tokens -= 1.0;
+        }
         a.live += 1;
         Ok(slot(Some(ip)))
+    }
+
+    /// Counts a new connection from `ip` against `rate_per_address` alone, for an edge that has
+    /// work to do before the session starts (a TLS handshake); the session then passes
+    /// `rate_checked`.
+    pub(crate) fn admit_rate(&self, ip: IpAddr, now: Instant) -> Result<(), ProtocolError> {
+        let c = &self.config;
+        if c.rate_per_address <= 0.0 {
+            return Ok(());
+        }
+        let burst = f64::from(c.rate_burst.max(1));
+        let mut addresses = lock(&self.addresses);
+        if addresses.len() >= MAX_TRACKED && !addresses.contains_key(&ip) {
+            addresses.retain(|_, a| a.live > 0);
+        }
+        let a = addresses.entry(ip).or_insert(Address {
+            live: 0,
+            tokens: burst,
+            last: now,
+        });
+        let elapsed = now.saturating_duration_since(a.last).as_secs_f64();
+        a.tokens = (a.tokens + elapsed * c.rate_per_address).min(burst);
+        a.last = now;
+        if a.tokens < 1.0 {
+            return Err(ProtocolError::ConnectionRate {
+                rate: c.rate_per_address,
+            });
+        }
+        a.tokens -= 1.0;
+        Ok(())
     }
 
     /// A session authenticated as `user`.
@@ -183,19 +217,19 @@ mod tests {
         let a = admission(2, 0, 0.0);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let now = Instant::now();
-        let one = a.admit_address(Some(ip), now).unwrap();
-        let _two = a.admit_address(Some(ip), now).unwrap();
+        let one = a.admit_address(Some(ip), false, now).unwrap();
+        let _two = a.admit_address(Some(ip), false, now).unwrap();
         assert!(matches!(
-            a.admit_address(Some(ip), now),
+            a.admit_address(Some(ip), false, now),
             Err(ProtocolError::TooManyFromAddress { max: 2 })
         ));
         assert!(
-            a.admit_address(Some("192.0.2.2".parse().unwrap()), now)
+            a.admit_address(Some("192.0.2.2".parse().unwrap()), false, now)
                 .is_ok()
         );
-        assert!(a.admit_address(None, now).is_ok());
+        assert!(a.admit_address(None, false, now).is_ok());
         drop(one);
-        assert!(a.admit_address(Some(ip), now).is_ok());
+        assert!(a.admit_address(Some(ip), false, now).is_ok());
     }
 
     #[test]
@@ -205,14 +239,14 @@ mod tests {
         let now = Instant::now();
         // A burst of two, then one per second.
         for _ in 0..2 {
-            drop(a.admit_address(Some(ip), now).unwrap());
+            drop(a.admit_address(Some(ip), false, now).unwrap());
         }
         assert!(matches!(
-            a.admit_address(Some(ip), now),
+            a.admit_address(Some(ip), false, now),
             Err(ProtocolError::ConnectionRate { .. })
         ));
         assert!(
-            a.admit_address(Some(ip), now + Duration::from_millis(1100))
+            a.admit_address(Some(ip), false, now + Duration::from_millis(1100))
                 .is_ok()
         );
     }

@@ -100,6 +100,23 @@ impl Broker {
         self.shared.router.rules().set_permissions(permissions);
     }
 
+    /// Counts a new connection from `peer` against `admission.rate_per_address`, for an edge
+    /// that does work before the session starts (a TLS handshake, a PROXY header): false when
+    /// the address is over its rate, and the edge should close the connection without that
+    /// work (counted in `refused_connections`). The edge then sets
+    /// [`ConnectionInfo::rate_checked`]. Always true with the rate off.
+    pub fn admit_connection_rate(&self, peer: std::net::IpAddr) -> bool {
+        let ip = peer.to_canonical();
+        match self.shared.admission.admit_rate(ip, Instant::now()) {
+            Ok(()) => true,
+            Err(refusal) => {
+                (self.shared.router.counters().refused_connections).fetch_add(1, Relaxed);
+                tracing::debug!(peer = %ip, message = %refusal.message(), "connection refused");
+                false
+            }
+        }
+    }
+
     /// Runs one session to its end on the calling task: reads frames from `inbound`, writes
     /// batches to `outbound`, returns why it ended. `outbound` is flushed (including any final
     /// RECEIPT or ERROR) before this returns; the caller then closes the transport.
@@ -132,7 +149,11 @@ impl Broker {
                 return refuse(shared, outbound, ProtocolError::TooManyConnections { max }).await;
             }
             let address = info.peer.map(|p| p.ip().to_canonical());
-            let _address = match shared.admission.admit_address(address, Instant::now()) {
+            let now = Instant::now();
+            let admitted = shared
+                .admission
+                .admit_address(address, info.rate_checked, now);
+            let _address = match admitted {
                 Ok(slot) => slot,
                 Err(refusal) => return refuse(shared, outbound, refusal).await,
             };

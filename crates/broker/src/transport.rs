@@ -61,6 +61,10 @@ pub struct ConnectionInfo {
     /// The TLS session, when the connection came over TLS (`wss://`, STOMP over TLS). Boxed:
     /// every session keeps its `ConnectionInfo` until it is authenticated, and most have none.
     pub tls: Option<Box<TlsInfo>>,
+    /// The edge already counted this connection against `admission.rate_per_address`
+    /// ([`Broker::admit_connection_rate`](crate::Broker::admit_connection_rate), before its TLS
+    /// handshake); [`Broker::serve`](crate::Broker::serve) does not count it again.
+    pub rate_checked: bool,
 }
 
 /// What a TLS edge learned in its handshake, for authentication hooks: the client certificate
@@ -106,6 +110,7 @@ impl ConnectionInfo {
             transport: TransportKind::Memory,
             handshake: None,
             tls: None,
+            rate_checked: false,
         }
     }
 }

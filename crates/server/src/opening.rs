@@ -16,7 +16,7 @@ use axum::{
     serve::IncomingStream,
 };
 use bytes::Bytes;
-use stompbox_broker::TlsInfo;
+use stompbox_broker::{Broker, TlsInfo};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::mpsc,
@@ -30,6 +30,8 @@ use crate::{BurstReader, tls::TlsEdge};
 /// What a connection goes through before STOMP.
 #[derive(Clone, Debug)]
 pub(crate) struct Opening {
+    /// Whose connection rate (`admission.rate_per_address`) is checked before the handshake.
+    pub(crate) broker: Broker,
     /// A PROXY protocol header first (`proxy_protocol` of the listener).
     pub(crate) proxy_protocol: bool,
     /// Then a TLS handshake.
@@ -48,8 +50,9 @@ impl Opening {
         !self.proxy_protocol && self.tls.is_none()
     }
 
-    /// Runs the opening on `stream` from `peer`: the client's address and the opened stream,
-    /// or why the connection is dropped.
+    /// Runs the opening on `stream` from `peer`: the client's address and the opened stream
+    /// (counted against the connection rate: the session passes `rate_checked`), or why the
+    /// connection is dropped.
     pub(crate) async fn open(
         &self,
         mut stream: TcpStream,
@@ -59,6 +62,10 @@ impl Opening {
             true => proxy_protocol::read_header(&mut stream, peer, self.timeout).await?,
             false => (peer, Bytes::new()),
         };
+        // Before the TLS handshake, whose CPU a flood from one address must not get.
+        if !self.broker.admit_connection_rate(client.ip()) {
+            return Err(io::Error::other("connection rate exceeded"));
+        }
         let stream = Rewound::new(rest, stream);
         let opened = match &self.tls {
             None => Either::Left(stream),
@@ -162,8 +169,13 @@ impl Connected<IncomingStream<'_, OpeningListener>> for OpenedPeer {
     }
 }
 
+/// Marks a request whose connection was counted against the connection rate by its opening.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RateChecked;
+
 /// Middleware (`axum::middleware::map_request`): a request on an opened connection gets
-/// `ConnectInfo<SocketAddr>`, as on a plain one, and the connection's [`TlsInfo`], if any.
+/// `ConnectInfo<SocketAddr>`, as on a plain one, [`RateChecked`], and the connection's
+/// [`TlsInfo`], if any.
 pub(crate) async fn expose_peer(mut request: Request) -> Request {
     let peer = request
         .extensions()
@@ -171,6 +183,7 @@ pub(crate) async fn expose_peer(mut request: Request) -> Request {
         .cloned();
     if let Some(ConnectInfo(peer)) = peer {
         request.extensions_mut().insert(ConnectInfo(peer.addr));
+        request.extensions_mut().insert(RateChecked);
         if let Some(tls) = peer.tls {
             request.extensions_mut().insert(tls);
         }

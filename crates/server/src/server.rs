@@ -221,6 +221,7 @@ impl Server {
                 source,
             };
             let opening = Opening {
+                broker: self.broker.clone(),
                 proxy_protocol: self.config.websocket.proxy_protocol,
                 tls: self.websocket_tls,
                 timeout: handshake_timeout,
@@ -247,6 +248,7 @@ impl Server {
                 (self.broker.clone(), connections.clone(), stop.clone());
             let read_size = self.config.tcp.read_buffer_size;
             let opening = Opening {
+                broker: self.broker.clone(),
                 proxy_protocol: self.config.tcp.proxy_protocol,
                 tls: self.tcp_tls,
                 timeout: handshake_timeout,

@@ -51,7 +51,8 @@ pub(crate) async fn accept_loop(
         let broker = broker.clone();
         let _ = stream.set_nodelay(true);
         if opening.is_plain() {
-            tracker.spawn(serve(broker, stream, peer, read_buffer_size, None).instrument(span));
+            let serving = serve(broker, stream, peer, read_buffer_size, None, false);
+            tracker.spawn(serving.instrument(span));
             continue;
         }
         let (opening, stop) = (opening.clone(), stop.clone());
@@ -63,7 +64,7 @@ pub(crate) async fn accept_loop(
             match opened {
                 Ok((stream, client)) => {
                     let tls = crate::opening::tls_info(&stream);
-                    serve(broker, stream, client, read_buffer_size, tls).await;
+                    serve(broker, stream, client, read_buffer_size, tls, true).await;
                 }
                 Err(e) => tracing::info!(%peer, error = %e, "connection dropped while opening"),
             }
@@ -84,6 +85,7 @@ pub(crate) async fn serve<S>(
     peer: SocketAddr,
     read_size: usize,
     tls: Option<TlsInfo>,
+    rate_checked: bool,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -96,6 +98,7 @@ pub(crate) async fn serve<S>(
         transport: TransportKind::Tcp,
         handshake: None,
         tls: tls.map(Box::new),
+        rate_checked,
     };
     let reason = broker.serve(info, inbound, &mut outbound).await;
     // Bounded: a peer that stopped reading must not pin the connection; dropping closes it.

@@ -40,6 +40,7 @@ use tracing::{Instrument, field};
 
 use crate::WebSocketConfig;
 use crate::forwarded::TrustedProxies;
+use crate::opening::RateChecked;
 use crate::origin::AllowedOrigins;
 
 /// The subprotocols served, most preferred (newest) first.
@@ -124,7 +125,11 @@ where
     let handshakes = Arc::new(handshakes);
     get(
         move |upgrade: WebSocketUpgrade,
-              Peer { addr: peer, tls }: Peer,
+              Peer {
+                  addr: peer,
+                  tls,
+                  rate_checked,
+              }: Peer,
               uri: Uri,
               headers: HeaderMap| {
             let broker = broker.clone();
@@ -143,6 +148,7 @@ where
                     transport: TransportKind::WebSocket,
                     handshake: Some(detached_handshake(&uri, &headers)),
                     tls: tls.map(Box::new),
+                    rate_checked,
                 };
                 accept(broker, settings, tracker, upgrade, info)
             }
@@ -224,6 +230,8 @@ fn detached_handshake(uri: &Uri, headers: &HeaderMap) -> Handshake {
 pub(crate) struct Peer {
     addr: Option<SocketAddr>,
     tls: Option<TlsInfo>,
+    /// The connection's opening counted it against the connection rate (`opening.rs`).
+    rate_checked: bool,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
@@ -236,6 +244,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0),
             tls: parts.extensions.get::<TlsInfo>().cloned(),
+            rate_checked: parts.extensions.get::<RateChecked>().is_some(),
         })
     }
 }

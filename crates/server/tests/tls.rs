@@ -438,3 +438,28 @@ async fn bad_tls_files_are_refused_at_startup_naming_the_key() {
     tls.client_ca_file = Some(pki.path("server.key"));
     assert_eq!(bind(tls).await.0, "tcp.tls.client_ca_file");
 }
+
+/// `admission.rate_per_address` is checked before the TLS handshake: an address over its rate
+/// is closed without the server doing a handshake for it, and counted.
+#[tokio::test]
+async fn an_address_over_its_connection_rate_gets_no_tls_handshake() {
+    let pki = Pki::new();
+    let tls = pki.tls(ClientCert::None);
+    let server = TestServer::start(|c| {
+        c.tcp.tls = tls;
+        c.broker.admission.rate_per_address = 0.1;
+        c.broker.admission.rate_burst = 2;
+    })
+    .await;
+    let connector = pki.client(false, None);
+    let mut first = stomp_over_tls(&connector, server.tcp_addr).await;
+    let mut second = stomp_over_tls(&connector, server.tcp_addr).await;
+    assert!(
+        tls_connect(&connector, server.tcp_addr).await.is_err(),
+        "the third handshake within the burst window is refused"
+    );
+    assert_eq!(server.broker.stats().refused_connections, 1);
+    // The sessions it opened are not counted twice against the rate, and go on.
+    round_trip(&mut first).await;
+    round_trip(&mut second).await;
+}
