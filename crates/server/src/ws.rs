@@ -20,7 +20,7 @@ use std::{
 use axum::{
     extract::{
         ConnectInfo, FromRequestParts, WebSocketUpgrade,
-        ws::{Message, Utf8Bytes, WebSocket},
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
     },
     http::{HeaderMap, HeaderValue, StatusCode, Uri, request::Parts},
     response::{IntoResponse, Response},
@@ -32,7 +32,7 @@ use futures::{
     stream::{SplitSink, SplitStream},
 };
 use stompbox_broker::{
-    Broker, ConnectionInfo, Handshake, Inbound, Outbound, TlsInfo, TransportKind,
+    Broker, CloseReason, ConnectionInfo, Handshake, Inbound, Outbound, TlsInfo, TransportKind,
 };
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
@@ -201,10 +201,46 @@ async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket) {
         closed: false,
     };
     let reason = broker.serve(info, inbound, &mut outbound).await;
-    // Sends a close frame (unless the peer's close was already answered) and flushes; bounded,
-    // then dropping the halves closes the socket regardless.
-    let _ = tokio::time::timeout(crate::CLOSE_TIMEOUT, outbound.sink.close()).await;
+    // Sends a close frame with a status code saying why (unless the peer's close was already
+    // answered) and flushes; bounded, then dropping the halves closes the socket regardless.
+    let closing = async {
+        if let Some(frame) = close_frame(&reason) {
+            outbound.sink.send(Message::Close(Some(frame))).await?;
+        }
+        outbound.sink.close().await
+    };
+    let _ = tokio::time::timeout(crate::CLOSE_TIMEOUT, closing).await;
     tracing::debug!(?reason, "closed");
+}
+
+/// The WebSocket close frame for how a session ended (RFC 6455 §7.4), so browsers and mobile
+/// clients see a status instead of 1005 "no status": 1000 after DISCONNECT, 1001 when the server
+/// goes away (shutdown, a silent peer), 1013 at a connection limit ("try again later"), 1008
+/// for everything the ERROR frame already explained (protocol errors, refused logins and
+/// permissions, slow consumers), with the ERROR's message as the reason. None when the peer
+/// closed first.
+fn close_frame(reason: &CloseReason) -> Option<CloseFrame> {
+    let (code, text): (u16, &str) = match reason {
+        CloseReason::TransportClosed => return None,
+        CloseReason::Disconnect => (1000, "disconnect"),
+        CloseReason::Shutdown => (1001, "server shutting down"),
+        CloseReason::HeartbeatTimeout => (1001, "heart-beat timeout"),
+        CloseReason::TooManyConnections => (1013, "too many connections"),
+        CloseReason::ConnectTimeout => (1008, "connect timeout"),
+        CloseReason::AuthenticationFailed => (1008, "authentication failed"),
+        CloseReason::SlowConsumer => (1008, "slow consumer"),
+        CloseReason::ProtocolError(message) => (1008, message.as_str()),
+        _ => (1011, "server error"),
+    };
+    // A close reason is at most 123 bytes (a control frame's 125 less the code).
+    let mut end = text.len().min(123);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(&text[..end]),
+    })
 }
 
 /// A copy of the upgrade request's URI and headers that owns its bytes. hyper parses headers

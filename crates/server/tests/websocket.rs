@@ -339,3 +339,37 @@ async fn an_oversize_websocket_message_gets_an_error_frame() {
     let message = bystander.expect_frame(Command::Message).await;
     assert_eq!(&message.body[..], b"here");
 }
+
+/// The close frame after a session ends carries a status code (browsers report 1005 "no
+/// status" otherwise): 1000 after DISCONNECT, 1008 with the ERROR's message after an error.
+#[tokio::test]
+async fn the_close_frame_says_why_the_session_ended() {
+    async fn close_code(client: &mut WsClient) -> (u16, String) {
+        loop {
+            match within("the close frame", client.socket().next()).await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) => panic!("a close frame without a status"),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+    let server = TestServer::start(|_| {}).await;
+
+    let mut leaving = WsClient::connect(&server.ws_url).await;
+    leaving.send_frame(frames::disconnect("bye")).await;
+    leaving.expect_receipt("bye").await;
+    assert_eq!(close_code(&mut leaving).await, (1000, "disconnect".into()));
+
+    let mut failing = WsClient::connect(&server.ws_url).await;
+    failing
+        .send_frame(stompbox_codec::Frame::new(Command::Send))
+        .await;
+    let error = failing.expect_frame(Command::Error).await;
+    let (code, reason) = close_code(&mut failing).await;
+    assert_eq!(code, 1008);
+    assert_eq!(Some(reason.as_str()), error.header("message"));
+    server.shutdown().await.unwrap();
+}
