@@ -63,6 +63,41 @@ impl Admission {
         self.config.max_per_address > 0 || self.config.rate_per_address > 0.0
     }
 
+    /// Connections one address may open at once before the rate applies.
+    fn burst(&self) -> f64 {
+        f64::from(self.config.rate_burst.max(1))
+    }
+
+    /// `ip`'s entry, created with a full bucket; beyond [`MAX_TRACKED`] addresses, those with
+    /// no live connection are forgotten first.
+    fn entry<'m>(
+        &self,
+        addresses: &'m mut HashMap<IpAddr, Address>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> &'m mut Address {
+        if addresses.len() >= MAX_TRACKED && !addresses.contains_key(&ip) {
+            addresses.retain(|_, a| a.live > 0);
+        }
+        addresses.entry(ip).or_insert(Address {
+            live: 0,
+            tokens: self.burst(),
+            last: now,
+        })
+    }
+
+    /// Refills `a`'s bucket up to `now`; an error when it holds less than one connection.
+    fn refill(&self, a: &mut Address, now: Instant) -> Result<(), ProtocolError> {
+        let rate = self.config.rate_per_address;
+        let elapsed = now.saturating_duration_since(a.last).as_secs_f64();
+        a.tokens = (a.tokens + elapsed * rate).min(self.burst());
+        a.last = now;
+        if a.tokens < 1.0 {
+            return Err(ProtocolError::ConnectionRate { rate });
+        }
+        Ok(())
+    }
+
     /// A new connection from `address`: counted against `rate_per_address` unless the edge did
     /// that already (`rate_checked`), and against `max_per_address` while it lives.
     pub(crate) fn admit_address(
@@ -79,32 +114,18 @@ impl Admission {
             return Ok(slot(None));
         };
         let c = &self.config;
-        let burst = f64::from(c.rate_burst.max(1));
+        let counts_rate = c.rate_per_address > 0.0 && !rate_checked;
         let mut addresses = lock(&self.addresses);
-        if addresses.len() >= MAX_TRACKED && !addresses.contains_key(&ip) {
-            addresses.retain(|_, a| a.live > 0);
-        }
-        let a = addresses.entry(ip).or_insert(Address {
-            live: 0,
-            tokens: burst,
-            last: now,
-        });
-        if c.rate_per_address > 0.0 && !rate_checked {
-            let elapsed = now.saturating_duration_since(a.last).as_secs_f64();
-            a.tokens = (a.tokens + elapsed * c.rate_per_address).min(burst);
-            a.last = now;
-            if a.tokens < 1.0 {
-                return Err(ProtocolError::ConnectionRate {
-                    rate: c.rate_per_address,
-                });
-            }
+        let a = self.entry(&mut addresses, ip, now);
+        if counts_rate {
+            self.refill(a, now)?;
         }
         if c.max_per_address > 0 && a.live as usize >= c.max_per_address {
             return Err(ProtocolError::TooManyFromAddress {
                 max: c.max_per_address,
             });
         }
-        if !rate_checked {
+        if counts_rate {
             a.tokens -= 1.0;
         }
         a.live += 1;
@@ -115,28 +136,12 @@ impl Admission {
     /// work to do before the session starts (a TLS handshake); the session then passes
     /// `rate_checked`.
     pub(crate) fn admit_rate(&self, ip: IpAddr, now: Instant) -> Result<(), ProtocolError> {
-        let c = &self.config;
-        if c.rate_per_address <= 0.0 {
+        if self.config.rate_per_address <= 0.0 {
             return Ok(());
         }
-        let burst = f64::from(c.rate_burst.max(1));
         let mut addresses = lock(&self.addresses);
-        if addresses.len() >= MAX_TRACKED && !addresses.contains_key(&ip) {
-            addresses.retain(|_, a| a.live > 0);
-        }
-        let a = addresses.entry(ip).or_insert(Address {
-            live: 0,
-            tokens: burst,
-            last: now,
-        });
-        let elapsed = now.saturating_duration_since(a.last).as_secs_f64();
-        a.tokens = (a.tokens + elapsed * c.rate_per_address).min(burst);
-        a.last = now;
-        if a.tokens < 1.0 {
-            return Err(ProtocolError::ConnectionRate {
-                rate: c.rate_per_address,
-            });
-        }
+        let a = self.entry(&mut addresses, ip, now);
+        self.refill(a, now)?;
         a.tokens -= 1.0;
         Ok(())
     }
@@ -170,14 +175,12 @@ impl Drop for AddressSlot<'_> {
         if let Some(a) = addresses.get_mut(&ip) {
             a.live = a.live.saturating_sub(1);
             // Forget it once it holds nothing: no connection, and a bucket that would be full.
-            let rate = self.admission.config.rate_per_address;
-            let full = rate == 0.0
-                || a.tokens
-                    + Instant::now()
-                        .saturating_duration_since(a.last)
-                        .as_secs_f64()
-                        * rate
-                    >= f64::from(self.admission.config.rate_burst.max(1));
+            let admission = self.admission;
+            let full = admission.config.rate_per_address == 0.0 || {
+                let mut refilled = *a;
+                let _ = admission.refill(&mut refilled, Instant::now());
+                refilled.tokens >= admission.burst()
+            };
             if a.live == 0 && full {
                 addresses.remove(&ip);
             }
