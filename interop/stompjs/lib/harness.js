@@ -1,6 +1,8 @@
 // Test harness: starts the `stompbox` binary on 127.0.0.1:0, parses its `listening` line, and
 // connects @stomp/stompjs clients to it. Every wait is bounded.
 
+import { createHmac } from 'node:crypto';
+
 import { Client, Versions } from '@stomp/stompjs';
 import WebSocket from 'ws';
 
@@ -11,6 +13,16 @@ import { WAIT_MS, startServer, stompboxBin, within } from '../../lib/stompbox.js
 Object.assign(globalThis, { WebSocket });
 
 export { Versions, WAIT_MS, startServer, stompboxBin, within };
+
+/** An HS256 JWT signed with `secret` carrying `claims`, valid for ten minutes. */
+export function hs256Token(secret, claims) {
+  const b64url = (data) => Buffer.from(data).toString('base64url');
+  const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  const payload = b64url(JSON.stringify({ exp, ...claims }));
+  const signature = createHmac('sha256', secret).update(`${header}.${payload}`).digest('base64url');
+  return `${header}.${payload}.${signature}`;
+}
 
 /**
  * A stompjs Client for `wsUrl` with reconnection off and debug lines collected in `client.logs`.

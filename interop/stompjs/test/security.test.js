@@ -3,25 +3,20 @@
 // user's, and a forged token refused before CONNECTED.
 
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { collect, connect, makeClient, receipt, startServer, within } from '../lib/harness.js';
+import {
+  collect, connect, hs256Token, makeClient, receipt, startServer, within,
+} from '../lib/harness.js';
 
 const SECRET = 'interop secret, long enough for HS256';
 
-const b64url = (data) => Buffer.from(data).toString('base64url');
-
-/** An HS256 JWT for `sub` with `roles`, valid for ten minutes. */
+/** A JWT for `sub` with `roles`, as the server below expects it. */
 function token(sub, roles, secret = SECRET) {
-  const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const exp = Math.floor(Date.now() / 1000) + 600;
-  const claims = b64url(JSON.stringify({ sub, roles, exp, iss: 'interop', aud: 'stomp' }));
-  const signature = createHmac('sha256', secret).update(`${header}.${claims}`).digest('base64url');
-  return `${header}.${claims}.${signature}`;
+  return hs256Token(secret, { sub, roles, iss: 'interop', aud: 'stomp' });
 }
 
 const CONFIG = `

@@ -9,7 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash, createHmac, X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import { createRequire } from 'node:module';
@@ -20,22 +20,14 @@ import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
-import { connect, makeClient, startServer, within } from '../lib/harness.js';
+import { connect, hs256Token, makeClient, startServer, within } from '../lib/harness.js';
 
 const require = createRequire(import.meta.url);
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SECRET = 'browser interop secret, long enough for HS256';
 const WAIT_MS = 15_000;
 
-const b64url = (data) => Buffer.from(data).toString('base64url');
-
-function token(sub, roles) {
-  const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const exp = Math.floor(Date.now() / 1000) + 600;
-  const claims = b64url(JSON.stringify({ sub, roles, exp }));
-  const signature = createHmac('sha256', SECRET).update(`${header}.${claims}`).digest('base64url');
-  return `${header}.${claims}.${signature}`;
-}
+const token = (sub, roles) => hs256Token(SECRET, { sub, roles });
 
 /** A CA and a server certificate for 127.0.0.1 signed by it, in `dir`. */
 function makeCertificates(dir) {
