@@ -192,23 +192,38 @@ fn invalid_configuration_exits_non_zero_with_a_clear_error() {
     }
 }
 
-/// Starts the binary on port 0, parses the documented `listening` line, checks /health, sends
-/// SIGTERM and expects exit 0.
+/// The binary with `args`, logging at info level; its stderr read line by line. Killed when
+/// the child is dropped.
 #[cfg(unix)]
-#[tokio::test]
-async fn listening_line_and_sigterm() {
-    use common::within;
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-
+fn spawn_logging(
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+) {
     let mut child = tokio::process::Command::new(BIN)
-        .args(["--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0"])
+        .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stderr.take().unwrap()));
+    (child, lines)
+}
+
+/// Starts the binary on port 0, parses the documented `listening` line, checks /health, sends
+/// SIGTERM and expects exit 0.
+#[cfg(unix)]
+#[tokio::test]
+async fn listening_line_and_sigterm() {
+    use common::within;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (mut child, mut lines) =
+        spawn_logging(&["--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0"]);
     let (ws, tcp) = loop {
         let line = within("the listening line", lines.next_line())
             .await
@@ -322,7 +337,6 @@ fn hash_password_prints_a_hash_the_users_file_accepts() {
 #[tokio::test]
 async fn sighup_reloads_the_users_file() {
     use common::{TcpClient, frames, within};
-    use tokio::io::AsyncBufReadExt;
 
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users.toml");
@@ -332,15 +346,8 @@ async fn sighup_reloads_the_users_file() {
     };
     std::fs::write(&users, user("alice", "a-pw")).unwrap();
     let setting = format!("auth.users_file={}", users.display());
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--no-ws", "--tcp-listen", "127.0.0.1:0", "--set", &setting])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut child, mut lines) =
+        spawn_logging(&["--no-ws", "--tcp-listen", "127.0.0.1:0", "--set", &setting]);
     let mut wait_for = async |needle: &str| loop {
         let line = within("a log line", lines.next_line())
             .await
