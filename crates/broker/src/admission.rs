@@ -32,13 +32,6 @@ struct Address {
     last: Instant,
 }
 
-/// A live connection from an address; released on drop.
-#[derive(Debug)]
-pub(crate) struct AddressSlot<'a> {
-    admission: &'a Admission,
-    address: Option<IpAddr>,
-}
-
 /// A live session of a user; released on drop.
 #[derive(Debug)]
 pub(crate) struct UserSlot<'a> {
@@ -98,23 +91,15 @@ impl Admission {
         Ok(())
     }
 
-    /// A new connection from `address`: counted against `rate_per_address` unless the edge did
-    /// that already (`rate_checked`), and against `max_per_address` while it lives.
-    pub(crate) fn admit_address(
-        &self,
-        address: Option<IpAddr>,
-        rate_checked: bool,
-        now: Instant,
-    ) -> Result<AddressSlot<'_>, ProtocolError> {
-        let slot = |address| AddressSlot {
-            admission: self,
-            address,
-        };
-        let (Some(ip), true) = (address, self.by_address()) else {
-            return Ok(slot(None));
-        };
+    /// A new connection from `ip`: counted against `rate_per_address`, and against
+    /// `max_per_address` while it lives. True when it holds a place of `ip`'s, to give back
+    /// with [`Admission::release_address`].
+    pub(crate) fn admit_address(&self, ip: IpAddr, now: Instant) -> Result<bool, ProtocolError> {
+        if !self.by_address() {
+            return Ok(false);
+        }
         let c = &self.config;
-        let counts_rate = c.rate_per_address > 0.0 && !rate_checked;
+        let counts_rate = c.rate_per_address > 0.0;
         let mut addresses = lock(&self.addresses);
         let a = self.entry(&mut addresses, ip, now);
         if counts_rate {
@@ -129,21 +114,24 @@ impl Admission {
             a.tokens -= 1.0;
         }
         a.live += 1;
-        Ok(slot(Some(ip)))
+        Ok(true)
     }
 
-    /// Counts a new connection from `ip` against `rate_per_address` alone, for an edge that has
-    /// work to do before the session starts (a TLS handshake); the session then passes
-    /// `rate_checked`.
-    pub(crate) fn admit_rate(&self, ip: IpAddr, now: Instant) -> Result<(), ProtocolError> {
-        if self.config.rate_per_address <= 0.0 {
-            return Ok(());
-        }
+    /// Gives back a place [`Admission::admit_address`] took.
+    pub(crate) fn release_address(&self, ip: IpAddr) {
         let mut addresses = lock(&self.addresses);
-        let a = self.entry(&mut addresses, ip, now);
-        self.refill(a, now)?;
-        a.tokens -= 1.0;
-        Ok(())
+        if let Some(a) = addresses.get_mut(&ip) {
+            a.live = a.live.saturating_sub(1);
+            // Forget it once it holds nothing: no connection, and a bucket that would be full.
+            let full = self.config.rate_per_address == 0.0 || {
+                let mut refilled = *a;
+                let _ = self.refill(&mut refilled, Instant::now());
+                refilled.tokens >= self.burst()
+            };
+            if a.live == 0 && full {
+                addresses.remove(&ip);
+            }
+        }
     }
 
     /// A session authenticated as `user`.
@@ -165,26 +153,6 @@ impl Admission {
             admission: self,
             user: user.into(),
         }))
-    }
-}
-
-impl Drop for AddressSlot<'_> {
-    fn drop(&mut self) {
-        let Some(ip) = self.address else { return };
-        let mut addresses = lock(&self.admission.addresses);
-        if let Some(a) = addresses.get_mut(&ip) {
-            a.live = a.live.saturating_sub(1);
-            // Forget it once it holds nothing: no connection, and a bucket that would be full.
-            let admission = self.admission;
-            let full = admission.config.rate_per_address == 0.0 || {
-                let mut refilled = *a;
-                let _ = admission.refill(&mut refilled, Instant::now());
-                refilled.tokens >= admission.burst()
-            };
-            if a.live == 0 && full {
-                addresses.remove(&ip);
-            }
-        }
     }
 }
 
@@ -220,19 +188,23 @@ mod tests {
         let a = admission(2, 0, 0.0);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let now = Instant::now();
-        let one = a.admit_address(Some(ip), false, now).unwrap();
-        let _two = a.admit_address(Some(ip), false, now).unwrap();
+        assert_eq!(a.admit_address(ip, now), Ok(true));
+        assert_eq!(a.admit_address(ip, now), Ok(true));
         assert!(matches!(
-            a.admit_address(Some(ip), false, now),
+            a.admit_address(ip, now),
             Err(ProtocolError::TooManyFromAddress { max: 2 })
         ));
-        assert!(
-            a.admit_address(Some("192.0.2.2".parse().unwrap()), false, now)
-                .is_ok()
+        assert!(a.admit_address("192.0.2.2".parse().unwrap(), now).is_ok());
+        a.release_address(ip);
+        assert_eq!(a.admit_address(ip, now), Ok(true));
+        a.release_address(ip);
+        a.release_address(ip);
+        assert_eq!(
+            lock(&a.addresses).len(),
+            1,
+            "an address holding nothing is forgotten"
         );
-        assert!(a.admit_address(None, false, now).is_ok());
-        drop(one);
-        assert!(a.admit_address(Some(ip), false, now).is_ok());
+        assert_eq!(admission(0, 0, 0.0).admit_address(ip, now), Ok(false));
     }
 
     #[test]
@@ -242,14 +214,15 @@ mod tests {
         let now = Instant::now();
         // A burst of two, then one per second.
         for _ in 0..2 {
-            drop(a.admit_address(Some(ip), false, now).unwrap());
+            assert_eq!(a.admit_address(ip, now), Ok(true));
+            a.release_address(ip);
         }
         assert!(matches!(
-            a.admit_address(Some(ip), false, now),
+            a.admit_address(ip, now),
             Err(ProtocolError::ConnectionRate { .. })
         ));
         assert!(
-            a.admit_address(Some(ip), false, now + Duration::from_millis(1100))
+            a.admit_address(ip, now + Duration::from_millis(1100))
                 .is_ok()
         );
     }

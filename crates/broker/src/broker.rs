@@ -9,11 +9,11 @@ use futures::SinkExt;
 use futures::stream::BoxStream;
 use stompbox_codec::{Version, encode};
 use tokio::sync::broadcast;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::accepted::Accepted;
 use crate::app::{AppRoutes, IntoPayload};
 use crate::backplane::{Relayed, Target};
 use crate::destination::{Destination, DestinationKind};
@@ -21,7 +21,6 @@ use crate::error::{ProtocolError, SendError};
 use crate::events::Events;
 use crate::message::Payload;
 use crate::router::{Origin, Router, To, UserKey};
-use crate::stats::Counters;
 use crate::{
     Authenticator, Config, ConnectionInfo, Event, Inbound, Interceptor, Outbound, QueueStats,
     Stats, session,
@@ -100,21 +99,12 @@ impl Broker {
         self.shared.router.rules().set_permissions(permissions);
     }
 
-    /// Counts a new connection from `peer` against `admission.rate_per_address`, for an edge
-    /// that does work before the session starts (a TLS handshake, a PROXY header): false when
-    /// the address is over its rate, and the edge should close the connection without that
-    /// work (counted in `refused_connections`). The edge then sets
-    /// [`ConnectionInfo::rate_checked`]. Always true with the rate off.
-    pub fn admit_connection_rate(&self, peer: std::net::IpAddr) -> bool {
-        let ip = peer.to_canonical();
-        match self.shared.admission.admit_rate(ip, Instant::now()) {
-            Ok(()) => true,
-            Err(refusal) => {
-                (self.shared.router.counters().refused_connections).fetch_add(1, Relaxed);
-                tracing::debug!(peer = %ip, message = %refusal.message(), "connection refused");
-                false
-            }
-        }
+    /// Counts a connection an edge has just accepted (before its HTTP request, PROXY header
+    /// or TLS handshake) against `max_connections`; the edge then counts the client's address
+    /// ([`Accepted::admit`]) as soon as it knows it, and passes the handle to [`Broker::serve`]
+    /// in [`ConnectionInfo::accepted`]. `connect_timeout` runs from now. See `accepted.rs`.
+    pub fn accept(&self) -> Arc<Accepted> {
+        Arc::new(Accepted::new(self))
     }
 
     /// Runs one session to its end on the calling task: reads frames from `inbound`, writes
@@ -136,29 +126,25 @@ impl Broker {
             principal = tracing::field::Empty,
         );
         async move {
+            let mut info = info;
             // Held for the whole session, so shutdown can wait for it.
             let _token = shared.tracker.token();
             if shared.shutdown.is_cancelled() {
                 return refuse(shared, outbound, ProtocolError::ShuttingDown).await;
             }
-            let counters = shared.router.counters();
-            let live = counters.connections.fetch_add(1, Relaxed) + 1;
-            let _live = ConnectionSlot(counters);
-            if live > shared.config.max_connections {
-                let max = shared.config.max_connections;
-                return refuse(shared, outbound, ProtocolError::TooManyConnections { max }).await;
-            }
-            let address = info.peer.map(|p| p.ip().to_canonical());
-            let now = Instant::now();
-            let admitted = shared
-                .admission
-                .admit_address(address, info.rate_checked, now);
-            let _address = match admitted {
-                Ok(slot) => slot,
-                Err(refusal) => return refuse(shared, outbound, refusal).await,
+            let accepted = match info.accepted.take() {
+                Some(accepted) => accepted,
+                None => self.accept(),
             };
+            if let Some(peer) = info.peer {
+                // A no-op when the edge admitted the address already.
+                let _ = accepted.admit(peer.ip());
+            }
+            if let Some(refusal) = accepted.refusal() {
+                return refuse(shared, outbound, refusal).await;
+            }
             tracing::debug!("session started");
-            let reason = session::driver::run(self, id, info, inbound, outbound).await;
+            let reason = session::driver::run(self, id, info, accepted, inbound, outbound).await;
             tracing::debug!(?reason, "session ended");
             reason
         }
@@ -315,15 +301,6 @@ impl std::fmt::Debug for Broker {
 impl Default for Broker {
     fn default() -> Self {
         Broker::new()
-    }
-}
-
-/// Counts a live connection; released when the session ends, however it ends.
-struct ConnectionSlot<'a>(&'a Counters);
-
-impl Drop for ConnectionSlot<'_> {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Relaxed);
     }
 }
 

@@ -230,6 +230,15 @@ pub enum ProtocolError {
         /// The limit.
         rate: f64,
     },
+    /// The transport saw the peer go past one of the transport's own limits (a WebSocket
+    /// ping flood), reported as [`Inbound::LimitExceeded`](crate::Inbound::LimitExceeded).
+    #[error("{detail}")]
+    TransportLimit {
+        /// The ERROR's `message` header.
+        message: String,
+        /// The ERROR's body: which limit, and its value.
+        detail: String,
+    },
     /// The node is at `max_connections`.
     #[error("this node serves at most {max} connections")]
     TooManyConnections {
@@ -323,7 +332,8 @@ impl ProtocolError {
                 format!("access refused: {destination}")
             }
             ProtocolError::Handler { message, .. }
-            | ProtocolError::FrameRejected { message, .. } => message.clone(),
+            | ProtocolError::FrameRejected { message, .. }
+            | ProtocolError::TransportLimit { message, .. } => message.clone(),
         }
     }
 

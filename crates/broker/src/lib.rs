@@ -37,6 +37,7 @@
 //! mounting). `docs/architecture.md` draws the data path and lists the invariants;
 //! `docs/protocol.md` lists every STOMP 1.2 rule and what the broker does about it.
 
+mod accepted;
 mod admission;
 mod app;
 mod auth;
@@ -59,6 +60,7 @@ mod session;
 mod stats;
 mod transport;
 
+pub use accepted::Accepted;
 pub use app::{
     AppMessage, ERRORS_DESTINATION, ExtractRejection, FromMessage, Handler, HandlerError,
     HandlerErrorPolicy, IntoPayload, IntoReply, Json, Path, Reply, SendTo, SendToUser, SessionInfo,

@@ -26,6 +26,15 @@ pub enum Inbound {
         /// The transport's limit.
         max: usize,
     },
+    /// The peer went past one of the transport's own limits (more WebSocket pings than it
+    /// allows). The broker answers ERROR with `message` as its `message` header and `detail`
+    /// (which limit, its value) as its body, and closes; the transport yields nothing after it.
+    LimitExceeded {
+        /// Short, e.g. `too many pings`.
+        message: String,
+        /// The limit's name and value.
+        detail: String,
+    },
 }
 
 /// Bytes for the peer: one or more whole encoded frames (or a heart-beat EOL), batched.
@@ -61,10 +70,11 @@ pub struct ConnectionInfo {
     /// The TLS session, when the connection came over TLS (`wss://`, STOMP over TLS). Boxed:
     /// every session keeps its `ConnectionInfo` until it is authenticated, and most have none.
     pub tls: Option<Box<TlsInfo>>,
-    /// The edge already counted this connection against `admission.rate_per_address`
-    /// ([`Broker::admit_connection_rate`](crate::Broker::admit_connection_rate), before its TLS
-    /// handshake); [`Broker::serve`](crate::Broker::serve) does not count it again.
-    pub rate_checked: bool,
+    /// The connection's place among the node's connections, taken by the edge when it
+    /// accepted the socket ([`Broker::accept`](crate::Broker::accept)); `None` for a
+    /// connection that was not accepted by the edge itself (an in-memory pipe, an
+    /// application's own HTTP server): [`Broker::serve`](crate::Broker::serve) takes one.
+    pub accepted: Option<std::sync::Arc<crate::Accepted>>,
 }
 
 /// What a TLS edge learned in its handshake, for authentication hooks: the client certificate
@@ -110,7 +120,7 @@ impl ConnectionInfo {
             transport: TransportKind::Memory,
             handshake: None,
             tls: None,
-            rate_checked: false,
+            accepted: None,
         }
     }
 }

@@ -75,6 +75,20 @@ pub struct WebSocketConfig {
     /// whose client address replaces the balancer's as the peer (see `tcp.proxy_protocol`).
     /// HTTP balancers use `trusted_proxies` instead. Default `false`.
     pub proxy_protocol: bool,
+    /// Largest HTTP request head (request line and headers) in bytes, the upgrade's included;
+    /// a larger one is answered 431 and closed. Default 32 KiB, nginx's default (4 × 8 KiB):
+    /// room for cookies and a bearer token. At least 8 KiB.
+    pub max_request_head_size: usize,
+    /// WebSocket pings a client may send per minute; the next one gets ERROR `too many pings`
+    /// and a close (1008). Every ping is answered with a pong, and a client that sends pings
+    /// without reading the pongs would otherwise make the server queue them. Default 600 (10 a
+    /// second on average; clients ping every few seconds at most, browsers never).
+    pub max_pings_per_minute: u32,
+    /// Length of the listen queue of connections the kernel has accepted and the server not
+    /// yet taken (`listen(2)`'s backlog; the kernel caps it at `net.core.somaxconn`). Default
+    /// 1,024: a reconnect storm of thousands of clients waits in the queue instead of retrying
+    /// SYNs after a second.
+    pub listen_backlog: u32,
 }
 
 /// TLS on one listener (`[websocket.tls]`, `[tcp.tls]`): TLS 1.2 and 1.3 (rustls has nothing
@@ -176,6 +190,8 @@ pub struct TcpConfig {
     /// peer. A connection without a valid header within `broker.connect_timeout` is closed, so
     /// turn it on only when every client comes through the balancer. Default `false`.
     pub proxy_protocol: bool,
+    /// Length of the listen queue, as `websocket.listen_backlog`. Default 1,024.
+    pub listen_backlog: u32,
 }
 
 /// Web-STOMP's port.
@@ -188,6 +204,8 @@ const DEFAULT_BUFFER_SIZE: usize = 4 * 1024;
 /// The WebSocket codec's read buffer, held for the connection's life: see
 /// [`WebSocketConfig::read_buffer_size`].
 const DEFAULT_WS_READ_BUFFER_SIZE: usize = 1024;
+/// See [`WebSocketConfig::listen_backlog`].
+const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 
 impl Default for WebSocketConfig {
     fn default() -> Self {
@@ -201,6 +219,9 @@ impl Default for WebSocketConfig {
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
             tls: TlsConfig::default(),
+            max_request_head_size: 32 * 1024,
+            max_pings_per_minute: 600,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
 }
@@ -213,6 +234,7 @@ impl Default for TcpConfig {
             read_buffer_size: DEFAULT_BUFFER_SIZE,
             tls: TlsConfig::default(),
             proxy_protocol: false,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
 }
@@ -277,6 +299,22 @@ impl ServerConfig {
         }
         if self.tcp.read_buffer_size == 0 {
             return bad("tcp.read_buffer_size", "must be greater than zero");
+        }
+        // hyper's own floor for its read buffer.
+        if self.websocket.max_request_head_size < 8 * 1024 {
+            return bad("websocket.max_request_head_size", "must be at least 8192");
+        }
+        if self.websocket.max_pings_per_minute == 0 {
+            return bad(
+                "websocket.max_pings_per_minute",
+                "must be greater than zero",
+            );
+        }
+        if self.websocket.listen_backlog == 0 {
+            return bad("websocket.listen_backlog", "must be greater than zero");
+        }
+        if self.tcp.listen_backlog == 0 {
+            return bad("tcp.listen_backlog", "must be greater than zero");
         }
         self.websocket.tls.validate("websocket.tls")?;
         self.tcp.tls.validate("tcp.tls")?;

@@ -118,6 +118,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     for name in &loaded.ignored_env {
         tracing::warn!(variable = %name, "environment variable names no configuration key; ignored");
     }
+    raise_open_files_limit(loaded.config.broker.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,6 +129,26 @@ fn run(args: Args) -> anyhow::Result<()> {
         server.run(shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Every connection is a descriptor, and the usual soft limit (1,024) is far below what a node
+/// serves: raise it to the hard limit, as nginx and RabbitMQ's scripts do, and say what it is.
+fn raise_open_files_limit(max_connections: usize) {
+    let before = rlimit::Resource::NOFILE.get();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => {
+            let hard = before.map(|(_, hard)| hard).unwrap_or(soft);
+            tracing::info!(soft, hard, "open-files limit");
+            if soft < max_connections as u64 {
+                tracing::warn!(
+                    soft,
+                    max_connections,
+                    "the open-files limit is below broker.max_connections: connections past it are refused by the kernel (raise the hard limit, e.g. LimitNOFILE= or ulimit -Hn)",
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
+    }
 }
 
 fn init_logging() {

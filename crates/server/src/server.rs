@@ -3,17 +3,18 @@
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use axum::{Router, middleware, routing::get, serve::ListenerExt};
+use axum::{Router, routing::get};
 use stompbox_broker::Broker;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::forwarded::TrustedProxies;
-use crate::opening::{OpenedPeer, Opening, OpeningListener, expose_peer};
+use crate::http::{self, HttpEdge};
+use crate::opening::Opening;
 use crate::origin::AllowedOrigins;
 use crate::tls::{self, TlsEdge};
 use crate::ws::Handshakes;
-use crate::{BurstListener, Error, Reloader, ServerConfig, WebSocketSettings, tcp, ws};
+use crate::{Error, Reloader, ServerConfig, WebSocketSettings, tcp, ws};
 
 /// Time, beyond the broker's `shutdown_grace`, that the edges get to close their sockets after
 /// the broker has let go of its sessions. Short: by then every session has flushed its ERROR.
@@ -102,11 +103,15 @@ impl Server {
             false => None,
         };
         let websocket = match config.websocket.enabled {
-            true => Some(bind("websocket", config.websocket.listen).await?),
+            true => Some(bind(
+                "websocket",
+                config.websocket.listen,
+                config.websocket.listen_backlog,
+            )?),
             false => None,
         };
         let tcp = match config.tcp.enabled {
-            true => Some(bind("tcp", config.tcp.listen).await?),
+            true => Some(bind("tcp", config.tcp.listen, config.tcp.listen_backlog)?),
             false => None,
         };
         let tls_edges = websocket_tls.iter().chain(&tcp_tls).cloned().collect();
@@ -215,40 +220,34 @@ impl Server {
                     ),
                 )
                 .route("/health", get(|| async { "ok\n" }));
-            let stop = stop.clone().cancelled_owned();
-            let failed = |source| Error::Serve {
-                listener: "websocket",
-                source,
-            };
             let opening = Opening {
-                broker: self.broker.clone(),
                 proxy_protocol: self.config.websocket.proxy_protocol,
                 tls: self.websocket_tls,
                 timeout: handshake_timeout,
             };
-            if opening.is_plain() {
-                let app = router.into_make_service_with_connect_info::<SocketAddr>();
-                let listener = BurstListener(listener).tap_io(|io| ws::set_nodelay(io.get_mut()));
-                listeners.spawn(async move {
-                    let served = axum::serve(listener, app).with_graceful_shutdown(stop);
-                    served.await.map_err(failed)
-                });
-            } else {
-                let app = (router.layer(middleware::map_request(expose_peer)))
-                    .into_make_service_with_connect_info::<OpenedPeer>();
-                let listener = OpeningListener::spawn(listener, opening).map_err(failed)?;
-                listeners.spawn(async move {
-                    let served = axum::serve(listener, app).with_graceful_shutdown(stop);
-                    served.await.map_err(failed)
-                });
-            }
+            let edge = HttpEdge {
+                broker: self.broker.clone(),
+                router,
+                admit_at_accept: !opening.proxy_protocol
+                    && self.config.websocket.trusted_proxies.is_empty(),
+                opening,
+                max_request_head: self.config.websocket.max_request_head_size,
+            };
+            let stop = stop.clone();
+            listeners.spawn(async move {
+                http::serve(listener, edge, stop)
+                    .await
+                    .map_err(|source| Error::Serve {
+                        listener: "websocket",
+                        source,
+                    })
+            });
         }
         if let Some(listener) = self.tcp {
             let (broker, connections, stop) =
                 (self.broker.clone(), connections.clone(), stop.clone());
             let read_size = self.config.tcp.read_buffer_size;
             let opening = Opening {
-                broker: self.broker.clone(),
                 proxy_protocol: self.config.tcp.proxy_protocol,
                 tls: self.tcp_tls,
                 timeout: handshake_timeout,
@@ -304,8 +303,8 @@ fn flatten(ended: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(
     }
 }
 
-async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+fn bind(listener: &'static str, addr: SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
+    crate::listener::bind(addr, backlog).map_err(|source| Error::Bind {
         listener,
         addr,
         source,

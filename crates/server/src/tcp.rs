@@ -2,10 +2,12 @@
 //! moves bytes between the stream and [`Broker::serve`]. Reads become [`Inbound::Data`] chunks
 //! as they arrive; outbound batches are written whole.
 
-use std::{io, net::SocketAddr};
+use std::{io, net::SocketAddr, sync::Arc};
 
 use futures::{Sink, SinkExt, StreamExt};
-use stompbox_broker::{Broker, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind};
+use stompbox_broker::{
+    Accepted, Broker, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind,
+};
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf},
     net::TcpListener,
@@ -13,10 +15,12 @@ use tokio::{
 use tokio_util::{io::ReaderStream, sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
+use crate::listener::Acceptor;
 use crate::opening::Opening;
 
-/// Accepts connections until `stop` is cancelled, serving each on a task of `tracker`. That
-/// task first reads the PROXY header and does the TLS handshake when `opening` says so.
+/// Accepts connections until `stop` is cancelled, serving each on a task of `tracker`. Each
+/// counts against `broker.max_connections` from the accept; that task first reads the PROXY
+/// header and does the TLS handshake when `opening` says so.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     broker: Broker,
@@ -25,22 +29,13 @@ pub(crate) async fn accept_loop(
     tracker: TaskTracker,
     stop: CancellationToken,
 ) -> io::Result<()> {
+    let mut acceptor = Acceptor::new(listener, "tcp");
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Per-connection failures (the peer reset before accept, fd exhaustion) must not
-                // stop the listener; back off briefly on resource exhaustion.
-                Err(e) => {
-                    tracing::warn!(error = %e, "tcp accept failed");
-                    if is_resource_exhaustion(&e) {
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                    continue;
-                }
-            },
+            accepted = acceptor.accept() => accepted,
         };
+        let accepted = broker.accept();
         // The broker opens a `session{id transport peer}` span (info) inside this one; this one
         // is debug for idle memory, as on the WebSocket edge.
         let span = tracing::debug_span!(
@@ -51,7 +46,8 @@ pub(crate) async fn accept_loop(
         let broker = broker.clone();
         let _ = stream.set_nodelay(true);
         if opening.is_plain() {
-            let serving = serve(broker, stream, peer, read_buffer_size, None, false);
+            let _ = accepted.admit(peer.ip());
+            let serving = serve(broker, stream, peer, read_buffer_size, None, accepted);
             tracker.spawn(serving.instrument(span));
             continue;
         }
@@ -59,23 +55,18 @@ pub(crate) async fn accept_loop(
         let open_then_serve = async move {
             let opened = tokio::select! {
                 _ = stop.cancelled() => return,
-                opened = opening.open(stream, peer) => opened,
+                opened = opening.open(stream, peer, &accepted) => opened,
             };
             match opened {
                 Ok((stream, client)) => {
                     let tls = crate::opening::tls_info(&stream);
-                    serve(broker, stream, client, read_buffer_size, tls, true).await;
+                    serve(broker, stream, client, read_buffer_size, tls, accepted).await;
                 }
                 Err(e) => tracing::info!(%peer, error = %e, "connection dropped while opening"),
             }
         };
         tracker.spawn(open_then_serve.instrument(span));
     }
-}
-
-fn is_resource_exhaustion(e: &io::Error) -> bool {
-    // EMFILE / ENFILE / ENOBUFS / ENOMEM have no ErrorKind of their own.
-    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
 }
 
 /// Serves one connection (a `TcpStream`, or the TLS stream over one) to its end.
@@ -85,7 +76,7 @@ pub(crate) async fn serve<S>(
     peer: SocketAddr,
     read_size: usize,
     tls: Option<TlsInfo>,
-    rate_checked: bool,
+    accepted: Arc<Accepted>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -98,7 +89,7 @@ pub(crate) async fn serve<S>(
         transport: TransportKind::Tcp,
         handshake: None,
         tls: tls.map(Box::new),
-        rate_checked,
+        accepted: Some(accepted),
     };
     let reason = broker.serve(info, inbound, &mut outbound).await;
     // Bounded: a peer that stopped reading must not pin the connection; dropping closes it.

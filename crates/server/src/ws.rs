@@ -32,7 +32,8 @@ use futures::{
     stream::{SplitSink, SplitStream},
 };
 use stompbox_broker::{
-    Broker, CloseReason, ConnectionInfo, Handshake, Inbound, Outbound, TlsInfo, TransportKind,
+    Accepted, Broker, CloseReason, ConnectionInfo, Handshake, Inbound, Outbound, TlsInfo,
+    TransportKind,
 };
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
@@ -40,8 +41,8 @@ use tracing::{Instrument, field};
 
 use crate::WebSocketConfig;
 use crate::forwarded::TrustedProxies;
-use crate::opening::RateChecked;
 use crate::origin::AllowedOrigins;
+use crate::pre_connect::PreConnectLimit;
 
 /// The subprotocols served, most preferred (newest) first.
 pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
@@ -57,6 +58,8 @@ pub struct WebSocketSettings {
     /// frame may span several messages, so a larger message is never needed for one frame. A
     /// larger one is answered like an oversize STOMP frame: ERROR with the numbers, then close.
     pub max_message_size: usize,
+    /// See [`WebSocketConfig::max_pings_per_minute`].
+    pub max_pings_per_minute: u32,
 }
 
 impl WebSocketSettings {
@@ -66,7 +69,18 @@ impl WebSocketSettings {
             read_buffer_size: websocket.read_buffer_size,
             write_buffer_size: websocket.write_buffer_size,
             max_message_size: broker.max_frame_size,
+            max_pings_per_minute: websocket.max_pings_per_minute,
         }
+    }
+}
+
+impl WebSocketSettings {
+    /// Most bytes the WebSocket codec holds unsent for a peer that does not read: room for the
+    /// largest message twice over (a batch can top one up) and then some; pongs beyond it are
+    /// not queued. A backstop: [`WebSocketSettings::max_pings_per_minute`] stops a ping flood
+    /// long before, and the broker's outbox bounds messages.
+    fn max_write_buffer_size(&self) -> usize {
+        self.write_buffer_size + 2 * self.max_message_size + 64 * 1024
     }
 }
 
@@ -128,7 +142,7 @@ where
               Peer {
                   addr: peer,
                   tls,
-                  rate_checked,
+                  accepted,
               }: Peer,
               uri: Uri,
               headers: HeaderMap| {
@@ -143,12 +157,24 @@ where
                     let body = format!("origin not allowed: {origin}\n");
                     return (StatusCode::FORBIDDEN, body).into_response();
                 }
+                if let Some(accepted) = &accepted {
+                    if let Some(client) = peer {
+                        // Behind a trusted proxy, the client's address is known only now.
+                        let _ = accepted.admit(client.ip());
+                    }
+                    if let Some(refusal) = accepted.refusal() {
+                        accepted.count_refused();
+                        tracing::debug!(?peer, message = %refusal.message(), "upgrade refused");
+                        let body = format!("{refusal}\n");
+                        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+                    }
+                }
                 let info = ConnectionInfo {
                     peer,
                     transport: TransportKind::WebSocket,
                     handshake: Some(detached_handshake(&uri, &headers)),
                     tls: tls.map(Box::new),
-                    rate_checked,
+                    accepted,
                 };
                 accept(broker, settings, tracker, upgrade, info)
             }
@@ -166,6 +192,7 @@ fn accept(
     let upgrade = upgrade
         .read_buffer_size(settings.read_buffer_size)
         .write_buffer_size(settings.write_buffer_size)
+        .max_write_buffer_size(settings.max_write_buffer_size())
         .max_message_size(settings.max_message_size)
         .max_frame_size(settings.max_message_size)
         .protocols(SUBPROTOCOLS);
@@ -188,24 +215,39 @@ fn accept(
             transport = "websocket",
             subprotocol,
         );
-        serve(broker, info, socket).instrument(span).await;
+        let max_pings = settings.max_pings_per_minute;
+        serve(broker, info, socket, max_pings)
+            .instrument(span)
+            .await;
     })
 }
 
-async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket) {
+async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket, max_pings_per_minute: u32) {
     tracing::debug!("connected");
     let (sink, stream) = socket.split();
     let mut outbound = WsOutbound { sink };
-    let inbound = WsInbound {
+    let mut inbound = WsInbound {
         stream,
         closed: false,
+        pings: Pings::new(max_pings_per_minute),
     };
-    let reason = broker.serve(info, inbound, &mut outbound).await;
+    let reason = broker.serve(info, &mut inbound, &mut outbound).await;
     // Sends a close frame with a status code saying why (unless the peer's close was already
     // answered) and flushes; bounded, then dropping the halves closes the socket regardless.
     let closing = async {
         if let Some(frame) = close_frame(&reason) {
             outbound.sink.send(Message::Close(Some(frame))).await?;
+            outbound.sink.close().await?;
+            // A lingering close: what the client sent meanwhile is read and dropped until its
+            // own close frame, because closing a socket with unread input makes the kernel
+            // send a reset, and a reset makes the client's kernel drop what it has not read
+            // yet, our ERROR and close frame included.
+            while let Some(Ok(message)) = inbound.stream.next().await {
+                if let Message::Close(_) = message {
+                    break;
+                }
+            }
+            return Ok(());
         }
         outbound.sink.close().await
     };
@@ -266,8 +308,9 @@ fn detached_handshake(uri: &Uri, headers: &HeaderMap) -> Handshake {
 pub(crate) struct Peer {
     addr: Option<SocketAddr>,
     tls: Option<TlsInfo>,
-    /// The connection's opening counted it against the connection rate (`opening.rs`).
-    rate_checked: bool,
+    /// The connection's place among the node's, taken at accept by the server's own HTTP
+    /// edge (`http.rs`); none under an application's own server.
+    accepted: Option<Arc<Accepted>>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
@@ -280,16 +323,53 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0),
             tls: parts.extensions.get::<TlsInfo>().cloned(),
-            rate_checked: parts.extensions.get::<RateChecked>().is_some(),
+            accepted: parts.extensions.get::<Arc<Accepted>>().cloned(),
         })
     }
 }
 
 /// WebSocket messages in, STOMP byte chunks out. Text and binary messages are both data; pings
-/// and pongs count as liveness (tungstenite answers pings itself); a close message ends it.
+/// and pongs count as liveness (tungstenite answers pings itself) up to the ping limit; a
+/// close message ends it.
 struct WsInbound {
     stream: SplitStream<WebSocket>,
     closed: bool,
+    pings: Pings,
+}
+
+/// Pings counted per minute (a fixed window from the first ping), against
+/// `websocket.max_pings_per_minute`.
+struct Pings {
+    max: u32,
+    count: u32,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Pings {
+    fn new(max: u32) -> Pings {
+        Pings {
+            max,
+            count: 0,
+            since: None,
+        }
+    }
+
+    /// One more ping: the refusal once the peer is over its limit.
+    fn count(&mut self) -> Option<Inbound> {
+        let now = tokio::time::Instant::now();
+        match self.since {
+            Some(since) if now.duration_since(since) < std::time::Duration::from_secs(60) => {}
+            _ => (self.since, self.count) = (Some(now), 0),
+        }
+        self.count += 1;
+        (self.count > self.max).then(|| Inbound::LimitExceeded {
+            message: "too many pings".to_owned(),
+            detail: format!(
+                "more than {} WebSocket pings in a minute (websocket.max_pings_per_minute)",
+                self.max
+            ),
+        })
+    }
 }
 
 impl Stream for WsInbound {
@@ -304,18 +384,23 @@ impl Stream for WsInbound {
             Some(Err(e)) => Some(read_error(e)),
             Some(Ok(Message::Text(text))) => Some(Ok(Inbound::Data(Bytes::from(text)))),
             Some(Ok(Message::Binary(bytes))) => Some(Ok(Inbound::Data(bytes))),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Some(Ok(Inbound::Ping)),
+            Some(Ok(Message::Ping(_))) => Some(Ok(self.pings.count().unwrap_or(Inbound::Ping))),
+            Some(Ok(Message::Pong(_))) => Some(Ok(Inbound::Ping)),
             Some(Ok(Message::Close(_))) => None,
         };
-        if matches!(item, None | Some(Ok(Inbound::TooLarge { .. }))) {
+        if matches!(
+            item,
+            None | Some(Ok(Inbound::TooLarge { .. } | Inbound::LimitExceeded { .. }))
+        ) {
             self.closed = true;
         }
         Poll::Ready(item)
     }
 }
 
-/// A read error; a message over `max_message_size` becomes [`Inbound::TooLarge`] so the client
-/// gets an ERROR frame with the numbers instead of a bare close.
+/// A read error; a message over `max_message_size` becomes [`Inbound::TooLarge`] and too much
+/// before CONNECT ([`PreConnectLimit`]) [`Inbound::LimitExceeded`], so the client gets an
+/// ERROR frame with the numbers instead of a bare close.
 fn read_error(error: axum::Error) -> io::Result<Inbound> {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
     let error = error.into_inner();
@@ -326,6 +411,16 @@ fn read_error(error: axum::Error) -> io::Result<Inbound> {
                 max: *max_size,
             })
         }
+        Some(Error::Io(io)) => match io
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<PreConnectLimit>())
+        {
+            Some(limit) => Ok(Inbound::LimitExceeded {
+                message: "too much before CONNECT".to_owned(),
+                detail: limit.to_string(),
+            }),
+            None => Err(io::Error::other(error)),
+        },
         _ => Err(io::Error::other(error)),
     }
 }

@@ -70,7 +70,7 @@ impl Connect {
             transport: TransportKind::WebSocket,
             handshake: Some(handshake),
             tls: None,
-            rate_checked: false,
+            accepted: None,
         };
         self
     }

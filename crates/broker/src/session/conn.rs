@@ -19,7 +19,7 @@ use crate::error::ProtocolError;
 use crate::events::Event;
 use crate::outbox::Outbox;
 use crate::router::{Outcome, SessionRef, UserKey};
-use crate::{Broker, CloseReason, ConnectionInfo, SessionInfo};
+use crate::{Accepted, Broker, CloseReason, ConnectionInfo, SessionInfo};
 
 /// Everything of one session but the transport halves.
 pub(super) struct Conn<'a> {
@@ -48,6 +48,8 @@ pub(super) struct Conn<'a> {
     pub(super) connect_deadline: Option<Instant>,
     /// When the principal's credential expires (a JWT's `exp`): the session ends then.
     pub(super) expires: Option<Instant>,
+    /// The connection's place among the node's connections (and its address's), from accept.
+    pub(super) accepted: Arc<Accepted>,
     /// Counts this session against `admission.max_per_user` while it lives.
     pub(super) user_slot: Option<crate::admission::UserSlot<'a>>,
     pub(super) actions: Vec<Action>,
@@ -56,7 +58,13 @@ pub(super) struct Conn<'a> {
 }
 
 impl<'a> Conn<'a> {
-    pub(super) fn new(broker: &'a Broker, id: u64, info: ConnectionInfo, now: Instant) -> Self {
+    pub(super) fn new(
+        broker: &'a Broker,
+        id: u64,
+        info: ConnectionInfo,
+        accepted: Arc<Accepted>,
+        now: Instant,
+    ) -> Self {
         let shared = &*broker.shared;
         let config = &shared.config;
         let outbox = Outbox::new(&config.outbox, shared.router.counters().clone());
@@ -81,7 +89,9 @@ impl<'a> Conn<'a> {
             version: Version::V1_2,
             heartbeat: Heartbeat::default(),
             last_read: now,
-            connect_deadline: now.checked_add(config.connect_timeout),
+            // From the accept: the HTTP request head and upgrade came out of the same time.
+            connect_deadline: accepted.accepted_at().checked_add(config.connect_timeout),
+            accepted,
             expires: None,
             user_slot: None,
             actions: Vec::new(),

@@ -27,7 +27,7 @@ use super::conn::Conn;
 use super::writer::MAX_BATCH_BYTES;
 use crate::control::Control;
 use crate::error::ProtocolError;
-use crate::{Broker, CloseReason, ConnectionInfo, Inbound, Outbound};
+use crate::{Accepted, Broker, CloseReason, ConnectionInfo, Inbound, Outbound};
 
 /// The sink and the write in progress.
 struct Io<O> {
@@ -85,6 +85,7 @@ pub(crate) async fn run<I, O>(
     broker: &Broker,
     id: u64,
     info: ConnectionInfo,
+    accepted: Arc<Accepted>,
     mut inbound: I,
     outbound: O,
 ) -> CloseReason
@@ -95,7 +96,7 @@ where
     let shared = &*broker.shared;
     let config = &shared.config;
     let now = Instant::now();
-    let mut conn = Conn::new(broker, id, info, now);
+    let mut conn = Conn::new(broker, id, info, accepted, now);
     let outbox = conn.outbox().clone();
     let mut io = Io {
         sink: outbound,
@@ -253,6 +254,11 @@ impl Conn<'_> {
                 tracing::debug!(size, max, "transport refused an oversize message");
                 let error = DecodeError::FrameTooLarge { size, max };
                 self.fail(ProtocolError::Decode(error)).await;
+            }
+            Some(Ok(Inbound::LimitExceeded { message, detail })) => {
+                tracing::debug!(%message, %detail, "transport limit exceeded");
+                self.fail(ProtocolError::TransportLimit { message, detail })
+                    .await;
             }
             Some(Ok(Inbound::Data(bytes))) => {
                 self.last_read = Instant::now();

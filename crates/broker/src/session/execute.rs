@@ -106,6 +106,7 @@ impl Conn<'_> {
                 self.decoder.set_limits(shared.config.limits());
                 self.last_read = Instant::now();
                 self.info = None;
+                self.accepted.set_connected();
                 let span = tracing::Span::current();
                 span.record("version", version.as_str());
                 if let Some(p) = &principal {
