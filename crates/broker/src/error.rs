@@ -109,13 +109,15 @@ pub enum ProtocolError {
         /// The `id` (1.2) or `message-id` (1.0/1.1) value.
         id: String,
     },
-    /// SEND to a queue at its bound under the `reject` overflow policy.
-    #[error(
-        "queue {destination} is full (queues.max_messages or queues.max_bytes reached); the message was not queued"
-    )]
+    /// SEND to a queue at its bound (or with the node's queues at theirs) under the `reject`
+    /// overflow policy.
+    #[error("{}", queue_full(destination, *node_limit))]
     QueueFull {
         /// The queue.
         destination: String,
+        /// `Some(queues.max_total_bytes)` when the node's queues together are full, rather than
+        /// this queue (`queues.max_messages`, `queues.max_bytes`).
+        node_limit: Option<usize>,
     },
     /// SEND to a destination other nodes may subscribe to while the backplane (the RabbitMQ
     /// relay) refuses messages: its bounded buffer is full (RabbitMQ down for a while) or it
@@ -304,7 +306,7 @@ impl ProtocolError {
             ProtocolError::InvalidAckMode { .. } => "invalid ack mode".into(),
             ProtocolError::InvalidPrefetch { .. } => "invalid prefetch-count".into(),
             ProtocolError::UnknownAck { .. } => "unknown ack id".into(),
-            ProtocolError::QueueFull { destination } => format!("queue full: {destination}"),
+            ProtocolError::QueueFull { destination, .. } => format!("queue full: {destination}"),
             ProtocolError::RelayUnavailable { .. } => "relay unavailable".into(),
             ProtocolError::TooManyQueues { max } => format!("too many queues (max {max})"),
             ProtocolError::DuplicateTransaction { .. } => "duplicate transaction id".into(),
@@ -371,6 +373,18 @@ impl ProtocolError {
     }
 }
 
+/// The body of a `queue full` ERROR: which limit was met.
+fn queue_full(destination: &str, node_limit: Option<usize>) -> String {
+    match node_limit {
+        None => format!(
+            "queue {destination} is full (queues.max_messages or queues.max_bytes reached); the message was not queued"
+        ),
+        Some(max) => format!(
+            "the node's queues hold their maximum of {max} bytes (queues.max_total_bytes); the message was not queued in {destination}"
+        ),
+    }
+}
+
 /// "an" before a header name that starts with a vowel (`an id header`), else "a".
 fn article(word: &str) -> &'static str {
     match word.as_bytes().first() {
@@ -416,7 +430,13 @@ impl From<RouteError> for ProtocolError {
                 access,
                 who,
             },
-            RouteError::QueueFull { destination } => ProtocolError::QueueFull { destination },
+            RouteError::QueueFull {
+                destination,
+                node_limit,
+            } => ProtocolError::QueueFull {
+                destination,
+                node_limit,
+            },
             RouteError::TooManyQueues { max } => ProtocolError::TooManyQueues { max },
             RouteError::Unavailable { destination, cause } => ProtocolError::RelayUnavailable {
                 destination,
@@ -487,7 +507,7 @@ impl From<RouteError> for SendError {
                 destination,
                 reason: "access refused",
             },
-            RouteError::QueueFull { destination } => SendError::QueueFull { destination },
+            RouteError::QueueFull { destination, .. } => SendError::QueueFull { destination },
             RouteError::TooManyQueues { max } => SendError::TooManyQueues { max },
             RouteError::Unavailable { cause, .. } => SendError::RelayUnavailable(cause),
         }

@@ -50,3 +50,69 @@ impl Frame {
         self.headers.get(name)
     }
 }
+
+/// Copies `headers` and `body` into one new allocation of exactly their size, so that they no
+/// longer share the buffer they were decoded from.
+///
+/// Decoding is zero-copy: a frame's body and header strings are slices of the connection's read
+/// buffer, and any one of them keeps that whole buffer alive. That is right for a message
+/// delivered and dropped at once, and wrong for one that is kept (queued, held in a
+/// transaction, buffered for another node): a 1-byte message read together with a 4 MB one
+/// would hold 4 MB while the broker counts 1 byte. A kept message is detached first, so the
+/// bytes counted against its limits are the bytes held.
+pub fn detach(headers: &mut Headers, body: &mut Bytes) {
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    let mut all = bytes::BytesMut::with_capacity(body.len() + header_bytes);
+    all.extend_from_slice(body);
+    for (name, value) in headers.iter() {
+        all.extend_from_slice(name.as_bytes());
+        all.extend_from_slice(value.as_bytes());
+    }
+    let all = all.freeze();
+    *body = all.slice(..body.len());
+    let mut at = body.len();
+    let mut take = |len: usize| {
+        let text = all.slice(at..at + len);
+        at += len;
+        ByteString::try_from(text).expect("copied from a str")
+    };
+    let mut detached = Headers::with_capacity(headers.len());
+    for (name, value) in headers.iter() {
+        let name = take(name.len());
+        detached.push(name, take(value.len()));
+    }
+    *headers = detached;
+}
+
+impl Frame {
+    /// [`detach`]es the frame's headers and body from the buffer they were decoded from.
+    pub fn detach(&mut self) {
+        detach(&mut self.headers, &mut self.body);
+    }
+}
+
+#[cfg(test)]
+mod detach_tests {
+    use super::*;
+
+    #[test]
+    fn detaching_keeps_the_content_and_drops_the_shared_buffer() {
+        let buffer = Bytes::from(b"big buffer: name, value, body and much more".to_vec());
+        let mut headers = Headers::new();
+        headers.push(
+            ByteString::try_from(buffer.slice(12..16)).unwrap(),
+            ByteString::try_from(buffer.slice(18..23)).unwrap(),
+        );
+        headers.push("x", "");
+        let mut body = buffer.slice(25..29);
+        detach(&mut headers, &mut body);
+        assert_eq!(&body[..], b"body");
+        let pairs: Vec<_> = headers.iter().collect();
+        assert_eq!(pairs, [("name", "value"), ("x", "")]);
+        // Nothing refers to the big buffer any more.
+        assert!(buffer.is_unique());
+    }
+}

@@ -51,7 +51,7 @@ pub use encode::{
     encode, encoded_len_hint, write_body, write_body_head, write_command, write_header,
 };
 pub use error::DecodeError;
-pub use frame::Frame;
+pub use frame::{Frame, detach};
 pub use headers::Headers;
 pub use limits::Limits;
 #[cfg(feature = "tokio-util")]

@@ -12,7 +12,7 @@ mod common;
 
 use std::{net::SocketAddr, process::Stdio};
 
-use common::{WsClient, frames, within};
+use common::{TcpClient, WsClient, encode, frames, within};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
@@ -26,6 +26,7 @@ struct Spawned {
     child: Child,
     ws: SocketAddr,
     ws_url: String,
+    tcp: SocketAddr,
 }
 
 impl Spawned {
@@ -51,13 +52,15 @@ impl Spawned {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let ws_url = loop {
+        let (ws_url, tcp) = loop {
             let line = within("the listening line", lines.next_line())
                 .await
                 .unwrap()
                 .expect("stderr closed before the listening line");
             if let Some(rest) = line.split("listening websocket=").nth(1) {
-                break rest.split(' ').next().unwrap().to_owned();
+                let (ws, tcp) = rest.split_once(" tcp=").unwrap();
+                let tcp = tcp.split(' ').next().unwrap().parse().unwrap();
+                break (ws.to_owned(), tcp);
             }
         };
         // Keep draining the log so the child never blocks on a full pipe.
@@ -73,7 +76,12 @@ impl Spawned {
             .trim_end_matches("/ws")
             .parse()
             .unwrap();
-        Spawned { child, ws, ws_url }
+        Spawned {
+            child,
+            ws,
+            ws_url,
+            tcp,
+        }
     }
 
     /// Resident memory in KiB.
@@ -238,8 +246,39 @@ async fn a_ping_flood_is_refused_and_closed() {
     }
     broker.control().await;
     let grown = broker.rss_kib().saturating_sub(before);
+    eprintln!("RSS grew by {grown} KiB");
     // Six connections, each at most 600 queued pongs (75 KiB) and its buffers.
     assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
+    broker.terminate().await;
+}
+
+/// Case 2: a small message read in the same buffer as a large one must not keep the large one
+/// alive. Each round writes, in one go, a 4 MiB SEND to a topic nobody reads and a 1-byte SEND
+/// to a queue (or into an open transaction) that keeps it: the broker counts 1 byte, and must
+/// hold about that, not the 4 MiB read buffer it arrived in.
+#[tokio::test]
+async fn small_kept_messages_do_not_pin_large_read_buffers() {
+    let broker = Spawned::start(&[]).await;
+    let mut client = TcpClient::connect(broker.tcp).await;
+    client.send_frame(frames::begin("t")).await;
+    let before = broker.rss_kib();
+    let big = vec![b'x'; 4 * 1024 * 1024];
+    for round in 0..40 {
+        let mut burst = encode(&frames::send("/topic/void", big.clone()));
+        let mut small = frames::send("/queue/pin", "1");
+        if round % 2 == 1 {
+            small = small.with_header("transaction", "t");
+        }
+        burst.extend(encode(&small.with_header("receipt", "r")));
+        client.send(&burst).await;
+        client.expect_receipt("r").await;
+    }
+    let grown = broker.rss_kib().saturating_sub(before);
+    eprintln!("RSS grew by {grown} KiB");
+    // Without detaching, 40 × 4 MiB = 160 MiB stay pinned.
+    assert!(grown < 48 * 1024, "RSS grew by {grown} KiB");
+    client.send_frame(frames::commit("t")).await;
+    broker.control().await;
     broker.terminate().await;
 }
 
@@ -330,6 +369,7 @@ async fn a_large_message_before_connect_is_cut_off_at_the_cap() {
     }
     broker.control().await;
     let grown = broker.rss_kib().saturating_sub(before);
+    eprintln!("RSS grew by {grown} KiB");
     // Twenty connections cut off at 96 KiB each (and their socket buffers), not 80 MiB.
     assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
     broker.terminate().await;

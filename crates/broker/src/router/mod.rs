@@ -158,7 +158,11 @@ pub(crate) enum RouteError {
         who: String,
     },
     /// The queue is at its bound and its overflow policy is `reject`.
-    QueueFull { destination: String },
+    QueueFull {
+        destination: String,
+        /// `Some(max_total_bytes)` when the node's bound was met rather than the queue's.
+        node_limit: Option<usize>,
+    },
     /// The message would create a queue beyond `queues.max_queues`.
     TooManyQueues { max: usize },
     /// The backplane cannot take the message now; it was delivered nowhere.
@@ -237,7 +241,14 @@ impl Router {
             self.rules.permit(origin, Access::Send, destination)?;
         }
         let address = self.rules.resolve(origin, to)?;
-        let message = self.message(shown_destination(&address), payload);
+        let mut payload = payload;
+        let mut destination = shown_destination(&address);
+        if self.keeps(origin, &address) {
+            stompbox_codec::detach(&mut payload.headers, &mut payload.body);
+            // The destination header's value is a slice of the read buffer too.
+            destination = ByteString::from(&*destination);
+        }
+        let message = self.message(destination, payload);
         if origin != Origin::Backplane {
             self.forward(&address, &message)?;
         }
@@ -266,6 +277,15 @@ impl Router {
             }
         }
         Ok(out.finish())
+    }
+
+    /// A client's message that will be kept (in a queue, or in the backplane's buffer for other
+    /// nodes) rather than delivered and dropped: its bytes are copied out of the session's read
+    /// buffer first ([`stompbox_codec::detach`]), so that what the limits count is what is
+    /// held. Messages from server code, handlers and other nodes are in buffers of their own.
+    fn keeps(&self, origin: Origin<'_>, address: &Address) -> bool {
+        matches!(origin, Origin::Client(_))
+            && (matches!(address, Address::Queue(_)) || self.backplane.is_some())
     }
 
     /// A new message (node-unique id), counted as received.
@@ -427,8 +447,9 @@ impl Router {
 
     fn queue_error(&self, error: QueueError, destination: &Destination) -> RouteError {
         match error {
-            QueueError::Full => RouteError::QueueFull {
+            QueueError::Full(full) => RouteError::QueueFull {
                 destination: destination.to_string(),
+                node_limit: (full == queue::Full::Node).then(|| self.queues.max_total_bytes()),
             },
             QueueError::TooManyQueues => RouteError::TooManyQueues {
                 max: self.queues.max_queues(),

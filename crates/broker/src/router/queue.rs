@@ -104,9 +104,15 @@ pub(crate) enum Outcome {
     Reject,
 }
 
-/// The SEND does not fit and the policy is `reject` (or the message alone is too large).
+/// The SEND does not fit and the policy is `reject` (or the message alone is too large): which
+/// bound it met.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Full;
+pub(crate) enum Full {
+    /// This queue's `max_messages` or `max_bytes`.
+    Queue,
+    /// The node's `max_total_bytes`, over all its queues.
+    Node,
+}
 
 /// One queue.
 #[derive(Debug)]
@@ -162,12 +168,20 @@ impl Queue {
             .then(|| format!("/queue/{prefix}{}", self.name))
     }
 
-    fn fits(&self, size: usize, ctx: &Ctx<'_>) -> bool {
+    /// Whether a message of `size` bytes may join. An empty queue takes one message of any
+    /// size (up to `max_body_size`), but never past the node's `max_total_bytes`: otherwise
+    /// `max_queues` queues of one large message each would hold far more.
+    fn fits(&self, size: usize, ctx: &Ctx<'_>) -> Result<(), Full> {
         let c = ctx.config;
-        self.ready.is_empty()
-            || (self.ready.len() < c.max_messages
-                && self.bytes + size <= c.max_bytes
-                && ctx.total_bytes.load(Relaxed) + size <= c.max_total_bytes)
+        if ctx.total_bytes.load(Relaxed) + size > c.max_total_bytes {
+            return Err(Full::Node);
+        }
+        if !self.ready.is_empty()
+            && (self.ready.len() >= c.max_messages || self.bytes + size > c.max_bytes)
+        {
+            return Err(Full::Queue);
+        }
+        Ok(())
     }
 
     fn push_ready(&mut self, queued: Queued, front: bool, ctx: &Ctx<'_>) {
@@ -209,14 +223,14 @@ impl Queue {
     /// dispatches.
     pub(crate) fn enqueue(&mut self, message: Arc<Message>, ctx: &Ctx<'_>) -> Result<(), Full> {
         let size = message.size();
-        if !self.fits(size, ctx) {
+        if self.fits(size, ctx).is_err() {
             self.purge_expired(ctx);
         }
-        while !self.fits(size, ctx) {
+        while let Err(full) = self.fits(size, ctx) {
             match ctx.config.overflow {
-                OverflowPolicy::Reject => return Err(Full),
+                OverflowPolicy::Reject => return Err(full),
                 OverflowPolicy::DropOldest => {
-                    self.pop_ready(ctx).ok_or(Full)?;
+                    self.pop_ready(ctx).ok_or(full)?;
                     self.stats.dropped += 1;
                 }
             }
@@ -595,6 +609,20 @@ mod tests {
     }
 
     #[test]
+    fn the_node_wide_bound_holds_even_for_empty_queues() {
+        let size = message(1, None).size();
+        let node = Node::new(QueueConfig {
+            max_total_bytes: size,
+            ..QueueConfig::default()
+        });
+        let (mut a, mut b) = (Queue::new("a"), Queue::new("b"));
+        a.enqueue(message(1, None), &node.ctx()).unwrap();
+        // `b` is empty, yet the node's queues are full.
+        assert_eq!(b.enqueue(message(2, None), &node.ctx()), Err(Full::Node));
+        assert_eq!(a.enqueue(message(3, None), &node.ctx()), Err(Full::Node));
+    }
+
+    #[test]
     fn bounds_with_reject_and_drop_oldest() {
         let mut node = Node::new(QueueConfig {
             max_messages: 2,
@@ -603,7 +631,7 @@ mod tests {
         let mut q = Queue::new("q");
         q.enqueue(message(1, None), &node.ctx()).unwrap();
         q.enqueue(message(2, None), &node.ctx()).unwrap();
-        assert_eq!(q.enqueue(message(3, None), &node.ctx()), Err(Full));
+        assert_eq!(q.enqueue(message(3, None), &node.ctx()), Err(Full::Queue));
         node.config.overflow = OverflowPolicy::DropOldest;
         q.enqueue(message(3, None), &node.ctx()).unwrap();
         let a = outbox(100);

@@ -27,8 +27,8 @@ use crate::{OverflowPolicy, QueueConfig};
 /// A queue operation that cannot be done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum QueueError {
-    /// The queue is at its bound and the policy is `reject`.
-    Full,
+    /// The queue (or the node's queues together) is at its bound and the policy is `reject`.
+    Full(Full),
     /// Creating the queue would cross `queues.max_queues`.
     TooManyQueues,
 }
@@ -68,6 +68,10 @@ impl QueueTable {
     /// `queues.max_queues`.
     pub(crate) fn max_queues(&self) -> usize {
         self.config.max_queues
+    }
+
+    pub(crate) fn max_total_bytes(&self) -> usize {
+        self.config.max_total_bytes
     }
 
     /// A fresh node-unique delivery tag.
@@ -128,7 +132,7 @@ impl QueueTable {
     pub(crate) fn enqueue(&self, name: &str, message: Arc<Message>) -> Result<(), QueueError> {
         let queue = self.get_or_create(name)?;
         let result = lock(&queue).enqueue(message, &self.ctx());
-        result.map_err(|Full| QueueError::Full)
+        result.map_err(QueueError::Full)
     }
 
     /// ACK / NACK (or the `auto`-mode settlement when a delivery is written).

@@ -40,11 +40,12 @@ impl Transactions {
         Ok(())
     }
 
-    /// Holds back a frame until COMMIT.
+    /// Holds back a frame until COMMIT, copied out of the read buffer
+    /// ([`stompbox_codec::detach`]) so that `max_bytes` counts what is held.
     pub(crate) fn buffer(
         &mut self,
         id: &str,
-        frame: Frame,
+        mut frame: Frame,
         config: &TransactionConfig,
     ) -> Result<(), ProtocolError> {
         let frames = self.open.get_mut(id).ok_or_else(|| unknown(id))?;
@@ -56,6 +57,7 @@ impl Transactions {
             });
         }
         self.bytes += frame.body.len();
+        frame.detach();
         frames.push(frame);
         Ok(())
     }
