@@ -4,12 +4,12 @@
 
 use std::{io, net::SocketAddr, sync::Arc};
 
-use futures::{Sink, SinkExt, StreamExt};
+use futures::{Sink, StreamExt};
 use stompbox_broker::{
-    Accepted, Broker, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind,
+    Accepted, Broker, CloseReason, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     net::TcpListener,
 };
 use tokio_util::{io::ReaderStream, sync::CancellationToken, task::TaskTracker};
@@ -81,9 +81,8 @@ pub(crate) async fn serve<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     tracing::debug!("connected");
-    let (read, write) = tokio::io::split(stream);
-    let inbound = ReaderStream::with_capacity(read, read_size).map(|r| r.map(Inbound::Data));
-    let mut outbound = Box::pin(tcp_sink(write));
+    let (read, mut write) = tokio::io::split(stream);
+    let mut inbound = ReaderStream::with_capacity(read, read_size).map(|r| r.map(Inbound::Data));
     let info = ConnectionInfo {
         peer: Some(peer),
         transport: TransportKind::Tcp,
@@ -91,17 +90,29 @@ pub(crate) async fn serve<S>(
         tls: tls.map(Box::new),
         accepted: Some(accepted),
     };
-    let reason = broker.serve(info, inbound, &mut outbound).await;
-    // Bounded: a peer that stopped reading must not pin the connection; dropping closes it.
-    let _ = tokio::time::timeout(crate::CLOSE_TIMEOUT, outbound.close()).await;
+    let mut outbound = Box::pin(tcp_sink(&mut write));
+    let reason = broker.serve(info, &mut inbound, &mut outbound).await;
+    drop(outbound);
+    // FIN after the last bytes (close_notify first in TLS). Then, unless the client closed
+    // first, a lingering close: what it still sends is read and dropped until its FIN, because
+    // closing a socket with unread input makes the kernel send a reset, and a reset makes the
+    // client's kernel drop what it has not read yet, our ERROR included. Bounded: a peer that
+    // stopped reading or keeps writing does not pin the connection.
+    let closing = async {
+        write.shutdown().await?;
+        if reason != CloseReason::TransportClosed {
+            while let Some(Ok(_)) = inbound.next().await {}
+        }
+        Ok::<_, io::Error>(())
+    };
+    let _ = tokio::time::timeout(crate::CLOSE_TIMEOUT, closing).await;
     tracing::debug!(?reason, "closed");
 }
 
-/// Each batch is written whole before the next is accepted. Dropping the sink (with the
-/// write half) sends FIN after the last bytes.
-fn tcp_sink<S>(write: WriteHalf<S>) -> impl Sink<Outbound, Error = io::Error> + Send
+/// Each batch is written whole before the next is accepted.
+fn tcp_sink<W>(write: W) -> impl Sink<Outbound, Error = io::Error> + Send
 where
-    S: AsyncWrite + Send,
+    W: AsyncWrite + Unpin + Send,
 {
     futures::sink::unfold(write, |mut write, out: Outbound| async move {
         write.write_all(&out.bytes).await?;

@@ -146,3 +146,31 @@ async fn frames_end_with_nul_and_eol_unless_configured_otherwise() {
         server.shutdown().await.unwrap();
     }
 }
+
+/// A client that pipelines frames after one the broker refuses still reads the ERROR: the edge
+/// reads and drops what keeps coming until the client's FIN (a lingering close) instead of
+/// closing with unread input, which would reset the connection and lose the ERROR on the
+/// client's side.
+#[tokio::test]
+async fn the_error_reaches_a_client_that_keeps_writing() {
+    let server = TestServer::start(|_| {}).await;
+    let mut client = TcpClient::connect(server.tcp_addr).await;
+    let mut bytes = raw_frame("BOGUS", &[], b"");
+    let more = raw_frame("SEND", &[("destination", "/topic/x")], &[b'y'; 1000]);
+    for _ in 0..2000 {
+        bytes.extend_from_slice(&more);
+    }
+    let stream = client.stream();
+    // All 2 MB go out: the server keeps reading after the ERROR.
+    within("the pipelined frames", stream.write_all(&bytes))
+        .await
+        .expect("written while the server lingers");
+    stream.shutdown().await.unwrap();
+    let mut reply = Vec::new();
+    within("the reply", stream.read_to_end(&mut reply))
+        .await
+        .expect("a clean end, not a reset");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.contains("ERROR\n"), "{reply}");
+    assert!(reply.contains("BOGUS"), "{reply}");
+}
