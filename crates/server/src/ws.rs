@@ -230,12 +230,14 @@ async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket, max_ping
         stream,
         closed: false,
         pings: Pings::new(max_pings_per_minute),
+        close: None,
     };
     let reason = broker.serve(info, &mut inbound, &mut outbound).await;
     // Sends a close frame with a status code saying why (unless the peer's close was already
     // answered) and flushes; bounded, then dropping the halves closes the socket regardless.
+    let close = inbound.close.take().or_else(|| close_frame(&reason));
     let closing = async {
-        if let Some(frame) = close_frame(&reason) {
+        if let Some(frame) = close {
             outbound.sink.send(Message::Close(Some(frame))).await?;
             outbound.sink.close().await?;
             // A lingering close: what the client sent meanwhile is read and dropped until its
@@ -274,15 +276,19 @@ fn close_frame(reason: &CloseReason) -> Option<CloseFrame> {
         CloseReason::ProtocolError(message) => (1008, message.as_str()),
         _ => (1011, "server error"),
     };
-    // A close reason is at most 123 bytes (a control frame's 125 less the code).
+    Some(close_with(code, text))
+}
+
+/// A close frame; the reason is cut to the 123 bytes a control frame leaves for it.
+fn close_with(code: u16, text: &str) -> CloseFrame {
     let mut end = text.len().min(123);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    Some(CloseFrame {
+    CloseFrame {
         code,
         reason: Utf8Bytes::from(&text[..end]),
-    })
+    }
 }
 
 /// A copy of the upgrade request's URI and headers that owns its bytes. hyper parses headers
@@ -335,6 +341,8 @@ struct WsInbound {
     stream: SplitStream<WebSocket>,
     closed: bool,
     pings: Pings,
+    /// The close frame a read error calls for, when it says more than the session's end.
+    close: Option<CloseFrame>,
 }
 
 /// Pings counted per minute (a fixed window from the first ping), against
@@ -381,7 +389,11 @@ impl Stream for WsInbound {
         }
         let item = match ready!(self.stream.poll_next_unpin(cx)) {
             None => None,
-            Some(Err(e)) => Some(read_error(e)),
+            Some(Err(e)) => {
+                let (inbound, close) = read_error(e);
+                self.close = close;
+                Some(inbound)
+            }
             Some(Ok(Message::Text(text))) => Some(Ok(Inbound::Data(Bytes::from(text)))),
             Some(Ok(Message::Binary(bytes))) => Some(Ok(Inbound::Data(bytes))),
             Some(Ok(Message::Ping(_))) => Some(Ok(self.pings.count().unwrap_or(Inbound::Ping))),
@@ -398,31 +410,42 @@ impl Stream for WsInbound {
     }
 }
 
-/// A read error; a message over `max_message_size` becomes [`Inbound::TooLarge`] and too much
-/// before CONNECT ([`PreConnectLimit`]) [`Inbound::LimitExceeded`], so the client gets an
-/// ERROR frame with the numbers instead of a bare close.
-fn read_error(error: axum::Error) -> io::Result<Inbound> {
+/// A read error: what the broker gets, and the close frame the client should get (RFC 6455
+/// §7.4.1). A message over `max_message_size` becomes [`Inbound::TooLarge`] and too much before
+/// CONNECT ([`PreConnectLimit`]) [`Inbound::LimitExceeded`], so the client gets an ERROR frame
+/// with the numbers, then 1009 "message too big"; a WebSocket protocol violation gets 1002 and
+/// a text message that is not UTF-8 1007, with tungstenite's description as the reason.
+fn read_error(error: axum::Error) -> (io::Result<Inbound>, Option<CloseFrame>) {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
     let error = error.into_inner();
-    match error.downcast_ref::<Error>() {
+    let (inbound, close) = match error.downcast_ref::<Error>() {
         Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
-            Ok(Inbound::TooLarge {
+            let too_large = Inbound::TooLarge {
                 size: *size,
                 max: *max_size,
-            })
+            };
+            (Some(too_large), Some((1009, "message too big".to_owned())))
         }
         Some(Error::Io(io)) => match io
             .get_ref()
             .and_then(|e| e.downcast_ref::<PreConnectLimit>())
         {
-            Some(limit) => Ok(Inbound::LimitExceeded {
-                message: "too much before CONNECT".to_owned(),
-                detail: limit.to_string(),
-            }),
-            None => Err(io::Error::other(error)),
+            Some(limit) => {
+                let message = "too much before CONNECT";
+                let refused = Inbound::LimitExceeded {
+                    message: message.to_owned(),
+                    detail: limit.to_string(),
+                };
+                (Some(refused), Some((1009, message.to_owned())))
+            }
+            None => (None, None),
         },
-        _ => Err(io::Error::other(error)),
-    }
+        Some(Error::Protocol(violation)) => (None, Some((1002, violation.to_string()))),
+        Some(Error::Utf8(_)) => (None, Some((1007, "text message is not UTF-8".to_owned()))),
+        _ => (None, None),
+    };
+    let close = close.map(|(code, reason)| close_with(code, &reason));
+    (inbound.ok_or_else(|| io::Error::other(error)), close)
 }
 
 /// Broker batches out as WebSocket messages: binary when the broker says the bytes are not

@@ -341,7 +341,9 @@ async fn an_oversize_websocket_message_gets_an_error_frame() {
 }
 
 /// The close frame after a session ends carries a status code (browsers report 1005 "no
-/// status" otherwise): 1000 after DISCONNECT, 1008 with the ERROR's message after an error.
+/// status" otherwise): 1000 after DISCONNECT, 1008 with the ERROR's message after an error,
+/// 1009 for a message too big, 1007 for a text message that is not UTF-8, 1002 for a WebSocket
+/// protocol violation.
 #[tokio::test]
 async fn the_close_frame_says_why_the_session_ended() {
     async fn close_code(client: &mut WsClient) -> (u16, String) {
@@ -371,5 +373,40 @@ async fn the_close_frame_says_why_the_session_ended() {
     let (code, reason) = close_code(&mut failing).await;
     assert_eq!(code, 1008);
     assert_eq!(Some(reason.as_str()), error.header("message"));
+
+    // A message over the size limit: the ERROR with the numbers, then 1009 "message too big".
+    // (A limit small enough for the whole message to fit the socket buffers: the server stops
+    // reading at the limit, and a client still writing megabytes would be reset.)
+    let small = TestServer::start(|c| {
+        c.broker.max_frame_size = 64 * 1024;
+        c.broker.max_body_size = 32 * 1024;
+    })
+    .await;
+    let mut oversize = WsClient::connect(&small.ws_url).await;
+    oversize.send_binary(&vec![b'x'; 64 * 1024 + 1]).await;
+    oversize.expect_frame(Command::Error).await;
+    assert_eq!(close_code(&mut oversize).await.0, 1009);
+
+    // A text message that is not UTF-8: 1007.
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        Frame,
+        coding::{Data, OpCode},
+    };
+    let mut garbled = WsClient::connect(&server.ws_url).await;
+    let text = Frame::message(vec![0xff, 0xfe], OpCode::Data(Data::Text), true);
+    garbled.socket().send(Message::Frame(text)).await.unwrap();
+    assert_eq!(close_code(&mut garbled).await.0, 1007);
+
+    // A WebSocket protocol violation (a reserved opcode): 1002, with what was wrong.
+    let mut violating = WsClient::connect(&server.ws_url).await;
+    let reserved = Frame::message(vec![1], OpCode::Data(Data::Reserved(3)), true);
+    violating
+        .socket()
+        .send(Message::Frame(reserved))
+        .await
+        .unwrap();
+    let (code, reason) = close_code(&mut violating).await;
+    assert_eq!(code, 1002);
+    assert!(!reason.is_empty());
     server.shutdown().await.unwrap();
 }
