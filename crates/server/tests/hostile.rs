@@ -10,7 +10,12 @@
 
 mod common;
 
-use std::{net::SocketAddr, process::Stdio};
+use std::{
+    net::SocketAddr,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use common::{TcpClient, WsClient, encode, frames, within};
 use tokio::{
@@ -27,13 +32,25 @@ struct Spawned {
     ws: SocketAddr,
     ws_url: String,
     tcp: SocketAddr,
+    /// Every log line so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Spawned {
     /// Starts the binary on 127.0.0.1:0 with `env` (`STOMPBOX_*` settings) and waits for its
     /// `listening` line.
     async fn start(env: &[(&str, &str)]) -> Spawned {
-        let mut command = Command::new(BIN);
+        Spawned::start_in(Command::new(BIN), env).await
+    }
+
+    /// [`Spawned::start`] with at most `files` open files (soft and hard limit, `prlimit`).
+    async fn start_with_open_files(files: u32, env: &[(&str, &str)]) -> Spawned {
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--nofile={files}:{files}")).arg(BIN);
+        Spawned::start_in(command, env).await
+    }
+
+    async fn start_in(mut command: Command, env: &[(&str, &str)]) -> Spawned {
         command.args(["--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0"]);
         for (name, _) in std::env::vars() {
             if name.starts_with("STOMPBOX_") {
@@ -52,23 +69,27 @@ impl Spawned {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
         let (ws_url, tcp) = loop {
             let line = within("the listening line", lines.next_line())
                 .await
                 .unwrap()
                 .expect("stderr closed before the listening line");
+            log.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("listening websocket=").nth(1) {
                 let (ws, tcp) = rest.split_once(" tcp=").unwrap();
                 let tcp = tcp.split(' ').next().unwrap().parse().unwrap();
                 break (ws.to_owned(), tcp);
             }
         };
-        // Keep draining the log so the child never blocks on a full pipe.
+        // Keep reading the log so the child never blocks on a full pipe.
+        let kept = log.clone();
         tokio::spawn(async move {
-            while let Ok(Some(l)) = lines.next_line().await {
-                if std::env::var("HOSTILE_LOG").is_ok() {
-                    eprintln!("{l}");
+            while let Ok(Some(line)) = lines.next_line().await {
+                if std::env::var_os("HOSTILE_LOG").is_some() {
+                    eprintln!("{line}");
                 }
+                kept.lock().unwrap().push(line);
             }
         });
         let ws = ws_url
@@ -81,7 +102,14 @@ impl Spawned {
             ws,
             ws_url,
             tcp,
+            log,
         }
+    }
+
+    /// Log lines so far that contain `text`.
+    fn logged(&self, text: &str) -> usize {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|line| line.contains(text)).count()
     }
 
     /// Resident memory in KiB.
@@ -312,6 +340,49 @@ async fn unfinished_http_requests_count_and_time_out() {
         let read = within("the idle socket's close", stream.read(&mut buf)).await;
         assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     }
+    broker.control().await;
+    broker.terminate().await;
+}
+
+/// Case 3, continued: more connections than the process may open. Accepting backs off and
+/// logs once per interval (not once per try), and serves again once descriptors are free.
+#[tokio::test]
+async fn running_out_of_descriptors_backs_off_and_logs_once() {
+    let broker = Spawned::start_with_open_files(64, &[]).await;
+    assert_eq!(broker.logged("open-files limit soft=64 hard=64"), 1);
+    assert_eq!(broker.logged("below broker.max_connections"), 1);
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        // The kernel completes these from the listen queue, accepted or not.
+        held.push(TcpStream::connect(broker.ws).await.unwrap());
+    }
+    let warning = "cannot accept connections";
+    within("the descriptor warning", async {
+        while broker.logged(warning) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Keep it out of descriptors for a while: retries back off and do not log again.
+    let mut probe = TcpStream::connect(broker.ws).await.unwrap();
+    probe
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let waited = tokio::time::timeout(Duration::from_secs(2), probe.read(&mut buf)).await;
+    assert!(waited.is_err(), "no descriptor, so no answer yet");
+    drop(held);
+    // Descriptors come back as the held connections close: the probe is answered.
+    let n = within("the probe's answer", probe.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert_eq!(
+        broker.logged(warning),
+        1,
+        "one warning per 10 s, not one per try"
+    );
     broker.control().await;
     broker.terminate().await;
 }
