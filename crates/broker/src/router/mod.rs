@@ -23,7 +23,8 @@
 //!
 //! # Layout
 //! - `address.rs`: [`Rules`]: destination kinds, origins' rules, permission checks; pure.
-//! - `deliver.rs`: the exit; `topic_table.rs` (exact keys and `topic_pattern.rs` wildcards),
+//! - `deliver.rs`: the exit; `topic_table.rs` (exact keys, and wildcard patterns in the word
+//!   trie of `topic_trie.rs`, with the semantics of `topic_pattern.rs`),
 //!   `user_table.rs` (`/user/...` keyed by user), `queue_table.rs` (the node's queues, dead
 //!   letters) and `queue.rs` (one queue's state machine).
 
@@ -33,6 +34,7 @@ mod queue;
 mod queue_table;
 mod topic_pattern;
 mod topic_table;
+mod topic_trie;
 mod user_table;
 
 use std::sync::Arc;
