@@ -58,7 +58,13 @@ impl Literals {
 
     fn insert(&mut self, word: &str, id: NodeId) {
         match self {
-            Literals::Few(few) if few.len() < FEW => few.push((word.into(), id)),
+            Literals::Few(few) if few.len() < FEW => {
+                // Most nodes have one literal child (a chain): room for that one first.
+                if few.is_empty() {
+                    few.reserve_exact(1);
+                }
+                few.push((word.into(), id));
+            }
             Literals::Few(few) => {
                 let mut map: HashMap<_, _> = std::mem::take(few).into_iter().collect();
                 map.insert(word.into(), id);
