@@ -45,7 +45,7 @@ use stompbox_codec::{ByteString, Headers};
 
 pub use address::DEFAULT_APP_PREFIX;
 use address::{Address, shown_destination};
-pub(crate) use address::{ClientSend, Feed, Rules};
+pub(crate) use address::{ClientSend, Feed, OverLimit, Rules, within_limits};
 pub(crate) use queue::Outcome;
 pub(crate) use user_table::UserKey;
 
@@ -163,6 +163,8 @@ pub(crate) enum RouteError {
     QueueFull { destination: String },
     /// The message would create a queue beyond `queues.max_queues`.
     TooManyQueues { max: usize },
+    /// A subscription to a wildcard pattern beyond `max_wildcard_subscriptions`.
+    TooManyWildcardSubscriptions { destination: String, max: usize },
     /// The backplane cannot take the message now; it was delivered nowhere.
     Unavailable {
         destination: String,
@@ -206,7 +208,7 @@ impl Router {
         let queues = QueueTable::new(config.queues.clone(), Clock::new(), counters.clone());
         Router {
             rules,
-            topics: TopicTable::new(backplane.clone()),
+            topics: TopicTable::new(backplane.clone(), config.max_wildcard_subscriptions),
             queues,
             users: UserTable::new(backplane.clone()),
             backplane,
@@ -343,7 +345,14 @@ impl Router {
             outbox: session.outbox.clone(),
         };
         match self.rules.feed(destination)? {
-            Feed::Topic(pattern) => self.topics.subscribe(pattern, subscriber(id)),
+            Feed::Topic(pattern) => {
+                if !self.topics.subscribe(pattern, subscriber(id)) {
+                    return Err(RouteError::TooManyWildcardSubscriptions {
+                        destination: destination.to_string(),
+                        max: self.topics.max_wildcards(),
+                    });
+                }
+            }
             Feed::User(path) => self
                 .users
                 .subscribe(session.user.clone(), path, subscriber(id)),

@@ -51,33 +51,54 @@ impl Table {
 }
 
 /// The topic routing table of one node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TopicTable {
     table: RwLock<Table>,
     backplane: Option<Arc<dyn Backplane>>,
+    /// `max_wildcard_subscriptions`.
+    max_wildcards: usize,
+}
+
+impl Default for TopicTable {
+    fn default() -> Self {
+        TopicTable::new(None, crate::Config::default().max_wildcard_subscriptions)
+    }
 }
 
 impl TopicTable {
-    pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>) -> Self {
+    pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>, max_wildcards: usize) -> Self {
         TopicTable {
             table: RwLock::default(),
             backplane,
+            max_wildcards,
         }
     }
 
-    pub(crate) fn subscribe(&self, pattern: &str, subscriber: Subscriber) {
+    /// The most wildcard subscriptions the table holds.
+    pub(crate) fn max_wildcards(&self) -> usize {
+        self.max_wildcards
+    }
+
+    /// Adds `subscriber` under `pattern`; returns false, adding nothing, when `pattern` has
+    /// wildcards and the table already holds [`TopicTable::max_wildcards`] such subscriptions.
+    pub(crate) fn subscribe(&self, pattern: &str, subscriber: Subscriber) -> bool {
+        let wildcard = is_wildcard(pattern);
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if wildcard && table.wildcard.len() >= self.max_wildcards {
+            return false;
+        }
         if let Some(backplane) = &self.backplane
             && !table.has(pattern)
         {
             backplane.interest(Interest::Topic(pattern.to_owned()), true);
         }
-        if is_wildcard(pattern) {
+        if wildcard {
             table.wildcard.insert(pattern, subscriber);
         } else {
             let subscribers = table.exact.entry(pattern.into()).or_default();
             subscribers.push(subscriber);
         }
+        true
     }
 
     pub(crate) fn unsubscribe(&self, pattern: &str, session: u64, subscription: &str) {

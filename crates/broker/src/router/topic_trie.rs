@@ -154,7 +154,6 @@ impl<T> Default for WordTrie<T> {
 
 impl<T> WordTrie<T> {
     /// Values held, all patterns together.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
