@@ -9,6 +9,11 @@
 //! deliveries. `exact` adds one subscriber on another key: the exact-lookup hot path with no
 //! pattern at all. The publish never waits and nothing drains: every cell is one synchronous
 //! call per iteration.
+//!
+//! `hostile` is issue 12's attack scaled to the default limits: 1,000 subscriptions to
+//! `#.a.a…a.b` (32 words, the most `max_topic_words` allows) and a publish to a 32-word key of
+//! `a`s, the key that makes `#` try every split. (The issue's 4 KB patterns and 8 KB key are
+//! refused by `max_destination_length` now.)
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -34,9 +39,13 @@ fn pattern(i: usize) -> String {
     }
 }
 
-/// A broker whose sessions hold `patterns` distinct wildcard subscriptions (and one exact
-/// subscription on another key); the clients are returned so the sessions stay open.
-async fn subscribed(patterns: usize) -> (Broker, Vec<TestClient>) {
+/// The most words a topic may have by default (`max_topic_words`).
+const WORDS: usize = 32;
+
+/// A broker whose sessions hold `patterns` wildcard subscriptions, the `i`th to `pattern(i)`
+/// (and one exact subscription on another key); the clients are returned so the sessions stay
+/// open.
+async fn subscribed(patterns: usize, pattern: fn(usize) -> String) -> (Broker, Vec<TestClient>) {
     let broker = Broker::new();
     let mut clients = Vec::new();
     let mut client = TestClient::connect(&broker).await;
@@ -54,6 +63,11 @@ async fn subscribed(patterns: usize) -> (Broker, Vec<TestClient>) {
     (broker, clients)
 }
 
+/// Issue 12's pattern at the default limits: `#`, 30 `a`s and a `b`.
+fn hostile(_: usize) -> String {
+    format!("/topic/#.{}b", "a.".repeat(WORDS - 2))
+}
+
 fn publish(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -62,12 +76,28 @@ fn publish(c: &mut Criterion) {
     let body = Bytes::from(vec![b'x'; 64]);
     let mut group = c.benchmark_group("topic_publish");
     group.measurement_time(Duration::from_secs(5));
-    for patterns in [0, 10, 10_000] {
-        let (broker, clients) = runtime.block_on(subscribed(patterns));
-        let id = BenchmarkId::new("patterns", patterns);
+    let hostile_key = format!("/topic/{}", vec!["a"; WORDS].join("."));
+    let cells = [
+        (
+            BenchmarkId::new("patterns", 0),
+            0,
+            pattern as fn(usize) -> String,
+            KEY,
+        ),
+        (BenchmarkId::new("patterns", 10), 10, pattern, KEY),
+        (BenchmarkId::new("patterns", 10_000), 10_000, pattern, KEY),
+        (
+            BenchmarkId::new("hostile", 1_000),
+            1_000,
+            hostile,
+            &hostile_key,
+        ),
+    ];
+    for (id, patterns, shape, key) in cells {
+        let (broker, clients) = runtime.block_on(subscribed(patterns, shape));
         group.bench_with_input(id, &broker, |b, broker| {
             b.iter(|| {
-                let delivered = broker.send(KEY, black_box(body.clone())).expect("sent");
+                let delivered = broker.send(key, black_box(body.clone())).expect("sent");
                 assert_eq!(delivered, 0);
             });
         });
