@@ -38,6 +38,30 @@ pub struct Config {
     /// Most subscriptions one session may hold. Default 1,024: a dashboard with hundreds of
     /// widgets fits; a runaway client does not grow the routing table without bound.
     pub max_subscriptions_per_session: usize,
+    /// Longest `destination` a client may SEND or SUBSCRIBE to, in bytes, prefix included;
+    /// beyond it, ERROR `destination too long`. Default 1,024: room for RabbitMQ's longest
+    /// names (255-byte exchange names and routing keys) and for
+    /// `/user/<a 254-byte e-mail address>/queue/<a 255-byte name>`, while a client cannot make
+    /// the routing tables keep keys as long as a header line (`max_header_line`, 8 KiB). Not
+    /// RabbitMQ's 255 bytes for the name: a single node has no reason to refuse longer keys
+    /// that work today (the RabbitMQ relay refuses what it cannot carry, `docs/relay.md`).
+    pub max_destination_length: usize,
+    /// Most `.`-separated words in a `/topic` routing key a client sends to or a pattern it
+    /// subscribes to; beyond it, ERROR `too many words in topic`. Default 32: hierarchies in
+    /// use have a handful (`stock.usd.nyse`, `site.building.floor.room.sensor.metric`). What
+    /// matching a publish costs is the matching branches of the pattern trie times the key's
+    /// words plus one below a `#`: at most 33 steps a branch here, where a 1 KiB key of empty
+    /// words (`a....`) would take a thousand.
+    pub max_topic_words: usize,
+    /// Most subscriptions to `/topic` patterns with a `*` or `#` word on this node, all
+    /// sessions together; beyond it, SUBSCRIBE gets ERROR `too many wildcard subscriptions`.
+    /// Subscriptions without wildcards do not count. Default 100,000: one per session at
+    /// 100,000 connections, beyond what applications use. It bounds memory, not publish cost
+    /// (a publish walks only the matching branches of the pattern trie): besides what any
+    /// subscription costs, the trie holds about 250 bytes for a short distinct pattern
+    /// (`room.42.*`: 25 MiB at the limit) and about 5 KiB for one of the longest (1,024 bytes
+    /// of 32 words: 500 MiB at the limit, only for patterns made to be costly).
+    pub max_wildcard_subscriptions: usize,
     /// Most concurrent sessions on this node. Default 100,000; further connections get ERROR
     /// `too many connections` and are closed.
     pub max_connections: usize,
@@ -265,6 +289,9 @@ impl Default for Config {
             max_headers: Limits::DEFAULT.max_headers,
             max_header_line: Limits::DEFAULT.max_header_line,
             max_subscriptions_per_session: 1024,
+            max_destination_length: 1024,
+            max_topic_words: 32,
+            max_wildcard_subscriptions: 100_000,
             max_connections: 100_000,
             connect_timeout: Duration::from_secs(10),
             outbox: OutboxConfig::default(),
@@ -389,6 +416,15 @@ impl Config {
         if self.max_connections == 0 {
             return bad("max_connections", "must be greater than zero");
         }
+        if self.max_destination_length == 0 {
+            return bad("max_destination_length", "must be greater than zero");
+        }
+        if self.max_topic_words == 0 {
+            return bad("max_topic_words", "must be greater than zero");
+        }
+        if self.max_wildcard_subscriptions == 0 {
+            return bad("max_wildcard_subscriptions", "must be greater than zero");
+        }
         let q = &self.queues;
         if q.max_messages == 0 || q.max_bytes == 0 || q.max_total_bytes == 0 || q.max_queues == 0 {
             return bad(
@@ -475,6 +511,36 @@ mod tests {
                     ..Config::default()
                 },
                 "transactions",
+            ),
+        ];
+        for (config, field) in cases {
+            assert_eq!(field_of(config), field);
+        }
+    }
+
+    #[test]
+    fn destination_limits_are_validated() {
+        let cases = [
+            (
+                Config {
+                    max_destination_length: 0,
+                    ..Config::default()
+                },
+                "max_destination_length",
+            ),
+            (
+                Config {
+                    max_topic_words: 0,
+                    ..Config::default()
+                },
+                "max_topic_words",
+            ),
+            (
+                Config {
+                    max_wildcard_subscriptions: 0,
+                    ..Config::default()
+                },
+                "max_wildcard_subscriptions",
             ),
         ];
         for (config, field) in cases {

@@ -8,7 +8,7 @@ use stompbox_codec::{ByteString, Command, DecodeError, Frame, Version};
 use crate::CloseReason;
 use crate::backplane::BackplaneUnavailable;
 use crate::destination::{DestinationError, DestinationKind};
-use crate::router::RouteError;
+use crate::router::{OverLimit, RouteError};
 
 /// The versions this broker speaks, as listed in the `version` header of a refusal.
 pub(crate) const SUPPORTED_VERSIONS: &str = "1.0,1.1,1.2";
@@ -82,6 +82,35 @@ pub enum ProtocolError {
     /// SUBSCRIBE beyond `max_subscriptions_per_session`.
     #[error("this session already holds {max} subscriptions, the maximum per session")]
     TooManySubscriptions {
+        /// The limit.
+        max: usize,
+    },
+    /// SEND or SUBSCRIBE to a destination longer than `max_destination_length`.
+    #[error(
+        "destination of {length} bytes exceeds the maximum of {max} (broker.max_destination_length)"
+    )]
+    DestinationTooLong {
+        /// The destination's length in bytes.
+        length: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// SEND to a `/topic` key, or SUBSCRIBE to a pattern, of more than `max_topic_words` words.
+    #[error("topic of {words} words exceeds the maximum of {max} (broker.max_topic_words)")]
+    TooManyTopicWords {
+        /// The key's or pattern's words.
+        words: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// SUBSCRIBE to a `/topic` pattern with wildcards when the node holds
+    /// `max_wildcard_subscriptions` of them.
+    #[error(
+        "{destination:?}: this node holds {max} wildcard topic subscriptions, the maximum (broker.max_wildcard_subscriptions)"
+    )]
+    TooManyWildcardSubscriptions {
+        /// The pattern subscribed to.
+        destination: String,
         /// The limit.
         max: usize,
     },
@@ -303,6 +332,15 @@ impl ProtocolError {
             ProtocolError::TooManySubscriptions { max } => {
                 format!("too many subscriptions (max {max})")
             }
+            ProtocolError::DestinationTooLong { max, .. } => {
+                format!("destination too long (max {max} bytes)")
+            }
+            ProtocolError::TooManyTopicWords { max, .. } => {
+                format!("too many words in topic (max {max})")
+            }
+            ProtocolError::TooManyWildcardSubscriptions { max, .. } => {
+                format!("too many wildcard subscriptions (max {max})")
+            }
             ProtocolError::InvalidAckMode { .. } => "invalid ack mode".into(),
             ProtocolError::InvalidPrefetch { .. } => "invalid prefetch-count".into(),
             ProtocolError::UnknownAck { .. } => "unknown ack id".into(),
@@ -401,6 +439,15 @@ pub(crate) fn negotiate_version(accept_version: Option<&str>) -> Option<Version>
     }
 }
 
+impl From<OverLimit> for ProtocolError {
+    fn from(over: OverLimit) -> Self {
+        match over {
+            OverLimit::Length { length, max } => ProtocolError::DestinationTooLong { length, max },
+            OverLimit::TopicWords { words, max } => ProtocolError::TooManyTopicWords { words, max },
+        }
+    }
+}
+
 impl From<RouteError> for ProtocolError {
     fn from(error: RouteError) -> Self {
         match error {
@@ -438,6 +485,9 @@ impl From<RouteError> for ProtocolError {
                 node_limit,
             },
             RouteError::TooManyQueues { max } => ProtocolError::TooManyQueues { max },
+            RouteError::TooManyWildcardSubscriptions { destination, max } => {
+                ProtocolError::TooManyWildcardSubscriptions { destination, max }
+            }
             RouteError::Unavailable { destination, cause } => ProtocolError::RelayUnavailable {
                 destination,
                 reason: cause.reason,
@@ -509,6 +559,13 @@ impl From<RouteError> for SendError {
             },
             RouteError::QueueFull { destination, .. } => SendError::QueueFull { destination },
             RouteError::TooManyQueues { max } => SendError::TooManyQueues { max },
+            // Only subscriptions count against it; kept total for the compiler.
+            RouteError::TooManyWildcardSubscriptions { destination, .. } => {
+                SendError::NotSendable {
+                    destination,
+                    reason: "too many wildcard subscriptions",
+                }
+            }
             RouteError::Unavailable { cause, .. } => SendError::RelayUnavailable(cause),
         }
     }

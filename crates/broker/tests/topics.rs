@@ -445,6 +445,97 @@ async fn max_subscriptions_per_session() {
     c.expect_closed().await;
 }
 
+/// Destinations a client sends or subscribes to are held to the length and topic-word limits;
+/// the ERROR names the limit, its value and its configuration key.
+#[tokio::test]
+async fn destination_limits_are_errors_naming_the_limit() {
+    let config = Config {
+        max_destination_length: 32,
+        max_topic_words: 4,
+        ..Config::default()
+    };
+    let broker = Broker::builder().config(config).build().unwrap();
+    let long = format!("/topic/{}", "x".repeat(26)); // 33 bytes
+    let cases = [
+        (
+            frames::send(&long, "m"),
+            "destination too long (max 32 bytes)",
+            "destination of 33 bytes exceeds the maximum of 32 (broker.max_destination_length)",
+        ),
+        (
+            frames::subscribe("0", "/queue/a-long-queue-name-for-this"),
+            "destination too long (max 32 bytes)",
+            "destination of 33 bytes exceeds the maximum of 32 (broker.max_destination_length)",
+        ),
+        (
+            frames::send("/topic/a.b.c.d.e", "m"),
+            "too many words in topic (max 4)",
+            "topic of 5 words exceeds the maximum of 4 (broker.max_topic_words)",
+        ),
+        (
+            frames::subscribe("0", "/topic/a.*.#.."),
+            "too many words in topic (max 4)",
+            "topic of 5 words exceeds the maximum of 4 (broker.max_topic_words)",
+        ),
+    ];
+    for (frame, message, detail) in cases {
+        let mut c = TestClient::connect(&broker).await;
+        c.send_frame(frame.with_header("receipt", "r")).await;
+        let error = c.expect_error(message).await;
+        assert_eq!(error.header("receipt-id"), Some("r"));
+        assert_eq!(std::str::from_utf8(&error.body).unwrap(), detail);
+        c.expect_closed().await;
+    }
+    // At the limits: accepted. Words count on topics only.
+    let mut c = TestClient::connect(&broker).await;
+    let longest = format!("/topic/{}", "x".repeat(25));
+    c.subscribe("0", &longest).await;
+    c.subscribe("1", "/topic/a.*.#.").await;
+    c.subscribe("2", "/queue/a.b.c.d.e.f").await;
+    c.send_frame(frames::send("/topic/a.b.c.", "m")).await;
+    assert_eq!(c.expect_message().await.header("subscription"), Some("1"));
+}
+
+/// Wildcard subscriptions are counted node-wide, all sessions together; exact ones are not.
+#[tokio::test]
+async fn max_wildcard_subscriptions_per_node() {
+    let config = Config {
+        max_wildcard_subscriptions: 2,
+        ..Config::default()
+    };
+    let broker = Broker::builder().config(config).build().unwrap();
+    let mut a = TestClient::connect(&broker).await;
+    a.subscribe("0", "/topic/a.*").await;
+    a.subscribe("1", "/topic/#").await;
+    a.subscribe("2", "/topic/a.b").await;
+    let mut b = TestClient::connect(&broker).await;
+    b.subscribe("0", "/topic/exact").await;
+    b.send_frame(frames::subscribe("1", "/topic/a.*")).await;
+    let error = b
+        .expect_error("too many wildcard subscriptions (max 2)")
+        .await;
+    assert_eq!(
+        std::str::from_utf8(&error.body).unwrap(),
+        "\"/topic/a.*\": this node holds 2 wildcard topic subscriptions, the maximum \
+         (broker.max_wildcard_subscriptions)"
+    );
+    b.expect_closed().await;
+    // One leaves: there is room again, and the refused one was never routed to.
+    a.send_with_receipt(frames::unsubscribe("1"), "u").await;
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe("0", "/topic/a.*").await;
+    c.send_frame(frames::send("/topic/a.b", "m")).await;
+    assert_eq!(c.expect_message().await.header("subscription"), Some("0"));
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = a.expect_message().await;
+        got.push(m.header("subscription").unwrap().to_owned());
+    }
+    got.sort();
+    assert_eq!(got, ["0", "2"]);
+    a.expect_no_frame(QUIET).await;
+}
+
 #[tokio::test]
 async fn disconnect_with_receipt_sends_it_then_closes() {
     let broker = Broker::new();

@@ -11,9 +11,9 @@ use stompbox_codec::ByteString;
 use arc_swap::ArcSwap;
 
 use super::{Origin, RouteError, To, UserKey};
-use crate::Principal;
 use crate::destination::{Destination, DestinationKind};
 use crate::permissions::{Access, Permissions};
+use crate::{Config, Principal};
 
 /// The application prefix when none is configured, as in Spring's tutorials.
 pub const DEFAULT_APP_PREFIX: &str = "/app";
@@ -54,6 +54,34 @@ pub(crate) enum Address {
     },
     /// One subscription of one session.
     Subscription(super::SubscriptionAddress),
+}
+
+/// A client's destination beyond a configured limit: refused before anything is resolved or
+/// routed ([`within_limits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OverLimit {
+    /// Longer than `max_destination_length` bytes.
+    Length { length: usize, max: usize },
+    /// A topic key or pattern of more than `max_topic_words` words.
+    TopicWords { words: usize, max: usize },
+}
+
+/// Holds a destination a client sends or subscribes to to the node's limits: its length in
+/// bytes, and the words of a `/topic` key or pattern (what matching costs grows with).
+pub(crate) fn within_limits(destination: &Destination, config: &Config) -> Result<(), OverLimit> {
+    let (length, max) = (destination.as_str().len(), config.max_destination_length);
+    if length > max {
+        return Err(OverLimit::Length { length, max });
+    }
+    if destination.kind() == DestinationKind::Topic {
+        // A topic's name is never empty (`Destination::parse`), so dots + 1 words.
+        let words = memchr::memchr_iter(b'.', destination.name().as_bytes()).count() + 1;
+        let max = config.max_topic_words;
+        if words > max {
+            return Err(OverLimit::TopicWords { words, max });
+        }
+    }
+    Ok(())
 }
 
 /// What a SEND from a client does, decided before anything happens.

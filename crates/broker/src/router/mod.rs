@@ -23,7 +23,8 @@
 //!
 //! # Layout
 //! - `address.rs`: [`Rules`]: destination kinds, origins' rules, permission checks; pure.
-//! - `deliver.rs`: the exit; `topic_table.rs` (exact keys and `topic_pattern.rs` wildcards),
+//! - `deliver.rs`: the exit; `topic_table.rs` (exact keys, and wildcard patterns in the word
+//!   trie of `topic_trie.rs`, with the semantics of `topic_pattern.rs`),
 //!   `user_table.rs` (`/user/...` keyed by user), `queue_table.rs` (the node's queues, dead
 //!   letters) and `queue.rs` (one queue's state machine).
 
@@ -33,6 +34,7 @@ mod queue;
 mod queue_table;
 mod topic_pattern;
 mod topic_table;
+mod topic_trie;
 mod user_table;
 
 use std::sync::Arc;
@@ -43,7 +45,7 @@ use stompbox_codec::{ByteString, Headers};
 
 pub use address::DEFAULT_APP_PREFIX;
 use address::{Address, shown_destination};
-pub(crate) use address::{ClientSend, Feed, Rules};
+pub(crate) use address::{ClientSend, Feed, OverLimit, Rules, within_limits};
 pub(crate) use queue::Outcome;
 pub(crate) use user_table::UserKey;
 
@@ -165,6 +167,8 @@ pub(crate) enum RouteError {
     },
     /// The message would create a queue beyond `queues.max_queues`.
     TooManyQueues { max: usize },
+    /// A subscription to a wildcard pattern beyond `max_wildcard_subscriptions`.
+    TooManyWildcardSubscriptions { destination: String, max: usize },
     /// The backplane cannot take the message now; it was delivered nowhere.
     Unavailable {
         destination: String,
@@ -208,7 +212,7 @@ impl Router {
         let queues = QueueTable::new(config.queues.clone(), Clock::new(), counters.clone());
         Router {
             rules,
-            topics: TopicTable::new(backplane.clone()),
+            topics: TopicTable::new(backplane.clone(), config.max_wildcard_subscriptions),
             queues,
             users: UserTable::new(backplane.clone()),
             backplane,
@@ -361,7 +365,14 @@ impl Router {
             outbox: session.outbox.clone(),
         };
         match self.rules.feed(destination)? {
-            Feed::Topic(pattern) => self.topics.subscribe(pattern, subscriber(id)),
+            Feed::Topic(pattern) => {
+                if !self.topics.subscribe(pattern, subscriber(id)) {
+                    return Err(RouteError::TooManyWildcardSubscriptions {
+                        destination: destination.to_string(),
+                        max: self.topics.max_wildcards(),
+                    });
+                }
+            }
             Feed::User(path) => self
                 .users
                 .subscribe(session.user.clone(), path, subscriber(id)),

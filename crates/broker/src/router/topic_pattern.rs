@@ -4,8 +4,19 @@
 //! A routing key and a pattern are split on `.` into words (empty words count: `a..b` is three
 //! words). In a pattern, a word that is exactly `*` matches exactly one word and a word that is
 //! exactly `#` matches zero or more words; any other word, `a*` included, matches itself only.
+//!
+//! The topic table matches all its patterns at once in a word trie (`topic_trie.rs`);
+//! [`TopicPattern`] matches one, and is kept (in tests) as the specification the trie is checked
+//! against.
+
+/// Whether `pattern` has a wildcard word (`*` or `#`); if not, it matches only the identical
+/// routing key.
+pub(crate) fn is_wildcard(pattern: &str) -> bool {
+    split(pattern).any(|w| w == "*" || w == "#")
+}
 
 /// One word of a pattern.
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Word {
     Literal(Box<str>),
@@ -16,11 +27,13 @@ enum Word {
 }
 
 /// A parsed subscription pattern (the name after `/topic/`).
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TopicPattern {
     words: Box<[Word]>,
 }
 
+#[cfg(test)]
 impl TopicPattern {
     /// Parses a pattern; every string is a valid pattern. Returns `None` when it has no wildcard
     /// word (then it matches only the identical routing key, and is routed by exact lookup).
@@ -136,6 +149,8 @@ mod tests {
 
     #[test]
     fn wildcards_only_as_whole_words() {
+        assert!(!is_wildcard("a*") && !is_wildcard("a.b#") && !is_wildcard(""));
+        assert!(is_wildcard("a.*") && is_wildcard("#") && is_wildcard("a.#.b"));
         assert_eq!(TopicPattern::parse("a*"), None);
         assert_eq!(TopicPattern::parse("a.b#"), None);
         assert!(!m("a*", "ab"));

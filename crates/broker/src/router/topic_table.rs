@@ -1,9 +1,10 @@
 //! `/topic/...`: every current subscriber whose pattern matches gets each message.
 //!
-//! Subscriptions without wildcards are found by exact lookup; patterns with `*` or `#` are
-//! matched one by one (a word trie is the upgrade path when pattern counts grow). Delivering is a
-//! `try`-style offer into each subscriber's bounded outbox under a read lock that is never held
-//! across an `.await`.
+//! Subscriptions without wildcards are found by exact lookup (one hash of the key: the hot
+//! path); patterns with `*` or `#` are held in a word trie (`topic_trie.rs`) that finds every
+//! matching one in a single walk, whose cost grows with the key's words and the matching
+//! branches, not with the number of patterns. Delivering is a `try`-style offer into each
+//! subscriber's bounded outbox under a read lock that is never held across an `.await`.
 //!
 //! With a backplane, the first local subscriber of a pattern and the last one leaving are
 //! reported to it ([`Backplane::interest`]) under the table's write lock, so a pattern's reports
@@ -15,7 +16,8 @@ use std::sync::{Arc, RwLock};
 use stompbox_codec::ByteString;
 
 use super::deliver::Deliveries;
-use super::topic_pattern::{TopicPattern, split};
+use super::topic_pattern::is_wildcard;
+use super::topic_trie::WordTrie;
 use crate::backplane::{Backplane, Interest};
 use crate::message::{Delivery, Message};
 use crate::outbox::{Outbox, WhenFull};
@@ -38,46 +40,65 @@ impl Subscriber {
 struct Table {
     /// Routing key → subscribers whose pattern is exactly that key.
     exact: HashMap<Box<str>, Vec<Subscriber>>,
-    /// Patterns with wildcards, with the pattern text for unsubscribing.
-    wildcard: Vec<(Box<str>, TopicPattern, Subscriber)>,
+    /// Subscribers whose pattern has wildcards, by pattern.
+    wildcard: WordTrie<Subscriber>,
 }
 
 impl Table {
     fn has(&self, pattern: &str) -> bool {
-        self.exact.contains_key(pattern) || self.wildcard.iter().any(|(p, _, _)| **p == *pattern)
+        self.exact.contains_key(pattern) || self.wildcard.contains(pattern)
     }
 }
 
 /// The topic routing table of one node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TopicTable {
     table: RwLock<Table>,
     backplane: Option<Arc<dyn Backplane>>,
+    /// `max_wildcard_subscriptions`.
+    max_wildcards: usize,
+}
+
+impl Default for TopicTable {
+    fn default() -> Self {
+        TopicTable::new(None, crate::Config::default().max_wildcard_subscriptions)
+    }
 }
 
 impl TopicTable {
-    pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>) -> Self {
+    pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>, max_wildcards: usize) -> Self {
         TopicTable {
             table: RwLock::default(),
             backplane,
+            max_wildcards,
         }
     }
 
-    pub(crate) fn subscribe(&self, pattern: &str, subscriber: Subscriber) {
+    /// The most wildcard subscriptions the table holds.
+    pub(crate) fn max_wildcards(&self) -> usize {
+        self.max_wildcards
+    }
+
+    /// Adds `subscriber` under `pattern`; returns false, adding nothing, when `pattern` has
+    /// wildcards and the table already holds [`TopicTable::max_wildcards`] such subscriptions.
+    pub(crate) fn subscribe(&self, pattern: &str, subscriber: Subscriber) -> bool {
+        let wildcard = is_wildcard(pattern);
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if wildcard && table.wildcard.len() >= self.max_wildcards {
+            return false;
+        }
         if let Some(backplane) = &self.backplane
             && !table.has(pattern)
         {
             backplane.interest(Interest::Topic(pattern.to_owned()), true);
         }
-        match TopicPattern::parse(pattern) {
-            None => table
-                .exact
-                .entry(pattern.into())
-                .or_default()
-                .push(subscriber),
-            Some(p) => table.wildcard.push((pattern.into(), p, subscriber)),
+        if wildcard {
+            table.wildcard.insert(pattern, subscriber);
+        } else {
+            let subscribers = table.exact.entry(pattern.into()).or_default();
+            subscribers.push(subscriber);
         }
+        true
     }
 
     pub(crate) fn unsubscribe(&self, pattern: &str, session: u64, subscription: &str) {
@@ -91,11 +112,9 @@ impl TopicTable {
                 table.exact.remove(pattern);
             }
         }
-        let before = table.wildcard.len();
-        table
-            .wildcard
-            .retain(|(p, _, s)| !(**p == *pattern && s.is(session, subscription)));
-        removed |= table.wildcard.len() < before;
+        if is_wildcard(pattern) {
+            removed |= (table.wildcard).remove(pattern, |s| s.is(session, subscription));
+        }
         if let Some(backplane) = &self.backplane
             && removed
             && !table.has(pattern)
@@ -115,12 +134,7 @@ impl TopicTable {
             subs.iter().for_each(&mut offer);
         }
         if !table.wildcard.is_empty() {
-            let words: Vec<&str> = split(key).collect();
-            for (_, pattern, s) in &table.wildcard {
-                if pattern.matches(&words) {
-                    offer(s);
-                }
-            }
+            table.wildcard.for_each_match(key, offer);
         }
     }
 }

@@ -29,7 +29,7 @@ use self::ack::AckBook;
 use self::transaction::Transactions;
 use crate::destination::Destination;
 use crate::error::{ProtocolError, negotiate_version};
-use crate::router::{ClientSend, Outcome, Rules};
+use crate::router::{ClientSend, Outcome, Rules, within_limits};
 use crate::{AuthError, CloseReason, Config, Principal};
 
 /// What the driver must do, in order, after feeding the state machine.
@@ -336,8 +336,9 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The `destination` header of `frame`, parsed and classified by the node's rules.
-    pub(super) fn destination(rules: &Rules, frame: &Frame) -> Result<Destination, ProtocolError> {
+    /// The `destination` header of `frame`, parsed and classified by the node's rules, and
+    /// held to the node's limits on destinations.
+    pub(super) fn destination(&self, frame: &Frame) -> Result<Destination, ProtocolError> {
         let raw = frame
             .headers
             .get_shared("destination")
@@ -345,7 +346,9 @@ impl<'a> Session<'a> {
                 command: frame.command,
                 header: "destination",
             })?;
-        Ok(rules.parse(raw.clone())?)
+        let destination = self.rules.parse(raw.clone())?;
+        within_limits(&destination, self.config)?;
+        Ok(destination)
     }
 
     /// What a SEND does, with the rules on who may send where applied. Also used to check a
@@ -355,7 +358,7 @@ impl<'a> Session<'a> {
         frame: &Frame,
         principal: Option<&Principal>,
     ) -> Result<ClientSend, ProtocolError> {
-        let destination = Self::destination(self.rules, frame)?;
+        let destination = self.destination(frame)?;
         Ok(self.rules.client_send(destination, principal)?)
     }
 
@@ -385,8 +388,8 @@ impl<'a> Session<'a> {
         let State::Connected { version } = self.state else {
             unreachable!("only called when connected")
         };
+        let destination = self.destination(frame)?;
         let subscriptions = &mut self.subscriptions;
-        let destination = Self::destination(self.rules, frame)?;
         let redelivers = self.rules.feed(&destination)?.redelivers();
         let id = match (frame.headers.get_shared("id"), version) {
             (Some(id), _) => id.clone(),
