@@ -18,11 +18,7 @@ const TIGHT: Limits = Limits {
     max_body_size: 48,
 };
 
-fn decode(
-    version: Version,
-    limits: Limits,
-    chunks: &[&[u8]],
-) -> (Vec<Item>, Option<DecodeError>) {
+fn decode(version: Version, limits: Limits, chunks: &[&[u8]]) -> (Vec<Item>, Option<DecodeError>) {
     let mut decoder = Decoder::new(limits);
     decoder.set_version(version);
     let mut buf = BytesMut::new();

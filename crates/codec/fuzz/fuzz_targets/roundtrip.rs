@@ -38,7 +38,8 @@ fn normalised(f: &Frame) -> Frame {
         want.headers.push(n, v);
     }
     if !f.body.is_empty() {
-        want.headers.push("content-length", f.body.len().to_string());
+        want.headers
+            .push("content-length", f.body.len().to_string());
     }
     want
 }
