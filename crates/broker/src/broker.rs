@@ -156,7 +156,8 @@ impl Broker {
     /// reaches every matching subscriber, `/queue/...` one consumer (now or when one has room),
     /// `/user/{name}/queue/x` every session of user `name` subscribed to `/user/queue/x`.
     /// Returns how many deliveries were queued right now (0 for a queue, which counts its own
-    /// deliveries). Never waits.
+    /// deliveries). Never waits. A NUL in the destination or a header is refused
+    /// ([`SendError::NulInHeader`]): STOMP has no way to carry it.
     pub fn send(&self, destination: &str, payload: impl IntoPayload) -> Result<usize, SendError> {
         let payload = payload
             .into_payload()

@@ -492,6 +492,11 @@ impl From<RouteError> for ProtocolError {
                 destination,
                 reason: cause.reason,
             },
+            // Only server code and handlers are checked by the router (a client's NUL is a
+            // decode error); kept total for the compiler, as the same cause.
+            RouteError::NulInHeader { name } => {
+                ProtocolError::Decode(DecodeError::NulInHeader { name })
+            }
         }
     }
 }
@@ -531,6 +536,13 @@ pub enum SendError {
     /// stopped. The message was delivered nowhere.
     #[error(transparent)]
     RelayUnavailable(#[from] BackplaneUnavailable),
+    /// A header (or the destination) holds a NUL byte: STOMP has no way to carry it (no escape
+    /// exists, and a NUL ends a frame for most readers). The message was delivered nowhere.
+    #[error("NUL byte in header {name:?}: STOMP cannot carry it")]
+    NulInHeader {
+        /// The header's name (`destination` for the destination).
+        name: String,
+    },
 }
 
 impl From<RouteError> for SendError {
@@ -567,6 +579,7 @@ impl From<RouteError> for SendError {
                 }
             }
             RouteError::Unavailable { cause, .. } => SendError::RelayUnavailable(cause),
+            RouteError::NulInHeader { name } => SendError::NulInHeader { name },
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use stompbox_broker::{
-    Broker, CloseReason, HandlerError, HandlerErrorPolicy, Json, Path, Principal, SendTo,
+    Broker, CloseReason, HandlerError, HandlerErrorPolicy, Json, Path, Payload, Principal, SendTo,
     SendToUser, SessionInfo, State,
 };
 use stompbox_codec::{Frame, Headers};
@@ -289,6 +289,34 @@ async fn path_rejections_and_unknown_destinations_are_reported() {
     let e = c.expect_message().await;
     assert_eq!(e.header("message"), Some("no handler"));
     assert_eq!(body(&e), "no send handler matches \"/app/nothing.here\"");
+}
+
+#[tokio::test]
+async fn a_reply_with_a_nul_in_a_header_is_not_delivered_and_reported() {
+    // The handler copies the body (which may hold NULs) into a header: STOMP cannot carry it.
+    let broker = Broker::builder()
+        .on_send("/tag", |body: String| async move {
+            SendTo::new("/topic/tags", Payload::text("x").header("tag", &body))
+        })
+        .build()
+        .unwrap();
+    let mut c = TestClient::connect(&broker).await;
+    c.subscribe("e", "/user/queue/errors").await;
+    c.subscribe("t", "/topic/tags").await;
+    c.send_frame(frames::send("/app/tag", &b"a\0b"[..])).await;
+    let e = c.expect_message().await;
+    assert_eq!(e.header("destination"), Some("/user/queue/errors"));
+    assert_eq!(e.header("message"), Some("reply not delivered"));
+    assert_eq!(
+        body(&e),
+        r#"NUL byte in header "tag": STOMP cannot carry it"#
+    );
+    c.send_frame(frames::send("/app/tag", "ok")).await;
+    let m = c.expect_message().await;
+    assert_eq!(
+        (m.header("subscription"), m.header("tag")),
+        (Some("t"), Some("ok"))
+    );
 }
 
 #[tokio::test]

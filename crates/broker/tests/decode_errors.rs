@@ -1,8 +1,10 @@
 //! Every codec `DecodeError` becomes an ERROR whose `message` names the cause with its numbers,
 //! flushed before the connection closes.
 
+use std::time::Duration;
+
 use stompbox_broker::{Broker, CloseReason, Config};
-use stompbox_test_support::TestClient;
+use stompbox_test_support::{TestClient, frames};
 
 fn broker() -> Broker {
     let config = Config {
@@ -100,6 +102,69 @@ async fn bare_carriage_return() {
         "carriage return not followed by a line feed",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_nul_in_a_header_is_an_error_and_close() {
+    let broker = broker();
+    let mut subscriber = TestClient::connect(&broker).await;
+    subscriber.subscribe("0", "/topic/nul").await;
+    let mut bystander = TestClient::connect(&broker).await;
+    let mut hostile = TestClient::connect(&broker).await;
+    // Passed on, the value would end the subscriber's MESSAGE at the NUL and start a new frame.
+    hostile
+        .send_bytes(&b"SEND\ndestination:/topic/nul\nx:a\0MESSAGE\n\nbody\0"[..])
+        .await;
+    let message = r#"NUL byte in header "x""#;
+    let error = hostile.expect_error(message).await;
+    let body = String::from_utf8(error.body.to_vec()).unwrap();
+    assert_eq!(
+        body,
+        format!("{message}; the stream cannot be resynchronised")
+    );
+    assert_eq!(
+        hostile.expect_closed().await,
+        CloseReason::ProtocolError(message.to_owned())
+    );
+    // Nothing was routed, and the other sessions carry on.
+    bystander
+        .send_with_receipt(frames::send("/topic/nul", "fine"), "r")
+        .await;
+    let m = subscriber.expect_message().await;
+    assert_eq!(&m.body[..], b"fine");
+    assert_eq!(m.header("x"), None);
+    subscriber.expect_no_frame(Duration::from_millis(50)).await;
+    assert_eq!(broker.stats().messages_received, 1);
+    // In a name, before CONNECT, in CONNECT itself: the same, the name quoted with escapes.
+    expect_decode_error(false, b"SEND\nx\0y:1\n\n\0", r#"NUL byte in header "x\0y""#).await;
+    expect_decode_error(
+        true,
+        b"CONNECT\naccept-version:1.2\nlogin:a\0b\n\n\0",
+        r#"NUL byte in header "login""#,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_bare_cr_in_a_header_is_an_error_and_close() {
+    let message = r#"carriage return not followed by a line feed in header "x""#;
+    // A reader that splits lines on CR alone would see a second header here.
+    expect_decode_error(
+        false,
+        b"SEND\r\ndestination:/topic/a\r\nx:a\rdestination:/queue/b\r\n\r\n\0",
+        message,
+    )
+    .await;
+    expect_decode_error(false, b"SEND\nx:a\r\r\n\n\0", message).await;
+    // 1.2's escaped `\r` is not a CR on the wire: delivered as a CR.
+    let broker = broker();
+    let mut subscriber = TestClient::connect(&broker).await;
+    subscriber.subscribe("0", "/topic/cr").await;
+    let mut publisher = TestClient::connect(&broker).await;
+    publisher
+        .send_bytes(&b"SEND\ndestination:/topic/cr\nx:a\\rb\n\nbody\0"[..])
+        .await;
+    assert_eq!(subscriber.expect_message().await.header("x"), Some("a\rb"));
 }
 
 #[tokio::test]

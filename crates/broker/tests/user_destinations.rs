@@ -199,3 +199,43 @@ async fn the_send_handle_works_from_any_task() {
     assert!(broker.send("/user/alice", "x").is_err());
     assert!(broker.send_to_user("alice", "queue/x", "x").is_err());
 }
+
+#[tokio::test]
+async fn server_sends_with_a_nul_in_a_header_are_refused() {
+    // STOMP cannot carry a NUL in a header (no escape; it ends a frame for most readers), so
+    // server code is told instead of its header being changed on the way out.
+    let broker = Broker::new();
+    let mut c = login(&broker, "alice").await;
+    c.subscribe("0", "/topic/nul").await;
+    c.subscribe("1", "/user/queue/nul").await;
+    let nul = |name: &str| SendError::NulInHeader { name: name.into() };
+    let text = || Payload::text("x");
+    assert_eq!(
+        broker.send("/topic/nul", text().header("k", "a\0b")),
+        Err(nul("k"))
+    );
+    assert_eq!(
+        broker.send("/topic/nul", text().header("k\0", "v")),
+        Err(nul("k\0"))
+    );
+    assert_eq!(
+        broker.send("/topic/nul\0x", text()),
+        Err(nul("destination"))
+    );
+    assert_eq!(
+        broker.send_to_user("alice", "/queue/nul", text().header("k", "\0")),
+        Err(nul("k"))
+    );
+    assert_eq!(
+        broker.send_to_user("alice", "/queue/nul\0", text()),
+        Err(nul("destination"))
+    );
+    assert_eq!(
+        nul("k").to_string(),
+        r#"NUL byte in header "k": STOMP cannot carry it"#
+    );
+    broker.send("/topic/nul", text().header("k", "v")).unwrap();
+    let m = c.expect_message().await;
+    assert_eq!(m.header("k"), Some("v"));
+    c.expect_no_frame(Duration::from_millis(50)).await;
+}

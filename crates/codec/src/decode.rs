@@ -15,9 +15,11 @@
 //! Bytes already searched are never searched again, so feeding a large frame one byte at a time
 //! costs linear time ([`Decoder::bytes_searched`] counts it). At a frame boundary a lone CR waits
 //! for its LF. A NUL where a header line would start ends a body-less frame, as the spec prints its
-//! `DISCONNECT` and `RECEIPT` examples (without the blank line its grammar asks for). The head is parsed once, with nom, when it is known to be complete. Limits
-//! are checked against what has been seen (or what `content-length` announces) before waiting for
-//! more.
+//! `DISCONNECT` and `RECEIPT` examples (without the blank line its grammar asks for). The head is
+//! parsed once, with nom, when it is known to be complete; a NUL or a CR that is not part of a
+//! CRLF inside a header line is an error in every version (no peer downstream can be trusted to
+//! read them the same way). Limits are checked against what has been seen (or what
+//! `content-length` announces) before waiting for more.
 
 use bytes::{Buf, Bytes, BytesMut};
 use nom::bytes::complete::{tag, take_till, take_till1};
@@ -394,6 +396,7 @@ fn parse_head(head: Bytes, version: Version) -> Result<Head, DecodeError> {
             break;
         }
         let (_, (name, value)) = header(text).map_err(|_| DecodeError::malformed_header(text))?;
+        refuse_raw_nul_and_cr(text, name)?;
         let name = unescape(head.slice_ref(name), escaping)?;
         let value = unescape(head.slice_ref(value), escaping)?;
         if content_length.is_none() && name == "content-length" {
@@ -402,6 +405,18 @@ fn parse_head(head: Bytes, version: Version) -> Result<Head, DecodeError> {
         headers.push(name, value);
     }
     Ok((command, headers, content_length))
+}
+
+/// Refuses a header line (`text`, without its EOL; `name` is its name) holding a NUL or a CR,
+/// in every version. `line` has already taken off the CR of a CRLF, so any CR left is bare.
+/// Checked on the raw bytes, before unescaping: 1.2's `\r` escape is a backslash and an `r`
+/// here, and still decodes to a CR.
+fn refuse_raw_nul_and_cr(text: &[u8], name: &[u8]) -> Result<(), DecodeError> {
+    match memchr::memchr2(0, b'\r', text).map(|at| text[at]) {
+        None => Ok(()),
+        Some(0) => Err(DecodeError::nul_in_header(name)),
+        Some(_) => Err(DecodeError::bare_carriage_return_in_header(name)),
+    }
 }
 
 /// A `content-length` value: decimal digits only (no sign, no spaces).

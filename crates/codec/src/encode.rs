@@ -10,6 +10,12 @@ use crate::{Command, Frame, Version};
 /// Any `content-length` header in `frame.headers` is ignored: the encoder writes the true length
 /// for every non-empty body (so bodies may contain NULs) and none for an empty one. The body is
 /// copied into `dst`; the same `Bytes` body can be encoded into any number of frames.
+///
+/// Header text is escaped as the version defines. What it cannot carry is replaced, never
+/// written raw, so the output always decodes: a NUL (no version has an escape for it) by a space;
+/// a CR by a space in 1.1 (no escape; a raw CR that is not part of a CRLF is refused); CR and LF
+/// by spaces, and a colon in a name by `_`, in 1.0 and in `CONNECT`/`STOMP`/`CONNECTED` frames.
+/// Code that builds headers from outside input should refuse a NUL before it gets here.
 pub fn encode(frame: &Frame, version: Version, dst: &mut BytesMut) {
     dst.reserve(encoded_len_hint(frame));
     let escaping = Escaping::for_frame(version, frame.command.escapes_headers());

@@ -71,6 +71,24 @@ pub enum DecodeError {
     /// A carriage return not followed by a line feed where an EOL was expected.
     #[error("carriage return not followed by a line feed")]
     BareCarriageReturn,
+    /// A NUL byte in a header name or value, in any version. The spec's grammar does not rule
+    /// it out, but a NUL ends a frame for most readers, so a header such as `x:a\0MESSAGE`
+    /// passed on would mis-frame a subscriber's stream; no version has an escape for it.
+    #[error("NUL byte in header {name:?}")]
+    NulInHeader {
+        /// The header's name as sent, cut to 64 characters, lossily decoded. The message quotes
+        /// it with Rust escapes, so a NUL in the name reads `\0` there, never a raw NUL.
+        name: String,
+    },
+    /// A carriage return in a header name or value, in any version: in a head a CR is only
+    /// allowed as the first half of a CRLF line end. (An escaped `\r` in a 1.2 value is not a
+    /// CR on the wire, and stays allowed.)
+    #[error("carriage return not followed by a line feed in header {name:?}")]
+    BareCarriageReturnInHeader {
+        /// The header's name as sent, cut to 64 characters, lossily decoded (quoted with Rust
+        /// escapes in the message, so a CR in the name reads `\r`).
+        name: String,
+    },
 }
 
 fn cut(bytes: &[u8], max: usize) -> String {
@@ -87,6 +105,18 @@ impl DecodeError {
     pub(crate) fn malformed_header(line: &[u8]) -> Self {
         DecodeError::MalformedHeader {
             line: cut(line, 64),
+        }
+    }
+
+    pub(crate) fn nul_in_header(name: &[u8]) -> Self {
+        DecodeError::NulInHeader {
+            name: cut(name, 64),
+        }
+    }
+
+    pub(crate) fn bare_carriage_return_in_header(name: &[u8]) -> Self {
+        DecodeError::BareCarriageReturnInHeader {
+            name: cut(name, 64),
         }
     }
 }

@@ -6,12 +6,13 @@
 //! | 1.1     | `\n` `\c` `\\`         | LF, `:`, `\` |
 //! | 1.0     | none                   |         |
 //!
-//! Any other backslash sequence in 1.1/1.2 is an error. 1.1 has no escape for CR: a CR inside a
-//! value is sent as is, but one that ends a value would read as part of a CRLF, so the encoder
-//! sends it as a space. Frames that are never escaped
-//! (`CONNECT`, `STOMP`, `CONNECTED`) and 1.0 frames cannot carry CR or LF in a header, nor a colon
-//! in a name; the encoder replaces those characters (CR/LF by a space, `:` in a name by `_`) rather
-//! than emit a frame that desynchronises the stream.
+//! Any other backslash sequence in 1.1/1.2 is an error. The decoder refuses a raw NUL or a bare
+//! CR (one not followed by LF) in header text in every version, so the encoder never writes
+//! either: no version has an escape for NUL, and only 1.2 has one for CR. Where there is no
+//! escape the encoder replaces the character rather than emit a frame that desynchronises the
+//! stream or that the peer must refuse: NUL (any version), CR (1.1, 1.0, and the frames that are
+//! never escaped: `CONNECT`, `STOMP`, `CONNECTED`) and LF (1.0 and those frames) by a space, and a
+//! colon in a name (1.0 and those frames) by `_`.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
@@ -74,26 +75,12 @@ pub(crate) fn unescape(raw: Bytes, escaping: Escaping) -> Result<ByteString, Dec
 
 /// Writes header text (a name when `is_name`), escaped for `escaping`.
 pub(crate) fn escape_into(text: &str, escaping: Escaping, is_name: bool, dst: &mut BytesMut) {
-    if escaping == Escaping::V1_1
-        && !is_name
-        && let Some(head) = text.strip_suffix('\r')
-    {
-        // 1.1 has no escape for CR, and decoders accept CRLF line ends (1.2 requires it, most
-        // 1.1 peers do it), so a CR ending a value would be read as part of the EOL and one more
-        // CR lost on every hop: send that one CR as a space.
-        escape_text(head, escaping, false, dst);
-        dst.put_u8(b' ');
-        return;
-    }
-    escape_text(text, escaping, is_name, dst);
-}
-
-fn escape_text(text: &str, escaping: Escaping, is_name: bool, dst: &mut BytesMut) {
     let bytes = text.as_bytes();
     let special = |b: u8| match escaping {
-        Escaping::None => b == b'\r' || b == b'\n' || (is_name && b == b':'),
-        Escaping::V1_1 => b == b'\n' || b == b':' || b == b'\\',
-        Escaping::V1_2 => b == b'\r' || b == b'\n' || b == b':' || b == b'\\',
+        Escaping::None => b == 0 || b == b'\r' || b == b'\n' || (is_name && b == b':'),
+        Escaping::V1_1 | Escaping::V1_2 => {
+            b == 0 || b == b'\r' || b == b'\n' || b == b':' || b == b'\\'
+        }
     };
     let Some(first) = bytes.iter().position(|&b| special(b)) else {
         dst.put_slice(bytes);
@@ -108,7 +95,8 @@ fn escape_text(text: &str, escaping: Escaping, is_name: bool, dst: &mut BytesMut
         }
         match (escaping, b) {
             (Escaping::None, b':') => dst.put_u8(b'_'),
-            (Escaping::None, _) => dst.put_u8(b' '),
+            // No escape exists: NUL in any version, CR before 1.2, anything unescaped.
+            (_, 0) | (Escaping::None, _) | (Escaping::V1_1, b'\r') => dst.put_u8(b' '),
             (_, b'\n') => dst.put_slice(b"\\n"),
             (_, b'\r') => dst.put_slice(b"\\r"),
             (_, b':') => dst.put_slice(b"\\c"),
@@ -150,7 +138,19 @@ mod tests {
         assert_eq!(un(r"a\tb", Escaping::None).unwrap(), r"a\tb");
         assert_eq!(esc("a\r\n:\\b", Escaping::V1_2), r"a\r\n\c\\b");
         assert_eq!(esc("a\n:\\b", Escaping::V1_1), r"a\n\c\\b");
-        assert_eq!(esc("a\rb\r\r", Escaping::V1_1), "a\rb\r ");
+        // 1.1 cannot escape CR, and a raw CR that is not part of a CRLF is refused.
+        assert_eq!(esc("a\rb\r\r", Escaping::V1_1), "a b  ");
         assert_eq!(esc("a\r\n:\\b", Escaping::None), "a  :\\b");
+    }
+
+    #[test]
+    fn nul_is_never_written() {
+        // No version has an escape for NUL; a raw one would end the frame for most readers.
+        for e in [Escaping::None, Escaping::V1_1, Escaping::V1_2] {
+            assert_eq!(esc("a\0b\0", e), "a b ");
+            let mut name = BytesMut::new();
+            escape_into("\0x", e, true, &mut name);
+            assert_eq!(&name[..], b" x");
+        }
     }
 }

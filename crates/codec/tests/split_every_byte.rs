@@ -332,6 +332,76 @@ fn malformed_input_errors() {
     );
 }
 
+#[test]
+fn nul_and_bare_cr_in_header_text_are_refused_in_every_version() {
+    // Forwarded, `x:a\0MESSAGE` would end the frame early for a subscriber that splits on NUL,
+    // and a bare CR would start a new line for one that splits on CR. The error names the header
+    // (as sent: the name is quoted with Rust escapes in the message).
+    let nul = |name: &str| DecodeError::NulInHeader { name: name.into() };
+    let cr = |name: &str| DecodeError::BareCarriageReturnInHeader { name: name.into() };
+    let cases: &[(&[u8], DecodeError)] = &[
+        (b"SEND\ndestination:/q\nx:a\0MESSAGE\n\n\0", nul("x")),
+        (b"SEND\nx:\0\n\n\0", nul("x")),
+        (b"SEND\nx\0y:v\n\n\0", nul("x\0y")),
+        (b"SEND\r\nx:a\rdestination:/q\r\n\r\n\0", cr("x")),
+        (b"SEND\nx:a\r\r\n\n\0", cr("x")),
+        (b"SEND\r\nx:\r\r\n\r\n\0", cr("x")),
+        (b"SEND\nx\ry:v\n\n\0", cr("x\ry")),
+        // Whichever comes first on the line is named.
+        (b"SEND\nx:\r\0\n\n\0", cr("x")),
+        (b"SEND\nx:\0\r\n\n\0", nul("x")),
+        // Before the frame's content-length is known, and in a body-less frame.
+        (b"SEND\nk:\0\ncontent-length:1\n\nx\0", nul("k")),
+        (b"DISCONNECT\nreceipt:1\r2\n\0", cr("receipt")),
+        // CONNECT is never unescaped, but a raw NUL or CR is still refused.
+        (b"CONNECT\nlogin:a\0b\n\n\0", nul("login")),
+        (b"CONNECT\npasscode:a\rb\n\n\0", cr("passcode")),
+    ];
+    for version in Version::ALL {
+        for (input, expected) in cases {
+            assert_error_everywhere(version, Limits::default(), input, expected.clone());
+        }
+        // The frame before the bad one is still delivered, however the stream is split.
+        let out = decode_whole(version, Limits::default(), b"SEND\n\n\0SEND\nx:\0\n\n\0");
+        assert_eq!(out.items, [Item::Frame(Frame::new(Command::Send))]);
+        assert_eq!(out.error, Some(nul("x")));
+    }
+}
+
+#[test]
+fn cr_and_nul_where_they_are_allowed() {
+    // CRLF line ends and heart-beats, CR and NUL in bodies (NUL with content-length), in every
+    // version; a CR in a 1.2 value written as the `\r` escape. Each decodes the same however it
+    // is split (the corpus test's property).
+    let streams: &[(Version, &[u8])] = &[
+        (
+            Version::V1_0,
+            b"\r\nSEND\r\nk:v\r\ncontent-length:3\r\n\r\n\r\0\r\0\r\n",
+        ),
+        (Version::V1_1, b"SEND\r\nk:v\r\n\r\na\rb\0\r\n"),
+        (Version::V1_2, b"SEND\nk:a\\rb\\r\n\n\0"),
+    ];
+    for (version, input) in streams {
+        let whole = decode_whole(*version, Limits::default(), input);
+        assert_eq!(whole.error, None, "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(whole.leftover, 0);
+        for (how, chunks) in chunkings(input) {
+            assert_eq!(
+                decode_chunks(*version, Limits::default(), chunks),
+                whole,
+                "{how}"
+            );
+        }
+    }
+    let f = common::one_frame_v(Version::V1_0, &streams[0].1[2..streams[0].1.len() - 2]);
+    assert_eq!(f.header("k"), Some("v"));
+    assert_eq!(&f.body[..], b"\r\0\r");
+    let f = common::one_frame_v(Version::V1_1, &streams[1].1[..streams[1].1.len() - 2]);
+    assert_eq!(&f.body[..], b"a\rb");
+    let f = common::one_frame(streams[2].1);
+    assert_eq!(f.header("k"), Some("a\rb\r"));
+}
+
 const SMALL: Limits = Limits {
     max_frame_size: 64,
     max_headers: 3,

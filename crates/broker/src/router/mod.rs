@@ -174,11 +174,35 @@ pub(crate) enum RouteError {
         destination: String,
         cause: BackplaneUnavailable,
     },
+    /// Server code or a handler put a NUL in a header or the destination (see [`nul_free`]).
+    NulInHeader { name: String },
 }
 
 impl From<DestinationError> for RouteError {
     fn from(e: DestinationError) -> Self {
         RouteError::InvalidDestination(e)
+    }
+}
+
+/// Refuses a NUL in the `destination` or any header of a message from server code or a handler.
+/// STOMP has no escape for NUL and our decoder refuses it, so it cannot be delivered as written;
+/// the caller is told rather than have the encoder turn it into a space. Clients' frames were
+/// checked by the decoder; other nodes' messages are delivered (there is no one to tell), the
+/// encoder writing any NUL as a space.
+fn nul_free(destination: &str, headers: &Headers) -> Result<(), RouteError> {
+    if destination.contains('\0') {
+        return Err(RouteError::NulInHeader {
+            name: "destination".to_owned(),
+        });
+    }
+    match headers
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        Some((name, _)) => Err(RouteError::NulInHeader {
+            name: name.to_owned(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -247,6 +271,9 @@ impl Router {
         let address = self.rules.resolve(origin, to)?;
         let mut payload = payload;
         let mut destination = shown_destination(&address);
+        if matches!(origin, Origin::Server | Origin::Handler) {
+            nul_free(&destination, &payload.headers)?;
+        }
         if self.keeps(origin, &address) {
             stompbox_codec::detach(&mut payload.headers, &mut payload.body);
             // The destination header's value is a slice of the read buffer too.

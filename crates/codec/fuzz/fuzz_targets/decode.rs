@@ -3,7 +3,8 @@
 //! Input layout: byte 0 picks the version (and whether limits are tight), bytes 1..5 are the
 //! chunk sizes to cycle through, the rest is the stream. Checks, beyond "no panic":
 //! - with default limits, the chunked decode gives exactly the items and error of a whole decode;
-//! - no frame that comes out is over any limit (size checked from the bytes it consumed).
+//! - no frame that comes out is over any limit (size checked from the bytes it consumed);
+//! - no header that comes out holds a NUL, nor a CR unless 1.2's `\r` escape made it.
 #![no_main]
 
 use bytes::BytesMut;
@@ -17,11 +18,7 @@ const TIGHT: Limits = Limits {
     max_body_size: 48,
 };
 
-fn decode(
-    version: Version,
-    limits: Limits,
-    chunks: &[&[u8]],
-) -> (Vec<Item>, Option<DecodeError>) {
+fn decode(version: Version, limits: Limits, chunks: &[&[u8]]) -> (Vec<Item>, Option<DecodeError>) {
     let mut decoder = Decoder::new(limits);
     decoder.set_version(version);
     let mut buf = BytesMut::new();
@@ -39,9 +36,12 @@ fn decode(
                         assert!(f.body.len() <= limits.max_body_size);
                         assert!(consumed - 1 <= limits.max_frame_size);
                         assert!(f.headers.len() <= limits.max_headers);
+                        let cr_escape = version == Version::V1_2 && f.command.escapes_headers();
                         for (n, v) in f.headers.iter() {
                             assert!(!n.is_empty());
                             assert!(n.len() + 1 + v.len() <= limits.max_header_line);
+                            assert!(!n.contains('\0') && !v.contains('\0'));
+                            assert!(cr_escape || !(n.contains('\r') || v.contains('\r')));
                         }
                     }
                     consumed = 0;
