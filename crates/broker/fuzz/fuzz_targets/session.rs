@@ -10,7 +10,7 @@
 //! |---|---|
 //! | 0–1 | a CONNECT sent first: none (the input must connect itself), 1.0, 1.1, 1.2 |
 //! | 2   | that CONNECT asks for heart-beats (1 s both ways) |
-//! | 3   | tight limits (frame, headers, subscriptions, queues, transactions) |
+//! | 3   | tight limits (frame, headers, subscriptions, destinations, queues, transactions) |
 //! | 4–5 | the observer's version: 1.2, 1.0, 1.1, 1.2 |
 //! | 6   | full queues drop their oldest message instead of refusing the SEND |
 //!
@@ -122,6 +122,11 @@ impl<'a> Script<'a> {
             config.max_headers = 8;
             config.max_header_line = 128;
             config.max_subscriptions_per_session = 4;
+            // The observer holds one wildcard subscription (`/topic/#`) and sends to
+            // `/topic/fuzz.check`: within all three.
+            config.max_destination_length = 64;
+            config.max_topic_words = 4;
+            config.max_wildcard_subscriptions = 3;
             config.queues.max_messages = 4;
             config.queues.max_bytes = 1024;
             config.queues.max_total_bytes = 2048;
