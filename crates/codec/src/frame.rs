@@ -60,37 +60,46 @@ impl Frame {
 /// transaction, buffered for another node): a 1-byte message read together with a 4 MB one
 /// would hold 4 MB while the broker counts 1 byte. A kept message is detached first, so the
 /// bytes counted against its limits are the bytes held.
-pub fn detach(headers: &mut Headers, body: &mut Bytes) {
-    let header_bytes: usize = headers
+///
+/// `also` are strings kept beside them (a destination), copied into the same allocation: one
+/// allocation and one copy in all, since this runs for every queued message.
+pub fn detach(headers: &mut Headers, body: &mut Bytes, also: &mut [&mut ByteString]) {
+    let entries = headers.entries_mut();
+    let strings: usize = entries
         .iter()
-        .map(|(name, value)| name.len() + value.len())
-        .sum();
-    let mut all = bytes::BytesMut::with_capacity(body.len() + header_bytes);
+        .map(|(n, v)| n.len() + v.len())
+        .sum::<usize>()
+        + also.iter().map(|s| s.len()).sum::<usize>();
+    let mut all = bytes::BytesMut::with_capacity(body.len() + strings);
     all.extend_from_slice(body);
-    for (name, value) in headers.iter() {
+    for (name, value) in entries.iter() {
         all.extend_from_slice(name.as_bytes());
         all.extend_from_slice(value.as_bytes());
+    }
+    for s in also.iter() {
+        all.extend_from_slice(s.as_bytes());
     }
     let all = all.freeze();
     *body = all.slice(..body.len());
     let mut at = body.len();
-    let mut take = |len: usize| {
-        let text = all.slice(at..at + len);
-        at += len;
-        ByteString::try_from(text).expect("copied from a str")
+    let mut copy = |s: &mut ByteString| {
+        let text = all.slice(at..at + s.len());
+        at += s.len();
+        *s = ByteString::try_from(text).expect("copied from a str");
     };
-    let mut detached = Headers::with_capacity(headers.len());
-    for (name, value) in headers.iter() {
-        let name = take(name.len());
-        detached.push(name, take(value.len()));
+    for (name, value) in entries.iter_mut() {
+        copy(name);
+        copy(value);
     }
-    *headers = detached;
+    for s in also.iter_mut() {
+        copy(s);
+    }
 }
 
 impl Frame {
     /// [`detach`]es the frame's headers and body from the buffer they were decoded from.
     pub fn detach(&mut self) {
-        detach(&mut self.headers, &mut self.body);
+        detach(&mut self.headers, &mut self.body, &mut []);
     }
 }
 
@@ -108,10 +117,12 @@ mod detach_tests {
         );
         headers.push("x", "");
         let mut body = buffer.slice(25..29);
-        detach(&mut headers, &mut body);
+        let mut destination = ByteString::try_from(buffer.slice(0..3)).unwrap();
+        detach(&mut headers, &mut body, &mut [&mut destination]);
         assert_eq!(&body[..], b"body");
         let pairs: Vec<_> = headers.iter().collect();
         assert_eq!(pairs, [("name", "value"), ("x", "")]);
+        assert_eq!(destination, "big");
         // Nothing refers to the big buffer any more.
         assert!(buffer.is_unique());
     }

@@ -13,6 +13,11 @@ pub struct Headers {
 }
 
 impl Headers {
+    /// The name/value pairs, for rewriting them in place (`frame::detach`).
+    pub(crate) fn entries_mut(&mut self) -> &mut Vec<(ByteString, ByteString)> {
+        &mut self.entries
+    }
+
     /// No headers.
     pub const fn new() -> Self {
         Headers {

@@ -275,9 +275,9 @@ impl Router {
             nul_free(&destination, &payload.headers)?;
         }
         if self.keeps(origin, &address) {
-            stompbox_codec::detach(&mut payload.headers, &mut payload.body);
             // The destination header's value is a slice of the read buffer too.
-            destination = ByteString::from(&*destination);
+            let also = &mut [&mut destination];
+            stompbox_codec::detach(&mut payload.headers, &mut payload.body, also);
         }
         let message = self.message(destination, payload);
         if origin != Origin::Backplane {
