@@ -25,8 +25,9 @@ struct Admission {
     /// The address counted against `admission.max_per_address` while the connection lives.
     held: Option<IpAddr>,
     /// Why the connection will not be served, decided when it was counted: the session
-    /// answers with this ERROR instead of serving, and HTTP edges with 503.
-    refusal: Option<ProtocolError>,
+    /// answers with this ERROR instead of serving, and HTTP edges with 503. Boxed: every
+    /// connection holds an `Accepted` for its life, and almost none are refused.
+    refusal: Option<Box<ProtocolError>>,
 }
 
 /// One accepted connection's place among the node's connections; released when the last
@@ -47,7 +48,7 @@ impl Accepted {
         let counters = shared.router.counters();
         let live = counters.connections.fetch_add(1, Relaxed) + 1;
         let max = shared.config.max_connections;
-        let refusal = (live > max).then_some(ProtocolError::TooManyConnections { max });
+        let refusal = (live > max).then(|| Box::new(ProtocolError::TooManyConnections { max }));
         Accepted {
             broker: broker.clone(),
             at: Instant::now(),
@@ -68,7 +69,7 @@ impl Accepted {
     pub fn admit(&self, ip: IpAddr) -> Result<(), ProtocolError> {
         let mut state = lock(&self.admission);
         if state.admitted || state.refusal.is_some() {
-            return state.refusal.clone().map_or(Ok(()), Err);
+            return state.refusal.as_deref().cloned().map_or(Ok(()), Err);
         }
         state.admitted = true;
         let shared = &*self.broker.shared;
@@ -79,7 +80,7 @@ impl Accepted {
                 Ok(())
             }
             Err(error) => {
-                state.refusal = Some(error.clone());
+                state.refusal = Some(Box::new(error.clone()));
                 Err(error)
             }
         }
@@ -88,7 +89,7 @@ impl Accepted {
     /// Why this connection will not be served (the node was full when it was accepted, or its
     /// address is over a limit), if it will not: HTTP edges answer 503 with this message.
     pub fn refusal(&self) -> Option<ProtocolError> {
-        lock(&self.admission).refusal.clone()
+        lock(&self.admission).refusal.as_deref().cloned()
     }
 
     /// When the socket was accepted: `connect_timeout` runs from here.

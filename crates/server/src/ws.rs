@@ -235,7 +235,11 @@ async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket, max_ping
     let reason = broker.serve(info, &mut inbound, &mut outbound).await;
     // Sends a close frame with a status code saying why (unless the peer's close was already
     // answered) and flushes; bounded, then dropping the halves closes the socket regardless.
-    let close = inbound.close.take().or_else(|| close_frame(&reason));
+    let close = inbound
+        .close
+        .take()
+        .map(|c| *c)
+        .or_else(|| close_frame(&reason));
     let closing = async {
         if let Some(frame) = close {
             outbound.sink.send(Message::Close(Some(frame))).await?;
@@ -341,8 +345,9 @@ struct WsInbound {
     stream: SplitStream<WebSocket>,
     closed: bool,
     pings: Pings,
-    /// The close frame a read error calls for, when it says more than the session's end.
-    close: Option<CloseFrame>,
+    /// The close frame a read error calls for, when it says more than the session's end
+    /// (boxed: rare, and every idle session holds the field).
+    close: Option<Box<CloseFrame>>,
 }
 
 /// Pings counted per minute (a fixed window from the first ping), against
@@ -391,7 +396,7 @@ impl Stream for WsInbound {
             None => None,
             Some(Err(e)) => {
                 let (inbound, close) = read_error(e);
-                self.close = close;
+                self.close = close.map(Box::new);
                 Some(inbound)
             }
             Some(Ok(Message::Text(text))) => Some(Ok(Inbound::Data(Bytes::from(text)))),
