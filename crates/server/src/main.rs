@@ -7,6 +7,12 @@
 use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
+
+/// jemalloc, with its background thread purging freed memory after 10 s: the system's malloc
+/// keeps what a burst took for good (feature `jemalloc`; `docs/benchmarks.md`).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use stompbox_server::{ConfigSources, Server};
 use tracing_subscriber::EnvFilter;
 
