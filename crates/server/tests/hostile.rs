@@ -408,6 +408,65 @@ async fn sigterm_finishes_with_a_partial_request_open() {
     drop(partial);
 }
 
+/// Case 5: costly wildcard patterns. The 4 KB `#.a.a…a.b` patterns are refused at
+/// SUBSCRIBE (longer than `broker.max_destination_length`); 1,000 of the costliest patterns the
+/// limits allow (32 words, all different) and a publish to a 32-word key leave the node serving
+/// and its memory within a stated bound.
+#[tokio::test]
+async fn costly_wildcard_patterns_are_bounded() {
+    let broker = Spawned::start(&[]).await;
+    let mut refused = TcpClient::connect(broker.tcp).await;
+    let long = format!("/topic/#.{}b", "a.".repeat(2000));
+    refused.send_frame(frames::subscribe("0", &long)).await;
+    refused
+        .expect_error("destination too long (max 1024 bytes)")
+        .await;
+
+    let before = broker.rss_kib();
+    let mut subscribers = Vec::new();
+    for s in 0..4 {
+        let mut client = TcpClient::connect(broker.tcp).await;
+        for i in 0..250 {
+            // 32 words: `#`, one distinct word, 29 × `a`, `b`.
+            let pattern = format!("/topic/#.w{s}x{i}.{}b", "a.".repeat(29));
+            client.subscribe(&format!("{i}"), &pattern).await;
+        }
+        subscribers.push(client);
+    }
+    let mut publisher = TcpClient::connect(broker.tcp).await;
+    let key = format!("/topic/{}c", "a.".repeat(31));
+    publisher
+        .send_with_receipt(frames::send(&key, "nobody matches"), "sent")
+        .await;
+    broker.control().await;
+    let grown = broker.rss_kib().saturating_sub(before);
+    eprintln!("RSS grew by {grown} KiB");
+    // 1,000 patterns of about 5 KiB of trie each, and five sessions.
+    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+    broker.terminate().await;
+}
+
+/// Case 7 (the codec's part): a NUL in a header would mis-frame every subscriber's stream
+/// (`x:a\0MESSAGE`): refused with ERROR and a close; the subscriber gets nothing of it.
+#[tokio::test]
+async fn a_nul_in_a_header_is_refused_not_forwarded() {
+    let broker = Spawned::start(&[]).await;
+    let mut subscriber = TcpClient::connect(broker.tcp).await;
+    subscriber.subscribe("0", "/topic/nul").await;
+    let mut sender = TcpClient::connect(broker.tcp).await;
+    sender
+        .send(b"SEND\ndestination:/topic/nul\nx:a\0MESSAGE\n\nbody\0")
+        .await;
+    sender.expect_error("NUL byte in header \"x\"").await;
+    // Anything of the refused SEND would have reached the subscriber before this one.
+    let mut clean = TcpClient::connect(broker.tcp).await;
+    clean.send_frame(frames::send("/topic/nul", "clean")).await;
+    let message = subscriber.expect_message().await;
+    assert_eq!(&message.body[..], b"clean");
+    broker.control().await;
+    broker.terminate().await;
+}
+
 /// Case 6: a WebSocket message far over the pre-CONNECT cap, without CONNECT: ERROR `too much
 /// before CONNECT` and a close once the cap is passed, not once the megabytes are in.
 #[tokio::test]
