@@ -573,6 +573,34 @@ async fn the_bound_drops_the_oldest_under_drop_oldest() {
     }
 }
 
+/// The node-wide bound holds for every queue, an empty one included, and its ERROR names it.
+#[tokio::test]
+async fn the_node_bound_holds_for_empty_queues_and_is_named() {
+    let config = Config {
+        max_body_size: 1000,
+        max_frame_size: 2000,
+        queues: QueueConfig {
+            max_bytes: 2500,
+            max_total_bytes: 2500,
+            ..QueueConfig::default()
+        },
+        ..Config::default()
+    };
+    let broker = Broker::builder().config(config).build().unwrap();
+    let mut p = TestClient::connect(&broker).await;
+    let big = "x".repeat(1000);
+    p.send_frame(frames::send("/queue/a", big.clone())).await;
+    p.send_with_receipt(frames::send("/queue/a", big.clone()), "r")
+        .await;
+    // `/queue/b` is empty, but the node's queues hold their maximum.
+    p.send_frame(frames::send("/queue/b", big)).await;
+    let e = p.expect_error("queue full: /queue/b").await;
+    let text = body(&e);
+    assert!(text.contains("queues.max_total_bytes"), "{text}");
+    assert!(text.contains("2500"), "{text}");
+    assert!(broker.queue_stats("/queue/b").is_none_or(|s| s.depth == 0));
+}
+
 #[tokio::test]
 async fn the_byte_bound_counts_too() {
     let config = Config {
