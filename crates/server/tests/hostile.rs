@@ -18,6 +18,7 @@ use std::{
 };
 
 use common::{TcpClient, WsClient, encode, frames, within};
+use stompbox_test_support::ws::raw_upgrade_socket;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
@@ -120,6 +121,14 @@ impl Spawned {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
+    /// Asserts the resident memory grew by less than `max_kib` since `before` (and prints by how
+    /// much, for the record).
+    fn assert_rss_grew_less_than(&self, before: u64, max_kib: u64) {
+        let grown = self.rss_kib().saturating_sub(before);
+        eprintln!("RSS grew by {grown} KiB");
+        assert!(grown < max_kib, "RSS grew by {grown} KiB");
+    }
+
     /// A control session round trip: subscribe, send, receive its own message.
     async fn control(&self) {
         let mut client = WsClient::connect(&self.ws_url).await;
@@ -146,33 +155,8 @@ impl Spawned {
 /// Sends a WebSocket upgrade for `/ws` offering `v12.stomp`; returns the socket (after the
 /// response head) and the status.
 async fn upgrade(addr: SocketAddr) -> (TcpStream, u16) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: v12.stomp\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = within("response head", stream.read(&mut byte))
-            .await
-            .unwrap();
-        assert_eq!(
-            n,
-            1,
-            "closed mid-response: {}",
-            String::from_utf8_lossy(&head)
-        );
-        head.push(byte[0]);
-    }
-    let status = String::from_utf8_lossy(&head)
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    (stream, status)
+    let (stream, response) = raw_upgrade_socket(addr, "/ws", &["v12.stomp"]).await;
+    (stream, response.status)
 }
 
 /// A masked client frame header: FIN + `opcode`, `len` bytes of payload to follow, mask 0.
@@ -273,10 +257,8 @@ async fn a_ping_flood_is_refused_and_closed() {
         );
     }
     broker.control().await;
-    let grown = broker.rss_kib().saturating_sub(before);
-    eprintln!("RSS grew by {grown} KiB");
     // Six connections, each at most 600 queued pongs (75 KiB) and its buffers.
-    assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
+    broker.assert_rss_grew_less_than(before, 8 * 1024);
     broker.terminate().await;
 }
 
@@ -301,10 +283,8 @@ async fn small_kept_messages_do_not_pin_large_read_buffers() {
         client.send(&burst).await;
         client.expect_receipt("r").await;
     }
-    let grown = broker.rss_kib().saturating_sub(before);
-    eprintln!("RSS grew by {grown} KiB");
     // Without detaching, 40 × 4 MiB = 160 MiB stay pinned.
-    assert!(grown < 48 * 1024, "RSS grew by {grown} KiB");
+    broker.assert_rss_grew_less_than(before, 48 * 1024);
     client.send_frame(frames::commit("t")).await;
     broker.control().await;
     broker.terminate().await;
@@ -439,10 +419,8 @@ async fn costly_wildcard_patterns_are_bounded() {
         .send_with_receipt(frames::send(&key, "nobody matches"), "sent")
         .await;
     broker.control().await;
-    let grown = broker.rss_kib().saturating_sub(before);
-    eprintln!("RSS grew by {grown} KiB");
     // 1,000 patterns of about 5 KiB of trie each, and five sessions.
-    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+    broker.assert_rss_grew_less_than(before, 32 * 1024);
     broker.terminate().await;
 }
 
@@ -498,10 +476,8 @@ async fn a_large_message_before_connect_is_cut_off_at_the_cap() {
         );
     }
     broker.control().await;
-    let grown = broker.rss_kib().saturating_sub(before);
-    eprintln!("RSS grew by {grown} KiB");
     // Twenty connections cut off at 96 KiB each (and their socket buffers), not 80 MiB.
-    assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
+    broker.assert_rss_grew_less_than(before, 16 * 1024);
     broker.terminate().await;
 }
 

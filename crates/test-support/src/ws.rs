@@ -174,6 +174,16 @@ impl RawResponse {
 /// tungstenite's client refuses a response that lacks a protocol it offered, which is exactly
 /// what some negotiation tests expect.
 pub async fn raw_upgrade(addr: SocketAddr, path: &str, protocol_headers: &[&str]) -> RawResponse {
+    raw_upgrade_socket(addr, path, protocol_headers).await.1
+}
+
+/// [`raw_upgrade`], also returning the socket, positioned just after the response head: a test
+/// can then write WebSocket frames of its own making (floods, oversize messages).
+pub async fn raw_upgrade_socket(
+    addr: SocketAddr,
+    path: &str,
+    protocol_headers: &[&str],
+) -> (TcpStream, RawResponse) {
     let mut stream = within("tcp connect", TcpStream::connect(addr))
         .await
         .expect("tcp connect");
@@ -210,5 +220,5 @@ pub async fn raw_upgrade(addr: SocketAddr, path: &str, protocol_headers: &[&str]
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    RawResponse { status, headers }
+    (stream, RawResponse { status, headers })
 }
