@@ -110,7 +110,12 @@ impl Broker {
     /// Runs one session to its end on the calling task: reads frames from `inbound`, writes
     /// batches to `outbound`, returns why it ended. `outbound` is flushed (including any final
     /// RECEIPT or ERROR) before this returns; the caller then closes the transport.
-    pub async fn serve<I, O>(&self, info: ConnectionInfo, inbound: I, outbound: O) -> CloseReason
+    pub async fn serve<I, O>(
+        &self,
+        mut info: ConnectionInfo,
+        inbound: I,
+        outbound: O,
+    ) -> CloseReason
     where
         I: futures::Stream<Item = std::io::Result<Inbound>> + Send + Unpin,
         O: futures::Sink<Outbound, Error = std::io::Error> + Send + Unpin,
@@ -126,7 +131,6 @@ impl Broker {
             principal = tracing::field::Empty,
         );
         async move {
-            let mut info = info;
             // Held for the whole session, so shutdown can wait for it.
             let _token = shared.tracker.token();
             if shared.shutdown.is_cancelled() {

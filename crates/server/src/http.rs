@@ -15,9 +15,10 @@
 //!   broker's own shutdown.
 //!
 //! A PROXY protocol header and a TLS handshake come first when the listener has them
-//! (`opening.rs`), each bounded by the same deadline.
+//! (`opening.rs`), each bounded by `connect_timeout`; the request head then gets what is left
+//! of the deadline from the accept (at least 1 ms), and CONNECT the same deadline.
 
-use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::ConnectInfo};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
@@ -130,8 +131,8 @@ async fn serve_http<IO>(
         if let Some(tls) = &tls {
             extensions.insert(tls.clone());
         }
-        let mut router = router.clone();
-        async move { Ok::<_, Infallible>(router.call(request).await.unwrap_or_else(|e| match e {})) }
+        // The router's future: `Result<Response, Infallible>`, as hyper wants it.
+        router.clone().call(request)
     });
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())

@@ -7,7 +7,10 @@
 //! socket. This reader sits under the HTTP server and the WebSocket codec and counts every byte
 //! read until the session says it is connected ([`Accepted::is_connected`]): past the cap, the
 //! read fails with [`PreConnectLimit`], which the WebSocket edge turns into ERROR `too much
-//! before CONNECT` and a close. After CONNECTED it only passes reads through.
+//! before CONNECT` and a close. After CONNECTED it only passes reads through. A keep-alive
+//! HTTP connection that never upgrades (a health checker polling `/health`) is counted the
+//! same way: past the cap its next read fails, the connection closes, and the checker
+//! reconnects.
 
 use std::{
     fmt, io,
