@@ -178,7 +178,9 @@ impl Broker {
     ) -> Result<usize, SendError> {
         let router = &self.shared.router;
         let destination = router.rules().parse(destination)?;
-        Ok(router.route(origin, To::Destination(destination), payload)?)
+        Ok(router
+            .route(origin, To::Destination(destination), payload)?
+            .deliveries)
     }
 
     /// Sends to every session of `user` subscribed to `/user<destination>`; `destination` is
@@ -204,7 +206,11 @@ impl Broker {
             path: destination.into(),
             session: None,
         };
-        Ok(self.shared.router.route(Origin::Server, to, payload)?)
+        Ok(self
+            .shared
+            .router
+            .route(Origin::Server, to, payload)?
+            .deliveries)
     }
 
     /// Routes a message that another node published to this node's subscribers only: it is
@@ -228,7 +234,7 @@ impl Broker {
         };
         let payload = Payload::new(message.headers, message.body);
         let routed = self.shared.router.route(Origin::Backplane, to, payload);
-        routed.unwrap_or(0)
+        routed.map_or(0, |r| r.deliveries)
     }
 
     /// A stream of lifecycle events from now on. Each call is an independent listener.
@@ -260,6 +266,12 @@ impl Broker {
                 "shutdown grace over; abandoning unflushed writes"
             );
             shared.hard_stop.cancel();
+            return;
+        }
+        // Every session ended, so every delivery came back to its queue: the store's delivery
+        // counts are exact, and it is closed cleanly.
+        if let Some(store) = shared.router.store() {
+            store.close();
         }
     }
 

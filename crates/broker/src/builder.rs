@@ -12,7 +12,7 @@ use crate::broker::Shared;
 use crate::router::{Router, Rules};
 use crate::{
     Authenticator, Backplane, Broker, Config, ConfigError, Interceptor, LoopbackOnly, Permissions,
-    events,
+    Store, events,
 };
 
 /// Builds a [`Broker`]: configuration, hooks and application handlers.
@@ -24,6 +24,7 @@ pub struct BrokerBuilder {
     app_prefixes: Option<Vec<String>>,
     interceptors: Vec<Box<dyn Interceptor>>,
     backplane: Option<Arc<dyn Backplane>>,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl Broker {
@@ -37,6 +38,7 @@ impl Broker {
             app_prefixes: None,
             interceptors: Vec::new(),
             backplane: None,
+            store: None,
         }
     }
 }
@@ -122,13 +124,31 @@ impl BrokerBuilder {
         self
     }
 
+    /// Keeps `/queue` messages sent with `persistent:true` in `store` (the `stompbox-store`
+    /// crate), and puts back what it holds when the broker is built. A RECEIPT for such a SEND
+    /// (or for the ACK that removes one) is sent once the store has synced it. Without a store,
+    /// or when the backplane holds the queues, `persistent` has no effect.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Validates the configuration and creates the broker.
+    ///
+    /// # Errors
+    /// An invalid configuration, or a store that cannot be read back (field `store`).
     pub fn build(mut self) -> Result<Broker, ConfigError> {
         self.config.validate()?;
         if let Some(prefixes) = self.app_prefixes.take() {
             self.rules.set_app_prefixes(prefixes)?;
         }
-        let router = Router::new(&self.config, self.rules, self.backplane.take());
+        let mut router = Router::new(&self.config, self.rules, self.backplane.take());
+        if let Some(store) = self.store.take() {
+            (router.set_store(store)).map_err(|e| ConfigError {
+                field: "store",
+                reason: format!("cannot read back the stored messages: {e}"),
+            })?;
+        }
         Ok(Broker {
             shared: Arc::new(Shared {
                 logins: crate::login_guard::LoginGuard::new(self.config.login.clone()),

@@ -241,6 +241,10 @@ pub enum ProtocolError {
     /// The broker is shutting down.
     #[error("the server is shutting down; reconnect later")]
     ShuttingDown,
+    /// The message store failed to write: persistent messages since its last sync may be lost,
+    /// so the RECEIPT that would promise them is not sent.
+    #[error("{0}; persistent messages sent since the last RECEIPT may not be stored")]
+    StoreFailed(crate::StoreError),
     /// The connection's address is at `admission.max_per_address`.
     #[error("this node serves at most {max} connections from one address")]
     TooManyFromAddress {
@@ -359,6 +363,7 @@ impl ProtocolError {
             ProtocolError::HeartbeatTimeout { .. } => "heart-beat timeout".into(),
             ProtocolError::SlowConsumer { .. } => "slow consumer".into(),
             ProtocolError::ShuttingDown => "server shutting down".into(),
+            ProtocolError::StoreFailed(_) => "message store failed".into(),
             ProtocolError::CredentialsExpired => "token expired".into(),
             ProtocolError::LoginsThrottled { .. } => "too many failed logins".into(),
             ProtocolError::TooManyConnections { .. } => "too many connections".into(),

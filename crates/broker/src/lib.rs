@@ -24,7 +24,8 @@
 //! - `destination.rs`: [`Destination`], parsed once by kind (`/topic`, `/queue`, `/app`, ...).
 //! - `app/`: `/app` handlers ([`Handler`], extractors, [`IntoReply`]) and the per-session
 //!   handler task (`app/worker.rs`).
-//! - `backplane.rs`: the [`Backplane`] seam that joins nodes into a cluster (below the router).
+//! - `backplane.rs`: the [`Backplane`] seam that joins nodes into a cluster (below the router);
+//!   `store.rs`: the [`Store`] seam that keeps persistent queue messages on disk.
 //! - `broker.rs`: [`Broker`], the handle: serve, send, inject, events, stats, shutdown;
 //!   `builder.rs`: [`BrokerBuilder`].
 //! - `error.rs`: [`ProtocolError`] (every reason a session gets ERROR) and [`SendError`];
@@ -58,6 +59,7 @@ mod permissions;
 mod router;
 mod session;
 mod stats;
+mod store;
 mod transport;
 
 pub use accepted::Accepted;
@@ -87,4 +89,5 @@ pub use message::Payload;
 pub use permissions::{Access, PermissionRule, Permissions};
 pub use router::DEFAULT_APP_PREFIX;
 pub use stats::{QueueStats, Stats};
+pub use store::{Store, StoreError, StoredRecord, Synced};
 pub use transport::{ConnectionInfo, Handshake, Inbound, Outbound, TlsInfo, TransportKind};

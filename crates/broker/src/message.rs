@@ -266,7 +266,13 @@ impl Delivery {
         }
         match self.delivery_count {
             Some(count) => {
-                let redelivered = if count > 0 { "true" } else { "false" };
+                // A message read back after a crash may have been delivered: `redelivered`
+                // although its count of known deliveries is 0.
+                let redelivered = if count > 0 || self.redelivered {
+                    "true"
+                } else {
+                    "false"
+                };
                 write_header("redelivered", redelivered, Command::Message, version, dst);
                 let mut digits = itoa::Buffer::new();
                 let count = digits.format(count);

@@ -25,14 +25,17 @@
 //! - `ws.rs`, `tcp.rs`: [`ws::WsClient`] and [`tcp::TcpClient`], the same client over real
 //!   sockets for the server's integration tests, plus [`ws::raw_upgrade`] for handshake
 //!   assertions; `wire.rs`: bounded waits and frames as bytes.
-//! - `frames.rs`: builders for client frames.
+//! - `frames.rs`: builders for client frames; `memory_store.rs`: [`MemoryStore`], a broker
+//!   store in memory that syncs when told to and can be crashed.
 
 mod client;
 pub mod frames;
 pub mod memory;
+mod memory_store;
 pub mod tcp;
 pub mod wire;
 pub mod ws;
 
 pub use client::{Client, DEFAULT_WAIT, Transport};
 pub use memory::TestClient;
+pub use memory_store::MemoryStore;

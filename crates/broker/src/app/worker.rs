@@ -211,7 +211,9 @@ impl Context {
     }
 
     fn route(&self, to: To, payload: Payload) -> Result<usize, SendError> {
-        Ok((self.broker.shared.router).route(Origin::Handler, to, payload)?)
+        Ok((self.broker.shared.router)
+            .route(Origin::Handler, to, payload)?
+            .deliveries)
     }
 
     /// To the session's user's subscriptions to `/user<path>`, only this session's when

@@ -50,6 +50,7 @@ pub(crate) use queue::Outcome;
 pub(crate) use user_table::UserKey;
 
 use self::deliver::Deliveries;
+pub(crate) use self::queue_table::Written;
 use self::queue_table::{QueueError, QueueTable};
 use self::topic_table::{Subscriber, TopicTable};
 use self::user_table::UserTable;
@@ -62,6 +63,7 @@ use crate::message::{Delivery, Message, Payload};
 use crate::outbox::{Outbox, WhenFull};
 use crate::permissions::Access;
 use crate::stats::{Counters, QueueStats};
+use crate::store::{SharedStore, StoreError, is_persistent};
 use crate::{Config, Principal};
 
 /// Where a message comes from. Each origin has its own rules: what it may send to (see
@@ -121,6 +123,16 @@ pub(crate) struct SessionRef {
     pub(crate) user: UserKey,
     /// Where its deliveries go.
     pub(crate) outbox: Arc<Outbox>,
+}
+
+/// What routing one message did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// Deliveries queued now (a queue delivers when a consumer has room, and counts those
+    /// then).
+    pub(crate) deliveries: usize,
+    /// The store write of a persistent message, which its RECEIPT waits for.
+    pub(crate) written: Written,
 }
 
 /// What a subscription turned out to be.
@@ -245,6 +257,24 @@ impl Router {
         }
     }
 
+    /// Keeps persistent queue messages in `store`, and puts back what it holds: call before
+    /// any message is routed. Ignored when the backplane holds the queues.
+    pub(crate) fn set_store(&mut self, store: SharedStore) -> Result<(), StoreError> {
+        if self.remote_queues().is_some() {
+            return Ok(());
+        }
+        self.queues.set_store(store);
+        let max_id = self.queues.restore()?;
+        // Message ids stay unique across the restart: the store is keyed by them.
+        self.next_message_id = AtomicU64::new(max_id + 1);
+        Ok(())
+    }
+
+    /// The node's store, when persistent messages are kept.
+    pub(crate) fn store(&self) -> Option<&SharedStore> {
+        self.queues.store()
+    }
+
     /// The node's destination rules (application prefixes, who may send where).
     pub(crate) fn rules(&self) -> &Rules {
         &self.rules
@@ -256,15 +286,15 @@ impl Router {
     }
 
     /// The one way in: routes a message from `origin` to `to`; returns how many deliveries
-    /// were queued now (a queue delivers when a consumer has room, and counts those then).
-    /// Never waits. Refused as a whole (delivered nowhere) when `origin` may not send there,
-    /// a queue is full, or the backplane cannot take a message other nodes need.
+    /// were queued now and the store write of a persistent queue message. Never waits.
+    /// Refused as a whole (delivered nowhere) when `origin` may not send there, a queue is
+    /// full, or the backplane cannot take a message other nodes need.
     pub(crate) fn route(
         &self,
         origin: Origin<'_>,
         to: To,
         payload: Payload,
-    ) -> Result<usize, RouteError> {
+    ) -> Result<Routed, RouteError> {
         if let To::Destination(destination) = &to {
             self.rules.permit(origin, Access::Send, destination)?;
         }
@@ -284,11 +314,12 @@ impl Router {
             self.forward(&address, &message)?;
         }
         let mut out = Deliveries::new(&self.counters);
+        let mut written = None;
         match address {
             Address::Topic(d) => self.topics.publish(d.name(), &message, &mut out),
             Address::Queue(d) => {
                 if self.remote_queues().is_none() {
-                    self.enqueue(&d, message)?;
+                    written = self.enqueue(&d, message)?;
                 }
             }
             Address::User {
@@ -307,7 +338,10 @@ impl Router {
                 out.offer(&s.outbox, delivery, WhenFull::Policy);
             }
         }
-        Ok(out.finish())
+        Ok(Routed {
+            deliveries: out.finish(),
+            written,
+        })
     }
 
     /// A client's message that will be kept (in a queue, or in the backplane's buffer for other
@@ -326,10 +360,16 @@ impl Router {
         Arc::new(Message::new(id, destination, payload.headers, payload.body))
     }
 
-    /// The one place a routed message joins a queue of this node; persistence plugs in here.
-    /// (Dead letters move between queues inside `queue_table.rs`.)
-    fn enqueue(&self, destination: &Destination, message: Arc<Message>) -> Result<(), RouteError> {
-        (self.queues.enqueue(destination.name(), message))
+    /// The one place a routed message joins a queue of this node, and where a `persistent:true`
+    /// one is written to the store when the node has one (`store.rs`). (Dead letters move
+    /// between queues inside `queue_table.rs`.)
+    fn enqueue(
+        &self,
+        destination: &Destination,
+        message: Arc<Message>,
+    ) -> Result<Written, RouteError> {
+        let persist = self.queues.store().is_some() && is_persistent(message.headers());
+        (self.queues.enqueue(destination.name(), message, persist))
             .map_err(|e| self.queue_error(e, destination))
     }
 
@@ -447,8 +487,9 @@ impl Router {
         }
     }
 
-    /// Settles queue deliveries of a subscription: ACK, NACK, or written in `auto` mode.
-    /// Other kinds have no redelivery, so nothing to do.
+    /// Settles queue deliveries of a subscription: ACK, NACK, or written in `auto` mode;
+    /// returns the store write it made (removing an acknowledged persistent message), which
+    /// the ACK's RECEIPT waits for. Other kinds have no redelivery, so nothing to do.
     pub(crate) fn settle(
         &self,
         session: u64,
@@ -456,16 +497,20 @@ impl Router {
         destination: &Destination,
         tags: &[u64],
         outcome: Outcome,
-    ) {
-        if let Ok(Feed::Queue(name)) = self.rules.feed(destination) {
-            match self.remote_queues() {
-                Some(backplane) => match outcome {
+    ) -> Written {
+        let Ok(Feed::Queue(name)) = self.rules.feed(destination) else {
+            return None;
+        };
+        match self.remote_queues() {
+            Some(backplane) => {
+                match outcome {
                     Outcome::Ack => backplane.queue_settle(session, subscription, tags, true),
                     Outcome::Nack => backplane.queue_settle(session, subscription, tags, false),
                     Outcome::Reject => backplane.queue_reject(session, subscription, tags),
-                },
-                None => (self.queues).settle(name, session, subscription, tags, outcome),
+                }
+                None
             }
+            None => (self.queues).settle(name, session, subscription, tags, outcome),
         }
     }
 
@@ -547,7 +592,7 @@ impl SinkTarget for RemoteConsumer {
         });
         let payload = Payload::new(headers, body);
         let queued = self.router.route(Origin::Backplane, to, payload);
-        (queued == Ok(1)).then_some(tag)
+        (queued.map(|r| r.deliveries) == Ok(1)).then_some(tag)
     }
 
     fn describe(&self) -> (&ByteString, &ByteString) {

@@ -26,6 +26,7 @@ use super::deliver::Deliveries;
 use crate::message::{Delivery, Message};
 use crate::outbox::{Offer, Outbox, WhenFull};
 use crate::stats::{Counters, QueueStats};
+use crate::store::Writes;
 use crate::{OverflowPolicy, QueueConfig};
 
 /// Everything a queue operation needs from the node.
@@ -38,6 +39,17 @@ pub(crate) struct Ctx<'a> {
     pub(crate) total_bytes: &'a AtomicUsize,
     /// The broker clock, in milliseconds since the UNIX epoch.
     pub(crate) now_ms: u64,
+    /// The node's store, when it has one: where persistent messages are written.
+    pub(crate) writes: Option<Writes<'a>>,
+}
+
+/// A message that leaves its queue for dead letters.
+#[derive(Debug)]
+pub(crate) struct Dead {
+    pub(crate) message: Arc<Message>,
+    /// It is in the store under its queue: the caller removes it once the dead letter is
+    /// stored in its own queue.
+    pub(crate) stored: bool,
 }
 
 /// A message waiting in, or in flight from, a queue.
@@ -48,9 +60,24 @@ struct Queued {
     deliveries: u32,
     /// The consumer it last went to, so a NACKed message prefers another one.
     last: Option<(u64, ByteString)>,
+    /// Written to the store (`persistent:true` on a node with a store).
+    stored: bool,
+    /// Read back from a store that was not closed cleanly: it may have been delivered before
+    /// the crash, so it goes out `redelivered`.
+    maybe_delivered: bool,
 }
 
 impl Queued {
+    fn new(message: Arc<Message>) -> Self {
+        Queued {
+            message,
+            deliveries: 0,
+            last: None,
+            stored: false,
+            maybe_delivered: false,
+        }
+    }
+
     fn expired(&self, now_ms: u64) -> bool {
         self.message.expires().is_some_and(|at| at <= now_ms)
     }
@@ -195,6 +222,13 @@ impl Queue {
         }
     }
 
+    /// Removes a message that left the queue for good from the store.
+    fn forget(&self, queued: &Queued, ctx: &Ctx<'_>) {
+        if let (true, Some(writes)) = (queued.stored, ctx.writes) {
+            writes.remove(&self.name, &queued.message);
+        }
+    }
+
     fn pop_ready(&mut self, ctx: &Ctx<'_>) -> Option<Queued> {
         let queued = self.ready.pop_front()?;
         let size = queued.message.size();
@@ -207,21 +241,29 @@ impl Queue {
     pub(crate) fn purge_expired(&mut self, ctx: &Ctx<'_>) {
         let before = self.ready.len();
         let mut freed = 0;
-        self.ready.retain(|q| {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.retain(|q| {
             let expired = q.expired(ctx.now_ms);
             if expired {
                 freed += q.message.size();
+                self.forget(q, ctx);
             }
             !expired
         });
+        self.ready = ready;
         self.bytes -= freed;
         ctx.total_bytes.fetch_sub(freed, Relaxed);
         self.stats.expired += (before - self.ready.len()) as u64;
     }
 
     /// Queues a SENT message at the back, applying the bound and the overflow policy, then
-    /// dispatches.
-    pub(crate) fn enqueue(&mut self, message: Arc<Message>, ctx: &Ctx<'_>) -> Result<(), Full> {
+    /// dispatches. A `persist`ent message is written to the node's store, if it has one.
+    pub(crate) fn enqueue(
+        &mut self,
+        message: Arc<Message>,
+        persist: bool,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), Full> {
         let size = message.size();
         if self.fits(size, ctx).is_err() {
             self.purge_expired(ctx);
@@ -230,20 +272,41 @@ impl Queue {
             match ctx.config.overflow {
                 OverflowPolicy::Reject => return Err(full),
                 OverflowPolicy::DropOldest => {
-                    self.pop_ready(ctx).ok_or(full)?;
+                    let dropped = self.pop_ready(ctx).ok_or(full)?;
+                    self.forget(&dropped, ctx);
                     self.stats.dropped += 1;
                 }
             }
         }
-        let queued = Queued {
-            message,
-            deliveries: 0,
-            last: None,
-        };
+        let mut queued = Queued::new(message);
+        if let (true, Some(writes)) = (persist, ctx.writes) {
+            writes.put(&self.name, &queued.message, 0);
+            queued.stored = true;
+        }
         self.push_ready(queued, false, ctx);
         self.stats.enqueued += 1;
         self.dispatch(ctx);
         Ok(())
+    }
+
+    /// Puts back a message read from the store at start-up, at the back, beyond the bounds
+    /// (it was admitted before the restart). Does not dispatch: nobody is subscribed yet.
+    pub(crate) fn restore(
+        &mut self,
+        message: Arc<Message>,
+        deliveries: u32,
+        maybe_delivered: bool,
+        ctx: &Ctx<'_>,
+    ) {
+        let queued = Queued {
+            deliveries,
+            stored: true,
+            maybe_delivered,
+            ..Queued::new(message)
+        };
+        self.push_ready(queued, false, ctx);
+        self.stats.enqueued += 1;
+        self.note_idle(ctx.now_ms);
     }
 
     /// Adds a consumer and dispatches to it.
@@ -259,7 +322,7 @@ impl Queue {
         session: u64,
         subscription: &str,
         ctx: &Ctx<'_>,
-    ) -> Vec<Arc<Message>> {
+    ) -> Vec<Dead> {
         let Some(i) = self
             .consumers
             .iter()
@@ -285,7 +348,7 @@ impl Queue {
         tags: &[u64],
         outcome: Outcome,
         ctx: &Ctx<'_>,
-    ) -> Vec<Arc<Message>> {
+    ) -> Vec<Dead> {
         let Some(consumer) = self
             .consumers
             .iter_mut()
@@ -300,15 +363,17 @@ impl Queue {
         let dead = match outcome {
             Outcome::Ack => {
                 self.stats.acked += settled.len() as u64;
+                for q in &settled {
+                    self.forget(q, ctx);
+                }
                 Vec::new()
             }
             Outcome::Nack => self.requeue(settled, ctx),
             Outcome::Reject => {
                 self.stats.dead_lettered += settled.len() as u64;
-                match self.dead_letters_to(ctx.config) {
-                    Some(_) => settled.into_iter().map(|q| q.message).collect(),
-                    None => Vec::new(),
-                }
+                (settled.into_iter())
+                    .filter_map(|q| self.to_dead_letters(q, ctx))
+                    .collect()
             }
         };
         self.dispatch(ctx);
@@ -316,22 +381,37 @@ impl Queue {
     }
 
     /// Puts messages back at the front in their original order, except those delivered
-    /// `max_deliveries` times, which are returned as dead letters.
-    fn requeue(&mut self, messages: Vec<Queued>, ctx: &Ctx<'_>) -> Vec<Arc<Message>> {
+    /// `max_deliveries` times, which are returned as dead letters. A stored message's new
+    /// delivery count is stored, so that the limit holds across a restart.
+    fn requeue(&mut self, messages: Vec<Queued>, ctx: &Ctx<'_>) -> Vec<Dead> {
         let max = ctx.config.max_deliveries;
         let mut dead = Vec::new();
         for q in messages.into_iter().rev() {
             if max > 0 && q.deliveries >= max {
                 self.stats.dead_lettered += 1;
-                if self.dead_letters_to(ctx.config).is_some() {
-                    dead.push(q.message);
-                }
+                dead.extend(self.to_dead_letters(q, ctx));
                 continue;
+            }
+            if let (true, Some(writes)) = (q.stored, ctx.writes) {
+                writes.put(&self.name, &q.message, q.deliveries);
             }
             self.push_ready(q, true, ctx);
         }
         dead.reverse();
         dead
+    }
+
+    /// A message leaving for dead letters: returned when this queue has a dead-letter queue,
+    /// else dropped (and removed from the store).
+    fn to_dead_letters(&self, q: Queued, ctx: &Ctx<'_>) -> Option<Dead> {
+        if self.dead_letters_to(ctx.config).is_none() {
+            self.forget(&q, ctx);
+            return None;
+        }
+        Some(Dead {
+            message: q.message,
+            stored: q.stored,
+        })
     }
 
     /// Where dead letters go, if anywhere.
@@ -361,7 +441,8 @@ impl Queue {
         let mut refused: Vec<bool> = Vec::new();
         loop {
             while self.ready.front().is_some_and(|q| q.expired(ctx.now_ms)) {
-                self.pop_ready(ctx);
+                let expired = self.pop_ready(ctx).expect("front exists");
+                self.forget(&expired, ctx);
                 self.stats.expired += 1;
             }
             let Some(front) = self.ready.front() else {
@@ -375,7 +456,7 @@ impl Queue {
             let tag = ctx.tags.fetch_add(1, Relaxed) + 1;
             let mut delivery = Delivery::new(queued.message.clone(), consumer.subscription.clone());
             delivery.tag = Some(tag);
-            delivery.redelivered = queued.deliveries > 0;
+            delivery.redelivered = queued.deliveries > 0 || queued.maybe_delivered;
             delivery.delivery_count = Some(queued.deliveries);
             match out.offer(&consumer.outbox, delivery, WhenFull::Refuse) {
                 Offer::Queued => {
@@ -449,6 +530,7 @@ mod tests {
                 tags: &self.tags,
                 total_bytes: &self.total,
                 now_ms: self.now_ms,
+                writes: None,
             }
         }
     }
@@ -493,7 +575,7 @@ mod tests {
         let node = Node::new(QueueConfig::default());
         let mut q = Queue::new("q");
         for id in 1..=5 {
-            q.enqueue(message(id, None), &node.ctx()).unwrap();
+            q.enqueue(message(id, None), false, &node.ctx()).unwrap();
         }
         assert_eq!(q.stats(&node.ctx()).depth, 5);
         let a = outbox(100);
@@ -515,7 +597,7 @@ mod tests {
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
         q.subscribe(Consumer::new(2, "b".into(), b.clone(), 1), &node.ctx());
         for id in 1..=4 {
-            q.enqueue(message(id, None), &node.ctx()).unwrap();
+            q.enqueue(message(id, None), false, &node.ctx()).unwrap();
         }
         // b has prefetch 1: it gets one, a gets the rest.
         assert_eq!(ids(&taken(&a)), [1, 3, 4]);
@@ -528,7 +610,7 @@ mod tests {
         let mut q = Queue::new("q");
         let (a, b) = (outbox(100), outbox(100));
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
-        q.enqueue(message(1, None), &node.ctx()).unwrap();
+        q.enqueue(message(1, None), false, &node.ctx()).unwrap();
         q.subscribe(Consumer::new(2, "b".into(), b.clone(), 10), &node.ctx());
         let got = taken(&a);
         q.settle(1, "a", &[got[0].1], Outcome::Nack, &node.ctx());
@@ -550,7 +632,7 @@ mod tests {
         let a = outbox(100);
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 2), &node.ctx());
         for id in 1..=4 {
-            q.enqueue(message(id, None), &node.ctx()).unwrap();
+            q.enqueue(message(id, None), false, &node.ctx()).unwrap();
         }
         assert_eq!(ids(&taken(&a)), [1, 2]);
         assert!(q.unsubscribe(1, "a", &node.ctx()).is_empty());
@@ -572,7 +654,7 @@ mod tests {
             let mut q = Queue::new(name);
             let a = outbox(100);
             q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
-            q.enqueue(message(1, None), &node.ctx()).unwrap();
+            q.enqueue(message(1, None), false, &node.ctx()).unwrap();
             let first = taken(&a)[0].1;
             assert!(
                 q.settle(1, "a", &[first], Outcome::Nack, &node.ctx())
@@ -596,10 +678,10 @@ mod tests {
         let mut q = Queue::new("jobs");
         let a = outbox(100);
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
-        q.enqueue(message(1, None), &node.ctx()).unwrap();
+        q.enqueue(message(1, None), false, &node.ctx()).unwrap();
         let first = taken(&a)[0].1;
         let dead = q.settle(1, "a", &[first], Outcome::Reject, &node.ctx());
-        assert_eq!(dead.iter().map(|m| m.id()).collect::<Vec<_>>(), [1]);
+        assert_eq!(dead.iter().map(|d| d.message.id()).collect::<Vec<_>>(), [1]);
         assert!(taken(&a).is_empty(), "not redelivered");
         let stats = q.stats(&node.ctx());
         assert_eq!(
@@ -616,10 +698,16 @@ mod tests {
             ..QueueConfig::default()
         });
         let (mut a, mut b) = (Queue::new("a"), Queue::new("b"));
-        a.enqueue(message(1, None), &node.ctx()).unwrap();
+        a.enqueue(message(1, None), false, &node.ctx()).unwrap();
         // `b` is empty, yet the node's queues are full.
-        assert_eq!(b.enqueue(message(2, None), &node.ctx()), Err(Full::Node));
-        assert_eq!(a.enqueue(message(3, None), &node.ctx()), Err(Full::Node));
+        assert_eq!(
+            b.enqueue(message(2, None), false, &node.ctx()),
+            Err(Full::Node)
+        );
+        assert_eq!(
+            a.enqueue(message(3, None), false, &node.ctx()),
+            Err(Full::Node)
+        );
     }
 
     #[test]
@@ -629,11 +717,14 @@ mod tests {
             ..QueueConfig::default()
         });
         let mut q = Queue::new("q");
-        q.enqueue(message(1, None), &node.ctx()).unwrap();
-        q.enqueue(message(2, None), &node.ctx()).unwrap();
-        assert_eq!(q.enqueue(message(3, None), &node.ctx()), Err(Full::Queue));
+        q.enqueue(message(1, None), false, &node.ctx()).unwrap();
+        q.enqueue(message(2, None), false, &node.ctx()).unwrap();
+        assert_eq!(
+            q.enqueue(message(3, None), false, &node.ctx()),
+            Err(Full::Queue)
+        );
         node.config.overflow = OverflowPolicy::DropOldest;
-        q.enqueue(message(3, None), &node.ctx()).unwrap();
+        q.enqueue(message(3, None), false, &node.ctx()).unwrap();
         let a = outbox(100);
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
         assert_eq!(ids(&taken(&a)), [2, 3]);
@@ -645,9 +736,11 @@ mod tests {
     fn expired_messages_are_dropped_and_counted() {
         let mut node = Node::new(QueueConfig::default());
         let mut q = Queue::new("q");
-        q.enqueue(message(1, Some(1_500)), &node.ctx()).unwrap();
-        q.enqueue(message(2, None), &node.ctx()).unwrap();
-        q.enqueue(message(3, Some(5_000)), &node.ctx()).unwrap();
+        q.enqueue(message(1, Some(1_500)), false, &node.ctx())
+            .unwrap();
+        q.enqueue(message(2, None), false, &node.ctx()).unwrap();
+        q.enqueue(message(3, Some(5_000)), false, &node.ctx())
+            .unwrap();
         node.now_ms = 2_000;
         let a = outbox(100);
         q.subscribe(Consumer::new(1, "a".into(), a.clone(), 10), &node.ctx());
@@ -662,7 +755,7 @@ mod tests {
         let small = outbox(1);
         q.subscribe(Consumer::new(1, "a".into(), small.clone(), 10), &node.ctx());
         for id in 1..=3 {
-            q.enqueue(message(id, None), &node.ctx()).unwrap();
+            q.enqueue(message(id, None), false, &node.ctx()).unwrap();
         }
         // The outbox took one and refused the next: it stays queued, the outbox is starved.
         assert!(small.take_starved());

@@ -12,16 +12,18 @@
 //! `Arc` is the table's alone, under the table's write lock), so an operation that found it
 //! never acts on a removed queue.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use stompbox_codec::ByteString;
 
-use super::queue::{Consumer, Ctx, Full, Outcome, Queue};
+use super::queue::{Consumer, Ctx, Dead, Full, Outcome, Queue};
 use crate::clock::Clock;
 use crate::message::Message;
 use crate::stats::{Counters, QueueStats};
+use crate::store::{SharedStore, StoreError, Writes, decode_record};
 use crate::{OverflowPolicy, QueueConfig};
 
 /// A queue operation that cannot be done.
@@ -45,7 +47,12 @@ pub(crate) struct QueueTable {
     clock: Clock,
     /// When the next sweep of idle queues is due (broker clock, ms).
     next_sweep_ms: AtomicU64,
+    /// Where persistent messages are written, when the node has a store.
+    store: Option<SharedStore>,
 }
+
+/// The highest store write an operation made: what a RECEIPT after it waits for.
+pub(crate) type Written = Option<u64>;
 
 fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     // Every queue operation leaves it consistent between statements that can panic.
@@ -62,7 +69,67 @@ impl QueueTable {
             total_bytes: AtomicUsize::new(0),
             clock,
             next_sweep_ms: AtomicU64::new(0),
+            store: None,
         }
+    }
+
+    /// Writes persistent messages to `store` from now on.
+    pub(crate) fn set_store(&mut self, store: SharedStore) {
+        self.store = Some(store);
+    }
+
+    /// The node's store, if it has one.
+    pub(crate) fn store(&self) -> Option<&SharedStore> {
+        self.store.as_ref()
+    }
+
+    /// Puts every message `store` holds back into its queue, in order, and returns the highest
+    /// message id seen (new messages are numbered after it). Marked `redelivered` when the
+    /// store was not closed cleanly. Records this version cannot read are logged and left.
+    pub(crate) fn restore(&self) -> Result<u64, StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let records = store.load()?;
+        let maybe_delivered = !store.closed_cleanly();
+        let (mut restored, mut unreadable, mut max_id) = (0usize, 0usize, 0u64);
+        let mut current: Option<(String, Arc<Mutex<Queue>>)> = None;
+        let ctx = self.ctx(None);
+        for record in records {
+            max_id = max_id.max(record.id);
+            let Some(decoded) = decode_record(record.id, &record.record) else {
+                unreadable += 1;
+                continue;
+            };
+            if current
+                .as_ref()
+                .is_none_or(|(name, _)| *name != record.queue)
+            {
+                let queue = self.restored_queue(&record.queue);
+                current = Some((record.queue, queue));
+            }
+            let (_, queue) = current.as_ref().expect("set above");
+            let message = Arc::new(decoded.message);
+            lock(queue).restore(message, decoded.deliveries, maybe_delivered, &ctx);
+            restored += 1;
+        }
+        if restored + unreadable > 0 {
+            tracing::info!(
+                messages = restored,
+                unreadable,
+                clean = !maybe_delivered,
+                "restored persistent messages"
+            );
+        }
+        Ok(max_id)
+    }
+
+    /// A queue being restored: created beyond `max_queues` if need be (it existed before).
+    fn restored_queue(&self, name: &str) -> Arc<Mutex<Queue>> {
+        let mut table = self.queues.write().unwrap_or_else(|e| e.into_inner());
+        (table.entry(name.into()))
+            .or_insert_with(|| Arc::new(Mutex::new(Queue::new(name))))
+            .clone()
     }
 
     /// `queues.max_queues`.
@@ -79,13 +146,20 @@ impl QueueTable {
         self.tags.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
-    fn ctx(&self) -> Ctx<'_> {
+    /// What a queue operation needs; `written` collects the store writes it makes (none when
+    /// `None`, as while restoring).
+    fn ctx<'a>(&'a self, written: Option<&'a Cell<Written>>) -> Ctx<'a> {
         Ctx {
             config: &self.config,
             counters: &self.counters,
             tags: &self.tags,
             total_bytes: &self.total_bytes,
             now_ms: self.clock.now_ms(),
+            writes: self
+                .store
+                .as_deref()
+                .zip(written)
+                .map(|(store, written)| Writes::new(store, written)),
         }
     }
 
@@ -114,25 +188,35 @@ impl QueueTable {
 
     pub(crate) fn subscribe(&self, name: &str, consumer: Consumer) -> Result<(), QueueError> {
         let queue = self.get_or_create(name)?;
-        lock(&queue).subscribe(consumer, &self.ctx());
+        let written = Cell::new(None);
+        lock(&queue).subscribe(consumer, &self.ctx(Some(&written)));
         Ok(())
     }
 
     /// Removes a consumer; its unacknowledged messages are redelivered to others.
     pub(crate) fn unsubscribe(&self, name: &str, session: u64, subscription: &str) {
         let Some(queue) = self.get(name) else { return };
+        let written = Cell::new(None);
         let mut q = lock(&queue);
-        let dead = q.unsubscribe(session, subscription, &self.ctx());
+        let dead = q.unsubscribe(session, subscription, &self.ctx(Some(&written)));
         let to = q.dead_letter_destination(&self.config);
         drop(q);
-        self.dead_letter(to, dead);
+        self.dead_letter(name, to, dead, &written);
     }
 
-    /// Adds a message at the back of `name` (created if needed), which dispatches it.
-    pub(crate) fn enqueue(&self, name: &str, message: Arc<Message>) -> Result<(), QueueError> {
+    /// Adds a message at the back of `name` (created if needed), which dispatches it; a
+    /// `persist`ent one is written to the store (the write returned).
+    pub(crate) fn enqueue(
+        &self,
+        name: &str,
+        message: Arc<Message>,
+        persist: bool,
+    ) -> Result<Written, QueueError> {
         let queue = self.get_or_create(name)?;
-        let result = lock(&queue).enqueue(message, &self.ctx());
-        result.map_err(QueueError::Full)
+        let written = Cell::new(None);
+        let result = lock(&queue).enqueue(message, persist, &self.ctx(Some(&written)));
+        result.map_err(QueueError::Full)?;
+        Ok(written.get())
     }
 
     /// ACK / NACK (or the `auto`-mode settlement when a delivery is written).
@@ -143,50 +227,71 @@ impl QueueTable {
         subscription: &str,
         tags: &[u64],
         outcome: Outcome,
-    ) {
-        let Some(queue) = self.get(name) else { return };
+    ) -> Written {
+        let queue = self.get(name)?;
+        let written = Cell::new(None);
         let mut q = lock(&queue);
-        let dead = q.settle(session, subscription, tags, outcome, &self.ctx());
+        let dead = q.settle(
+            session,
+            subscription,
+            tags,
+            outcome,
+            &self.ctx(Some(&written)),
+        );
         let to = q.dead_letter_destination(&self.config);
         drop(q);
-        self.dead_letter(to, dead);
+        self.dead_letter(name, to, dead, &written);
+        written.get()
     }
 
     /// Dispatches again (a consumer's outbox has room after refusing a delivery).
     pub(crate) fn dispatch(&self, name: &str) {
         if let Some(queue) = self.get(name) {
-            lock(&queue).dispatch(&self.ctx());
+            let written = Cell::new(None);
+            lock(&queue).dispatch(&self.ctx(Some(&written)));
         }
     }
 
-    /// Moves dead letters into their queue. A dead-letter queue never refuses: at its bound it
-    /// drops its oldest (counted there), since refusing would lose the newest instead.
-    fn dead_letter(&self, to: Option<String>, dead: Vec<Arc<Message>>) {
+    /// Moves dead letters of queue `from` into their queue `to`. A dead-letter queue never
+    /// refuses: at its bound it drops its oldest (counted there), since refusing would lose
+    /// the newest instead. A stored message is stored in its new queue before it is removed
+    /// from the old one, so a crash in between cannot lose it.
+    fn dead_letter(
+        &self,
+        from: &str,
+        to: Option<String>,
+        dead: Vec<Dead>,
+        written: &Cell<Written>,
+    ) {
         let Some(to) = to.filter(|_| !dead.is_empty()) else {
             return;
         };
         let name = &to["/queue/".len()..];
-        let Ok(queue) = self.get_or_create(name) else {
-            tracing::warn!(queue = name, "too many queues: dead letters dropped");
-            return;
-        };
         let config = QueueConfig {
             overflow: OverflowPolicy::DropOldest,
             ..self.config.clone()
         };
         let ctx = Ctx {
             config: &config,
-            ..self.ctx()
+            ..self.ctx(Some(written))
         };
+        let queue = self.get_or_create(name);
+        if queue.is_err() {
+            tracing::warn!(queue = name, "too many queues: dead letters dropped");
+        }
         let destination = ByteString::from(to.as_str());
-        let mut q = lock(&queue);
-        for message in dead {
-            let letter = Arc::new(message.dead_letter(destination.clone()));
-            if q.enqueue(letter, &ctx).is_err() {
-                tracing::warn!(
-                    queue = name,
-                    "dead letter larger than the queue bound dropped"
-                );
+        for Dead { message, stored } in dead {
+            if let Ok(queue) = &queue {
+                let letter = Arc::new(message.dead_letter(destination.clone()));
+                if lock(queue).enqueue(letter, stored, &ctx).is_err() {
+                    tracing::warn!(
+                        queue = name,
+                        "dead letter larger than the queue bound dropped"
+                    );
+                }
+            }
+            if let (true, Some(writes)) = (stored, ctx.writes) {
+                writes.remove(from, &message);
             }
         }
     }
@@ -194,7 +299,8 @@ impl QueueTable {
     /// One queue's counters, if it exists.
     pub(crate) fn stats(&self, name: &str) -> Option<QueueStats> {
         let queue = self.get(name)?;
-        let stats = lock(&queue).stats(&self.ctx());
+        let written = Cell::new(None);
+        let stats = lock(&queue).stats(&self.ctx(Some(&written)));
         Some(stats)
     }
 
@@ -208,7 +314,8 @@ impl QueueTable {
                 .map(|(n, q)| (format!("/queue/{n}"), q.clone()))
                 .collect()
         };
-        let ctx = self.ctx();
+        let written = Cell::new(None);
+        let ctx = self.ctx(Some(&written));
         let mut all: Vec<_> = queues
             .into_iter()
             .map(|(n, q)| (n, lock(&q).stats(&ctx)))

@@ -54,6 +54,9 @@ pub(super) struct Conn<'a> {
     pub(super) user_slot: Option<crate::admission::UserSlot<'a>>,
     pub(super) actions: Vec<Action>,
     pub(super) closing: Option<CloseReason>,
+    /// The last store write this session's frames made (a persistent SEND, the ACK of a
+    /// persistent message) that its next RECEIPT must wait for.
+    pub(super) unsynced: Option<u64>,
     cleaned_up: bool,
 }
 
@@ -96,6 +99,7 @@ impl<'a> Conn<'a> {
             user_slot: None,
             actions: Vec::new(),
             closing: None,
+            unsynced: None,
             cleaned_up: false,
         }
     }

@@ -51,6 +51,11 @@ impl Conn<'_> {
         let router = &shared.router;
         match action {
             Action::Reply(frame) => {
+                if frame.command == Command::Receipt {
+                    // A RECEIPT promises that the frames before it took effect: persistent
+                    // messages they stored are on disk.
+                    self.sync_store().await?;
+                }
                 // Everything routed to this session before the reply goes out before it.
                 self.drain_outbox(usize::MAX);
                 self.writer.push_frame(&frame, self.version);
@@ -157,7 +162,8 @@ impl Conn<'_> {
                 outcome,
             } => {
                 let id = self.id();
-                router.settle(id, &subscription, &destination, &tags, outcome);
+                let written = router.settle(id, &subscription, &destination, &tags, outcome);
+                self.note_written(written);
             }
             Action::Publish {
                 destination,
@@ -166,7 +172,8 @@ impl Conn<'_> {
             } => {
                 let to = To::Destination(destination);
                 let origin = Origin::Client(self.me.principal.as_ref());
-                router.route(origin, to, Payload::new(headers, body))?;
+                let routed = router.route(origin, to, Payload::new(headers, body))?;
+                self.note_written(routed.written);
             }
             Action::Handle {
                 destination,
@@ -184,6 +191,26 @@ impl Conn<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Notes a store write the next RECEIPT waits for.
+    fn note_written(&mut self, written: Option<u64>) {
+        if written.is_some() {
+            self.unsynced = self.unsynced.max(written);
+        }
+    }
+
+    /// Waits until the store has synced this session's writes, if it made any since the last
+    /// RECEIPT. Shutdown does not cut the wait short: the store syncs within milliseconds, and
+    /// the RECEIPT must not go out before it has.
+    async fn sync_store(&mut self) -> Result<(), ProtocolError> {
+        let Some(seq) = self.unsynced.take() else {
+            return Ok(());
+        };
+        let Some(store) = self.shared.router.store() else {
+            return Ok(());
+        };
+        store.synced(seq).await.map_err(ProtocolError::StoreFailed)
     }
 
     /// Before an action: notes the principal on `Open`, and builds the event the action will
