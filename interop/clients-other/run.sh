@@ -21,6 +21,8 @@ if ! [ -x "$STOMPBOX_BIN" ]; then
     echo "no stompbox binary at $STOMPBOX_BIN (cargo build first, or set STOMPBOX_BIN)" >&2
     exit 1
 fi
+# The clients' servers keep no message store: they must not share (or create) ./stompbox-data.
+export INTEROP_STOMPBOX_ARGS="${INTEROP_STOMPBOX_ARGS:---set store.enabled=false}"
 
 DEBS=(python3-stomper libnet-stomp-perl ruby-stomp php-cli php-stomp)
 missing=()

@@ -39,14 +39,17 @@ export function within(promise, what, ms = WAIT_MS) {
 
 /**
  * Starts `stompbox --ws-listen 127.0.0.1:0 --tcp-listen 127.0.0.1:0 ...args` with `env` added
- * to a copy of this process's environment from which every STOMPBOX_* variable is removed.
+ * to a copy of this process's environment from which every STOMPBOX_* variable is removed,
+ * without the message store unless `env` turns it on.
  * Resolves to { wsUrl, tcpAddr, logs, stop(), kill() } once the listening line is printed.
  */
 export async function startServer({ env = {}, args = [] } = {}) {
   const childEnv = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !name.startsWith('STOMPBOX_')),
   );
-  Object.assign(childEnv, { RUST_LOG: 'info' }, env);
+  // Servers started side by side must not share (or create) ./stompbox-data; a test that
+  // wants the store passes its own STOMPBOX_STORE__* or --data-dir.
+  Object.assign(childEnv, { RUST_LOG: 'info', STOMPBOX_STORE__ENABLED: 'false' }, env);
   const bin = stompboxBin();
   const child = spawn(
     bin,

@@ -19,6 +19,8 @@ struct Stompbox {
 impl Stompbox {
     async fn start() -> Stompbox {
         let mut config = ServerConfig::default();
+        // In-process servers of a test run must not share (or create) ./stompbox-data.
+        config.store.enabled = false;
         config.websocket.listen = "127.0.0.1:0".parse().unwrap();
         config.tcp.listen = "127.0.0.1:0".parse().unwrap();
         let server = Server::bind(config).await.expect("bind");

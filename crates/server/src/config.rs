@@ -33,6 +33,54 @@ pub struct ServerConfig {
     /// unless `relay.enabled`; needs the `relay` cargo feature (on by default).
     #[cfg(feature = "relay")]
     pub relay: stompbox_relay::RelayConfig,
+    /// Where `persistent:true` queue messages are kept across restarts
+    /// (`docs/persistence.md`).
+    pub store: StoreConfig,
+}
+
+/// `[store]`: the node's message store, so that persistent queue messages survive a restart or
+/// a crash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Keep `/queue` messages sent with `persistent:true` on disk. Default `true`: a message a
+    /// producer marked persistent, and got a RECEIPT for, is not lost to a restart. Messages
+    /// without the header stay in memory whatever this says.
+    pub enabled: bool,
+    /// The data directory, created if missing; relative paths are from the working
+    /// directory. Default `stompbox-data`. When it cannot be created or written the node runs
+    /// without a store (and says so in the log); when another process holds it the node does
+    /// not start.
+    pub data_dir: PathBuf,
+    /// The storage engine's page cache, in bytes. Default 32 MiB: the store is read at
+    /// start-up and otherwise only written, and the engine's own default (1 GiB) would count a
+    /// large backlog read back at start-up against the node's memory.
+    pub cache_size: usize,
+    /// Most writes made durable by one sync (group commit). Default 4,096.
+    pub max_batch_writes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let engine = stompbox_store::StoreOptions::default();
+        StoreConfig {
+            enabled: true,
+            data_dir: PathBuf::from("stompbox-data"),
+            cache_size: engine.cache_size,
+            max_batch_writes: engine.max_batch_writes,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The engine's options.
+    pub(crate) fn options(&self) -> stompbox_store::StoreOptions {
+        stompbox_store::StoreOptions {
+            cache_size: self.cache_size,
+            max_batch_writes: self.max_batch_writes,
+            ..stompbox_store::StoreOptions::default()
+        }
+    }
 }
 
 /// The HTTP listener that upgrades `path` to STOMP over WebSocket.
@@ -318,6 +366,16 @@ impl ServerConfig {
         }
         self.websocket.tls.validate("websocket.tls")?;
         self.tcp.tls.validate("tcp.tls")?;
+        if self.store.enabled && self.store.data_dir.as_os_str().is_empty() {
+            return bad(
+                "store.data_dir",
+                "must not be empty (set store.enabled = false to keep no store)",
+            );
+        }
+        if self.store.max_batch_writes == 0 {
+            return bad("store.max_batch_writes", "must be greater than zero");
+        }
+
         self.compiled_permissions()?;
         let auth = &self.auth;
         let configured =

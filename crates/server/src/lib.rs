@@ -12,7 +12,9 @@
 //!
 //! # Layout
 //! - `config.rs`: [`ServerConfig`] (`[websocket]`, `[tcp]`, `[broker]`, `[auth]`,
-//!   `[[permissions]]`), defaults, validation.
+//!   `[[permissions]]`, `[store]`), defaults, validation.
+//! - `store.rs`: opens the data directory (`stompbox-store`) for the broker's persistent
+//!   queue messages.
 //! - `config_sources.rs`: [`ConfigSources`]: defaults → TOML file → `STOMPBOX_*` env → CLI overrides.
 //! - `server.rs`: [`Server`]: bind, run, graceful shutdown (a future passed in).
 //! - `auth.rs`: the authenticator and permissions the configuration asks for, and their
@@ -48,6 +50,7 @@ mod origin;
 mod pre_connect;
 mod proxy_protocol;
 mod server;
+mod store;
 mod tcp;
 mod tls;
 mod ws;
@@ -55,7 +58,8 @@ mod ws;
 pub use auth::Reloader;
 pub use burst::{BURST_READ_SIZE, BurstListener, BurstReader};
 pub use config::{
-    AnonymousAccess, AuthConfig, ClientCert, ServerConfig, TcpConfig, TlsConfig, WebSocketConfig,
+    AnonymousAccess, AuthConfig, ClientCert, ServerConfig, StoreConfig, TcpConfig, TlsConfig,
+    WebSocketConfig,
 };
 pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
 pub use error::Error;

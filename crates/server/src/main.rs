@@ -46,6 +46,9 @@ struct Args {
     /// Disable the TCP listener.
     #[arg(long)]
     no_tcp: bool,
+    /// Data directory for persistent queue messages (`store.data_dir`).
+    #[arg(long, value_name = "PATH")]
+    data_dir: Option<PathBuf>,
     /// Set any configuration key, e.g. `--set broker.heartbeat.min=100ms`; repeatable.
     #[arg(long = "set", short = 's', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     set: Vec<(String, String)>,
@@ -84,6 +87,9 @@ impl Args {
         }
         if self.no_tcp {
             overrides.push(("tcp.enabled".to_owned(), "false".to_owned()));
+        }
+        if let Some(dir) = &self.data_dir {
+            overrides.push(("store.data_dir".to_owned(), dir.display().to_string()));
         }
         overrides.extend(self.set.iter().cloned());
         ConfigSources {

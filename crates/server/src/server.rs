@@ -71,8 +71,16 @@ impl Server {
             }
             false => (builder, None),
         };
+        let builder = match crate::store::open(&config)? {
+            Some(store) => builder.store(store),
+            None => builder,
+        };
         let broker = builder.build().map_err(|e| Error::InvalidConfig {
-            key: format!("broker.{}", e.field),
+            // The builder reads the store back: its error is about the data directory.
+            key: match e.field {
+                "store" => "store.data_dir".to_owned(),
+                field => format!("broker.{field}"),
+            },
             reason: e.reason,
         })?;
         #[cfg_attr(not(feature = "relay"), allow(unused_mut))]

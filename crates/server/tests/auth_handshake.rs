@@ -56,6 +56,8 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
         .build()
         .unwrap();
     let mut config = ServerConfig::default();
+    // In-process servers of a test run must not share (or create) ./stompbox-data.
+    config.store.enabled = false;
     config.websocket.listen = "127.0.0.1:0".parse().unwrap();
     config.tcp.enabled = false;
     let server = Server::bind_with_broker(config, broker).await.unwrap();

@@ -204,6 +204,8 @@ fn spawn_logging(
     let mut child = tokio::process::Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "info")
+        // Parallel tests must not share (or create) ./stompbox-data.
+        .env("STOMPBOX_STORE__ENABLED", "false")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -59,6 +59,8 @@ impl Spawned {
             }
         }
         let mut child = command
+            // Parallel tests must not share (or create) ./stompbox-data.
+            .env("STOMPBOX_STORE__ENABLED", "false")
             .envs(env.iter().copied())
             .env(
                 "RUST_LOG",

@@ -23,6 +23,8 @@ struct Node {
 
 async fn node(prefix: &str, id: &str) -> Node {
     let mut config = ServerConfig::default();
+    // In-process servers of a test run must not share (or create) ./stompbox-data.
+    config.store.enabled = false;
     config.websocket.enabled = false;
     config.tcp.listen = "127.0.0.1:0".parse().unwrap();
     config.relay.enabled = true;

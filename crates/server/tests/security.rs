@@ -420,6 +420,8 @@ async fn reload_swaps_users_and_permissions_without_dropping_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let path = users_file(&dir);
     let mut config = ServerConfig::default();
+    // In-process servers of a test run must not share (or create) ./stompbox-data.
+    config.store.enabled = false;
     config.websocket.enabled = false;
     config.tcp.listen = "127.0.0.1:0".parse().unwrap();
     config.auth.users_file = Some(path.clone());

@@ -362,6 +362,8 @@ async fn reload_serves_a_new_certificate_to_new_connections_and_keeps_live_ones(
     let pki = Pki::new();
     let tls = pki.tls(ClientCert::None);
     let mut config = ServerConfig::default();
+    // In-process servers of a test run must not share (or create) ./stompbox-data.
+    config.store.enabled = false;
     config.tcp.tls = tls.clone();
     config.websocket.tls = tls.clone();
     let server = TestServer::start(|c| {
@@ -408,6 +410,8 @@ async fn bad_tls_files_are_refused_at_startup_naming_the_key() {
     let pki = Pki::new();
     let bind = |tls: TlsConfig| async move {
         let mut config = ServerConfig::default();
+        // In-process servers of a test run must not share (or create) ./stompbox-data.
+        config.store.enabled = false;
         config.websocket.enabled = false;
         config.tcp.listen = "127.0.0.1:0".parse().unwrap();
         config.tcp.tls = tls;

@@ -276,6 +276,8 @@ async fn authenticator_sees_the_handshake() {
     }
 
     let mut config = stompbox_server::ServerConfig::default();
+    // In-process servers of a test run must not share (or create) ./stompbox-data.
+    config.store.enabled = false;
     config.websocket.listen = "127.0.0.1:0".parse().unwrap();
     config.tcp.enabled = false;
     let broker = stompbox_server::Broker::builder()

@@ -30,6 +30,8 @@ impl TestServer {
     /// A server with both listeners on 127.0.0.1:0 and `tweak` applied to the default config.
     pub async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let mut config = ServerConfig::default();
+        // In-process servers of a test run must not share (or create) ./stompbox-data.
+        config.store.enabled = false;
         config.websocket.listen = "127.0.0.1:0".parse().unwrap();
         config.tcp.listen = "127.0.0.1:0".parse().unwrap();
         tweak(&mut config);
