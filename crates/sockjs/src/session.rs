@@ -168,7 +168,10 @@ impl Shared {
     /// Attaches a receiver, unless one is attached or the session is over.
     pub(crate) fn attach(self: &Arc<Self>) -> Attach {
         let mut state = lock(&self.state);
-        if let (Some((code, reason)), true) = (&state.close, state.opened) {
+        // A closed session still hands over what it queued before its close frame.
+        if let (Some((code, reason)), true, true) =
+            (&state.close, state.opened, state.queue.is_empty())
+        {
             return Attach::Closed(Frame::Close(*code, reason.clone()));
         }
         if state.receiver.is_some() {
