@@ -197,8 +197,20 @@ impl Pump {
             code,
             reason: Utf8Bytes::from(truncate(reason, 123)),
         };
-        let send = self.socket.send(Message::Close(Some(frame)));
-        let _ = tokio::time::timeout(self.write_timeout, send).await;
+        let socket = &mut self.socket;
+        let closing = async {
+            socket.send(Message::Close(Some(frame))).await?;
+            // A lingering close: what the client sent meanwhile is read and dropped until its
+            // own close frame, because closing a socket with unread input makes the kernel
+            // send a reset, and the reset makes the client drop our close frame unread.
+            while let Some(Ok(message)) = socket.recv().await {
+                if let Message::Close(_) = message {
+                    break;
+                }
+            }
+            Ok::<_, axum::Error>(())
+        };
+        let _ = tokio::time::timeout(self.write_timeout, closing).await;
     }
 
     /// What the client sent is not SockJS: close the connection (1003 for a message the
