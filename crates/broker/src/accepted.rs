@@ -102,7 +102,11 @@ impl Accepted {
         self.connected.load(Relaxed)
     }
 
-    pub(crate) fn set_connected(&self) {
+    /// Marks the connection as carrying a connected session, so that its edge stops applying
+    /// pre-CONNECT limits. The session does this itself at CONNECTED; an edge calls it for a
+    /// connection that carries requests of a session counted elsewhere (the HTTP requests of a
+    /// SockJS polling session, once that session is connected).
+    pub fn set_connected(&self) {
         self.connected.store(true, Relaxed);
     }
 

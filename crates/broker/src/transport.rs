@@ -54,6 +54,9 @@ pub enum TransportKind {
     WebSocket,
     /// STOMP over a raw TCP stream.
     Tcp,
+    /// STOMP over SockJS (any of its transports: WebSocket, XHR streaming or polling,
+    /// EventSource, htmlfile, JSONP), each SockJS message one chunk.
+    SockJs,
     /// An in-process pipe (tests, embedding).
     Memory,
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use stompbox_auth::JwtConfig;
 use stompbox_broker::{Config, PermissionRule, Permissions};
 
-use crate::Error;
+use crate::{Error, SockJsConfig};
 
 /// Everything `stompbox` can be told. Deserializes from TOML with missing fields taking their
 /// defaults; unknown keys are errors (a typo must not silently fall back to a default).
@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub websocket: WebSocketConfig,
     /// The STOMP-over-TCP listener.
     pub tcp: TcpConfig,
+    /// STOMP over SockJS on the WebSocket listener (`sockjs-client` pages).
+    pub sockjs: SockJsConfig,
     /// The broker core: limits, heart-beats, outboxes, shutdown grace.
     pub broker: Config,
     /// Who may connect: a users file, JWT, or (the default) local clients only.
@@ -423,6 +425,7 @@ impl ServerConfig {
                 reason: format!("{entry:?} is neither an address nor a network (`10.0.0.0/8`)"),
             });
         }
+        self.sockjs.validate(&self.websocket.path)?;
         #[cfg(feature = "relay")]
         if let Err(stompbox_relay::RelayError::InvalidConfig { key, reason }) =
             self.relay.validate()

@@ -24,6 +24,8 @@
 //!   TCP listener.
 //! - `ws.rs`: the WebSocket edge: [`websocket_route`], subprotocol negotiation, message ↔
 //!   [`Inbound`](stompbox_broker::Inbound)/[`Outbound`](stompbox_broker::Outbound) adapters.
+//! - `sockjs.rs`: the SockJS edge: each session of the `stompbox-sockjs` endpoints (under
+//!   `sockjs.prefix`) one broker session; `config_sockjs.rs`: [`SockJsConfig`] (`[sockjs]`).
 //! - `tcp.rs`: the TCP edge: accept loop and socket adapters (plain or TLS).
 //! - `tls.rs`: TLS for either listener: the rustls configuration from `[*.tls]`, swapped on
 //!   reload, the bounded handshake, the client certificate for the authenticator.
@@ -40,6 +42,7 @@ const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 mod auth;
 mod burst;
 mod config;
+mod config_sockjs;
 mod config_sources;
 mod error;
 mod forwarded;
@@ -50,6 +53,7 @@ mod origin;
 mod pre_connect;
 mod proxy_protocol;
 mod server;
+mod sockjs;
 mod store;
 mod tcp;
 mod tls;
@@ -61,6 +65,7 @@ pub use config::{
     AnonymousAccess, AuthConfig, ClientCert, ServerConfig, StoreConfig, TcpConfig, TlsConfig,
     WebSocketConfig,
 };
+pub use config_sockjs::{Prefixes, SockJsConfig};
 pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
 pub use error::Error;
 pub use server::Server;

@@ -1,10 +1,11 @@
 //! [`Server`]: binds the configured listeners around one [`Broker`] and runs them until a
 //! shutdown future completes.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, routing::get};
 use stompbox_broker::Broker;
+use stompbox_sockjs::SockJs;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -12,6 +13,7 @@ use crate::forwarded::TrustedProxies;
 use crate::http::{self, HttpEdge};
 use crate::opening::Opening;
 use crate::origin::AllowedOrigins;
+use crate::sockjs::StompOverSockJs;
 use crate::tls::{self, TlsEdge};
 use crate::ws::Handshakes;
 use crate::{Error, Reloader, ServerConfig, WebSocketSettings, tcp, ws};
@@ -165,6 +167,19 @@ impl Server {
             .map(|addr| format!("{scheme}://{addr}{}", self.config.websocket.path))
     }
 
+    /// The first SockJS endpoint's URL, `http://ADDR/PREFIX` (`https://` with TLS), when SockJS
+    /// and the WebSocket listener are enabled: what `new SockJS(url)` takes.
+    pub fn sockjs_url(&self) -> Option<String> {
+        let scheme = match self.websocket_tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        let prefix = self.config.sockjs.prefix.iter().next()?;
+        self.local_ws_addr()
+            .filter(|_| self.config.sockjs.enabled)
+            .map(|addr| format!("{scheme}://{addr}{prefix}"))
+    }
+
     /// The handle that reloads the users file, JWT keys, permissions and TLS certificates (the
     /// binary calls it on SIGHUP); usable while the server runs.
     pub fn reloader(&self) -> Reloader {
@@ -213,21 +228,33 @@ impl Server {
         let mut listeners = JoinSet::new();
         if let Some(listener) = self.websocket {
             let settings = WebSocketSettings::new(&self.config.websocket, self.broker.config());
-            let router = Router::new()
+            let handshakes = Handshakes {
+                origins: AllowedOrigins::new(&self.config.websocket.allowed_origins),
+                proxies: TrustedProxies::parse(&self.config.websocket.trusted_proxies)
+                    .expect("validated by ServerConfig::validate"),
+            };
+            let mut router = Router::new()
                 .route(
                     &self.config.websocket.path,
                     ws::route(
                         self.broker.clone(),
                         settings,
                         Some(connections.clone()),
-                        Handshakes {
-                            origins: AllowedOrigins::new(&self.config.websocket.allowed_origins),
-                            proxies: TrustedProxies::parse(&self.config.websocket.trusted_proxies)
-                                .expect("validated by ServerConfig::validate"),
-                        },
+                        handshakes.clone(),
                     ),
                 )
                 .route("/health", get(|| async { "ok\n" }));
+            if self.config.sockjs.enabled {
+                let handler = StompOverSockJs {
+                    broker: self.broker.clone(),
+                    handshakes: Arc::new(handshakes),
+                };
+                let protocol = self.config.sockjs.protocol(self.broker.config());
+                for prefix in self.config.sockjs.prefix.iter() {
+                    let endpoint = SockJs::new(protocol.clone(), handler.clone());
+                    router = router.merge(endpoint.router(prefix));
+                }
+            }
             let opening = Opening {
                 proxy_protocol: self.config.websocket.proxy_protocol,
                 tls: self.websocket_tls,

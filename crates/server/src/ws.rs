@@ -268,7 +268,13 @@ async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket, max_ping
 /// permissions, slow consumers), with the ERROR's message as the reason. None when the peer
 /// closed first.
 fn close_frame(reason: &CloseReason) -> Option<CloseFrame> {
-    let (code, text): (u16, &str) = match reason {
+    close_code(reason).map(|(code, text)| close_with(code, text))
+}
+
+/// The status code and reason of [`close_frame`], also the SockJS edge's close frame
+/// (`sockjs.rs`). None when the peer closed first.
+pub(crate) fn close_code(reason: &CloseReason) -> Option<(u16, &str)> {
+    Some(match reason {
         CloseReason::TransportClosed => return None,
         CloseReason::Disconnect => (1000, "disconnect"),
         CloseReason::Shutdown => (1001, "server shutting down"),
@@ -279,8 +285,7 @@ fn close_frame(reason: &CloseReason) -> Option<CloseFrame> {
         CloseReason::SlowConsumer => (1008, "slow consumer"),
         CloseReason::ProtocolError(message) => (1008, message.as_str()),
         _ => (1011, "server error"),
-    };
-    Some(close_with(code, text))
+    })
 }
 
 /// A close frame; the reason is cut to the 123 bytes a control frame leaves for it.
@@ -299,7 +304,7 @@ fn close_with(code: u16, text: &str) -> CloseFrame {
 /// zero-copy, so the originals are slices of the connection's HTTP read buffer (8 KiB or more);
 /// the session keeps its [`ConnectionInfo`] for its whole life, and holding those slices would
 /// keep that whole buffer alive per idle connection.
-fn detached_handshake(uri: &Uri, headers: &HeaderMap) -> Handshake {
+pub(crate) fn detached_handshake(uri: &Uri, headers: &HeaderMap) -> Handshake {
     let mut owned = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {

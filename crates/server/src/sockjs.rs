@@ -1,0 +1,200 @@
+//! The SockJS edge: each SockJS session (`stompbox-sockjs`, mounted under `sockjs.prefix` on
+//! the WebSocket listener) is one broker session, its messages the STOMP stream's chunks.
+//!
+//! A session is checked and counted like a WebSocket upgrade, at its first request (its
+//! handshake): the Origin allow-list (403), then a place among the node's connections (503
+//! when full). The `websocket` transport takes the place its HTTP connection got at accept,
+//! as `ws.rs` does; a polling or streaming session spans several HTTP requests and
+//! connections, so it takes one of its own ([`Broker::accept`]), and `connect_timeout` runs
+//! from its first request. Once the session is connected, the HTTP connections that carry its
+//! later requests leave the pre-CONNECT cap (`pre_connect.rs`).
+//!
+//! SockJS's `h` frames stop once the CONNECTED frame going out grants server heart-beats: STOMP's
+//! own then keep the session alive, as in Spring. SockJS carries text only: a MESSAGE whose
+//! body is not UTF-8 ends the session.
+
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use axum::{
+    extract::ConnectInfo,
+    http::{StatusCode, request::Parts},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use stompbox_broker::{
+    Accepted, Broker, CloseReason, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind,
+};
+use stompbox_sockjs::{Handler, OpenRequest, Outgoing, Session, Transport, frame};
+use tracing::Instrument;
+
+use crate::ws::{Handshakes, close_code, detached_handshake};
+
+/// Runs STOMP sessions over SockJS: the [`Handler`] of every SockJS endpoint of the server.
+#[derive(Clone, Debug)]
+pub(crate) struct StompOverSockJs {
+    pub(crate) broker: Broker,
+    pub(crate) handshakes: Arc<Handshakes>,
+}
+
+/// What a session's first request left for the session.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    /// Taken by `serve`.
+    info: Mutex<Option<ConnectionInfo>>,
+    /// The session's place among the node's connections.
+    accepted: Option<Arc<Accepted>>,
+}
+
+impl Handler for StompOverSockJs {
+    type Ticket = Ticket;
+
+    fn open(&self, request: &OpenRequest<'_>) -> Result<Ticket, Response> {
+        let parts = request.parts;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| self.handshakes.proxies.client(c.0, &parts.headers));
+        if let Err(origin) = self.handshakes.origins.check(&parts.headers) {
+            let origin = String::from_utf8_lossy(origin);
+            tracing::info!(?peer, %origin, "SockJS session from a refused origin");
+            let body = format!("origin not allowed: {origin}\n");
+            return Err((StatusCode::FORBIDDEN, body).into_response());
+        }
+        let accepted = match request.transport {
+            Transport::WebSocket | Transport::RawWebSocket => {
+                parts.extensions.get::<Arc<Accepted>>().cloned()
+            }
+            _ => Some(self.broker.accept()),
+        };
+        if let Some(accepted) = &accepted {
+            if let Some(client) = peer {
+                let _ = accepted.admit(client.ip());
+            }
+            if let Some(refusal) = accepted.refusal() {
+                accepted.count_refused();
+                tracing::debug!(?peer, message = %refusal.message(), "SockJS session refused");
+                let body = format!("{refusal}\n");
+                return Err((StatusCode::SERVICE_UNAVAILABLE, body).into_response());
+            }
+        }
+        let info = ConnectionInfo {
+            peer,
+            transport: TransportKind::SockJs,
+            handshake: Some(detached_handshake(&parts.uri, &parts.headers)),
+            tls: parts.extensions.get::<TlsInfo>().cloned().map(Box::new),
+            accepted: accepted.clone(),
+        };
+        Ok(Ticket {
+            info: Mutex::new(Some(info)),
+            accepted,
+        })
+    }
+
+    fn serve(
+        &self,
+        ticket: Arc<Ticket>,
+        session: Session,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let broker = self.broker.clone();
+        let info = ticket
+            .info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let span = tracing::debug_span!(
+            "connection",
+            transport = "sockjs",
+            sockjs_transport = session.transport().name(),
+            sockjs_session = session.id(),
+        );
+        async move {
+            let Some(info) = info else { return };
+            let (incoming, outgoing) = session.into_split();
+            let inbound = incoming.map(|message| Ok(Inbound::Data(Bytes::from(message))));
+            let reason = broker
+                .serve(info, inbound, Box::pin(outbound(outgoing.clone())))
+                .await;
+            let (code, text) = match &reason {
+                CloseReason::TransportClosed => frame::GO_AWAY,
+                reason => close_code(reason).unwrap_or(frame::GO_AWAY),
+            };
+            outgoing.close(code, text);
+            tracing::debug!(?reason, "closed");
+        }
+        .instrument(span)
+    }
+
+    fn resume(&self, ticket: &Ticket, request: &Parts) {
+        let connected = ticket.accepted.as_ref().is_some_and(|a| a.is_connected());
+        if let (true, Some(connection)) = (connected, request.extensions.get::<Arc<Accepted>>()) {
+            connection.set_connected();
+        }
+    }
+}
+
+/// The broker's batches as SockJS messages, watching for the CONNECTED frame's heart-beats.
+fn outbound(
+    outgoing: Outgoing,
+) -> impl futures::Sink<Outbound, Error = io::Error> + Send + 'static {
+    futures::sink::unfold(
+        (outgoing, false),
+        |(outgoing, mut connected), out: Outbound| async move {
+            let text = String::from_utf8(Vec::from(out.bytes)).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a frame whose body is not UTF-8 cannot travel over SockJS",
+                )
+            })?;
+            if !connected && let Some(send_interval) = connected_heartbeat(&text) {
+                connected = true;
+                if send_interval > 0 {
+                    outgoing.set_heartbeats(false);
+                }
+            }
+            outgoing
+                .send(text)
+                .await
+                .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
+            Ok((outgoing, connected))
+        },
+    )
+}
+
+/// The server's send interval (ms) in a CONNECTED frame's `heart-beat` header, when `text`
+/// starts with CONNECTED (0 when it has no such header).
+fn connected_heartbeat(text: &str) -> Option<u64> {
+    let rest = text
+        .strip_prefix("CONNECTED\n")
+        .or_else(|| text.strip_prefix("CONNECTED\r\n"))?;
+    let header = rest
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| line.strip_prefix("heart-beat:"));
+    let send = header
+        .and_then(|value| value.split(',').next())
+        .and_then(|sx| sx.trim().parse().ok());
+    Some(send.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connected_heartbeat;
+
+    #[test]
+    fn heart_beats_are_read_off_connected() {
+        let connected = "CONNECTED\nversion:1.2\nheart-beat:10000,5000\n\n\0";
+        assert_eq!(connected_heartbeat(connected), Some(10000));
+        assert_eq!(
+            connected_heartbeat("CONNECTED\r\nheart-beat:0,0\r\n\r\n\0"),
+            Some(0)
+        );
+        assert_eq!(connected_heartbeat("CONNECTED\nversion:1.2\n\n\0"), Some(0));
+        assert_eq!(connected_heartbeat("MESSAGE\nheart-beat:1,1\n\n\0"), None);
+    }
+}
