@@ -187,6 +187,11 @@ pub struct QueueConfig {
     /// `/queue/jobs` dead-letters into `/queue/dlq.jobs`. Queues whose name starts with the
     /// prefix never dead-letter (no chains); an empty prefix drops dead letters (counted).
     pub dead_letter_prefix: String,
+    /// With a message store: most messages one queue keeps on disk only, beyond its memory
+    /// bounds. A persistent message that does not fit in memory joins the queue's tail on disk
+    /// instead of being refused; past this many there, a SEND gets ERROR `queue full` naming
+    /// this key. Default 10,000,000 (about 10 GB of 1 KiB messages).
+    pub max_stored_messages: usize,
 }
 
 /// What happens to a SEND when its queue is at `max_messages` or `max_bytes`.
@@ -319,6 +324,7 @@ impl Default for QueueConfig {
             max_prefetch: 1000,
             max_deliveries: 20,
             dead_letter_prefix: "dlq.".to_owned(),
+            max_stored_messages: 10_000_000,
         }
     }
 }

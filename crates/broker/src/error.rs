@@ -140,13 +140,12 @@ pub enum ProtocolError {
     },
     /// SEND to a queue at its bound (or with the node's queues at theirs) under the `reject`
     /// overflow policy.
-    #[error("{}", queue_full(destination, *node_limit))]
+    #[error("{}", queue_full(destination, *bound))]
     QueueFull {
         /// The queue.
         destination: String,
-        /// `Some(queues.max_total_bytes)` when the node's queues together are full, rather than
-        /// this queue (`queues.max_messages`, `queues.max_bytes`).
-        node_limit: Option<usize>,
+        /// Which bound was met.
+        bound: QueueBound,
     },
     /// SEND to a destination other nodes may subscribe to while the backplane (the RabbitMQ
     /// relay) refuses messages: its bounded buffer is full (RabbitMQ down for a while) or it
@@ -416,14 +415,28 @@ impl ProtocolError {
     }
 }
 
+/// The bound a SEND to a full queue met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueBound {
+    /// The queue's `queues.max_messages` or `queues.max_bytes`.
+    Queue,
+    /// The node's queues together hold `queues.max_total_bytes` (the value).
+    Node(usize),
+    /// The queue's tail on disk holds `queues.max_stored_messages` (the value).
+    Stored(usize),
+}
+
 /// The body of a `queue full` ERROR: which limit was met.
-fn queue_full(destination: &str, node_limit: Option<usize>) -> String {
-    match node_limit {
-        None => format!(
+fn queue_full(destination: &str, bound: QueueBound) -> String {
+    match bound {
+        QueueBound::Queue => format!(
             "queue {destination} is full (queues.max_messages or queues.max_bytes reached); the message was not queued"
         ),
-        Some(max) => format!(
+        QueueBound::Node(max) => format!(
             "the node's queues hold their maximum of {max} bytes (queues.max_total_bytes); the message was not queued in {destination}"
+        ),
+        QueueBound::Stored(max) => format!(
+            "queue {destination} keeps its maximum of {max} messages on disk (queues.max_stored_messages); the message was not queued"
         ),
     }
 }
@@ -482,13 +495,9 @@ impl From<RouteError> for ProtocolError {
                 access,
                 who,
             },
-            RouteError::QueueFull {
-                destination,
-                node_limit,
-            } => ProtocolError::QueueFull {
-                destination,
-                node_limit,
-            },
+            RouteError::QueueFull { destination, bound } => {
+                ProtocolError::QueueFull { destination, bound }
+            }
             RouteError::TooManyQueues { max } => ProtocolError::TooManyQueues { max },
             RouteError::TooManyWildcardSubscriptions { destination, max } => {
                 ProtocolError::TooManyWildcardSubscriptions { destination, max }

@@ -82,7 +82,7 @@ pub use config::{
     OverflowPolicy, QueueConfig, SlowConsumerPolicy, TransactionConfig,
 };
 pub use destination::{Destination, DestinationError, DestinationKind};
-pub use error::{ProtocolError, SendError};
+pub use error::{ProtocolError, QueueBound, SendError};
 pub use events::{EVENT_CAPACITY, Event};
 pub use intercept::{FrameRejected, Interceptor};
 pub use message::Payload;

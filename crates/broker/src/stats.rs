@@ -36,10 +36,13 @@ pub struct Stats {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueueStats {
-    /// Messages waiting for a consumer (a gauge).
+    /// Messages waiting for a consumer, in memory and on disk (a gauge).
     pub depth: usize,
-    /// Bytes of the waiting messages (a gauge).
+    /// Bytes of the waiting messages held in memory (a gauge).
     pub bytes: usize,
+    /// Of `depth`, the messages kept in the store only: the tail of a queue longer than its
+    /// memory bounds (a gauge; `docs/persistence.md`).
+    pub on_disk: usize,
     /// Messages delivered and not yet acknowledged (in `auto` mode: not yet written) (a gauge).
     pub in_flight: usize,
     /// Current subscriptions (a gauge).

@@ -10,12 +10,20 @@
 //! (group commit) and in the order they were made, so waiting for the last write covers the
 //! earlier ones.
 //!
-//! At start-up the broker reads back every stored message ([`Store::load`]) into its queue,
-//! marked `redelivered` when the store was not closed cleanly (a message delivered before a
-//! crash may have been seen by its consumer), before any session is served.
+//! A queue longer than its memory bounds (`queues.max_messages`, `max_bytes`, the node's
+//! `max_total_bytes`) keeps its tail in the store only ("paged"): a persistent message that does
+//! not fit in memory goes to disk instead of being refused, every message after it joins the
+//! tail on disk too (a transient one as a record that a restart discards), and the queue reads
+//! the tail back ([`Store::read`]) a page at a time as its consumers drain the part in memory.
 //!
-//! Each message is one record under (queue name, message id): its delivery count, then the
-//! message as a STOMP `SEND` frame (the codec's own encoding, escaping included).
+//! At start-up the broker walks the store once ([`Store::scan`]) to learn each queue's stored
+//! messages, before any session is served, and reads them back a page at a time as above; those
+//! from a store that was not closed cleanly go out `redelivered` (a message delivered before a
+//! crash may have been seen by its consumer).
+//!
+//! Each message is one record under (queue name, position in the queue): flags (transient), its
+//! delivery count, its message id, then the message as a STOMP `SEND` frame (the codec's own
+//! encoding, escaping included).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,13 +42,11 @@ pub struct StoreError {
     pub reason: String,
 }
 
-/// A stored message as read back at start-up.
+/// A stored record as read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredRecord {
-    /// The queue's name (after `/queue/`).
-    pub queue: String,
-    /// The message id (unique per node, kept across restarts).
-    pub id: u64,
+    /// Its position in its queue (increasing in the order messages joined it).
+    pub position: u64,
     /// What [`Store::put`] was given.
     pub record: Bytes,
 }
@@ -48,20 +54,24 @@ pub struct StoredRecord {
 /// Resolves once a write and every write before it are durable.
 pub type Synced = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
-/// A durable store, set with [`crate::BrokerBuilder::store`]. Every method but
-/// [`Store::load`] and [`Store::synced`]'s future is called on sessions' tasks, sometimes under
-/// a queue's lock: it must not wait (hand the write to a writer thread).
+/// A durable store, set with [`crate::BrokerBuilder::store`]. [`Store::put`] and
+/// [`Store::remove`] are called on sessions' tasks under a queue's lock: they must not wait
+/// (hand the write to a writer thread). [`Store::read`] is called there too, when a queue's
+/// tail on disk is read back: a page of records, from the engine's cache or one read.
 pub trait Store: Send + Sync + 'static {
-    /// Writes (or overwrites) the record of message `id` in `queue`; returns the write's
+    /// Writes (or overwrites) the record at `position` in `queue`; returns the write's
     /// sequence number.
-    fn put(&self, queue: &str, id: u64, record: Bytes) -> u64;
-    /// Removes the record of message `id` in `queue`; returns the write's sequence number.
-    fn remove(&self, queue: &str, id: u64) -> u64;
+    fn put(&self, queue: &str, position: u64, record: Bytes) -> u64;
+    /// Removes the record at `position` in `queue`; returns the write's sequence number.
+    fn remove(&self, queue: &str, position: u64) -> u64;
     /// Resolves once write `seq` (and so every earlier one) is durable, or the store failed.
     fn synced(&self, seq: u64) -> Synced;
-    /// Every stored record, grouped by queue and in id order within a queue. Called once,
-    /// before any write.
-    fn load(&self) -> Result<Vec<StoredRecord>, StoreError>;
+    /// Calls `visit(queue, position, record)` for every record, grouped by queue and in
+    /// position order within one. Called once, at start-up, before any write.
+    fn scan(&self, visit: &mut dyn FnMut(&str, u64, &[u8])) -> Result<(), StoreError>;
+    /// Up to `limit` records of `queue` after `position`, in order. Every durable write is
+    /// seen; a write not yet synced may not be.
+    fn read(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError>;
     /// True when the store was closed by [`Store::close`] last time (or is new): then the
     /// delivery counts it holds are exact.
     fn closed_cleanly(&self) -> bool;
@@ -86,34 +96,54 @@ pub(crate) fn is_persistent(headers: &Headers) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-/// The record of `message` delivered `deliveries` times: the count (u32, big-endian), then the
-/// message as a SEND frame.
-pub(crate) fn encode_record(message: &Message, deliveries: u32) -> Bytes {
+/// The record flag of a transient message: kept on disk only because it is in a queue's tail
+/// there, discarded at start-up.
+const TRANSIENT: u8 = 1;
+/// flags (1) + delivery count (4) + message id (8).
+const RECORD_HEAD: usize = 13;
+
+/// The record of `message` delivered `deliveries` times: flags, the count and the message id
+/// (big-endian), then the message as a SEND frame.
+pub(crate) fn encode_record(message: &Message, deliveries: u32, transient: bool) -> Bytes {
     let mut frame = Frame::new(Command::Send);
     frame.headers = message.headers().clone();
     frame
         .headers
         .set("destination", message.destination().clone());
     frame.body = message.body().clone();
-    let mut buf = BytesMut::with_capacity(4 + stompbox_codec::encoded_len_hint(&frame));
+    let mut buf = BytesMut::with_capacity(RECORD_HEAD + stompbox_codec::encoded_len_hint(&frame));
+    buf.put_u8(if transient { TRANSIENT } else { 0 });
     buf.put_u32(deliveries);
+    buf.put_u64(message.id());
     stompbox_codec::encode(&frame, Version::V1_2, &mut buf);
     buf.freeze()
 }
 
-/// A record read back: its message (with its original id) and delivery count.
+/// What the start-up walk needs of a record without decoding its message: (transient, message
+/// id); `None` for a record this version cannot read.
+pub(crate) fn record_head(record: &[u8]) -> Option<(bool, u64)> {
+    let mut head = record.get(..RECORD_HEAD)?;
+    let flags = head.get_u8();
+    let _deliveries = head.get_u32();
+    Some((flags & TRANSIENT != 0, head.get_u64()))
+}
+
+/// A record read back: its message (with its original id), delivery count and flag.
 pub(crate) struct Decoded {
     pub(crate) message: Message,
     pub(crate) deliveries: u32,
+    pub(crate) transient: bool,
 }
 
 /// Decodes what [`encode_record`] wrote; `None` for a record this version cannot read.
-pub(crate) fn decode_record(id: u64, record: &Bytes) -> Option<Decoded> {
-    if record.len() < 4 {
+pub(crate) fn decode_record(record: &Bytes) -> Option<Decoded> {
+    if record.len() < RECORD_HEAD {
         return None;
     }
     let mut record = record.clone();
+    let flags = record.get_u8();
     let deliveries = record.get_u32();
+    let id = record.get_u64();
     let mut decoder = Decoder::new(Limits::UNLIMITED);
     decoder.set_version(Version::V1_2);
     let mut buf = BytesMut::from(&record[..]);
@@ -125,6 +155,7 @@ pub(crate) fn decode_record(id: u64, record: &Bytes) -> Option<Decoded> {
     Some(Decoded {
         message: Message::new(id, destination, headers, frame.body),
         deliveries,
+        transient: flags & TRANSIENT != 0,
     })
 }
 
@@ -141,20 +172,33 @@ impl<'a> Writes<'a> {
         Writes { store, last }
     }
 
-    fn note(&self, seq: u64) {
+    fn note(&self, seq: u64) -> u64 {
         self.last
             .set(Some(self.last.get().map_or(seq, |l| l.max(seq))));
+        seq
     }
 
-    /// Stores `message` in `queue` with its delivery count.
-    pub(crate) fn put(&self, queue: &str, message: &Message, deliveries: u32) {
-        let record = encode_record(message, deliveries);
-        self.note(self.store.put(queue, message.id(), record));
+    /// Stores `message` at `position` in `queue` with its delivery count; returns the write.
+    pub(crate) fn put(
+        &self,
+        queue: &str,
+        position: u64,
+        message: &Message,
+        deliveries: u32,
+        transient: bool,
+    ) -> u64 {
+        let record = encode_record(message, deliveries, transient);
+        self.note(self.store.put(queue, position, record))
     }
 
-    /// Removes `message` from `queue`.
-    pub(crate) fn remove(&self, queue: &str, message: &Message) {
-        self.note(self.store.remove(queue, message.id()));
+    /// Removes the record at `position` in `queue`.
+    pub(crate) fn remove(&self, queue: &str, position: u64) {
+        self.note(self.store.remove(queue, position));
+    }
+
+    /// The store itself, to read a queue's tail back.
+    pub(crate) fn store(&self) -> &'a dyn Store {
+        self.store
     }
 }
 
@@ -166,7 +210,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_round_trip_with_escapes_binary_bodies_and_counts() {
+    fn records_round_trip_with_escapes_binary_bodies_counts_and_flags() {
         let headers: Headers = [
             ("persistent", "true"),
             ("x-odd", "a:b\nc\\d"),
@@ -176,16 +220,20 @@ mod tests {
         .collect();
         let body = Bytes::from_static(b"\0binary\xff\n");
         let message = Message::new(42, "/queue/jobs".into(), headers.clone(), body.clone());
-        let record = encode_record(&message, 3);
-        let decoded = decode_record(42, &record).expect("decodes");
-        assert_eq!(decoded.deliveries, 3);
-        let m = decoded.message;
-        assert_eq!((m.id(), &**m.destination()), (42, "/queue/jobs"));
-        assert_eq!(m.body(), &body);
-        assert_eq!(m.headers().get("x-odd"), Some("a:b\nc\\d"));
-        assert_eq!(m.expires(), Some(1_700_000_000_000));
-        assert!(is_persistent(m.headers()));
-        assert!(decode_record(1, &Bytes::from_static(b"\0\0")).is_none());
-        assert!(decode_record(1, &Bytes::from_static(b"\0\0\0\0junk")).is_none());
+        for transient in [false, true] {
+            let record = encode_record(&message, 3, transient);
+            assert_eq!(record_head(&record), Some((transient, 42)));
+            let decoded = decode_record(&record).expect("decodes");
+            assert_eq!((decoded.deliveries, decoded.transient), (3, transient));
+            let m = decoded.message;
+            assert_eq!((m.id(), &**m.destination()), (42, "/queue/jobs"));
+            assert_eq!(m.body(), &body);
+            assert_eq!(m.headers().get("x-odd"), Some("a:b\nc\\d"));
+            assert_eq!(m.expires(), Some(1_700_000_000_000));
+            assert!(is_persistent(m.headers()));
+        }
+        assert!(decode_record(&Bytes::from_static(b"\0\0")).is_none());
+        assert!(record_head(b"\0\0").is_none());
+        assert!(decode_record(&Bytes::from_static(b"\0\0\0\0\0\0\0\0\0\0\0\0\0junk")).is_none());
     }
 }

@@ -33,13 +33,19 @@ fn body(m: &Frame) -> String {
     String::from_utf8(m.body.to_vec()).unwrap()
 }
 
-/// Subscribes with client-individual acks and takes `n` messages: (body, ack id, redelivered).
-async fn take(c: &mut TestClient, n: usize) -> Vec<(String, String, bool)> {
+/// Takes `n` messages: (body, ack id, redelivered, message id).
+async fn take(c: &mut TestClient, n: usize) -> Vec<(String, String, bool, u64)> {
     let mut got = Vec::new();
     for _ in 0..n {
         let m = c.expect_message().await;
         let redelivered = m.header("redelivered") == Some("true");
-        got.push((body(&m), m.header("ack").unwrap().to_owned(), redelivered));
+        let id = m.header("message-id").unwrap().parse().unwrap();
+        got.push((
+            body(&m),
+            m.header("ack").unwrap().to_owned(),
+            redelivered,
+            id,
+        ));
     }
     got
 }
@@ -122,19 +128,14 @@ async fn a_crash_brings_back_what_was_stored_and_not_acknowledged_as_redelivered
     assert!(take(&mut o, 1).await[0].2);
 
     // New messages are numbered after the stored ones.
+    let before: Vec<u64> = again.iter().map(|g| g.3).collect();
     let mut p = TestClient::connect(&second).await;
     p.send_with_receipt(persistent("/queue/jobs", "p4"), "p4")
         .await;
     let m = c.expect_message().await;
     assert_eq!(body(&m), "p4");
-    let mut seen: Vec<u64> = restarted.keys().iter().map(|k| k.1).collect();
-    seen.sort_unstable();
-    seen.dedup();
-    assert_eq!(
-        seen.len(),
-        restarted.keys().len(),
-        "message ids stay unique"
-    );
+    let id: u64 = m.header("message-id").unwrap().parse().unwrap();
+    assert!(before.iter().all(|&b| b < id), "{id} after {before:?}");
 }
 
 #[tokio::test]
@@ -190,9 +191,10 @@ async fn delivery_counts_dead_letters_and_expiry_are_kept_in_the_store() {
     assert_eq!(got[0].0, "poison");
     c.send_frame(frames::nack(&got[0].1)).await;
     // Redelivered at once (its count, 1, was stored when it came back).
+    let again = &take(&mut c, 1).await[0];
     assert_eq!(
-        take(&mut c, 1).await[0],
-        ("poison".to_owned(), "2".to_owned(), true)
+        (again.0.as_str(), again.1.as_str(), again.2),
+        ("poison", "2", true)
     );
     let keys = store.keys();
     assert_eq!(keys.len(), 1, "the expired record is gone: {keys:?}");
@@ -218,4 +220,98 @@ async fn delivery_counts_dead_letters_and_expiry_are_kept_in_the_store() {
         [("dlq.jobs".to_owned(), keys[0].1)],
         "moved, not copied"
     );
+}
+
+fn small_queues() -> QueueConfig {
+    QueueConfig {
+        max_messages: 10,
+        ..QueueConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_queue_longer_than_memory_keeps_its_tail_on_disk_and_delivers_it_in_order() {
+    let store = MemoryStore::new(true);
+    let broker = broker(store.clone(), small_queues());
+    let mut p = TestClient::connect(&broker).await;
+    for i in 0..100 {
+        p.send_frame(persistent("/queue/jobs", &format!("m{i:03}")))
+            .await;
+    }
+    // A transient message behind the tail joins it on disk, to keep the order.
+    p.send_with_receipt(frames::send("/queue/jobs", "transient"), "t")
+        .await;
+    let stats = broker.queue_stats("/queue/jobs").unwrap();
+    assert_eq!((stats.depth, stats.on_disk), (101, 91), "{stats:?}");
+    // Memory holds only what fits: the bound refused nothing, the rest waits on disk.
+    assert_eq!(store.keys().len(), 101);
+
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(
+        frames::subscribe_ack("c", "/queue/jobs", "client-individual")
+            .with_header("prefetch-count", "200"),
+    )
+    .await;
+    let got = take(&mut c, 101).await;
+    let bodies: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    let mut expected: Vec<String> = (0..100).map(|i| format!("m{i:03}")).collect();
+    expected.push("transient".into());
+    assert_eq!(bodies, expected);
+    assert!(got.iter().all(|g| !g.2), "first deliveries");
+    for g in &got[..100] {
+        c.send_frame(frames::ack(&g.1)).await;
+    }
+    c.send_with_receipt(frames::ack(&got[100].1), "done").await;
+    assert!(store.keys().is_empty(), "{:?}", store.keys());
+    assert_eq!(broker.queue_stats("/queue/jobs").unwrap().depth, 0);
+}
+
+#[tokio::test]
+async fn a_long_backlog_survives_a_crash_and_is_read_back_a_page_at_a_time() {
+    let store = MemoryStore::new(true);
+    let first = broker(store.clone(), small_queues());
+    let mut p = TestClient::connect(&first).await;
+    for i in 0..50 {
+        p.send_frame(persistent("/queue/jobs", &format!("m{i:02}")))
+            .await;
+    }
+    p.send_with_receipt(frames::send("/queue/jobs", "transient"), "t")
+        .await;
+
+    let restarted = store.crashed();
+    let second = broker(restarted.clone(), small_queues());
+    let stats = second.queue_stats("/queue/jobs").unwrap();
+    assert_eq!(
+        (stats.depth, stats.on_disk),
+        (50, 50),
+        "the transient record is discarded"
+    );
+    let mut c = consumer(&second, "/queue/jobs").await;
+    let got = take(&mut c, 50).await;
+    let bodies: Vec<String> = got.iter().map(|g| g.0.clone()).collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(bodies, expected);
+    assert!(got.iter().all(|g| g.2), "after a crash: redelivered");
+    c.expect_no_frame(QUIET).await;
+}
+
+#[tokio::test]
+async fn the_tail_on_disk_is_bounded_by_max_stored_messages() {
+    let store = MemoryStore::new(true);
+    let queues = QueueConfig {
+        max_stored_messages: 5,
+        ..small_queues()
+    };
+    let broker = broker(store, queues);
+    let mut p = TestClient::connect(&broker).await;
+    for i in 0..15 {
+        p.send_frame(persistent("/queue/jobs", &format!("m{i}")))
+            .await;
+    }
+    p.send_frame(persistent("/queue/jobs", "one too many").with_header("receipt", "r"))
+        .await;
+    let error = p.expect_error("queue full: /queue/jobs").await;
+    let text = String::from_utf8(error.body.to_vec()).unwrap();
+    assert!(text.contains("queues.max_stored_messages"), "{text}");
+    assert_eq!(broker.queue_stats("/queue/jobs").unwrap().depth, 15);
 }

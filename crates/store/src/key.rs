@@ -1,8 +1,9 @@
-//! A record's key: the queue's name, a NUL, the message id as 8 bytes big-endian. Queue names
-//! never hold a NUL (the codec refuses one in a header), so one queue's records are contiguous
-//! and sorted by id, and a queue's name cannot be the prefix of another's key.
+//! A record's key: the queue's name, a NUL, the message's position in the queue as 8 bytes
+//! big-endian. Queue names never hold a NUL (the codec refuses one in a header), so one queue's
+//! records are contiguous and in order, and a queue's name cannot be the prefix of another's
+//! key.
 
-/// The key of message `id` in `queue`.
+/// The key of the message at position `id` in `queue`.
 pub(crate) fn encode(queue: &str, id: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(queue.len() + 9);
     key.extend_from_slice(queue.as_bytes());

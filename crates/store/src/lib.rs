@@ -16,8 +16,8 @@
 //! ```
 //!
 //! # Layout
-//! - `key.rs`: a record's key, (queue name, NUL, message id big-endian), so one queue's records
-//!   are contiguous and in id order.
+//! - `key.rs`: a record's key, (queue name, NUL, position big-endian), so one queue's records
+//!   are contiguous and in order, and its tail is one range read.
 //! - `writer.rs`: the writer thread: batches, one sync per batch, the committed sequence.
 //! - this file: opening the data directory (its lock, the clean-shutdown marker), the [`Store`]
 //!   implementation, closing.
@@ -231,23 +231,42 @@ impl Store for DiskStore {
         })
     }
 
-    fn load(&self) -> Result<Vec<StoredRecord>, StoreError> {
+    fn scan(&self, visit: &mut dyn FnMut(&str, u64, &[u8])) -> Result<(), StoreError> {
         use redb::{ReadableDatabase, ReadableTable};
-        let failed = |e: redb::Error| StoreError {
-            reason: e.to_string(),
+        let read = self.db.begin_read().map_err(failed)?;
+        let table = read.open_table(MESSAGES).map_err(failed)?;
+        for entry in table.iter().map_err(failed)? {
+            let (key, value) = entry.map_err(failed)?;
+            match key::decode(key.value()) {
+                Some((queue, position)) => visit(&queue, position, value.value()),
+                None => {
+                    tracing::warn!(key = ?key.value(), "unreadable key in the message store; skipped");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let Some(from) = after.checked_add(1) else {
+            return Ok(Vec::new());
         };
-        let read = self.db.begin_read().map_err(|e| failed(e.into()))?;
-        let table = read.open_table(MESSAGES).map_err(|e| failed(e.into()))?;
-        let mut records = Vec::new();
-        for entry in table.iter().map_err(|e| failed(e.into()))? {
-            let (key, value) = entry.map_err(|e| failed(e.into()))?;
-            let Some((queue, id)) = key::decode(key.value()) else {
-                tracing::warn!(key = ?key.value(), "unreadable key in the message store; skipped");
+        let (from, to) = (key::encode(queue, from), key::encode(queue, u64::MAX));
+        let read = self.db.begin_read().map_err(failed)?;
+        let table = read.open_table(MESSAGES).map_err(failed)?;
+        let mut records = Vec::with_capacity(limit.min(1024));
+        for entry in table
+            .range(from.as_slice()..=to.as_slice())
+            .map_err(failed)?
+            .take(limit)
+        {
+            let (key, value) = entry.map_err(failed)?;
+            let Some((_, position)) = key::decode(key.value()) else {
                 continue;
             };
             records.push(StoredRecord {
-                queue,
-                id,
+                position,
                 record: Bytes::copy_from_slice(value.value()),
             });
         }
@@ -287,6 +306,13 @@ impl Drop for DiskStore {
         if let Some(handle) = handle {
             let _ = handle.join();
         }
+    }
+}
+
+/// A storage engine error as the broker sees it.
+fn failed(e: impl Into<redb::Error>) -> StoreError {
+    StoreError {
+        reason: e.into().to_string(),
     }
 }
 

@@ -10,13 +10,16 @@ fn open(dir: &Path) -> Arc<DiskStore> {
 }
 
 fn keys(store: &DiskStore) -> Vec<(String, u64, Bytes)> {
-    (store.load().unwrap().into_iter())
-        .map(|r| (r.queue, r.id, r.record))
-        .collect()
+    let mut all = Vec::new();
+    (store.scan(&mut |queue, position, record| {
+        all.push((queue.to_owned(), position, Bytes::copy_from_slice(record)));
+    }))
+    .unwrap();
+    all
 }
 
 #[tokio::test]
-async fn writes_are_durable_once_synced_and_read_back_in_queue_then_id_order() {
+async fn writes_are_durable_once_synced_and_read_back_in_queue_then_position_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     assert!(store.closed_cleanly(), "a new store has nothing to doubt");
@@ -93,4 +96,28 @@ async fn concurrent_writers_are_committed_in_batches_and_all_kept() {
     assert_eq!(keys(&store).len(), 2000);
     // A sequence number already durable resolves at once.
     store.synced(1).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_queue_is_read_back_a_page_at_a_time_after_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for position in 1..=10 {
+        store.put("jobs", position, Bytes::from(format!("j{position}")));
+        store.put("jobs.x", position, Bytes::from_static(b"other queue"));
+    }
+    let last = store.remove("jobs", 4);
+    store.synced(last).await.unwrap();
+    let page = store.read("jobs", 2, 3).unwrap();
+    let positions: Vec<u64> = page.iter().map(|r| r.position).collect();
+    assert_eq!(positions, [3, 5, 6], "after 2, skipping the removed 4");
+    assert_eq!(page[0].record, Bytes::from_static(b"j3"));
+    let rest = store.read("jobs", 6, 100).unwrap();
+    assert_eq!(
+        rest.iter().map(|r| r.position).collect::<Vec<_>>(),
+        [7, 8, 9, 10]
+    );
+    assert!(store.read("jobs", 10, 100).unwrap().is_empty());
+    assert!(store.read("jobs", u64::MAX, 100).unwrap().is_empty());
+    assert!(store.read("nothing", 0, 100).unwrap().is_empty());
 }

@@ -92,12 +92,12 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn put(&self, queue: &str, id: u64, record: Bytes) -> u64 {
-        self.write(queue, id, Some(record))
+    fn put(&self, queue: &str, position: u64, record: Bytes) -> u64 {
+        self.write(queue, position, Some(record))
     }
 
-    fn remove(&self, queue: &str, id: u64) -> u64 {
-        self.write(queue, id, None)
+    fn remove(&self, queue: &str, position: u64) -> u64 {
+        self.write(queue, position, None)
     }
 
     fn synced(&self, seq: u64) -> Synced {
@@ -112,14 +112,24 @@ impl Store for MemoryStore {
         })
     }
 
-    fn load(&self) -> Result<Vec<StoredRecord>, StoreError> {
+    fn scan(&self, visit: &mut dyn FnMut(&str, u64, &[u8])) -> Result<(), StoreError> {
+        let synced = self.state.lock().unwrap().synced.clone();
+        for ((queue, position), record) in &synced {
+            visit(queue, *position, record);
+        }
+        Ok(())
+    }
+
+    fn read(&self, queue: &str, after: u64, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
         let state = self.state.lock().unwrap();
+        let from = (queue.to_owned(), after.saturating_add(1));
         Ok(state
             .synced
-            .iter()
-            .map(|((queue, id), record)| StoredRecord {
-                queue: queue.clone(),
-                id: *id,
+            .range(from..)
+            .take_while(|((q, _), _)| q == queue)
+            .take(limit)
+            .map(|((_, position), record)| StoredRecord {
+                position: *position,
                 record: record.clone(),
             })
             .collect())

@@ -174,8 +174,8 @@ pub(crate) enum RouteError {
     /// The queue is at its bound and its overflow policy is `reject`.
     QueueFull {
         destination: String,
-        /// `Some(max_total_bytes)` when the node's bound was met rather than the queue's.
-        node_limit: Option<usize>,
+        /// Which bound was met.
+        bound: crate::QueueBound,
     },
     /// The message would create a queue beyond `queues.max_queues`.
     TooManyQueues { max: usize },
@@ -532,7 +532,13 @@ impl Router {
         match error {
             QueueError::Full(full) => RouteError::QueueFull {
                 destination: destination.to_string(),
-                node_limit: (full == queue::Full::Node).then(|| self.queues.max_total_bytes()),
+                bound: match full {
+                    queue::Full::Queue => crate::QueueBound::Queue,
+                    queue::Full::Node => crate::QueueBound::Node(self.queues.max_total_bytes()),
+                    queue::Full::Stored => {
+                        crate::QueueBound::Stored(self.queues.max_stored_messages())
+                    }
+                },
             },
             QueueError::TooManyQueues => RouteError::TooManyQueues {
                 max: self.queues.max_queues(),

@@ -26,7 +26,7 @@ use super::deliver::Deliveries;
 use crate::message::{Delivery, Message};
 use crate::outbox::{Offer, Outbox, WhenFull};
 use crate::stats::{Counters, QueueStats};
-use crate::store::Writes;
+use crate::store::{Writes, decode_record};
 use crate::{OverflowPolicy, QueueConfig};
 
 /// Everything a queue operation needs from the node.
@@ -47,9 +47,9 @@ pub(crate) struct Ctx<'a> {
 #[derive(Debug)]
 pub(crate) struct Dead {
     pub(crate) message: Arc<Message>,
-    /// It is in the store under its queue: the caller removes it once the dead letter is
-    /// stored in its own queue.
-    pub(crate) stored: bool,
+    /// Its position in the store, if it is stored: the caller removes it once the dead letter
+    /// is stored in its own queue.
+    pub(crate) stored: Option<u64>,
 }
 
 /// A message waiting in, or in flight from, a queue.
@@ -60,8 +60,11 @@ struct Queued {
     deliveries: u32,
     /// The consumer it last went to, so a NACKed message prefers another one.
     last: Option<(u64, ByteString)>,
-    /// Written to the store (`persistent:true` on a node with a store).
-    stored: bool,
+    /// Its position in the store, when it is stored (`persistent:true` on a node with a
+    /// store, or a transient message read back from a queue's tail on disk).
+    stored: Option<u64>,
+    /// Stored only because it was in the queue's tail on disk: discarded by a restart.
+    transient: bool,
     /// Read back from a store that was not closed cleanly: it may have been delivered before
     /// the crash, so it goes out `redelivered`.
     maybe_delivered: bool,
@@ -73,7 +76,8 @@ impl Queued {
             message,
             deliveries: 0,
             last: None,
-            stored: false,
+            stored: None,
+            transient: false,
             maybe_delivered: false,
         }
     }
@@ -139,6 +143,8 @@ pub(crate) enum Full {
     Queue,
     /// The node's `max_total_bytes`, over all its queues.
     Node,
+    /// The queue's tail on disk is at `max_stored_messages`.
+    Stored,
 }
 
 /// One queue.
@@ -156,7 +162,29 @@ pub(crate) struct Queue {
     /// Since when (broker clock, ms) the queue has had no message and no consumer, as of its
     /// last operation; `None` while it has either.
     idle_since: Option<u64>,
+    /// The queue's tail kept in the store only.
+    paged: Paged,
+    /// The next message's position in the store.
+    next_position: u64,
+    /// Records read back with a position up to this one were stored before a crash.
+    unclean_upto: u64,
 }
+
+/// The tail of a queue longer than its memory bounds, kept in the store only: the messages
+/// after position `after`, in order. Every message joins it while it is not empty.
+#[derive(Debug, Default)]
+struct Paged {
+    count: usize,
+    /// Their sizes, as they would weigh in memory.
+    bytes: usize,
+    /// The position before the first of them.
+    after: u64,
+    /// The store write of the newest, which a read-back waits for.
+    written: u64,
+}
+
+/// Most records read back from a queue's tail on disk at once.
+const PAGE: usize = 1024;
 
 impl Queue {
     pub(crate) fn new(name: &str) -> Self {
@@ -168,6 +196,9 @@ impl Queue {
             cursor: 0,
             stats: QueueStats::default(),
             idle_since: None,
+            paged: Paged::default(),
+            next_position: 1,
+            unclean_upto: 0,
         }
     }
 
@@ -179,7 +210,7 @@ impl Queue {
     }
 
     fn note_idle(&mut self, now_ms: u64) {
-        let idle = self.ready.is_empty() && self.consumers.is_empty();
+        let idle = self.ready.is_empty() && self.paged.count == 0 && self.consumers.is_empty();
         self.idle_since = if idle {
             self.idle_since.or(Some(now_ms))
         } else {
@@ -224,9 +255,15 @@ impl Queue {
 
     /// Removes a message that left the queue for good from the store.
     fn forget(&self, queued: &Queued, ctx: &Ctx<'_>) {
-        if let (true, Some(writes)) = (queued.stored, ctx.writes) {
-            writes.remove(&self.name, &queued.message);
+        if let (Some(position), Some(writes)) = (queued.stored, ctx.writes) {
+            writes.remove(&self.name, position);
         }
+    }
+
+    fn take_position(&mut self) -> u64 {
+        let position = self.next_position;
+        self.next_position += 1;
+        position
     }
 
     fn pop_ready(&mut self, ctx: &Ctx<'_>) -> Option<Queued> {
@@ -265,10 +302,18 @@ impl Queue {
         ctx: &Ctx<'_>,
     ) -> Result<(), Full> {
         let size = message.size();
+        if self.paged.count > 0 {
+            // The tail is on disk: the message joins it there, after the others.
+            return self.page_out(message, persist, ctx);
+        }
         if self.fits(size, ctx).is_err() {
             self.purge_expired(ctx);
         }
         while let Err(full) = self.fits(size, ctx) {
+            if persist && ctx.writes.is_some() {
+                // Memory is full but the store is not: the queue's tail goes to disk.
+                return self.page_out(message, persist, ctx);
+            }
             match ctx.config.overflow {
                 OverflowPolicy::Reject => return Err(full),
                 OverflowPolicy::DropOldest => {
@@ -280,8 +325,9 @@ impl Queue {
         }
         let mut queued = Queued::new(message);
         if let (true, Some(writes)) = (persist, ctx.writes) {
-            writes.put(&self.name, &queued.message, 0);
-            queued.stored = true;
+            let position = self.take_position();
+            writes.put(&self.name, position, &queued.message, 0, false);
+            queued.stored = Some(position);
         }
         self.push_ready(queued, false, ctx);
         self.stats.enqueued += 1;
@@ -289,24 +335,122 @@ impl Queue {
         Ok(())
     }
 
-    /// Puts back a message read from the store at start-up, at the back, beyond the bounds
-    /// (it was admitted before the restart). Does not dispatch: nobody is subscribed yet.
-    pub(crate) fn restore(
+    /// A message that joins the queue's tail on disk (a transient one as a record a restart
+    /// discards), up to `queues.max_stored_messages`.
+    fn page_out(
         &mut self,
         message: Arc<Message>,
-        deliveries: u32,
-        maybe_delivered: bool,
+        persist: bool,
         ctx: &Ctx<'_>,
-    ) {
-        let queued = Queued {
-            deliveries,
-            stored: true,
-            maybe_delivered,
-            ..Queued::new(message)
+    ) -> Result<(), Full> {
+        let Some(writes) = ctx.writes else {
+            return Err(Full::Queue);
         };
-        self.push_ready(queued, false, ctx);
+        if self.paged.count >= ctx.config.max_stored_messages {
+            return Err(Full::Stored);
+        }
+        let position = self.take_position();
+        let written = writes.put(&self.name, position, &message, 0, !persist);
+        if self.paged.count == 0 {
+            self.paged.after = position - 1;
+        }
+        self.paged.count += 1;
+        self.paged.bytes += message.size();
+        self.paged.written = written;
         self.stats.enqueued += 1;
-        self.note_idle(ctx.now_ms);
+        self.dispatch(ctx);
+        Ok(())
+    }
+
+    /// A queue found in the store at start-up: `count` messages of `bytes` at positions
+    /// `first..=last`, all on disk, read back as consumers drain the queue. `unclean`: the
+    /// store was not closed cleanly, so they go out `redelivered`.
+    pub(crate) fn restore(
+        &mut self,
+        count: usize,
+        bytes: usize,
+        first: u64,
+        last: u64,
+        unclean: bool,
+    ) {
+        self.paged = Paged {
+            count,
+            bytes,
+            after: first - 1,
+            written: 0,
+        };
+        self.next_position = last + 1;
+        if unclean {
+            self.unclean_upto = last;
+        }
+        self.stats.enqueued += count as u64;
+    }
+
+    /// Reads the next page of the tail on disk into memory when the part in memory has run
+    /// below half its bounds, as much as the bounds allow.
+    fn page_in(&mut self, ctx: &Ctx<'_>) {
+        if self.paged.count == 0 {
+            return;
+        }
+        let Some(writes) = ctx.writes else { return };
+        let c = ctx.config;
+        if self.ready.len() >= c.max_messages / 2 || self.bytes >= c.max_bytes / 2 {
+            return;
+        }
+        let room_bytes = (c.max_bytes - self.bytes).min(
+            c.max_total_bytes
+                .saturating_sub(ctx.total_bytes.load(Relaxed)),
+        );
+        let average = (self.paged.bytes / self.paged.count).max(1);
+        let limit = (c.max_messages - self.ready.len())
+            .min(room_bytes / average)
+            .min(PAGE)
+            .clamp(1, self.paged.count);
+        let store = writes.store();
+        // The newest tail write may still be on its way to the disk (a tail that began a few
+        // milliseconds ago): a read must see every one, so wait for it (one group commit).
+        let synced = store.synced(self.paged.written);
+        if futures::executor::block_on(synced).is_err() {
+            return;
+        }
+        let records = match store.read(&self.name, self.paged.after, limit) {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!(queue = %self.name, error = %e, "cannot read the queue's messages back from the store");
+                return;
+            }
+        };
+        if records.is_empty() {
+            tracing::error!(queue = %self.name, missing = self.paged.count, "the store lacks messages of the queue's tail; counted as lost");
+            self.paged = Paged::default();
+            return;
+        }
+        for record in records {
+            self.paged.after = record.position;
+            let Some(decoded) = decode_record(&record.record) else {
+                tracing::warn!(queue = %self.name, position = record.position, "unreadable record in the store; skipped");
+                writes.remove(&self.name, record.position);
+                self.paged.count -= 1;
+                continue;
+            };
+            let message = Arc::new(decoded.message);
+            self.paged.count -= 1;
+            self.paged.bytes = self.paged.bytes.saturating_sub(message.size());
+            let queued = Queued {
+                deliveries: decoded.deliveries,
+                stored: Some(record.position),
+                transient: decoded.transient,
+                maybe_delivered: record.position <= self.unclean_upto,
+                ..Queued::new(message)
+            };
+            self.push_ready(queued, false, ctx);
+            if self.paged.count == 0 {
+                break;
+            }
+        }
+        if self.paged.count == 0 {
+            self.paged = Paged::default();
+        }
     }
 
     /// Adds a consumer and dispatches to it.
@@ -392,8 +536,8 @@ impl Queue {
                 dead.extend(self.to_dead_letters(q, ctx));
                 continue;
             }
-            if let (true, Some(writes)) = (q.stored, ctx.writes) {
-                writes.put(&self.name, &q.message, q.deliveries);
+            if let (Some(position), Some(writes)) = (q.stored, ctx.writes) {
+                writes.put(&self.name, position, &q.message, q.deliveries, q.transient);
             }
             self.push_ready(q, true, ctx);
         }
@@ -436,6 +580,7 @@ impl Queue {
 
     /// Hands waiting messages to consumers with room until either runs out. Never waits.
     pub(crate) fn dispatch(&mut self, ctx: &Ctx<'_>) {
+        self.page_in(ctx);
         let mut out = Deliveries::new(ctx.counters);
         // Consumers whose outbox refused a delivery this round; allocated on the first refusal.
         let mut refused: Vec<bool> = Vec::new();
@@ -444,6 +589,9 @@ impl Queue {
                 let expired = self.pop_ready(ctx).expect("front exists");
                 self.forget(&expired, ctx);
                 self.stats.expired += 1;
+            }
+            if self.ready.is_empty() {
+                self.page_in(ctx);
             }
             let Some(front) = self.ready.front() else {
                 break;
@@ -487,8 +635,9 @@ impl Queue {
     pub(crate) fn stats(&mut self, ctx: &Ctx<'_>) -> QueueStats {
         self.purge_expired(ctx);
         QueueStats {
-            depth: self.ready.len(),
+            depth: self.ready.len() + self.paged.count,
             bytes: self.bytes,
+            on_disk: self.paged.count,
             in_flight: self.consumers.iter().map(|c| c.in_flight.len()).sum(),
             consumers: self.consumers.len(),
             ..self.stats.clone()

@@ -23,7 +23,7 @@ use super::queue::{Consumer, Ctx, Dead, Full, Outcome, Queue};
 use crate::clock::Clock;
 use crate::message::Message;
 use crate::stats::{Counters, QueueStats};
-use crate::store::{SharedStore, StoreError, Writes, decode_record};
+use crate::store::{SharedStore, StoreError, Writes, record_head};
 use crate::{OverflowPolicy, QueueConfig};
 
 /// A queue operation that cannot be done.
@@ -83,41 +83,64 @@ impl QueueTable {
         self.store.as_ref()
     }
 
-    /// Puts every message `store` holds back into its queue, in order, and returns the highest
-    /// message id seen (new messages are numbered after it). Marked `redelivered` when the
-    /// store was not closed cleanly. Records this version cannot read are logged and left.
+    /// Learns what `store` holds, queue by queue, and leaves it there to be read back as
+    /// consumers drain each queue (`Queue::restore`); discards the records of transient
+    /// messages (kept only as part of a queue's tail on disk). Returns the highest message id
+    /// seen, so new messages are numbered after it. Records this version cannot read are
+    /// logged, and skipped when read back.
     pub(crate) fn restore(&self) -> Result<u64, StoreError> {
         let Some(store) = &self.store else {
             return Ok(0);
         };
-        let records = store.load()?;
-        let maybe_delivered = !store.closed_cleanly();
-        let (mut restored, mut unreadable, mut max_id) = (0usize, 0usize, 0u64);
-        let mut current: Option<(String, Arc<Mutex<Queue>>)> = None;
-        let ctx = self.ctx(None);
-        for record in records {
-            max_id = max_id.max(record.id);
-            let Some(decoded) = decode_record(record.id, &record.record) else {
-                unreadable += 1;
-                continue;
-            };
-            if current
-                .as_ref()
-                .is_none_or(|(name, _)| *name != record.queue)
-            {
-                let queue = self.restored_queue(&record.queue);
-                current = Some((record.queue, queue));
-            }
-            let (_, queue) = current.as_ref().expect("set above");
-            let message = Arc::new(decoded.message);
-            lock(queue).restore(message, decoded.deliveries, maybe_delivered, &ctx);
-            restored += 1;
+        #[derive(Default)]
+        struct Found {
+            count: usize,
+            bytes: usize,
+            first: u64,
+            last: u64,
         }
-        if restored + unreadable > 0 {
+        let mut queues: Vec<(String, Found)> = Vec::new();
+        let mut transient: Vec<(String, u64)> = Vec::new();
+        let (mut max_id, mut unreadable) = (0u64, 0usize);
+        store.scan(&mut |queue, position, record| {
+            let Some((is_transient, id)) = record_head(record) else {
+                unreadable += 1;
+                return;
+            };
+            max_id = max_id.max(id);
+            if is_transient {
+                transient.push((queue.to_owned(), position));
+                return;
+            }
+            if queues.last().is_none_or(|(name, _)| name != queue) {
+                queues.push((
+                    queue.to_owned(),
+                    Found {
+                        first: position,
+                        ..Found::default()
+                    },
+                ));
+            }
+            let (_, found) = queues.last_mut().expect("pushed above");
+            found.count += 1;
+            found.bytes += record.len();
+            found.last = position;
+        })?;
+        let unclean = !store.closed_cleanly();
+        let restored: usize = queues.iter().map(|(_, f)| f.count).sum();
+        for (name, found) in queues {
+            let queue = self.restored_queue(&name);
+            lock(&queue).restore(found.count, found.bytes, found.first, found.last, unclean);
+        }
+        for (queue, position) in &transient {
+            store.remove(queue, *position);
+        }
+        if restored + unreadable + transient.len() > 0 {
             tracing::info!(
                 messages = restored,
+                discarded_transient = transient.len(),
                 unreadable,
-                clean = !maybe_delivered,
+                clean = !unclean,
                 "restored persistent messages"
             );
         }
@@ -139,6 +162,11 @@ impl QueueTable {
 
     pub(crate) fn max_total_bytes(&self) -> usize {
         self.config.max_total_bytes
+    }
+
+    /// `queues.max_stored_messages`.
+    pub(crate) fn max_stored_messages(&self) -> usize {
+        self.config.max_stored_messages
     }
 
     /// A fresh node-unique delivery tag.
@@ -283,15 +311,15 @@ impl QueueTable {
         for Dead { message, stored } in dead {
             if let Ok(queue) = &queue {
                 let letter = Arc::new(message.dead_letter(destination.clone()));
-                if lock(queue).enqueue(letter, stored, &ctx).is_err() {
+                if lock(queue).enqueue(letter, stored.is_some(), &ctx).is_err() {
                     tracing::warn!(
                         queue = name,
                         "dead letter larger than the queue bound dropped"
                     );
                 }
             }
-            if let (true, Some(writes)) = (stored, ctx.writes) {
-                writes.remove(from, &message);
+            if let (Some(position), Some(writes)) = (stored, ctx.writes) {
+                writes.remove(from, position);
             }
         }
     }
