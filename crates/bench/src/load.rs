@@ -190,10 +190,12 @@ async fn measure(
     let mut pub_tasks = Vec::with_capacity(publishers);
     let mut drains = Vec::with_capacity(publishers);
     for (index, (tx, rx)) in pubs.into_iter().enumerate() {
+        let receipts = load.persistent.then(Arc::default);
         drains.push(tokio::spawn(publisher::drain(
             index,
             rx,
             common.raw,
+            receipts.clone(),
             flow.clone(),
         )));
         let plan = Plan {
@@ -201,6 +203,7 @@ async fn measure(
             destinations: pub_destinations.clone(),
             load: load.clone(),
             start_ns,
+            receipts,
         };
         pub_tasks.push(tokio::spawn(publisher::publish(plan, tx, flow.clone())));
     }

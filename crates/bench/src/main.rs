@@ -152,6 +152,10 @@ struct LoadArgs {
     /// Seconds without any delivery, after the last publish, before the run ends as lossy.
     #[arg(long, default_value_t = 5.0)]
     drain: f64,
+    /// Send with `persistent:true` and a receipt on every SEND; publishers also stay within
+    /// --window of their receipts (a durable broker's RECEIPT means "on disk").
+    #[arg(long)]
+    persistent: bool,
 }
 
 impl CommonArgs {
@@ -189,6 +193,7 @@ impl LoadArgs {
             rate: self.rate,
             window: self.window.unwrap_or_else(|| default_window(publishers)),
             drain: seconds("--drain", self.drain)?,
+            persistent: self.persistent,
         })
     }
 }

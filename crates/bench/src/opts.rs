@@ -74,6 +74,10 @@ pub struct Load {
     pub window: u64,
     /// How long deliveries may stall after the last publish before the run ends as lossy.
     pub drain: Duration,
+    /// Every SEND carries `persistent:true` and asks for a RECEIPT (which a durable broker
+    /// sends once the message is on disk), and a publisher also stays within `window`
+    /// messages of its receipts: a producer that waits for its messages to be stored.
+    pub persistent: bool,
 }
 
 impl Load {
@@ -87,6 +91,7 @@ impl Load {
             rate: None,
             window: default_window(publishers),
             drain: Duration::from_secs(5),
+            persistent: false,
         }
     }
 }

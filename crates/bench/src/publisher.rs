@@ -25,7 +25,39 @@ pub(crate) struct Plan {
     pub(crate) load: Load,
     /// Run start, ns since the epoch: pacing schedules from it.
     pub(crate) start_ns: u64,
+    /// With `--persistent`: the RECEIPTs received so far (counted by [`drain`]).
+    pub(crate) receipts: Option<Arc<Receipts>>,
 }
+
+/// RECEIPTs a persistent publisher has received, and a wake-up for a publisher waiting on them.
+#[derive(Default)]
+pub(crate) struct Receipts {
+    count: std::sync::atomic::AtomicU64,
+    arrived: tokio::sync::Notify,
+}
+
+impl Receipts {
+    fn count(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until fewer than `window` of the first `sent` messages are unreceipted; false if
+    /// the run stopped first.
+    async fn wait_window(&self, sent: u64, window: u64, stop: &mut StopSignal) -> bool {
+        loop {
+            let arrived = self.arrived.notified();
+            if sent - self.count().min(sent) < window {
+                return true;
+            }
+            tokio::select! {
+                () = arrived => {}
+                _ = stop.changed() => return false,
+            }
+        }
+    }
+}
+
+type StopSignal = tokio::sync::watch::Receiver<bool>;
 
 /// Sends the plan's messages; returns how many it sent (and its sender, kept open until the
 /// run ends).
@@ -48,7 +80,7 @@ async fn publish_inner(
     let heads: Vec<BytesMut> = plan
         .destinations
         .iter()
-        .map(|d| send_head(d, load.body))
+        .map(|d| send_head(d, load.body, load.persistent))
         .collect();
     let body = template(load.body);
     let publishers = load.publishers as u64;
@@ -86,6 +118,14 @@ async fn publish_inner(
                     break;
                 }
                 slowest = flow.slowest(plan.index);
+            }
+        }
+        if let Some(receipts) = &plan.receipts
+            && i - receipts.count().min(i) >= load.window
+        {
+            flush(tx, &mut unflushed).await.map_err(|e| (i, e))?;
+            if !receipts.wait_window(i, load.window, &mut stop).await {
+                break;
             }
         }
         let now = now_ns();
@@ -135,17 +175,19 @@ async fn flush(tx: &mut FrameTx, unflushed: &mut u64) -> Result<()> {
 }
 
 /// Everything of a SEND to `destination` before its `body_len`-byte body, encoded once per
-/// destination with the codec's own writers (so the destination is escaped as 1.2 says).
-fn send_head(destination: &str, body_len: usize) -> BytesMut {
+/// destination with the codec's own writers (so the destination is escaped as 1.2 says). A
+/// `persistent` one asks for a RECEIPT (one id for all: receipt ids need not be unique).
+fn send_head(destination: &str, body_len: usize, persistent: bool) -> BytesMut {
     let mut head = BytesMut::new();
     write_command(Command::Send, &mut head);
-    write_header(
-        "destination",
-        destination,
-        Command::Send,
-        Version::V1_2,
-        &mut head,
-    );
+    let mut header = |name: &str, value: &str| {
+        write_header(name, value, Command::Send, Version::V1_2, &mut head);
+    };
+    header("destination", destination);
+    if persistent {
+        header("persistent", "true");
+        header("receipt", "r");
+    }
     write_body_head(body_len, &mut head);
     head
 }
@@ -161,23 +203,38 @@ fn frame(buf: &mut BytesMut, head: &[u8], body: &[u8], stamp: Stamp) -> Bytes {
     buf.split().freeze()
 }
 
-/// Reads what the broker sends a publisher: nothing but an ERROR is expected (a failure); over
-/// the floor every other connection's messages arrive here too and are dropped.
-pub(crate) async fn drain(index: usize, mut rx: FrameRx, raw: bool, flow: Arc<Flow>) {
+/// Reads what the broker sends a publisher: nothing but RECEIPTs (with `--persistent`, counted
+/// into `receipts`) is expected, anything else (an ERROR) is a failure; over the floor every
+/// other connection's messages arrive here too and are dropped.
+pub(crate) async fn drain(
+    index: usize,
+    mut rx: FrameRx,
+    raw: bool,
+    receipts: Option<Arc<Receipts>>,
+    flow: Arc<Flow>,
+) {
     let mut stop = flow.stop_signal();
     loop {
         tokio::select! {
             read = rx.read_chunk() => match read {
                 Ok(true) if raw => rx.clear(),
-                Ok(true) => match rx.try_frame() {
-                    Ok(None) => {}
-                    Ok(Some(frame)) => {
-                        flow.fail(format!("publisher {index} received {}", describe(&frame)));
-                        return;
-                    }
-                    Err(e) => {
-                        flow.fail(format!("publisher {index}: {e:#}"));
-                        return;
+                Ok(true) => loop {
+                    match rx.try_frame() {
+                        Ok(None) => break,
+                        Ok(Some(frame)) => match &receipts {
+                            Some(r) if frame.command == Command::Receipt => {
+                                r.count.fetch_add(1, std::sync::atomic::Ordering::Release);
+                                r.arrived.notify_waiters();
+                            }
+                            _ => {
+                                flow.fail(format!("publisher {index} received {}", describe(&frame)));
+                                return;
+                            }
+                        },
+                        Err(e) => {
+                            flow.fail(format!("publisher {index}: {e:#}"));
+                            return;
+                        }
                     }
                 },
                 Ok(false) => {

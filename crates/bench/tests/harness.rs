@@ -18,9 +18,17 @@ struct Stompbox {
 
 impl Stompbox {
     async fn start() -> Stompbox {
+        Stompbox::start_with_store(None).await
+    }
+
+    /// With a message store in `data_dir`; none (the store off) otherwise.
+    async fn start_with_store(data_dir: Option<&std::path::Path>) -> Stompbox {
         let mut config = ServerConfig::default();
         // In-process servers of a test run must not share (or create) ./stompbox-data.
-        config.store.enabled = false;
+        match data_dir {
+            Some(dir) => config.store.data_dir = dir.to_path_buf(),
+            None => config.store.enabled = false,
+        }
         config.websocket.listen = "127.0.0.1:0".parse().unwrap();
         config.tcp.listen = "127.0.0.1:0".parse().unwrap();
         let server = Server::bind(config).await.expect("bind");
@@ -125,6 +133,16 @@ async fn topics_and_queue_are_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_queue_run_waits_for_receipts_and_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stompbox::start_with_store(Some(dir.path())).await;
+    let mut load = tiny(2, 3, 150);
+    load.persistent = true;
+    load.body = 1024;
+    exact(Scenario::Queue(common(&server.tcp_url), load), 300).await;
+}
+
+#[tokio::test]
 async fn fanout_over_the_floor_is_exact() {
     let url = floor_url().await;
     let mut common = common(&url);
