@@ -192,6 +192,29 @@ pub struct QueueConfig {
     /// instead of being refused; past this many there, a SEND gets ERROR `queue full` naming
     /// this key. Default 10,000,000 (about 10 GB of 1 KiB messages).
     pub max_stored_messages: usize,
+    /// How long a message may wait in a queue when its SEND has no `expires` header: the
+    /// header is set to the time it joins plus this (and passed on to consumers, so it
+    /// survives a restart with the message). Default 0: no limit. A message past its `expires`
+    /// is never delivered.
+    #[serde(with = "humantime_serde")]
+    pub message_ttl: Duration,
+    /// What happens to a message that expires in a queue. Default `drop` (counted as
+    /// `expired`); `dead-letter` moves it to the queue's dead-letter queue (its `expires` header
+    /// removed, `x-original-destination` added), like a message delivered `max_deliveries`
+    /// times.
+    pub expired: ExpiredPolicy,
+}
+
+/// What happens to a queued message whose `expires` time has passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpiredPolicy {
+    /// Dropped, counted as `expired`.
+    #[default]
+    Drop,
+    /// Moved to the dead-letter queue (`queues.dead_letter_prefix`), counted as `expired`;
+    /// dropped when the queue has none.
+    DeadLetter,
 }
 
 /// What happens to a SEND when its queue is at `max_messages` or `max_bytes`.
@@ -325,6 +348,8 @@ impl Default for QueueConfig {
             max_deliveries: 20,
             dead_letter_prefix: "dlq.".to_owned(),
             max_stored_messages: 10_000_000,
+            message_ttl: Duration::ZERO,
+            expired: ExpiredPolicy::Drop,
         }
     }
 }

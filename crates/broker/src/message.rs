@@ -120,9 +120,13 @@ impl Message {
     }
 
     /// The same message (id, headers, body) moved to `destination`, with an
-    /// `x-original-destination` header naming where it came from: a dead letter.
-    pub(crate) fn dead_letter(&self, destination: ByteString) -> Message {
+    /// `x-original-destination` header naming where it came from: a dead letter. One that
+    /// `expired` loses its `expires` header (it would expire in the dead-letter queue too).
+    pub(crate) fn dead_letter(&self, destination: ByteString, expired: bool) -> Message {
         let mut headers = self.headers.clone();
+        if expired {
+            headers.remove("expires");
+        }
         headers.set("x-original-destination", self.destination.clone());
         Message::new(self.id, destination, headers, self.body.clone())
     }
@@ -354,7 +358,7 @@ mod tests {
         let body = Bytes::from_static(b"x");
         let m = Message::new(3, "/queue/a".into(), headers, body.clone());
         assert_eq!(m.expires(), Some(1_700_000_000_000));
-        let d = m.dead_letter("/queue/dlq.a".into());
+        let d = m.dead_letter("/queue/dlq.a".into(), false);
         assert_eq!((d.id(), d.expires()), (3, Some(1_700_000_000_000)));
         assert_eq!(d.body().as_ptr(), body.as_ptr());
         assert_eq!(d.headers.get("x-original-destination"), Some("/queue/a"));

@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use stompbox_broker::{
-    Broker, CloseReason, Config, OutboxConfig, OverflowPolicy, QueueConfig, SlowConsumerPolicy,
+    Broker, CloseReason, Config, ExpiredPolicy, OutboxConfig, OverflowPolicy, QueueConfig,
+    SlowConsumerPolicy,
 };
 use stompbox_codec::{Command, Frame};
 use stompbox_test_support::{TestClient, frames};
@@ -653,6 +654,45 @@ async fn expired_messages_are_dropped_not_delivered() {
     );
     assert_eq!(body(&c.expect_message().await), "forever");
     c.expect_no_frame(QUIET).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn message_ttl_expires_messages_without_their_own_and_expired_ones_can_be_dead_lettered() {
+    let broker = broker_with(QueueConfig {
+        message_ttl: Duration::from_secs(10),
+        expired: ExpiredPolicy::DeadLetter,
+        ..QueueConfig::default()
+    });
+    let mut p = TestClient::connect(&broker).await;
+    let now = broker.now_millis();
+    p.send_with_receipt(frames::send("/queue/ttl", "by the ttl"), "a")
+        .await;
+    let own =
+        frames::send("/queue/ttl", "its own").with_header("expires", (now + 60_000).to_string());
+    p.send_with_receipt(own, "b").await;
+    let never = frames::send("/queue/ttl", "never").with_header("expires", "0");
+    p.send_with_receipt(never, "c").await;
+    tokio::time::advance(Duration::from_secs(11)).await;
+
+    let stats = broker.queue_stats("/queue/ttl").unwrap();
+    assert_eq!((stats.depth, stats.expired), (2, 1), "{stats:?}");
+    let mut c = TestClient::connect(&broker).await;
+    c.send_frame(frames::subscribe("0", "/queue/ttl")).await;
+    let m = c.expect_message().await;
+    assert_eq!(body(&m), "its own");
+    assert_eq!(body(&c.expect_message().await), "never");
+    // The TTL's deadline was written as the `expires` header the message carried.
+    let mut d = TestClient::connect(&broker).await;
+    d.send_frame(frames::subscribe("0", "/queue/dlq.ttl")).await;
+    let dead = d.expect_message().await;
+    assert_eq!(body(&dead), "by the ttl");
+    assert_eq!(dead.header("x-original-destination"), Some("/queue/ttl"));
+    assert_eq!(
+        dead.header("expires"),
+        None,
+        "it would expire again in the dead-letter queue"
+    );
+    d.expect_no_frame(QUIET).await;
 }
 
 #[tokio::test]

@@ -309,6 +309,11 @@ impl Router {
             let also = &mut [&mut destination];
             stompbox_codec::detach(&mut payload.headers, &mut payload.body, also);
         }
+        if let Address::Queue(_) = &address
+            && self.remote_queues().is_none()
+        {
+            self.queues.apply_ttl(&mut payload.headers);
+        }
         let message = self.message(destination, payload);
         if origin != Origin::Backplane {
             self.forward(&address, &message)?;

@@ -27,7 +27,7 @@ use crate::message::{Delivery, Message};
 use crate::outbox::{Offer, Outbox, WhenFull};
 use crate::stats::{Counters, QueueStats};
 use crate::store::{Writes, decode_record};
-use crate::{OverflowPolicy, QueueConfig};
+use crate::{ExpiredPolicy, OverflowPolicy, QueueConfig};
 
 /// Everything a queue operation needs from the node.
 pub(crate) struct Ctx<'a> {
@@ -50,6 +50,8 @@ pub(crate) struct Dead {
     /// Its position in the store, if it is stored: the caller removes it once the dead letter
     /// is stored in its own queue.
     pub(crate) stored: Option<u64>,
+    /// It expired (rather than being refused or delivered too often).
+    pub(crate) expired: bool,
 }
 
 /// A message waiting in, or in flight from, a queue.
@@ -168,6 +170,8 @@ pub(crate) struct Queue {
     next_position: u64,
     /// Records read back with a position up to this one were stored before a crash.
     unclean_upto: u64,
+    /// Expired messages bound for the dead-letter queue, collected by `take_dead`.
+    expired_dead: Vec<Dead>,
 }
 
 /// The tail of a queue longer than its memory bounds, kept in the store only: the messages
@@ -199,6 +203,7 @@ impl Queue {
             paged: Paged::default(),
             next_position: 1,
             unclean_upto: 0,
+            expired_dead: Vec::new(),
         }
     }
 
@@ -276,21 +281,41 @@ impl Queue {
 
     /// Drops every waiting message whose `expires` has passed; counted.
     pub(crate) fn purge_expired(&mut self, ctx: &Ctx<'_>) {
-        let before = self.ready.len();
-        let mut freed = 0;
-        let mut ready = std::mem::take(&mut self.ready);
-        ready.retain(|q| {
-            let expired = q.expired(ctx.now_ms);
-            if expired {
-                freed += q.message.size();
-                self.forget(q, ctx);
-            }
-            !expired
-        });
-        self.ready = ready;
+        if !self.ready.iter().any(|q| q.expired(ctx.now_ms)) {
+            return;
+        }
+        let (expired, kept): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(&mut self.ready)
+            .into_iter()
+            .partition(|q| q.expired(ctx.now_ms));
+        self.ready = kept;
+        let freed: usize = expired.iter().map(|q| q.message.size()).sum();
         self.bytes -= freed;
         ctx.total_bytes.fetch_sub(freed, Relaxed);
-        self.stats.expired += (before - self.ready.len()) as u64;
+        for q in expired {
+            self.expire(q, ctx);
+        }
+    }
+
+    /// A message whose `expires` passed while it waited: dropped, or bound for dead letters
+    /// (`queues.expired`); counted either way.
+    fn expire(&mut self, q: Queued, ctx: &Ctx<'_>) {
+        self.stats.expired += 1;
+        if ctx.config.expired == ExpiredPolicy::DeadLetter
+            && self.dead_letters_to(ctx.config).is_some()
+        {
+            self.expired_dead.push(Dead {
+                message: q.message,
+                stored: q.stored,
+                expired: true,
+            });
+        } else {
+            self.forget(&q, ctx);
+        }
+    }
+
+    /// The expired messages bound for dead letters since the last call.
+    pub(crate) fn take_dead(&mut self) -> Vec<Dead> {
+        std::mem::take(&mut self.expired_dead)
     }
 
     /// Queues a SENT message at the back, applying the bound and the overflow policy, then
@@ -555,6 +580,7 @@ impl Queue {
         Some(Dead {
             message: q.message,
             stored: q.stored,
+            expired: false,
         })
     }
 
@@ -587,8 +613,7 @@ impl Queue {
         loop {
             while self.ready.front().is_some_and(|q| q.expired(ctx.now_ms)) {
                 let expired = self.pop_ready(ctx).expect("front exists");
-                self.forget(&expired, ctx);
-                self.stats.expired += 1;
+                self.expire(expired, ctx);
             }
             if self.ready.is_empty() {
                 self.page_in(ctx);

@@ -164,6 +164,16 @@ impl QueueTable {
         self.config.max_total_bytes
     }
 
+    /// Sets `expires` to now plus `queues.message_ttl` on a message for a queue that has none
+    /// (an explicit `expires`, `0` for never included, wins).
+    pub(crate) fn apply_ttl(&self, headers: &mut stompbox_codec::Headers) {
+        let ttl = self.config.message_ttl.as_millis() as u64;
+        if ttl > 0 && !headers.contains("expires") {
+            let at = self.clock.now_ms().saturating_add(ttl);
+            headers.set("expires", at.to_string());
+        }
+    }
+
     /// `queues.max_stored_messages`.
     pub(crate) fn max_stored_messages(&self) -> usize {
         self.config.max_stored_messages
@@ -217,7 +227,9 @@ impl QueueTable {
     pub(crate) fn subscribe(&self, name: &str, consumer: Consumer) -> Result<(), QueueError> {
         let queue = self.get_or_create(name)?;
         let written = Cell::new(None);
-        lock(&queue).subscribe(consumer, &self.ctx(Some(&written)));
+        let mut q = lock(&queue);
+        q.subscribe(consumer, &self.ctx(Some(&written)));
+        self.finish(name, q, Vec::new(), &written);
         Ok(())
     }
 
@@ -227,9 +239,7 @@ impl QueueTable {
         let written = Cell::new(None);
         let mut q = lock(&queue);
         let dead = q.unsubscribe(session, subscription, &self.ctx(Some(&written)));
-        let to = q.dead_letter_destination(&self.config);
-        drop(q);
-        self.dead_letter(name, to, dead, &written);
+        self.finish(name, q, dead, &written);
     }
 
     /// Adds a message at the back of `name` (created if needed), which dispatches it; a
@@ -242,7 +252,9 @@ impl QueueTable {
     ) -> Result<Written, QueueError> {
         let queue = self.get_or_create(name)?;
         let written = Cell::new(None);
-        let result = lock(&queue).enqueue(message, persist, &self.ctx(Some(&written)));
+        let mut q = lock(&queue);
+        let result = q.enqueue(message, persist, &self.ctx(Some(&written)));
+        self.finish(name, q, Vec::new(), &written);
         result.map_err(QueueError::Full)?;
         Ok(written.get())
     }
@@ -266,9 +278,7 @@ impl QueueTable {
             outcome,
             &self.ctx(Some(&written)),
         );
-        let to = q.dead_letter_destination(&self.config);
-        drop(q);
-        self.dead_letter(name, to, dead, &written);
+        self.finish(name, q, dead, &written);
         written.get()
     }
 
@@ -276,8 +286,28 @@ impl QueueTable {
     pub(crate) fn dispatch(&self, name: &str) {
         if let Some(queue) = self.get(name) {
             let written = Cell::new(None);
-            lock(&queue).dispatch(&self.ctx(Some(&written)));
+            let mut q = lock(&queue);
+            q.dispatch(&self.ctx(Some(&written)));
+            self.finish(name, q, Vec::new(), &written);
         }
+    }
+
+    /// After an operation on queue `name`: releases its lock, then moves its dead letters
+    /// (`dead`, and what expired into dead letters) into their queue.
+    fn finish(
+        &self,
+        name: &str,
+        mut q: MutexGuard<'_, Queue>,
+        mut dead: Vec<Dead>,
+        written: &Cell<Written>,
+    ) {
+        dead.extend(q.take_dead());
+        if dead.is_empty() {
+            return;
+        }
+        let to = q.dead_letter_destination(&self.config);
+        drop(q);
+        self.dead_letter(name, to, dead, written);
     }
 
     /// Moves dead letters of queue `from` into their queue `to`. A dead-letter queue never
@@ -308,9 +338,14 @@ impl QueueTable {
             tracing::warn!(queue = name, "too many queues: dead letters dropped");
         }
         let destination = ByteString::from(to.as_str());
-        for Dead { message, stored } in dead {
+        for Dead {
+            message,
+            stored,
+            expired,
+        } in dead
+        {
             if let Ok(queue) = &queue {
-                let letter = Arc::new(message.dead_letter(destination.clone()));
+                let letter = Arc::new(message.dead_letter(destination.clone(), expired));
                 if lock(queue).enqueue(letter, stored.is_some(), &ctx).is_err() {
                     tracing::warn!(
                         queue = name,
@@ -328,7 +363,9 @@ impl QueueTable {
     pub(crate) fn stats(&self, name: &str) -> Option<QueueStats> {
         let queue = self.get(name)?;
         let written = Cell::new(None);
-        let stats = lock(&queue).stats(&self.ctx(Some(&written)));
+        let mut q = lock(&queue);
+        let stats = q.stats(&self.ctx(Some(&written)));
+        self.finish(name, q, Vec::new(), &written);
         Some(stats)
     }
 
@@ -346,7 +383,12 @@ impl QueueTable {
         let ctx = self.ctx(Some(&written));
         let mut all: Vec<_> = queues
             .into_iter()
-            .map(|(n, q)| (n, lock(&q).stats(&ctx)))
+            .map(|(n, queue)| {
+                let mut q = lock(&queue);
+                let stats = q.stats(&ctx);
+                self.finish(&n["/queue/".len()..], q, Vec::new(), &written);
+                (n, stats)
+            })
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
