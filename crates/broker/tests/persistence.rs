@@ -315,3 +315,24 @@ async fn the_tail_on_disk_is_bounded_by_max_stored_messages() {
     assert!(text.contains("queues.max_stored_messages"), "{text}");
     assert_eq!(broker.queue_stats("/queue/jobs").unwrap().depth, 15);
 }
+
+#[tokio::test]
+async fn receipts_wait_in_order_while_the_session_reads_on_and_disconnect_waits_too() {
+    let store = MemoryStore::new(false);
+    let broker = broker(store.clone(), QueueConfig::default());
+    let mut p = TestClient::connect(&broker).await;
+    p.send_frame(persistent("/queue/jobs", "p1").with_header("receipt", "r1"))
+        .await;
+    // A later RECEIPT with nothing to store waits behind the first: receipts stay in order.
+    p.send_frame(frames::send("/topic/t", "t").with_header("receipt", "r2"))
+        .await;
+    p.send_frame(persistent("/queue/jobs", "p2")).await;
+    p.send_frame(frames::disconnect("bye")).await;
+    p.expect_no_frame(QUIET).await;
+    // The session read on meanwhile: both SENDs were stored while it held r1.
+    assert_eq!(store.pending(), 2);
+    store.sync();
+    p.expect_receipt("r1").await;
+    p.expect_receipt("r2").await;
+    p.expect_receipt("bye").await;
+}

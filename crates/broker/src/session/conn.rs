@@ -57,6 +57,10 @@ pub(super) struct Conn<'a> {
     /// The last store write this session's frames made (a persistent SEND, the ACK of a
     /// persistent message) that its next RECEIPT must wait for.
     pub(super) unsynced: Option<u64>,
+    /// RECEIPTs held until the store has synced the write each waits for (in order, so each
+    /// waits for at least the one before): the session goes on reading meanwhile, so that
+    /// one sync covers many of its frames.
+    pub(super) held_receipts: std::collections::VecDeque<(u64, stompbox_codec::Frame)>,
     cleaned_up: bool,
 }
 
@@ -100,6 +104,7 @@ impl<'a> Conn<'a> {
             actions: Vec::new(),
             closing: None,
             unsynced: None,
+            held_receipts: std::collections::VecDeque::new(),
             cleaned_up: false,
         }
     }

@@ -106,8 +106,13 @@ where
         last_write: now,
     };
     let write_timeout = config.outbox.write_timeout;
+    // The store sync that held RECEIPTs wait for (`execute.rs`).
+    let mut receipts_wait: Option<(u64, crate::store::Synced)> = None;
 
     while conn.closing.is_none() {
+        if receipts_wait.is_none() {
+            receipts_wait = conn.receipts_wait();
+        }
         if conn.decode_stalled && conn.handlers_have_room() {
             // Frames that arrived while the handler queue was full.
             conn.decode_all().await;
@@ -204,10 +209,32 @@ where
                 conn.fail(error).await;
             }
             () = sleep_opt(beat_deadline) => conn.writer.push_eol(),
+            synced = async { receipts_wait.as_mut().expect("guarded").1.as_mut().await },
+                if receipts_wait.is_some() =>
+            {
+                let (seq, _) = receipts_wait.take().expect("guarded");
+                match synced {
+                    Ok(()) => conn.release_receipts(seq),
+                    Err(e) => conn.fail(ProtocolError::StoreFailed(e)).await,
+                }
+            }
         }
     }
 
     let reason = conn.closing.take().expect("the loop ends when closing");
+    // A DISCONNECT's RECEIPT (and those before it) go out once their writes are on disk;
+    // after an ERROR the held ones are dropped (their frames' effects are not promised).
+    if reason == CloseReason::Disconnect
+        && let Some((seq, wait)) = conn.receipts_wait()
+    {
+        tokio::select! {
+            biased;
+            () = shared.hard_stop.cancelled() => {}
+            synced = wait => if synced.is_ok() {
+                conn.release_receipts(seq);
+            },
+        }
+    }
     if reason == CloseReason::Disconnect {
         // Messages routed before DISCONNECT still go out, ahead of the close.
         conn.drain_outbox(usize::MAX);

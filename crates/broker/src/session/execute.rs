@@ -51,10 +51,11 @@ impl Conn<'_> {
         let router = &shared.router;
         match action {
             Action::Reply(frame) => {
-                if frame.command == Command::Receipt {
+                if frame.command == Command::Receipt && self.hold_receipt(&frame) {
                     // A RECEIPT promises that the frames before it took effect: persistent
-                    // messages they stored are on disk.
-                    self.sync_store().await?;
+                    // messages they stored are on disk. It goes out once they are
+                    // (`release_receipts`), and the session reads on meanwhile.
+                    return Ok(());
                 }
                 // Everything routed to this session before the reply goes out before it.
                 self.drain_outbox(usize::MAX);
@@ -200,17 +201,40 @@ impl Conn<'_> {
         }
     }
 
-    /// Waits until the store has synced this session's writes, if it made any since the last
-    /// RECEIPT. Shutdown does not cut the wait short: the store syncs within milliseconds, and
-    /// the RECEIPT must not go out before it has.
-    async fn sync_store(&mut self) -> Result<(), ProtocolError> {
-        let Some(seq) = self.unsynced.take() else {
-            return Ok(());
-        };
-        let Some(store) = self.shared.router.store() else {
-            return Ok(());
-        };
-        store.synced(seq).await.map_err(ProtocolError::StoreFailed)
+    /// Holds `frame` (a RECEIPT) when a store write of this session since the last RECEIPT,
+    /// or an earlier held RECEIPT, is not known to be synced; true if held.
+    fn hold_receipt(&mut self, frame: &stompbox_codec::Frame) -> bool {
+        let waits_for = self
+            .unsynced
+            .take()
+            .or_else(|| self.held_receipts.back().map(|(seq, _)| *seq));
+        match waits_for {
+            Some(seq) if self.shared.router.store().is_some() => {
+                self.held_receipts.push_back((seq, frame.clone()));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The store has synced every write up to `synced`: the RECEIPTs that waited for them go
+    /// out, in order.
+    pub(super) fn release_receipts(&mut self, synced: u64) {
+        while let Some((seq, _)) = self.held_receipts.front() {
+            if *seq > synced {
+                break;
+            }
+            let (_, frame) = self.held_receipts.pop_front().expect("front exists");
+            self.drain_outbox(usize::MAX);
+            self.writer.push_frame(&frame, self.version);
+        }
+    }
+
+    /// The wait for the newest held RECEIPT's write, if any is held: (its write, the wait).
+    pub(super) fn receipts_wait(&self) -> Option<(u64, crate::store::Synced)> {
+        let (seq, _) = self.held_receipts.back()?;
+        let store = self.shared.router.store()?;
+        Some((*seq, store.synced(*seq)))
     }
 
     /// Before an action: notes the principal on `Open`, and builds the event the action will
