@@ -67,6 +67,9 @@ pub enum CloseReason {
     ProtocolError(String),
     /// Authentication was refused.
     AuthenticationFailed,
+    /// The permission rules refused a SEND or SUBSCRIBE; an ERROR frame with this message was
+    /// sent.
+    AccessRefused(String),
     /// No CONNECT within `connect_timeout`.
     ConnectTimeout,
     /// No heart-beat or data within the negotiated interval times the grace factor.

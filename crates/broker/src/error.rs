@@ -395,6 +395,7 @@ impl ProtocolError {
             | ProtocolError::TooManyFromAddress { .. }
             | ProtocolError::TooManyForUser { .. }
             | ProtocolError::ConnectionRate { .. } => CloseReason::TooManyConnections,
+            ProtocolError::AccessRefused { .. } => CloseReason::AccessRefused(self.message()),
             other => CloseReason::ProtocolError(other.message()),
         }
     }

@@ -57,6 +57,11 @@ pub enum TransportKind {
     /// STOMP over SockJS (any of its transports: WebSocket, XHR streaming or polling,
     /// EventSource, htmlfile, JSONP), each SockJS message one chunk.
     SockJs,
+    /// A Server-Sent Events stream (`GET /sse`): the edge subscribes for the client and
+    /// writes each MESSAGE as an event.
+    Sse,
+    /// One HTTP request standing for a client (`POST /publish`): CONNECT, one SEND, DISCONNECT.
+    Http,
     /// An in-process pipe (tests, embedding).
     Memory,
 }

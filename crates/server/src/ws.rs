@@ -283,7 +283,9 @@ pub(crate) fn close_code(reason: &CloseReason) -> Option<(u16, &str)> {
         CloseReason::ConnectTimeout => (1008, "connect timeout"),
         CloseReason::AuthenticationFailed => (1008, "authentication failed"),
         CloseReason::SlowConsumer => (1008, "slow consumer"),
-        CloseReason::ProtocolError(message) => (1008, message.as_str()),
+        CloseReason::ProtocolError(message) | CloseReason::AccessRefused(message) => {
+            (1008, message.as_str())
+        }
         _ => (1011, "server error"),
     })
 }

@@ -119,7 +119,8 @@ async fn users_file_passwords_roles_and_permissions() {
     assert!(e.header("message").unwrap().contains("login"), "{e:?}");
 
     let mut alice = TcpClient::open(addr).await;
-    alice.handshake(connect_as("alice", "alice-pw")).await;
+    let connected = alice.handshake(connect_as("alice", "alice-pw")).await;
+    assert_eq!(connected.header("user-name"), Some("alice"), "who she is");
     let mut root = WsClient::open(&server.ws_url).await;
     root.handshake(connect_as("root", "root-pw")).await;
     root.subscribe("all", "/topic/#").await;

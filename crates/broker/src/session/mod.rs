@@ -291,11 +291,16 @@ impl<'a> Session<'a> {
                 return self.fail(ProtocolError::AuthenticationFailed { message }, None, out);
             }
         };
-        let connected = Frame::new(Command::Connected)
+        let mut connected = Frame::new(Command::Connected)
             .with_header("version", version.as_str())
             .with_header("heart-beat", heartbeat.header())
             .with_header("server", self.config.server_name.as_str())
             .with_header("session", self.id.clone());
+        if let Some(principal) = &principal {
+            // As Spring's broker does: the client learns who it was admitted as (the name
+            // that `/user/` destinations resolve to).
+            connected = connected.with_header("user-name", principal.name.as_str());
+        }
         self.state = State::Connected { version };
         out.push(Action::Open {
             version,
