@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use stompbox_auth::JwtConfig;
 use stompbox_broker::{Config, PermissionRule, Permissions};
 
-use crate::{Error, SockJsConfig};
+use crate::{Error, PublishConfig, SockJsConfig, SseConfig};
 
 /// Everything `stompbox` can be told. Deserializes from TOML with missing fields taking their
 /// defaults; unknown keys are errors (a typo must not silently fall back to a default).
@@ -22,6 +22,10 @@ pub struct ServerConfig {
     pub tcp: TcpConfig,
     /// STOMP over SockJS on the WebSocket listener (`sockjs-client` pages).
     pub sockjs: SockJsConfig,
+    /// Server-Sent Events on the WebSocket listener (`EventSource` pages).
+    pub sse: SseConfig,
+    /// `POST /publish` on the WebSocket listener (backends without a STOMP client).
+    pub publish: PublishConfig,
     /// The broker core: limits, heart-beats, outboxes, shutdown grace.
     pub broker: Config,
     /// Who may connect: a users file, JWT, or (the default) local clients only.
@@ -425,7 +429,11 @@ impl ServerConfig {
                 reason: format!("{entry:?} is neither an address nor a network (`10.0.0.0/8`)"),
             });
         }
-        self.sockjs.validate(&self.websocket.path)?;
+        // Every endpoint of the HTTP listener has a path of its own.
+        let mut taken = vec![self.websocket.path.clone(), "/health".to_owned()];
+        self.sockjs.validate(&mut taken)?;
+        self.sse.validate(&mut taken)?;
+        self.publish.validate(&mut taken)?;
         #[cfg(feature = "relay")]
         if let Err(stompbox_relay::RelayError::InvalidConfig { key, reason }) =
             self.relay.validate()
@@ -475,6 +483,36 @@ impl ServerConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the configuration is representable in TOML")
     }
+}
+
+/// Checks that `path` is one axum can route and that it neither is nor lies under (or over) a
+/// path in `taken`, which would make axum's routes conflict (a SockJS prefix has routes under
+/// it); then takes it. `key` names the setting in the error.
+pub(crate) fn check_path(key: &str, path: &str, taken: &mut Vec<String>) -> Result<(), Error> {
+    let routable = path.len() > 1
+        && path.starts_with('/')
+        && !path.ends_with('/')
+        && !path.contains(['{', '}', '*', '?', '#', ' ', ':'])
+        && !path.contains("//");
+    let under = |a: &str, b: &str| a.strip_prefix(b).is_some_and(|rest| rest.starts_with('/'));
+    let reason = if !routable {
+        format!(
+            "{path:?} must start with `/`, not end with one, and have no `{{`, `}}`, `*`, `:`, \
+             `?`, `#`, spaces or empty segments"
+        )
+    } else if let Some(other) = taken
+        .iter()
+        .find(|t| *t == path || under(path, t) || under(t, path))
+    {
+        format!("{path:?} collides with {other:?}, the path of another endpoint")
+    } else {
+        taken.push(path.to_owned());
+        return Ok(());
+    };
+    Err(Error::InvalidConfig {
+        key: key.to_owned(),
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -539,5 +577,31 @@ mod tests {
                 matches!(config.validate(), Err(Error::InvalidConfig { key, .. }) if key == "relay.urls")
             );
         }
+    }
+
+    #[test]
+    fn endpoint_paths_must_be_routable_and_apart() {
+        let mut taken = vec!["/ws".to_owned(), "/sockjs".to_owned()];
+        assert!(check_path("sse.path", "/sse", &mut taken).is_ok());
+        assert!(check_path("p", "/wsx", &mut taken).is_ok());
+        for bad in [
+            "sse",
+            "/",
+            "/sse/",
+            "/a//b",
+            "/{x}",
+            "/ws",
+            "/sse",
+            "/sockjs/info",
+            "/ws/x",
+        ] {
+            let error = check_path("p", bad, &mut taken).unwrap_err();
+            assert!(error.to_string().contains(&format!("{bad:?}")), "{error}");
+        }
+        let error = check_path("p", "/a", &mut vec!["/a/b".to_owned()]).unwrap_err();
+        assert!(
+            error.to_string().contains("collides with \"/a/b\""),
+            "{error}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, config::check_path};
 
 /// The SockJS endpoints: STOMP over SockJS 0.3.3 on the WebSocket listener, each SockJS
 /// session one broker session. Every key's default is the protocol's (or sockjs-node's and
@@ -18,7 +18,7 @@ pub struct SockJsConfig {
     pub enabled: bool,
     /// Where each endpoint is mounted: `"/sockjs"` (the default), or a list in the file,
     /// `["/sockjs", "/stomp-chat"]`, for pages that each use their own URL. Each starts with
-    /// `/`, does not end with one, and is neither `websocket.path` nor `/health`.
+    /// `/`, does not end with one, and neither is nor lies under another endpoint's path.
     pub prefix: Prefixes,
     /// Interval of SockJS's own heartbeat frame (`h`) on an idle session, so that proxies do
     /// not close it. Default 25 s, the protocol's. A session stops sending them once its STOMP
@@ -90,7 +90,7 @@ impl Default for SockJsConfig {
 
 impl SockJsConfig {
     /// The checks of `[sockjs]`: prefixes that axum can route and that collide with nothing.
-    pub(crate) fn validate(&self, websocket_path: &str) -> Result<(), Error> {
+    pub(crate) fn validate(&self, taken: &mut Vec<String>) -> Result<(), Error> {
         let bad = |key: &str, reason: String| {
             Err(Error::InvalidConfig {
                 key: format!("sockjs.{key}"),
@@ -100,31 +100,12 @@ impl SockJsConfig {
         if !self.enabled {
             return Ok(());
         }
-        let mut seen = Vec::new();
+        let mut seen = 0;
         for prefix in self.prefix.iter() {
-            let routable = prefix.len() > 1
-                && prefix.starts_with('/')
-                && !prefix.ends_with('/')
-                && !prefix.contains(['{', '}', '*', '?', '#', ' ', ':'])
-                && !prefix.contains("//");
-            if !routable {
-                return bad(
-                    "prefix",
-                    format!(
-                        "{prefix:?} must start with `/`, not end with one, and have no `{{`, \
-                         `}}`, `*`, `:`, `?`, `#`, spaces or empty segments"
-                    ),
-                );
-            }
-            if prefix == websocket_path || prefix == "/health" || seen.contains(&prefix) {
-                return bad(
-                    "prefix",
-                    format!("{prefix:?} is already taken (websocket.path, /health or twice)"),
-                );
-            }
-            seen.push(prefix);
+            check_path("sockjs.prefix", prefix, taken)?;
+            seen += 1;
         }
-        if seen.is_empty() {
+        if seen == 0 {
             return bad("prefix", "needs at least one prefix".to_owned());
         }
         if self.heartbeat_interval.is_zero() || self.disconnect_delay.is_zero() {

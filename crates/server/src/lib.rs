@@ -26,6 +26,10 @@
 //!   [`Inbound`](stompbox_broker::Inbound)/[`Outbound`](stompbox_broker::Outbound) adapters.
 //! - `sockjs.rs`: the SockJS edge: each session of the `stompbox-sockjs` endpoints (under
 //!   `sockjs.prefix`) one broker session; `config_sockjs.rs`: [`SockJsConfig`] (`[sockjs]`).
+//! - `sse/`: Server-Sent Events (`GET sse.path`), each stream a broker session that outlives a
+//!   dropped connection for its client's reconnect; `publish.rs`: `POST publish.path`, one
+//!   message per request; `http_session.rs`: the broker session both run for their HTTP
+//!   request; `config_sse.rs`: [`SseConfig`], [`PublishConfig`] (`[sse]`, `[publish]`).
 //! - `tcp.rs`: the TCP edge: accept loop and socket adapters (plain or TLS).
 //! - `tls.rs`: TLS for either listener: the rustls configuration from `[*.tls]`, swapped on
 //!   reload, the bounded handshake, the client certificate for the authenticator.
@@ -44,16 +48,20 @@ mod burst;
 mod config;
 mod config_sockjs;
 mod config_sources;
+mod config_sse;
 mod error;
 mod forwarded;
 mod http;
+mod http_session;
 mod listener;
 mod opening;
 mod origin;
 mod pre_connect;
 mod proxy_protocol;
+mod publish;
 mod server;
 mod sockjs;
+mod sse;
 mod store;
 mod tcp;
 mod tls;
@@ -67,6 +75,7 @@ pub use config::{
 };
 pub use config_sockjs::{Prefixes, SockJsConfig};
 pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
+pub use config_sse::{PublishConfig, SseConfig};
 pub use error::Error;
 pub use server::Server;
 pub use stompbox_broker::Broker;

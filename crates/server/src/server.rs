@@ -3,7 +3,10 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, routing::get};
+use axum::{
+    Router,
+    routing::{get, post},
+};
 use stompbox_broker::Broker;
 use stompbox_sockjs::SockJs;
 use tokio::{net::TcpListener, task::JoinSet};
@@ -13,7 +16,9 @@ use crate::forwarded::TrustedProxies;
 use crate::http::{self, HttpEdge};
 use crate::opening::Opening;
 use crate::origin::AllowedOrigins;
+use crate::publish::PublishEndpoint;
 use crate::sockjs::StompOverSockJs;
+use crate::sse::SseEndpoint;
 use crate::tls::{self, TlsEdge};
 use crate::ws::Handshakes;
 use crate::{Error, Reloader, ServerConfig, WebSocketSettings, tcp, ws};
@@ -244,10 +249,29 @@ impl Server {
                     ),
                 )
                 .route("/health", get(|| async { "ok\n" }));
+            let handshakes = Arc::new(handshakes);
+            if self.config.sse.enabled {
+                let endpoint = SseEndpoint::new(
+                    self.broker.clone(),
+                    handshakes.clone(),
+                    self.config.sse.clone(),
+                );
+                let open = move |request| endpoint.clone().open(request);
+                router = router.route(&self.config.sse.path, get(open));
+            }
+            if self.config.publish.enabled {
+                let endpoint = PublishEndpoint::new(
+                    self.broker.clone(),
+                    handshakes.clone(),
+                    self.config.publish.clone(),
+                );
+                let publish = move |request| endpoint.clone().publish(request);
+                router = router.route(&self.config.publish.path, post(publish));
+            }
             if self.config.sockjs.enabled {
                 let handler = StompOverSockJs {
                     broker: self.broker.clone(),
-                    handshakes: Arc::new(handshakes),
+                    handshakes,
                 };
                 let protocol = self.config.sockjs.protocol(self.broker.config());
                 for prefix in self.config.sockjs.prefix.iter() {
