@@ -1,7 +1,10 @@
 //! Two `stompbox` servers with `relay.enabled`, joined through the real RabbitMQ at
-//! 127.0.0.1:5672: a TCP subscriber on one receives what a TCP client sends to the other, and a
-//! stopped server's relay is stopped (its queue deleted).
+//! 127.0.0.1:5672: a TCP subscriber on one receives what a TCP client sends to the other, an SSE
+//! stream on one what an HTTP client publishes on the other, and a stopped server's relay is
+//! stopped (its queue deleted).
 #![cfg(feature = "relay")]
+
+mod common;
 
 use std::time::Duration;
 
@@ -9,6 +12,7 @@ use stompbox_codec::Command;
 use stompbox_relay::RelayState;
 use stompbox_server::{Server, ServerConfig};
 
+use common::http::{request, sse_path};
 use stompbox_test_support::frames;
 use stompbox_test_support::tcp::TcpClient;
 
@@ -16,6 +20,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 struct Node {
     tcp: std::net::SocketAddr,
+    http: std::net::SocketAddr,
     relay: stompbox_relay::Relay,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), stompbox_server::Error>>,
@@ -25,7 +30,7 @@ async fn node(prefix: &str, id: &str) -> Node {
     let mut config = ServerConfig::default();
     // In-process servers of a test run must not share (or create) ./stompbox-data.
     config.store.enabled = false;
-    config.websocket.enabled = false;
+    config.websocket.listen = "127.0.0.1:0".parse().unwrap();
     config.tcp.listen = "127.0.0.1:0".parse().unwrap();
     config.relay.enabled = true;
     config.relay.prefix = prefix.into();
@@ -39,6 +44,7 @@ async fn node(prefix: &str, id: &str) -> Node {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     Node {
         tcp: server.local_tcp_addr().unwrap(),
+        http: server.local_ws_addr().unwrap(),
         relay: server.relay().unwrap().clone(),
         stop,
         task: tokio::spawn(server.run(async move {
@@ -54,6 +60,10 @@ async fn two_servers_behave_as_one_broker() {
     let two = node(&prefix, "two").await;
     let mut sub = TcpClient::connect(one.tcp).await;
     sub.subscribe("0", "/topic/greetings").await;
+    let path = sse_path(&["/topic/greetings"]);
+    let mut sse = request(one.http, "GET", &path, &[], b"").await;
+    assert_eq!(sse.status, 200);
+    sse.block().await;
     tokio::time::timeout(WAIT, one.relay.synced())
         .await
         .expect("bound in time");
@@ -63,6 +73,14 @@ async fn two_servers_behave_as_one_broker() {
         .await;
     let message = sub.expect_frame(Command::Message).await;
     assert_eq!(&message.body[..], b"from two");
+    assert_eq!(sse.event().await.data, "from two");
+    let publish = "/publish?destination=/topic/greetings";
+    let response = request(two.http, "POST", publish, &[], b"posted on two").await;
+    assert_eq!(response.status, 202);
+    assert_eq!(sse.event().await.data, "posted on two");
+    let message = sub.expect_frame(Command::Message).await;
+    assert_eq!(&message.body[..], b"posted on two");
+    drop(sse);
 
     for node in [one, two] {
         node.stop.send(()).unwrap();

@@ -5,137 +5,15 @@
 
 mod common;
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
+use common::http::{Headers, request, sse_path};
 use common::{TestServer, WsClient, frames, within};
 use jsonwebtoken::{EncodingKey, Header};
 use stompbox_auth::hash_password;
 use stompbox_broker::{Access, PermissionRule};
 use stompbox_codec::Frame;
 use stompbox_server::ServerConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// A request's headers.
-type Headers<'a> = &'a [(&'a str, &'a str)];
-
-/// One HTTP/1.0 exchange: the response's status and head, then its body as it comes.
-struct Exchange {
-    status: u16,
-    head: String,
-    socket: TcpStream,
-    body: Vec<u8>,
-}
-
-/// One SSE event.
-#[derive(Debug, PartialEq)]
-struct Event {
-    id: String,
-    event: String,
-    data: String,
-}
-
-async fn request(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Exchange {
-    within("an HTTP response head", async {
-        let mut socket = TcpStream::connect(addr).await.unwrap();
-        let mut head = format!("{method} {target} HTTP/1.0\r\nHost: {addr}\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if method == "POST" && !headers.iter().any(|(n, _)| *n == "content-length") {
-            head.push_str(&format!("content-length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        socket.write_all(head.as_bytes()).await.unwrap();
-        socket.write_all(body).await.unwrap();
-        let mut received = Vec::new();
-        let end = loop {
-            if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at;
-            }
-            let mut chunk = [0; 4096];
-            let n = socket.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed before the head: {received:?}");
-            received.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8(received[..end].to_vec()).unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        Exchange {
-            status,
-            head: head.to_ascii_lowercase(),
-            socket,
-            body: received[end + 4..].to_vec(),
-        }
-    })
-    .await
-}
-
-impl Exchange {
-    /// The rest of the body, up to the connection's close.
-    async fn rest(mut self) -> String {
-        let read = self.socket.read_to_end(&mut self.body);
-        within("the end of a body", read).await.unwrap();
-        String::from_utf8(self.body).unwrap()
-    }
-
-    /// The body's next block (up to a blank line), comments included.
-    async fn block(&mut self) -> String {
-        within("an SSE block", async {
-            loop {
-                if let Some(at) = self.body.windows(2).position(|w| w == b"\n\n") {
-                    let block: Vec<u8> = self.body.drain(..at + 2).collect();
-                    return String::from_utf8(block[..at].to_vec()).unwrap();
-                }
-                let mut chunk = [0; 4096];
-                let n = self.socket.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "the stream ended: {:?}", self.body);
-                self.body.extend_from_slice(&chunk[..n]);
-            }
-        })
-        .await
-    }
-
-    /// The next event, skipping comments.
-    async fn event(&mut self) -> Event {
-        loop {
-            let block = self.block().await;
-            if block.starts_with(':') {
-                continue;
-            }
-            let mut event = Event {
-                id: String::new(),
-                event: String::new(),
-                data: String::new(),
-            };
-            let mut data = Vec::new();
-            for line in block.lines() {
-                let (field, value) = line.split_once(": ").unwrap_or((line, ""));
-                match field {
-                    "id" => event.id = value.to_owned(),
-                    "event" => event.event = value.to_owned(),
-                    "data" => data.push(value),
-                    other => panic!("unexpected field {other:?} in {block:?}"),
-                }
-            }
-            event.data = data.join("\n");
-            return event;
-        }
-    }
-}
-
-fn sse_path(destinations: &[&str]) -> String {
-    let query: Vec<String> = destinations
-        .iter()
-        .map(|d| format!("destination={}", d.replace('/', "%2F")))
-        .collect();
-    format!("/sse?{}", query.join("&"))
-}
 
 /// Waits until `check` holds, polling: for what the server does in the background.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
+pub mod http;
+
 use std::net::SocketAddr;
 
 use stompbox_server::{Broker, Reloader, Server, ServerConfig};
