@@ -7,8 +7,9 @@
 //! not UTF-8). Limits, heart-beats, ERROR frames and connection counts are the broker's.
 //!
 //! Run it: `cargo run -p stompbox-server -- --ws-listen 127.0.0.1:0 --tcp-listen 127.0.0.1:0`.
-//! Embed it: [`Server::bind`] + [`Server::run`], or mount [`websocket_route`] on your own axum
-//! router. Configuration keys are listed in `docs/configuration.md`.
+//! Embed it: [`Server::bind`] + [`Server::run`], or mount [`websocket_route`] (and
+//! [`sockjs_router`], [`sse_route`], [`publish_route`]) on your own axum router.
+//! Configuration keys are listed in `docs/configuration.md`.
 //!
 //! # Layout
 //! - `config.rs`: [`ServerConfig`] (`[websocket]`, `[tcp]`, `[broker]`, `[auth]`,
@@ -77,6 +78,9 @@ pub use config_sockjs::{Prefixes, SockJsConfig};
 pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
 pub use config_sse::{PublishConfig, SseConfig};
 pub use error::Error;
+pub use publish::publish_route;
 pub use server::Server;
+pub use sockjs::sockjs_router;
+pub use sse::sse_route;
 pub use stompbox_broker::Broker;
 pub use ws::{SUBPROTOCOLS, WebSocketSettings, set_nodelay, websocket_route, websocket_route_with};

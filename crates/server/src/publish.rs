@@ -20,6 +20,7 @@ use axum::{
     extract::Request,
     http::{HeaderMap, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
+    routing::{MethodRouter, post},
 };
 use bytes::Bytes;
 use serde::Deserialize;
@@ -34,6 +35,16 @@ use crate::{
 
 /// Headers the endpoint sets itself.
 const RESERVED: [&str; 4] = ["destination", "receipt", "transaction", "content-length"];
+
+/// A `POST` route for publishing with one HTTP request on your own axum router (see
+/// [`sse_route`](crate::sse_route); `config.path` is not read here).
+pub fn publish_route<S>(broker: Broker, config: PublishConfig) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let endpoint = PublishEndpoint::new(broker, Arc::default(), config);
+    post(move |request: Request| endpoint.clone().publish(request))
+}
 
 /// The `/publish` endpoint.
 #[derive(Clone, Debug)]

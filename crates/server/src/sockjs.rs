@@ -21,6 +21,7 @@ use std::{
 };
 
 use axum::{
+    Router,
     extract::ConnectInfo,
     http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
@@ -30,10 +31,33 @@ use futures::StreamExt;
 use stompbox_broker::{
     Accepted, Broker, CloseReason, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind,
 };
-use stompbox_sockjs::{Handler, OpenRequest, Outgoing, Session, Transport, frame};
+use stompbox_sockjs::{Handler, OpenRequest, Outgoing, Session, SockJs, Transport, frame};
 use tracing::Instrument;
 
-use crate::ws::{Handshakes, close_code, detached_handshake};
+use crate::{
+    SockJsConfig,
+    ws::{Handshakes, close_code, detached_handshake},
+};
+
+/// STOMP over SockJS on your own axum router: the endpoint's routes under `prefix`, to
+/// [`merge`](axum::Router::merge) into it, as [`websocket_route`](crate::websocket_route) is
+/// for WebSocket (`new SockJS("http://host/PREFIX")` in the page). `config.prefix` and
+/// `config.enabled` are the standalone server's and are not read here; no Origin allow-list
+/// applies (the standalone server's `websocket.allowed_origins`).
+///
+/// # Panics
+/// If `prefix` does not start with `/` or ends with one.
+pub fn sockjs_router<S>(broker: Broker, prefix: &str, config: &SockJsConfig) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let protocol = config.protocol(broker.config());
+    let handler = StompOverSockJs {
+        broker,
+        handshakes: Arc::default(),
+    };
+    SockJs::new(protocol, handler).router(prefix)
+}
 
 /// Runs STOMP sessions over SockJS: the [`Handler`] of every SockJS endpoint of the server.
 #[derive(Clone, Debug)]

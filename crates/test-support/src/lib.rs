@@ -24,12 +24,14 @@
 //!   a spawned task (default wait [`DEFAULT_WAIT`]).
 //! - `ws.rs`, `tcp.rs`: [`ws::WsClient`] and [`tcp::TcpClient`], the same client over real
 //!   sockets for the server's integration tests, plus [`ws::raw_upgrade`] for handshake
-//!   assertions; `wire.rs`: bounded waits and frames as bytes.
+//!   assertions; `wire.rs`: bounded waits and frames as bytes; `http.rs`: a raw HTTP/1.0
+//!   request and a Server-Sent Events reader, for the SSE and publish endpoints.
 //! - `frames.rs`: builders for client frames; `memory_store.rs`: [`MemoryStore`], a broker
 //!   store in memory that syncs when told to and can be crashed.
 
 mod client;
 pub mod frames;
+pub mod http;
 pub mod memory;
 mod memory_store;
 pub mod tcp;

@@ -22,12 +22,14 @@ use axum::{Router, http::header, response::Html, routing::get};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use stompbox_broker::{Broker, Event, HandlerError, Json, Path, SendTo, SessionInfo, State};
-use stompbox_server::websocket_route;
+use stompbox_server::{SockJsConfig, sockjs_router, websocket_route};
 
 /// The page.
 const INDEX_HTML: &str = include_str!("../static/index.html");
 /// @stomp/stompjs's UMD bundle, vendored (see `static/README.md`).
 const STOMP_JS: &str = include_str!("../static/stomp.umd.min.js");
+/// sockjs-client's browser bundle, vendored, for the page's SockJS mode.
+const SOCKJS_JS: &str = include_str!("../static/sockjs.min.js");
 
 /// What goes out on a room topic (the Spring tutorial's `ChatMessage`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,15 +173,18 @@ pub fn broker() -> (Broker, Rooms) {
     (broker, rooms)
 }
 
-/// The HTTP side: the page, stomp.js, and the STOMP endpoint at `/ws`.
+/// The HTTP side: the page, stomp.js and sockjs-client, and the STOMP endpoint at `/ws` and
+/// over SockJS at `/sockjs` (`/?transport=sockjs`).
 pub fn app(broker: Broker) -> Router {
+    let script = |js: &'static str| {
+        get(move || async move { ([(header::CONTENT_TYPE, "text/javascript")], js) })
+    };
     Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
-        .route(
-            "/stomp.umd.min.js",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], STOMP_JS) }),
-        )
-        .route("/ws", websocket_route(broker))
+        .route("/stomp.umd.min.js", script(STOMP_JS))
+        .route("/sockjs.min.js", script(SOCKJS_JS))
+        .route("/ws", websocket_route(broker.clone()))
+        .merge(sockjs_router(broker, "/sockjs", &SockJsConfig::default()))
 }
 
 /// Serves the chat on `listener` until `shutdown` completes.

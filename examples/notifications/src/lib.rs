@@ -14,20 +14,34 @@
 //!      http://127.0.0.1:8080/notify/alice
 //! ```
 //!
-//! Authentication is a demo: any `login` with the passcode [`DEMO_PASSCODE`].
+//! Pages without a STOMP library listen with `EventSource` on `GET /events` and send with
+//! `POST /publish` (the standalone server's `/sse` and `/publish`, mounted here with
+//! [`sse_route`] and [`publish_route`]); the page at <http://127.0.0.1:8080/> does.
+//!
+//! Authentication is a demo: any `login` with the passcode [`DEMO_PASSCODE`], in CONNECT, HTTP
+//! Basic, or (for `EventSource`, which cannot set headers) the `user` and `passcode` query
+//! parameters.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::{Router, extract, http::StatusCode, routing::post};
+use axum::{
+    Router, extract,
+    http::StatusCode,
+    response::Html,
+    routing::{get, post},
+};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use stompbox_broker::{
     AuthError, Authenticator, Broker, ConnectRequest, HandlerError, Json, Path, Principal,
     SendToUser, State,
 };
-use stompbox_server::websocket_route;
+use stompbox_server::{PublishConfig, SseConfig, publish_route, sse_route, websocket_route};
+
+/// The page: notifications over `EventSource`.
+const INDEX_HTML: &str = include_str!("../static/index.html");
 
 /// The passcode every demo user connects with.
 pub const DEMO_PASSCODE: &str = "climb";
@@ -202,15 +216,32 @@ async fn ready(
     store.notify(&broker, &ready.opponent, what);
 }
 
-/// The demo authenticator: `login` is the user, `passcode` must be [`DEMO_PASSCODE`].
+/// The demo authenticator: `login` is the user, `passcode` must be [`DEMO_PASSCODE`]; without
+/// a `login`, the request's `user` and `passcode` query parameters (an `EventSource` URL).
 struct DemoLogin;
+
+/// Query parameter `name` of the HTTP request that opened the connection (not decoded: demo
+/// names are letters, digits, `_` and `-`).
+fn query_parameter<'a>(request: &ConnectRequest<'a>, name: &str) -> Option<&'a str> {
+    let query = request.connection.handshake.as_ref()?.uri.query()?;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
 
 impl Authenticator for DemoLogin {
     fn authenticate<'a>(
         &'a self,
         request: ConnectRequest<'a>,
     ) -> BoxFuture<'a, Result<Option<Principal>, AuthError>> {
-        let verdict = match (request.login, request.passcode) {
+        let (login, passcode) = match request.login {
+            Some(_) => (request.login, request.passcode),
+            None => (
+                query_parameter(&request, "user"),
+                query_parameter(&request, "passcode"),
+            ),
+        };
+        let verdict = match (login, passcode) {
             (Some(user), Some(DEMO_PASSCODE)) if !user.is_empty() => Ok(Some(Principal::new(user))),
             _ => Err(AuthError::new("invalid login or passcode")),
         };
@@ -242,10 +273,17 @@ async fn notify(
     (StatusCode::CREATED, axum::Json(notification))
 }
 
-/// The HTTP side: `/stomp` and `POST /notify/{user}`.
+/// The HTTP side: the page, `/stomp`, `/events` (SSE), `POST /publish` and
+/// `POST /notify/{user}`.
 pub fn app(broker: Broker, store: Store) -> Router {
     Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/stomp", websocket_route(broker.clone()))
+        .route("/events", sse_route(broker.clone(), SseConfig::default()))
+        .route(
+            "/publish",
+            publish_route(broker.clone(), PublishConfig::default()),
+        )
         .route("/notify/{user}", post(notify))
         .with_state((broker, store))
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use stompbox_codec::{Command, Frame};
-use stompbox_test_support::{frames, wire::within, ws::WsClient};
+use stompbox_test_support::{frames, http, wire::within, ws::WsClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -156,6 +156,62 @@ async fn climbing_notifications_end_to_end() {
     }
     quiet(&mut bob).await;
 
+    stop.send(()).unwrap();
+    within("shutdown", server).await.unwrap().unwrap();
+}
+
+/// The page's way in: `EventSource` on `/events` with the user in the query, `POST /publish`
+/// with HTTP Basic to mark one read.
+#[tokio::test]
+async fn a_page_without_stomp_listens_with_server_sent_events() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(example_notifications::serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let page = http::request(addr, "GET", "/", &[], b"").await;
+    assert_eq!(page.status, 200);
+    assert!(page.rest().await.contains("new EventSource(`/events?"));
+
+    http_post_json(
+        addr,
+        "/notify/carol",
+        &json!({"type":"personal_record","grade":"7a"}),
+    )
+    .await;
+    let events = "/events?destination=/app/notifications.unread\
+                  &destination=/user/queue/notifications&user=carol&passcode=climb";
+    let mut carol = http::request(addr, "GET", events, &[], b"").await;
+    assert_eq!(carol.status, 200, "{}", carol.head);
+    carol.block().await;
+    let unread: Value = serde_json::from_str(&carol.event().await.data).unwrap();
+    assert_eq!(
+        unread,
+        json!([{"id":1,"type":"personal_record","grade":"7a","read":false}])
+    );
+
+    let liked = json!({"type":"post_liked","post_id":7,"by":"bob"});
+    http_post_json(addr, "/notify/carol", &liked).await;
+    let event: Value = serde_json::from_str(&carol.event().await.data).unwrap();
+    assert_eq!(event["type"], "post_liked");
+
+    // "carol:climb"
+    let basic = [
+        ("authorization", "Basic Y2Fyb2w6Y2xpbWI="),
+        ("content-type", "application/json"),
+    ];
+    let read = br#"{"destination":"/app/notifications.2.read"}"#;
+    let response = http::request(addr, "POST", "/publish", &basic, read).await;
+    assert_eq!(response.status, 202);
+    let event: Value = serde_json::from_str(&carol.event().await.data).unwrap();
+    assert_eq!(event, json!({"type":"read","id":2}));
+
+    let wrong = events.replace("passcode=climb", "passcode=nope");
+    let refused = http::request(addr, "GET", &wrong, &[], b"").await;
+    assert_eq!(refused.status, 401);
+
+    drop(carol);
     stop.send(()).unwrap();
     within("shutdown", server).await.unwrap().unwrap();
 }

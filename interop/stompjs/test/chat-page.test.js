@@ -1,5 +1,6 @@
 // The chat example's own page (examples/chat/static/index.html) in headless Chromium: two
-// browser users join a room, see each other, chat, and one leaves. This is the browser's own
+// browser users join a room, see each other, chat, and one leaves; one over WebSocket, the
+// other over SockJS (`/?transport=sockjs`, the page's mode for Spring's withSockJS() pages). This is the browser's own
 // WebSocket (strict about the echoed subprotocol) and the stomp.js UMD bundle the example
 // serves, not Node's `ws`. Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM_BIN), driven
 // with playwright-core; ./scripts/test installs it where it is missing.
@@ -45,7 +46,7 @@ function line(page, text) {
   return page.locator('#messages li', { hasText: text }).waitFor({ timeout: WAIT_MS });
 }
 
-test('chat page in headless Chromium: join, participants, chat, leave', async (t) => {
+test('chat page in headless Chromium: join, participants, chat, leave (WebSocket and SockJS)', async (t) => {
   assert.ok(
     fs.existsSync(CHROMIUM),
     `no Chromium at ${CHROMIUM}: run ./scripts/test (installs Debian's chromium) or set CHROMIUM_BIN`,
@@ -63,7 +64,10 @@ test('chat page in headless Chromium: join, participants, chat, leave', async (t
   // The browser accepted the subprotocol the server echoed: the highest stomp.js offered.
   assert.equal(await ann.page.evaluate(() => client.webSocket.protocol), 'v12.stomp');
 
-  const bob = await join(browser, chat.httpUrl, 'bob', 'crag');
+  const bob = await join(browser, `${chat.httpUrl}?transport=sockjs`, 'bob', 'crag');
+  // SockJS's own socket, on its first choice of transport.
+  assert.equal(await bob.page.evaluate(() => client.webSocket.transport), 'websocket');
+  assert.equal(await bob.page.evaluate(() => client.webSocket.url.endsWith('/sockjs')), true);
   await line(ann.page, 'bob joined');
   await line(bob.page, 'bob joined');
   // The subscribe handler answered bob's page with who was already there.

@@ -18,6 +18,7 @@ use axum::{
     extract::Request,
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
+    routing::{MethodRouter, get},
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -33,6 +34,20 @@ use crate::{
     http_session::{HttpSession, answered, connection_info, place, plain},
     ws::Handshakes,
 };
+
+/// A `GET` route serving Server-Sent Events on your own axum router, as
+/// [`websocket_route`](crate::websocket_route) serves WebSocket: mount it at the path you
+/// choose (`config.path` is the standalone server's and is not read here). Clients connect
+/// with `?destination=...` parameters and the credentials your authenticator reads from the
+/// request (`docs/transports.md`). No Origin allow-list or proxy list applies here: those
+/// are the standalone server's `[websocket]` settings.
+pub fn sse_route<S>(broker: Broker, config: SseConfig) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let endpoint = SseEndpoint::new(broker, Arc::default(), config);
+    get(move |request: Request| endpoint.clone().open(request))
+}
 
 /// The `/sse` endpoint.
 #[derive(Clone, Debug)]

@@ -3,13 +3,11 @@
 
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
-pub mod http;
-
 use std::net::SocketAddr;
 
 use stompbox_server::{Broker, Reloader, Server, ServerConfig};
 pub use stompbox_test_support::{
-    frames,
+    frames, http,
     tcp::TcpClient,
     wire::{SOCKET_WAIT as WAIT, encode, raw_frame, within},
     ws::{WsClient, raw_upgrade},

@@ -1,9 +1,9 @@
-//! A raw HTTP/1.0 client for the SSE and publish endpoints: HTTP/1.0, so that a stream's body
+//! A raw HTTP/1.0 client for the server's SSE and publish endpoints: HTTP/1.0, so that a stream's body
 //! arrives as the server writes it, without chunked encoding.
 
 use std::net::SocketAddr;
 
-use stompbox_test_support::wire::within;
+use crate::wire::within;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -12,6 +12,7 @@ pub type Headers<'a> = &'a [(&'a str, &'a str)];
 
 /// One HTTP/1.0 exchange: the response's status and head, then its body as it comes.
 pub struct Exchange {
+    /// The response's status code.
     pub status: u16,
     /// The head, lowercased.
     pub head: String,
@@ -22,11 +23,16 @@ pub struct Exchange {
 /// One SSE event.
 #[derive(Debug, PartialEq)]
 pub struct Event {
+    /// Its `id` field.
     pub id: String,
+    /// Its `event` field.
     pub event: String,
+    /// Its `data` lines, joined with LF.
     pub data: String,
 }
 
+/// Sends `method target` as HTTP/1.0 with `headers` (and a `content-length` for a POST) and
+/// `body` on a connection of its own, and reads the response's head.
 pub async fn request(
     addr: SocketAddr,
     method: &str,
@@ -121,6 +127,7 @@ impl Exchange {
     }
 }
 
+/// `/sse?destination=...` for `destinations`, each encoded.
 pub fn sse_path(destinations: &[&str]) -> String {
     let query: Vec<String> = destinations
         .iter()
