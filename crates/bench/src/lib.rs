@@ -43,6 +43,7 @@ mod opts;
 mod procfs;
 mod publisher;
 mod report;
+mod sse;
 mod subscriber;
 mod transport;
 pub mod verify;

@@ -130,6 +130,9 @@ fn validate(shape: Shape, common: &Common, load: &Load) -> Result<()> {
     if common.raw && !common.url.starts_with("ws://") {
         bail!("--raw needs a ws:// URL: the floor is a WebSocket server");
     }
+    if common.raw && common.sub_url.is_some() {
+        bail!("--raw has no --sub-url: the floor is one WebSocket server");
+    }
     if common.raw && shape == Shape::Queue {
         bail!("--raw has no queue: the floor gives every message to every connection");
     }
@@ -159,7 +162,13 @@ async fn measure(
     });
 
     // Set up: subscribers first (each with a RECEIPT for its SUBSCRIBE), then publishers.
-    let subs = connect_all(&target, common, sub_destinations.iter().map(Some).collect()).await?;
+    let sub_target = Target::parse(common.sub_url(), common.ca_file.as_deref())?;
+    let subs = connect_all(
+        &sub_target,
+        common,
+        sub_destinations.iter().map(Some).collect(),
+    )
+    .await?;
     let pubs = connect_all(&target, common, vec![None; publishers]).await?;
     if common.raw {
         tokio::time::sleep(RAW_SETTLE).await;

@@ -100,6 +100,11 @@ struct CommonArgs {
     /// --ca-file) or tcp://HOST:PORT.
     #[arg(long)]
     url: String,
+    /// Where subscribers connect instead of --url: sse://HOST:PORT/PATH receives over
+    /// Server-Sent Events (`GET PATH?destination=...`, HTTP/1.1 chunked, as a browser's
+    /// EventSource), each event checked as a MESSAGE.
+    #[arg(long, value_name = "URL")]
+    sub_url: Option<String>,
     /// PEM CA certificates that a wss:// server's certificate must chain to.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<std::path::PathBuf>,
@@ -162,6 +167,7 @@ impl CommonArgs {
     fn into_common(self) -> Result<Common, String> {
         Ok(Common {
             url: self.url,
+            sub_url: self.sub_url,
             ca_file: self.ca_file,
             login: self.login,
             passcode: self.passcode,

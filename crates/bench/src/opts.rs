@@ -8,6 +8,9 @@ use std::time::Duration;
 pub struct Common {
     /// `ws://HOST:PORT/PATH`, `wss://HOST:PORT/PATH` or `tcp://HOST:PORT`.
     pub url: String,
+    /// Where subscribers connect instead of `url`: `sse://HOST:PORT/PATH` for Server-Sent
+    /// Events. `None`: `url`.
+    pub sub_url: Option<String>,
     /// PEM CA certificates a `wss://` server's certificate must chain to.
     pub ca_file: Option<std::path::PathBuf>,
     /// CONNECT `login`.
@@ -29,10 +32,16 @@ pub struct Common {
 }
 
 impl Common {
+    /// Where subscribers connect.
+    pub(crate) fn sub_url(&self) -> &str {
+        self.sub_url.as_deref().unwrap_or(&self.url)
+    }
+
     /// Defaults for `url`: guest/guest, host `/`, two minutes.
     pub fn new(url: impl Into<String>) -> Common {
         Common {
             url: url.into(),
+            sub_url: None,
             ca_file: None,
             login: "guest".into(),
             passcode: "guest".into(),

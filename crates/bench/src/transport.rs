@@ -1,6 +1,7 @@
 //! One client connection, STOMP over WebSocket (`ws://`, `wss://`, subprotocol `v12.stomp`) or
 //! over TCP (`tcp://`), split into a [`FrameTx`] that batches outgoing bytes and a [`FrameRx`] that
-//! decodes incoming frames with `stompbox-codec`.
+//! decodes incoming frames with `stompbox-codec`; or a receiver of Server-Sent Events
+//! (`sse://`, `sse.rs`), whose events [`FrameRx`] hands out as MESSAGE frames.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -29,7 +30,10 @@ use tokio_tungstenite::{
 
 use tokio_util::either::Either;
 
-use crate::opts::Common;
+use crate::{
+    opts::Common,
+    sse::{self, SseReader},
+};
 
 /// The subprotocol offered on every WebSocket: STOMP 1.2.
 pub(crate) const SUBPROTOCOL: &str = "v12.stomp";
@@ -63,6 +67,11 @@ pub(crate) enum Target {
     Tcp {
         addr: SocketAddr,
     },
+    /// Server-Sent Events at `path`: receive only.
+    Sse {
+        addr: SocketAddr,
+        path: String,
+    },
 }
 
 impl Target {
@@ -87,14 +96,23 @@ impl Target {
             Ok(Target::Tcp {
                 addr: resolve(host_port)?,
             })
+        } else if let Some(rest) = url.strip_prefix("sse://") {
+            let (host_port, path) = rest.split_once('/').unwrap_or((rest, "sse"));
+            Ok(Target::Sse {
+                addr: resolve(host_port)?,
+                path: format!("/{path}"),
+            })
         } else {
-            bail!("unsupported URL {url:?}: use ws://, wss://HOST:PORT/PATH or tcp://HOST:PORT")
+            bail!(
+                "unsupported URL {url:?}: use ws://, wss://HOST:PORT/PATH, tcp://HOST:PORT or \
+                 sse://HOST:PORT/PATH"
+            )
         }
     }
 
     fn addr(&self) -> SocketAddr {
         match self {
-            Target::Ws { addr, .. } | Target::Tcp { addr } => *addr,
+            Target::Ws { addr, .. } | Target::Tcp { addr } | Target::Sse { addr, .. } => *addr,
         }
     }
 }
@@ -193,6 +211,12 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
                 FrameRx::new(Reader::Tcp(read)),
             ))
         }
+        Target::Sse { path, .. } => {
+            let (read, write) = stream.into_split();
+            let host = addr.to_string();
+            let reader = Reader::Sse(read, Box::new(SseReader::new(path, &host)));
+            Ok((FrameTx::Tcp(write, BytesMut::new()), FrameRx::new(reader)))
+        }
     }
 }
 
@@ -203,7 +227,8 @@ pub(crate) async fn connect(
     source: Option<IpAddr>,
 ) -> Result<(FrameTx, FrameRx)> {
     let (mut tx, mut rx) = open(target, source).await?;
-    if !common.raw {
+    // An SSE stream connects (anonymously) with its request: see `subscribe`.
+    if !common.raw && !matches!(target, Target::Sse { .. }) {
         let connect = Frame::new(Command::Connect)
             .with_header("accept-version", "1.2")
             .with_header("host", common.host.as_str())
@@ -229,6 +254,12 @@ pub(crate) async fn subscribe(
 ) -> Result<()> {
     if raw {
         return Ok(());
+    }
+    if let Reader::Sse(read, sse) = &mut rx.reader {
+        let request = sse.request(destination);
+        tx.feed(Bytes::from(request)).await?;
+        tx.flush().await?;
+        return sse.open(read, &mut rx.buf).await;
     }
     let subscribe = Frame::new(Command::Subscribe)
         .with_header("id", "0")
@@ -321,6 +352,7 @@ impl FrameTx {
 enum Reader {
     Ws(SplitStream<Ws>),
     Tcp(OwnedReadHalf),
+    Sse(OwnedReadHalf, Box<SseReader>),
 }
 
 /// The receiving half: chunks (WebSocket messages or TCP reads) into a buffer, frames out.
@@ -343,6 +375,9 @@ impl FrameRx {
 
     /// The next whole frame already buffered, without reading; heart-beats are skipped.
     pub(crate) fn try_frame(&mut self) -> Result<Option<Frame>> {
+        if let Reader::Sse(..) = self.reader {
+            return Ok(sse::next_event(&mut self.buf));
+        }
         loop {
             match self.decoder.decode(&mut self.buf)? {
                 Some(Item::Frame(frame)) => return Ok(Some(frame)),
@@ -374,6 +409,7 @@ impl FrameRx {
                 self.buf.reserve(64 * 1024);
                 Ok(read.read_buf(&mut self.buf).await? > 0)
             }
+            Reader::Sse(read, sse) => sse.read(read, &mut self.buf).await,
         }
     }
 

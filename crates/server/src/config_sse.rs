@@ -34,7 +34,9 @@ pub struct SseConfig {
     pub resume_window: Duration,
     /// Events a stream keeps for a reconnect: up to this many already written (the last ones
     /// may not have reached the client), and up to this many waiting while its client is away
-    /// (beyond, its session's outbox fills under `[broker.outbox]`'s policy). Default 1,024.
+    /// (beyond, its session's outbox fills under `[broker.outbox]`'s policy). Default 256:
+    /// the written ones stay in memory for the stream's life, so a busy stream holds up to
+    /// this many of its last events (256 events of 200 bytes: about 60 KiB).
     pub replay_buffer: usize,
     /// Most `destination` parameters in one request. Default 16.
     pub max_destinations: usize,
@@ -49,7 +51,7 @@ impl Default for SseConfig {
             retry: Duration::from_secs(3),
             keepalive_interval: Duration::from_secs(15),
             resume_window: Duration::from_secs(60),
-            replay_buffer: 1024,
+            replay_buffer: 256,
             max_destinations: 16,
         }
     }

@@ -14,12 +14,15 @@ use axum::{
 };
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
-use futures::channel::mpsc as unbounded;
+use futures::{
+    SinkExt, StreamExt,
+    channel::{mpsc as bounded, mpsc as unbounded},
+};
 use stompbox_broker::{
     Accepted, Broker, CloseReason, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind,
 };
 use stompbox_codec::{Command, Decoder, Frame, Item, Limits, Version, encode};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::task::JoinHandle;
 
 use crate::ws::{Handshakes, detached_handshake};
 
@@ -32,7 +35,7 @@ const DECODED_FRAMES: usize = 64;
 #[derive(Debug)]
 pub(crate) struct HttpSession {
     inbound: unbounded::UnboundedSender<Bytes>,
-    frames: mpsc::Receiver<Frame>,
+    frames: bounded::Receiver<Frame>,
     task: JoinHandle<CloseReason>,
 }
 
@@ -94,7 +97,7 @@ impl HttpSession {
     /// Starts a session for `info`; nothing is sent until [`HttpSession::connect`].
     pub(crate) fn start(broker: &Broker, info: ConnectionInfo) -> HttpSession {
         let (inbound, inbound_rx) = unbounded::unbounded::<Bytes>();
-        let (frames_tx, frames) = mpsc::channel(DECODED_FRAMES);
+        let (frames_tx, frames) = bounded::channel(DECODED_FRAMES);
         let broker = broker.clone();
         let task = tokio::spawn(async move {
             let inbound = futures::StreamExt::map(inbound_rx, |bytes| Ok(Inbound::Data(bytes)));
@@ -119,7 +122,12 @@ impl HttpSession {
 
     /// The broker's next frame; `None` once the session has ended.
     pub(crate) async fn next(&mut self) -> Option<Frame> {
-        self.frames.recv().await
+        self.frames.next().await
+    }
+
+    /// The broker's next frame if one is ready.
+    pub(crate) fn try_next(&mut self) -> Option<Frame> {
+        self.frames.try_recv().ok()
     }
 
     /// CONNECT with the request's credentials (HTTP Basic becomes `login` and `passcode`;
@@ -280,13 +288,13 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 
 /// The session's outbound batches, decoded into frames for the edge.
 fn decoding(
-    frames: mpsc::Sender<Frame>,
+    frames: bounded::Sender<Frame>,
 ) -> impl futures::Sink<Outbound, Error = io::Error> + Send + 'static {
     // The broker's own frames: no limit is needed against it.
     let decoder = Decoder::new(Limits::UNLIMITED);
     futures::sink::unfold(
         (frames, decoder, BytesMut::new()),
-        |(frames, mut decoder, mut buffer), out: Outbound| async move {
+        |(mut frames, mut decoder, mut buffer), out: Outbound| async move {
             buffer.extend_from_slice(&out.bytes);
             loop {
                 let item = decoder

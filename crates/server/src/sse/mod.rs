@@ -27,7 +27,7 @@ use stompbox_codec::{Command, Frame};
 
 use self::{
     resumable::{Key, Resumable},
-    stream::{Next, Stream},
+    stream::{Entry, Next, Stream},
 };
 use crate::{
     SseConfig,
@@ -181,6 +181,9 @@ impl SseEndpoint {
     }
 }
 
+/// Most frames the pump adds to its stream at once.
+const BATCH: usize = 64;
+
 /// The response body's hold on its stream: when hyper drops the body (the client's connection
 /// closed), the stream waits for the client's reconnect.
 struct Reader {
@@ -210,25 +213,21 @@ struct Pump {
 
 impl Pump {
     async fn run(mut self, early: Vec<Frame>) {
-        let mut kept = true;
-        for message in early {
-            kept = kept && self.add(&message).await;
-        }
+        let mut kept = self.add(early).await;
         while kept {
             let frame = tokio::select! {
                 frame = self.session.next() => frame,
                 () = self.stream.cancelled() => None,
             };
             let Some(frame) = frame else { break };
-            kept = match frame.command {
-                Command::Message => self.add(&frame).await,
-                Command::Error => {
-                    let message = frame.header("message").unwrap_or("error");
-                    let comment = format!(": closed: {}\n\n", message.replace(['\r', '\n'], " "));
-                    self.stream.push_comment(comment.into()).await
-                }
-                _ => true,
-            };
+            // With what else the session has ready: one change of the stream, one write.
+            let mut frames = vec![frame];
+            while frames.len() < BATCH
+                && let Some(frame) = self.session.try_next()
+            {
+                frames.push(frame);
+            }
+            kept = self.add(frames).await;
         }
         self.resumable.remove(&self.key, &self.stream);
         self.stream.close();
@@ -236,11 +235,24 @@ impl Pump {
         self.session.disconnect().await;
     }
 
-    async fn add(&self, message: &Frame) -> bool {
-        match event::message(message, &self.event) {
-            Some(event) => self.stream.push_event(event).await,
-            None => self.stream.push_comment(event::skipped(message)).await,
-        }
+    /// Adds the events of `frames` (MESSAGEs, and the ERROR that ends a session as a comment).
+    async fn add(&self, frames: Vec<Frame>) -> bool {
+        let entries: Vec<Entry> = frames
+            .iter()
+            .filter_map(|frame| match frame.command {
+                Command::Message => Some(match event::message(frame, &self.event) {
+                    Some(event) => Entry::Event(event),
+                    None => Entry::Comment(event::skipped(frame)),
+                }),
+                Command::Error => {
+                    let message = frame.header("message").unwrap_or("error");
+                    let comment = format!(": closed: {}\n\n", message.replace(['\r', '\n'], " "));
+                    Some(Entry::Comment(comment.into()))
+                }
+                _ => None,
+            })
+            .collect();
+        entries.is_empty() || self.stream.push(entries).await
     }
 }
 
