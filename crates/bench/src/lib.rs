@@ -35,6 +35,7 @@
 //! - `main.rs`: the `stompbox-bench` binary (flags in `README.md`).
 
 pub mod body;
+mod chunked;
 mod connections;
 mod floor;
 mod flow;
@@ -47,6 +48,7 @@ mod sse;
 mod subscriber;
 mod transport;
 pub mod verify;
+mod xhr;
 
 pub use floor::Floor;
 pub use opts::{Amount, Common, Connections, DEFAULT_WINDOW_TOTAL, Load, Scenario, default_window};

@@ -102,7 +102,8 @@ struct CommonArgs {
     url: String,
     /// Where subscribers connect instead of --url: sse://HOST:PORT/PATH receives over
     /// Server-Sent Events (`GET PATH?destination=...`, HTTP/1.1 chunked, as a browser's
-    /// EventSource), each event checked as a MESSAGE.
+    /// EventSource), each event checked as a MESSAGE; sockjs+ws://HOST:PORT/PREFIX is STOMP
+    /// over SockJS's WebSocket transport (also accepted as --url).
     #[arg(long, value_name = "URL")]
     sub_url: Option<String>,
     /// PEM CA certificates that a wss:// server's certificate must chain to.

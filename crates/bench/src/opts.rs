@@ -9,7 +9,7 @@ pub struct Common {
     /// `ws://HOST:PORT/PATH`, `wss://HOST:PORT/PATH` or `tcp://HOST:PORT`.
     pub url: String,
     /// Where subscribers connect instead of `url`: `sse://HOST:PORT/PATH` for Server-Sent
-    /// Events. `None`: `url`.
+    /// Events, `sockjs+ws://HOST:PORT/PREFIX` for SockJS's WebSocket transport. `None`: `url`.
     pub sub_url: Option<String>,
     /// PEM CA certificates a `wss://` server's certificate must chain to.
     pub ca_file: Option<std::path::PathBuf>,

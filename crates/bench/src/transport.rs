@@ -33,6 +33,7 @@ use tokio_util::either::Either;
 use crate::{
     opts::Common,
     sse::{self, SseReader},
+    xhr::{XhrSender, XhrStream},
 };
 
 /// The subprotocol offered on every WebSocket: STOMP 1.2.
@@ -63,6 +64,9 @@ pub(crate) enum Target {
         addr: SocketAddr,
         url: String,
         tls: Option<Tls>,
+        /// STOMP over SockJS's WebSocket transport: `url` is the endpoint's prefix, each
+        /// connection opens `PREFIX/000/SESSION/websocket` and frames go in SockJS's JSON arrays.
+        sockjs: bool,
     },
     Tcp {
         addr: SocketAddr,
@@ -72,10 +76,20 @@ pub(crate) enum Target {
         addr: SocketAddr,
         path: String,
     },
+    /// STOMP over SockJS's XHR streaming transport, the endpoint at `prefix`.
+    Xhr {
+        addr: SocketAddr,
+        prefix: String,
+    },
 }
 
 impl Target {
     pub(crate) fn parse(url: &str, ca_file: Option<&Path>) -> Result<Target> {
+        let websocket = |rest: &&str| rest.starts_with("ws://") || rest.starts_with("wss://");
+        let (sockjs, url) = match url.strip_prefix("sockjs+").filter(websocket) {
+            Some(rest) => (true, rest),
+            None => (false, url),
+        };
         if let Some((secure, rest)) = (url.strip_prefix("ws://").map(|r| (false, r)))
             .or_else(|| url.strip_prefix("wss://").map(|r| (true, r)))
         {
@@ -88,13 +102,20 @@ impl Target {
             };
             Ok(Target::Ws {
                 addr,
-                url: url.to_owned(),
+                url: url.trim_end_matches('/').to_owned(),
                 tls,
+                sockjs,
             })
         } else if let Some(rest) = url.strip_prefix("tcp://") {
             let host_port = rest.trim_end_matches('/');
             Ok(Target::Tcp {
                 addr: resolve(host_port)?,
+            })
+        } else if let Some(rest) = url.strip_prefix("sockjs+xhr://") {
+            let (host_port, prefix) = rest.split_once('/').unwrap_or((rest, "sockjs"));
+            Ok(Target::Xhr {
+                addr: resolve(host_port)?,
+                prefix: format!("/{}", prefix.trim_end_matches('/')),
             })
         } else if let Some(rest) = url.strip_prefix("sse://") {
             let (host_port, path) = rest.split_once('/').unwrap_or((rest, "sse"));
@@ -104,15 +125,18 @@ impl Target {
             })
         } else {
             bail!(
-                "unsupported URL {url:?}: use ws://, wss://HOST:PORT/PATH, tcp://HOST:PORT or \
-                 sse://HOST:PORT/PATH"
+                "unsupported URL {url:?}: use ws://, wss://HOST:PORT/PATH, tcp://HOST:PORT, \
+                 sse://HOST:PORT/PATH, sockjs+ws:// or sockjs+xhr://HOST:PORT/PREFIX"
             )
         }
     }
 
     fn addr(&self) -> SocketAddr {
         match self {
-            Target::Ws { addr, .. } | Target::Tcp { addr } | Target::Sse { addr, .. } => *addr,
+            Target::Ws { addr, .. }
+            | Target::Tcp { addr }
+            | Target::Sse { addr, .. }
+            | Target::Xhr { addr, .. } => *addr,
         }
     }
 }
@@ -137,6 +161,13 @@ fn tls(ca_file: &Path, host_port: &str) -> Result<Tls> {
         connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
         name: ServerName::try_from(host.to_owned()).context("the server's name")?,
     })
+}
+
+/// A SockJS session id unique in this process.
+fn sockjs_session() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("b{}x{}", std::process::id(), NEXT.fetch_add(1, Relaxed))
 }
 
 fn resolve(host_port: &str) -> Result<SocketAddr> {
@@ -178,7 +209,9 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
     .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     match target {
-        Target::Ws { url, tls, .. } => {
+        Target::Ws {
+            url, tls, sockjs, ..
+        } => {
             let stream = match tls {
                 None => Either::Left(stream),
                 Some(tls) => Either::Right(
@@ -186,11 +219,17 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
                         .context("TLS handshake")?,
                 ),
             };
-            let mut request = url.as_str().into_client_request()?;
-            request.headers_mut().insert(
-                "sec-websocket-protocol",
-                HeaderValue::from_static(SUBPROTOCOL),
-            );
+            let url = match sockjs {
+                true => format!("{url}/000/{}/websocket", sockjs_session()),
+                false => url.clone(),
+            };
+            let mut request = url.into_client_request()?;
+            if !sockjs {
+                request.headers_mut().insert(
+                    "sec-websocket-protocol",
+                    HeaderValue::from_static(SUBPROTOCOL),
+                );
+            }
             let read_buffer = if source.is_some() {
                 IDLE_READ_BUFFER
             } else {
@@ -201,8 +240,15 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
                 tokio_tungstenite::client_async_with_config(request, stream, config)
                     .await
                     .context("WebSocket handshake")?;
-            let (sink, stream) = ws.split();
-            Ok((FrameTx::Ws(sink), FrameRx::new(Reader::Ws(stream))))
+            let (sink, mut stream) = ws.split();
+            if !sockjs {
+                return Ok((FrameTx::Ws(sink), FrameRx::new(Reader::Ws(stream))));
+            }
+            match stream.next().await {
+                Some(Ok(Message::Text(open))) if open.as_str() == "o" => {}
+                other => bail!("expected SockJS's open frame `o`, got {other:?}"),
+            }
+            Ok((FrameTx::SockJs(sink), FrameRx::new(Reader::SockJs(stream))))
         }
         Target::Tcp { .. } => {
             let (read, write) = stream.into_split();
@@ -210,6 +256,19 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
                 FrameTx::Tcp(write, BytesMut::with_capacity(64 * 1024)),
                 FrameRx::new(Reader::Tcp(read)),
             ))
+        }
+        Target::Xhr { prefix, .. } => {
+            let session = format!("{prefix}/000/{}", sockjs_session());
+            let host = addr.to_string();
+            let (mut read, write) = stream.into_split();
+            let path = format!("{session}/xhr_streaming");
+            let receiving = XhrStream::open(&mut read, write, &path, &host).await?;
+            let sending = TcpStream::connect(addr).await?;
+            sending.set_nodelay(true)?;
+            let (send_read, send_write) = sending.into_split();
+            let sender = XhrSender::new(send_read, send_write, format!("{session}/xhr_send"), host);
+            let reader = Reader::Xhr(read, Box::new(receiving));
+            Ok((FrameTx::Xhr(Box::new(sender)), FrameRx::new(reader)))
         }
         Target::Sse { path, .. } => {
             let (read, write) = stream.into_split();
@@ -289,6 +348,10 @@ pub(crate) fn describe(frame: &Frame) -> String {
 /// over WebSocket each fed chunk is one message (one STOMP frame per message).
 pub(crate) enum FrameTx {
     Ws(SplitSink<Ws, Message>),
+    /// SockJS over WebSocket: each frame a JSON array of one string.
+    SockJs(SplitSink<Ws, Message>),
+    /// SockJS over XHR: what is fed goes in one `xhr_send` at `flush`.
+    Xhr(Box<XhrSender>),
     Tcp(OwnedWriteHalf, BytesMut),
 }
 
@@ -303,6 +366,12 @@ impl FrameTx {
                 };
                 sink.feed(message).await?;
             }
+            FrameTx::SockJs(sink) => {
+                let text = std::str::from_utf8(&frame).context("frame is not UTF-8")?;
+                let array = serde_json::to_string(&[text])?;
+                sink.feed(Message::Text(array.into())).await?;
+            }
+            FrameTx::Xhr(sender) => sender.feed(&frame)?,
             FrameTx::Tcp(write, buf) => {
                 buf.extend_from_slice(&frame);
                 if buf.len() >= 64 * 1024 {
@@ -317,7 +386,8 @@ impl FrameTx {
     /// Writes everything queued.
     pub(crate) async fn flush(&mut self) -> Result<()> {
         match self {
-            FrameTx::Ws(sink) => sink.flush().await?,
+            FrameTx::Ws(sink) | FrameTx::SockJs(sink) => sink.flush().await?,
+            FrameTx::Xhr(sender) => sender.flush().await?,
             FrameTx::Tcp(write, buf) => {
                 if !buf.is_empty() {
                     write.write_all(buf).await?;
@@ -339,9 +409,10 @@ impl FrameTx {
     /// Closes the connection politely (WebSocket close; TCP shutdown).
     pub(crate) async fn close(&mut self) {
         match self {
-            FrameTx::Ws(sink) => {
+            FrameTx::Ws(sink) | FrameTx::SockJs(sink) => {
                 let _ = sink.close().await;
             }
+            FrameTx::Xhr(sender) => sender.close().await,
             FrameTx::Tcp(write, _) => {
                 let _ = write.shutdown().await;
             }
@@ -351,8 +422,10 @@ impl FrameTx {
 
 enum Reader {
     Ws(SplitStream<Ws>),
+    SockJs(SplitStream<Ws>),
     Tcp(OwnedReadHalf),
     Sse(OwnedReadHalf, Box<SseReader>),
+    Xhr(OwnedReadHalf, Box<XhrStream>),
 }
 
 /// The receiving half: chunks (WebSocket messages or TCP reads) into a buffer, frames out.
@@ -410,6 +483,28 @@ impl FrameRx {
                 Ok(read.read_buf(&mut self.buf).await? > 0)
             }
             Reader::Sse(read, sse) => sse.read(read, &mut self.buf).await,
+            Reader::Xhr(read, xhr) => xhr.read(read, &mut self.buf).await,
+            Reader::SockJs(stream) => loop {
+                let text = match stream.next().await {
+                    None | Some(Ok(Message::Close(_))) => return Ok(false),
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.into()),
+                };
+                match text.as_bytes().first() {
+                    // `a["frame", ...]`: STOMP bytes, in order.
+                    Some(b'a') => {
+                        let chunks: Vec<String> = serde_json::from_str(&text[1..])?;
+                        for chunk in chunks {
+                            self.buf.extend_from_slice(chunk.as_bytes());
+                        }
+                        return Ok(true);
+                    }
+                    Some(b'c') => return Ok(false),
+                    // `h` (heartbeat), `o`.
+                    _ => continue,
+                }
+            },
         }
     }
 
