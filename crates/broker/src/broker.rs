@@ -82,6 +82,44 @@ pub enum CloseReason {
     Shutdown,
 }
 
+impl CloseReason {
+    /// Every reason's name, in the order of [`Stats::closed`](crate::Stats::closed).
+    pub const LABELS: [&'static str; 10] = [
+        "disconnect",
+        "transport_closed",
+        "protocol_error",
+        "authentication_failed",
+        "access_refused",
+        "connect_timeout",
+        "heartbeat_timeout",
+        "slow_consumer",
+        "too_many_connections",
+        "shutdown",
+    ];
+
+    /// Its name in metrics: `disconnect` (the client's DISCONNECT), `transport_closed`,
+    /// `protocol_error`, `authentication_failed`, `access_refused`, `connect_timeout`,
+    /// `heartbeat_timeout`, `slow_consumer`, `too_many_connections`, `shutdown`.
+    pub fn label(&self) -> &'static str {
+        Self::LABELS[self.index()]
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            CloseReason::Disconnect => 0,
+            CloseReason::TransportClosed => 1,
+            CloseReason::ProtocolError(_) => 2,
+            CloseReason::AuthenticationFailed => 3,
+            CloseReason::AccessRefused(_) => 4,
+            CloseReason::ConnectTimeout => 5,
+            CloseReason::HeartbeatTimeout => 6,
+            CloseReason::SlowConsumer => 7,
+            CloseReason::TooManyConnections => 8,
+            CloseReason::Shutdown => 9,
+        }
+    }
+}
+
 impl Broker {
     /// A broker with the default configuration, admitting clients on this machine only
     /// ([`LoopbackOnly`](crate::LoopbackOnly)).
@@ -136,23 +174,33 @@ impl Broker {
         async move {
             // Held for the whole session, so shutdown can wait for it.
             let _token = shared.tracker.token();
-            if shared.shutdown.is_cancelled() {
-                return refuse(shared, outbound, ProtocolError::ShuttingDown).await;
-            }
-            let accepted = match info.accepted.take() {
-                Some(accepted) => accepted,
-                None => self.accept(),
+            let counters = shared.router.counters();
+            let reason = if shared.shutdown.is_cancelled() {
+                refuse(shared, outbound, ProtocolError::ShuttingDown).await
+            } else {
+                let accepted = match info.accepted.take() {
+                    Some(accepted) => accepted,
+                    None => self.accept(),
+                };
+                if let Some(peer) = info.peer {
+                    // A no-op when the edge admitted the address already.
+                    let _ = accepted.admit(peer.ip());
+                }
+                match accepted.refusal() {
+                    Some(refusal) => refuse(shared, outbound, refusal).await,
+                    None => {
+                        tracing::debug!("session started");
+                        let sessions = &counters.sessions[info.transport.index()];
+                        sessions.fetch_add(1, Relaxed);
+                        let reason =
+                            session::driver::run(self, id, info, accepted, inbound, outbound).await;
+                        sessions.fetch_sub(1, Relaxed);
+                        tracing::debug!(?reason, "session ended");
+                        reason
+                    }
+                }
             };
-            if let Some(peer) = info.peer {
-                // A no-op when the edge admitted the address already.
-                let _ = accepted.admit(peer.ip());
-            }
-            if let Some(refusal) = accepted.refusal() {
-                return refuse(shared, outbound, refusal).await;
-            }
-            tracing::debug!("session started");
-            let reason = session::driver::run(self, id, info, accepted, inbound, outbound).await;
-            tracing::debug!(?reason, "session ended");
+            counters.closed[reason.index()].fetch_add(1, Relaxed);
             reason
         }
         .instrument(span)

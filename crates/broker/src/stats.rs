@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use crate::{CloseReason, TransportKind};
+
 /// Counters for the whole node, cheap to read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -30,6 +32,13 @@ pub struct Stats {
     /// CONNECTs refused without asking the authenticator: their address had failed too often
     /// (`login.max_failures`).
     pub throttled_logins: u64,
+    /// Sessions being served, by transport ([`TransportKind::label`], in the order of
+    /// [`TransportKind::ALL`]) (gauges). Unlike `connections`, a session refused at admission
+    /// is not one.
+    pub sessions: Vec<(&'static str, usize)>,
+    /// Sessions ended, by why ([`CloseReason::label`], in the order of
+    /// [`CloseReason::LABELS`]), refused ones included.
+    pub closed: Vec<(&'static str, u64)>,
 }
 
 /// One queue, as returned by `Broker::queue_stats` and `Broker::queues`.
@@ -76,6 +85,10 @@ pub(crate) struct Counters {
     pub(crate) refused_connections: AtomicU64,
     pub(crate) failed_logins: AtomicU64,
     pub(crate) throttled_logins: AtomicU64,
+    /// By [`TransportKind::index`].
+    pub(crate) sessions: [AtomicUsize; TransportKind::ALL.len()],
+    /// By [`CloseReason::index`].
+    pub(crate) closed: [AtomicU64; CloseReason::LABELS.len()],
 }
 
 impl Counters {
@@ -91,6 +104,12 @@ impl Counters {
             refused_connections: self.refused_connections.load(Relaxed),
             failed_logins: self.failed_logins.load(Relaxed),
             throttled_logins: self.throttled_logins.load(Relaxed),
+            sessions: (TransportKind::ALL.iter())
+                .map(|kind| (kind.label(), self.sessions[kind.index()].load(Relaxed)))
+                .collect(),
+            closed: (CloseReason::LABELS.iter().zip(&self.closed))
+                .map(|(label, count)| (*label, count.load(Relaxed)))
+                .collect(),
         }
     }
 }

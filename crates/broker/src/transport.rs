@@ -66,6 +66,34 @@ pub enum TransportKind {
     Memory,
 }
 
+impl TransportKind {
+    /// Every kind, in the order of [`Stats::sessions`](crate::Stats::sessions).
+    pub const ALL: [TransportKind; 6] = [
+        TransportKind::WebSocket,
+        TransportKind::Tcp,
+        TransportKind::SockJs,
+        TransportKind::Sse,
+        TransportKind::Http,
+        TransportKind::Memory,
+    ];
+
+    /// Its name in metrics and logs: `websocket`, `tcp`, `sockjs`, `sse`, `http`, `memory`.
+    pub fn label(self) -> &'static str {
+        match self {
+            TransportKind::WebSocket => "websocket",
+            TransportKind::Tcp => "tcp",
+            TransportKind::SockJs => "sockjs",
+            TransportKind::Sse => "sse",
+            TransportKind::Http => "http",
+            TransportKind::Memory => "memory",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// What the broker knows about a connection before any STOMP frame arrives.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {

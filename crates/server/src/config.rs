@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use stompbox_auth::JwtConfig;
 use stompbox_broker::{Config, PermissionRule, Permissions};
 
-use crate::{Error, PublishConfig, SockJsConfig, SseConfig};
+use crate::{Error, MetricsConfig, PublishConfig, SockJsConfig, SseConfig};
 
 /// Everything `stompbox` can be told. Deserializes from TOML with missing fields taking their
 /// defaults; unknown keys are errors (a typo must not silently fall back to a default).
@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub sse: SseConfig,
     /// `POST /publish` on the WebSocket listener (backends without a STOMP client).
     pub publish: PublishConfig,
+    /// `GET /metrics` (Prometheus) on the WebSocket listener.
+    pub metrics: MetricsConfig,
     /// The broker core: limits, heart-beats, outboxes, shutdown grace.
     pub broker: Config,
     /// Who may connect: a users file, JWT, or (the default) local clients only.
@@ -430,10 +432,13 @@ impl ServerConfig {
             });
         }
         // Every endpoint of the HTTP listener has a path of its own.
-        let mut taken = vec![self.websocket.path.clone(), "/health".to_owned()];
+        let mut taken = ["/health", "/healthz", "/readyz", &self.websocket.path]
+            .map(str::to_owned)
+            .to_vec();
         self.sockjs.validate(&mut taken)?;
         self.sse.validate(&mut taken)?;
         self.publish.validate(&mut taken)?;
+        self.metrics.validate(&mut taken)?;
         #[cfg(feature = "relay")]
         if let Err(stompbox_relay::RelayError::InvalidConfig { key, reason }) =
             self.relay.validate()

@@ -8,13 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
-/// The proxies whose `X-Forwarded-For` is believed.
+/// A list of addresses and networks (`10.0.0.5`, `10.0.0.0/8`, `fd00::/8`).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct TrustedProxies(Vec<IpNet>);
+pub(crate) struct Networks(Vec<IpNet>);
 
-impl TrustedProxies {
-    /// From `websocket.trusted_proxies` entries: addresses (`10.0.0.5`) or networks
-    /// (`10.0.0.0/8`, `fd00::/8`). `Err(entry)` names the first that is neither.
+impl Networks {
+    /// `Err(entry)` names the first entry that is neither an address nor a network.
     pub(crate) fn parse(entries: &[String]) -> Result<Self, String> {
         let parse = |e: &String| {
             (e.parse::<IpNet>())
@@ -25,12 +24,32 @@ impl TrustedProxies {
             .iter()
             .map(parse)
             .collect::<Result<_, _>>()
-            .map(TrustedProxies)
+            .map(Networks)
+    }
+
+    /// True if `ip` (an IPv4-mapped IPv6 address as its IPv4 one) is in one of them.
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TrustedProxies(Networks);
+
+impl TrustedProxies {
+    /// From `websocket.trusted_proxies` entries (see [`Networks::parse`]).
+    pub(crate) fn parse(entries: &[String]) -> Result<Self, String> {
+        Networks::parse(entries).map(TrustedProxies)
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.0.iter().any(|net| net.contains(&ip))
+        self.0.contains(ip)
     }
 
     /// The client's address: `peer` itself unless `peer` is a trusted proxy, in which case the

@@ -31,6 +31,8 @@
 //!   dropped connection for its client's reconnect; `publish.rs`: `POST publish.path`, one
 //!   message per request; `http_session.rs`: the broker session both run for their HTTP
 //!   request; `config_sse.rs`: [`SseConfig`], [`PublishConfig`] (`[sse]`, `[publish]`).
+//! - `metrics.rs`: `GET /metrics` (Prometheus, read from the broker's counters at each
+//!   scrape), `/healthz` and `/readyz`; `config_metrics.rs`: [`MetricsConfig`] (`[metrics]`).
 //! - `tcp.rs`: the TCP edge: accept loop and socket adapters (plain or TLS).
 //! - `tls.rs`: TLS for either listener: the rustls configuration from `[*.tls]`, swapped on
 //!   reload, the bounded handshake, the client certificate for the authenticator.
@@ -47,6 +49,7 @@ const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 mod auth;
 mod burst;
 mod config;
+mod config_metrics;
 mod config_sockjs;
 mod config_sources;
 mod config_sse;
@@ -55,6 +58,7 @@ mod forwarded;
 mod http;
 mod http_session;
 mod listener;
+mod metrics;
 mod opening;
 mod origin;
 mod pre_connect;
@@ -74,6 +78,7 @@ pub use config::{
     AnonymousAccess, AuthConfig, ClientCert, ServerConfig, StoreConfig, TcpConfig, TlsConfig,
     WebSocketConfig,
 };
+pub use config_metrics::MetricsConfig;
 pub use config_sockjs::{Prefixes, SockJsConfig};
 pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
 pub use config_sse::{PublishConfig, SseConfig};

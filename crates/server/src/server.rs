@@ -14,6 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::forwarded::TrustedProxies;
 use crate::http::{self, HttpEdge};
+use crate::metrics::{MetricsEndpoint, NodeState, readiness};
 use crate::opening::Opening;
 use crate::origin::AllowedOrigins;
 use crate::publish::PublishEndpoint;
@@ -55,6 +56,8 @@ pub struct Server {
     /// TLS of the TCP listener, when `tcp.tls.enabled`.
     tcp_tls: Option<TlsEdge>,
     reloader: Reloader,
+    /// `store.enabled` and the data directory could not be opened (`/readyz` says so).
+    store_missing: bool,
 }
 
 impl Server {
@@ -78,7 +81,9 @@ impl Server {
             }
             false => (builder, None),
         };
-        let builder = match crate::store::open(&config)? {
+        let store = crate::store::open(&config)?;
+        let store_missing = config.store.enabled && store.is_none();
+        let builder = match store {
             Some(store) => builder.store(store),
             None => builder,
         };
@@ -93,6 +98,7 @@ impl Server {
         #[cfg_attr(not(feature = "relay"), allow(unused_mut))]
         let mut server = Server::bind_with_broker(config, broker).await?;
         server.reloader = Reloader::new(server.broker.clone(), chain, true, server.tls_edges());
+        server.store_missing = store_missing;
         #[cfg(feature = "relay")]
         if let Some((relay, link)) = relay {
             tracing::info!(node = relay.node_id(), "relay starting");
@@ -140,6 +146,7 @@ impl Server {
             tcp,
             websocket_tls,
             tcp_tls,
+            store_missing: false,
         })
     }
 
@@ -248,7 +255,28 @@ impl Server {
                         handshakes.clone(),
                     ),
                 )
-                .route("/health", get(|| async { "ok\n" }));
+                .route("/health", get(|| async { "ok\n" }))
+                .route("/healthz", get(|| async { "ok\n" }));
+            let node = NodeState {
+                #[cfg(feature = "relay")]
+                relay: self.relay.clone(),
+                store_missing: self.store_missing,
+            };
+            let readyz = {
+                let (broker, node) = (self.broker.clone(), node.clone());
+                move || std::future::ready(readiness(&broker, &node))
+            };
+            router = router.route("/readyz", get(readyz));
+            if self.config.metrics.enabled {
+                let endpoint = MetricsEndpoint::new(
+                    self.broker.clone(),
+                    node,
+                    &self.config.metrics,
+                    handshakes.proxies.clone(),
+                );
+                let scrape = move |request| endpoint.clone().scrape(request);
+                router = router.route(&self.config.metrics.path, get(scrape));
+            }
             let handshakes = Arc::new(handshakes);
             if self.config.sse.enabled {
                 let endpoint = SseEndpoint::new(
