@@ -195,7 +195,7 @@ impl Broker {
                         let reason =
                             session::driver::run(self, id, info, accepted, inbound, outbound).await;
                         sessions.fetch_sub(1, Relaxed);
-                        tracing::debug!(?reason, "session ended");
+                        tracing::info!(reason = reason.label(), detail = ?reason, "session ended");
                         reason
                     }
                 }
@@ -380,7 +380,7 @@ where
     (shared.router.counters())
         .refused_connections
         .fetch_add(1, Relaxed);
-    tracing::debug!(message = %error.message(), "connection refused");
+    tracing::info!(message = %error.message(), "connection refused");
     let mut bytes = bytes::BytesMut::new();
     encode(&error.to_frame(None), Version::V1_2, &mut bytes);
     if shared.config.frame_trailing_eol {

@@ -330,6 +330,55 @@ impl TlsConfig {
 }
 
 impl ServerConfig {
+    /// What a start-up log should warn about: a listener reachable beyond this machine that
+    /// admits anyone, carries credentials in clear text, or lets any web page connect.
+    pub fn exposure_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let open = |enabled: bool, addr: SocketAddr| enabled && !addr.ip().is_loopback();
+        let listeners = [
+            (
+                "websocket",
+                open(self.websocket.enabled, self.websocket.listen),
+                &self.websocket.tls,
+            ),
+            (
+                "tcp",
+                open(self.tcp.enabled, self.tcp.listen),
+                &self.tcp.tls,
+            ),
+        ];
+        let no_identity = self.auth.users_file.is_none() && self.auth.jwt.is_none();
+        if no_identity && self.auth.anonymous == AnonymousAccess::Local {
+            // Only clients on this machine get in (the default): nothing to warn about.
+            return warnings;
+        }
+        for (name, beyond_loopback, tls) in listeners {
+            if !beyond_loopback {
+                continue;
+            }
+            if no_identity && self.auth.anonymous == AnonymousAccess::Anywhere {
+                warnings.push(format!(
+                    "the {name} listener is reachable beyond loopback and admits anyone \
+                     (auth.anonymous = \"anywhere\", no users file or JWT)"
+                ));
+            }
+            if !tls.enabled && !no_identity {
+                warnings.push(format!(
+                    "the {name} listener is reachable beyond loopback without TLS: passwords \
+                     and tokens cross the network in clear text (unless a proxy terminates TLS)"
+                ));
+            }
+        }
+        if listeners[0].1 && self.websocket.allowed_origins.is_empty() {
+            warnings.push(
+                "the websocket listener is reachable beyond loopback and any web page may \
+                 connect to it (no websocket.allowed_origins)"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+
     /// Checks the values make sense together, the broker's included; the error names the key.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |key: &'static str, reason: &str| {
@@ -608,5 +657,31 @@ mod tests {
             error.to_string().contains("collides with \"/a/b\""),
             "{error}"
         );
+    }
+
+    #[test]
+    fn listeners_open_to_the_network_are_warned_about() {
+        let mut config = ServerConfig::default();
+        // Listening on every address, but admitting local clients only.
+        assert!(
+            config.exposure_warnings().is_empty(),
+            "local clients only by default"
+        );
+        config.auth.anonymous = AnonymousAccess::Anywhere;
+        let warnings = config.exposure_warnings().join("\n");
+        assert!(
+            warnings.contains("websocket listener is reachable beyond loopback and admits anyone"),
+            "{warnings}"
+        );
+        assert!(warnings.contains("websocket.allowed_origins"), "{warnings}");
+        config.auth.users_file = Some("users.toml".into());
+        config.websocket.allowed_origins = vec!["https://app.example".into()];
+        let warnings = config.exposure_warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings.iter().all(|w| w.contains("without TLS")),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].starts_with("the tcp listener"), "{warnings:?}");
     }
 }

@@ -49,11 +49,20 @@ struct Args {
     /// Data directory for persistent queue messages (`store.data_dir`).
     #[arg(long, value_name = "PATH")]
     data_dir: Option<PathBuf>,
+    /// Log lines as text (the default) or as JSON objects, one per line, for log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Set any configuration key, e.g. `--set broker.heartbeat.min=100ms`; repeatable.
     #[arg(long = "set", short = 's', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     set: Vec<(String, String)>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -126,7 +135,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", loaded.config.to_toml());
         return Ok(());
     }
-    init_logging();
+    init_logging(args.log_format);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "stompbox starting");
+    for warning in loaded.config.exposure_warnings() {
+        tracing::warn!("{warning}");
+    }
+    if loaded.config.store.enabled {
+        let dir = loaded.config.store.data_dir.display();
+        tracing::info!(data_dir = %dir, "store");
+    }
     for name in &loaded.ignored_env {
         tracing::warn!(variable = %name, "environment variable names no configuration key; ignored");
     }
@@ -163,13 +180,20 @@ fn raise_open_files_limit(max_connections: usize) {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The current span and its parents (session id, peer, principal) go with each event.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// On each SIGHUP, loads the configuration again from the same sources and reloads the users

@@ -275,6 +275,72 @@ async fn listening_line_and_sigterm() {
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
 
+/// `--log-format json`: one JSON object per line, the version first, a warning for a listener
+/// open to the network that admits anyone, and a session's close at info with its reason and
+/// the session's fields.
+#[cfg(unix)]
+#[tokio::test]
+async fn json_logs_say_what_starts_warns_and_closes() {
+    use common::within;
+    use tokio::io::AsyncWriteExt;
+
+    let (_child, mut lines) = spawn_logging(&[
+        "--log-format",
+        "json",
+        "--ws-listen",
+        "0.0.0.0:0",
+        "--tcp-listen",
+        "127.0.0.1:0",
+        "--set",
+        "auth.anonymous=anywhere",
+    ]);
+    let mut seen = Vec::new();
+    let tcp = loop {
+        let line = within("the listening line", lines.next_line())
+            .await
+            .unwrap()
+            .expect("stderr closed before the listening line");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        let message = event["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        seen.push((
+            event["level"].as_str().unwrap_or_default().to_owned(),
+            message,
+        ));
+        if let Some(tcp) = event["fields"]["tcp"].as_str() {
+            break tcp.parse::<std::net::SocketAddr>().unwrap();
+        }
+    };
+    assert_eq!(seen[0], ("INFO".to_owned(), "stompbox starting".to_owned()));
+    assert!(
+        seen.iter()
+            .any(|(level, m)| level == "WARN" && m.contains("admits anyone")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(level, m)| level == "WARN" && m.contains("any web page")),
+        "{seen:?}"
+    );
+    let mut client = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    client.write_all(b"NONSENSE\n\n\0").await.unwrap();
+    let closed = loop {
+        let line = within("the session's close", lines.next_line())
+            .await
+            .unwrap()
+            .expect("stderr closed");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["fields"]["message"] == "session ended" {
+            break event;
+        }
+    };
+    assert_eq!(closed["level"], "INFO");
+    assert_eq!(closed["fields"]["reason"], "protocol_error");
+    assert_eq!(closed["span"]["transport"], "Tcp", "{closed}");
+}
+
 /// `docs/configuration.md` names every key of the default configuration and its environment
 /// variable, so the table cannot silently fall behind a new field.
 #[test]

@@ -127,7 +127,7 @@ impl Conn<'_> {
                     });
                     self.route.user = UserKey::Named(p.name.as_str().into());
                 }
-                tracing::debug!(
+                tracing::info!(
                     heartbeat_send_ms = heartbeat.send.as_millis() as u64,
                     heartbeat_receive_ms = heartbeat.receive.as_millis() as u64,
                     "connected"

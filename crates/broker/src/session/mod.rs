@@ -288,6 +288,7 @@ impl<'a> Session<'a> {
             Ok(principal) => principal,
             Err(e) => {
                 let message = e.message;
+                tracing::info!(reason = %message, "login refused");
                 return self.fail(ProtocolError::AuthenticationFailed { message }, None, out);
             }
         };
