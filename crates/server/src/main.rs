@@ -225,8 +225,18 @@ fn reload_on_hangup(reloader: stompbox_server::Reloader, sources: ConfigSources)
     let _ = (reloader, sources);
 }
 
-/// Completes on Ctrl-C or SIGTERM.
+/// Completes on Ctrl-C or SIGTERM; a second one while draining exits at once (status 130).
 async fn shutdown_signal() {
+    one_signal().await;
+    tokio::spawn(async {
+        one_signal().await;
+        tracing::warn!("second signal: exiting without waiting for the drain");
+        std::process::exit(130);
+    });
+}
+
+/// The next Ctrl-C or SIGTERM.
+async fn one_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");

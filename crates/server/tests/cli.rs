@@ -341,6 +341,74 @@ async fn json_logs_say_what_starts_warns_and_closes() {
     assert_eq!(closed["span"]["transport"], "Tcp", "{closed}");
 }
 
+/// SIGTERM drains: the server waits up to `broker.shutdown_grace` for each session to flush,
+/// here a subscriber that stopped reading with megabytes on their way to it. A second SIGTERM
+/// exits at once, with status 130.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_second_signal_cuts_the_drain_short() {
+    use common::{TcpClient, frames, within};
+
+    let (mut child, mut lines) = spawn_logging(&[
+        "--no-ws",
+        "--tcp-listen",
+        "127.0.0.1:0",
+        "--set",
+        "broker.shutdown_grace=60s",
+        "--set",
+        "broker.outbox.write_timeout=60s",
+        "--set",
+        "broker.outbox.max_bytes=268435456",
+    ]);
+    let tcp: std::net::SocketAddr = loop {
+        let line = within("the listening line", lines.next_line())
+            .await
+            .unwrap()
+            .expect("stderr closed before the listening line");
+        if let Some(rest) = line.split(" tcp=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // A subscriber that never reads, and 32 MiB for it: more than the sockets hold.
+    let mut stalled = TcpClient::connect(tcp).await;
+    stalled.subscribe("s", "/topic/big").await;
+    let mut publisher = TcpClient::connect(tcp).await;
+    let body = vec![b'x'; 256 * 1024];
+    for i in 0..128 {
+        let send = frames::send("/topic/big", body.clone());
+        publisher.send_with_receipt(send, &format!("r{i}")).await;
+    }
+
+    let pid = child.id().unwrap().to_string();
+    let term = || {
+        tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+    };
+    assert!(term().await.unwrap().success());
+    within("the drain to start", async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("stderr open");
+            if line.contains("SIGTERM") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), child.wait())
+            .await
+            .is_err(),
+        "the stalled subscriber holds the drain"
+    );
+    assert!(term().await.unwrap().success());
+    let status = within("exit after the second SIGTERM", child.wait())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    drop(stalled);
+}
+
 /// `docs/configuration.md` names every key of the default configuration and its environment
 /// variable, so the table cannot silently fall behind a new field.
 #[test]
