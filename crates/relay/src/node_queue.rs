@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{BasicAckOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
@@ -40,17 +40,41 @@ pub(crate) async fn run(
             () = ended.cancelled() => return Ok(()),
             () = shared.changed.notified() => sync_changes(shared, channel, bound).await,
             Some(op) = ops.recv() => apply(link, connection, consumers, op).await,
-            delivery = deliveries.next() => deliver(link, delivery).await,
+            delivery = deliveries.next() => deliver_ready(link, delivery, deliveries).await,
         }?;
     }
 }
 
-/// One delivery from the node queue: into the broker (unless it is this node's own echo),
-/// then acknowledged.
-async fn deliver(
+/// Most deliveries acknowledged together (well under `relay.prefetch`'s default of 1,000, so
+/// RabbitMQ keeps sending while they are settled).
+const ACK_BATCH: usize = 256;
+
+/// `first` and the deliveries already waiting behind it (up to [`ACK_BATCH`]), into the
+/// broker, then acknowledged at once (`multiple`): an acknowledgement is written by lapin's
+/// I/O loop, and one per message would cost a round trip to it each.
+async fn deliver_ready(
+    link: &Link,
+    first: Option<lapin::Result<lapin::message::Delivery>>,
+    deliveries: &mut Consumer,
+) -> Result<(), RelayError> {
+    let mut last = deliver(link, first)?;
+    for _ in 1..ACK_BATCH {
+        match deliveries.next().now_or_never() {
+            Some(delivery) => last = deliver(link, delivery)?,
+            None => break,
+        }
+    }
+    let all = BasicAckOptions { multiple: true };
+    last.ack(all).await?;
+    Ok(())
+}
+
+/// One delivery from the node queue into the broker (unless it is this node's own echo);
+/// returns what acknowledges it.
+fn deliver(
     link: &Link,
     delivery: Option<lapin::Result<lapin::message::Delivery>>,
-) -> Result<(), RelayError> {
+) -> Result<lapin::Acker, RelayError> {
     let delivery = delivery.ok_or(RelayError::ConsumerEnded)??;
     let shared = &*link.shared;
     let message = amqp::relayed(
@@ -64,8 +88,7 @@ async fn deliver(
     if let Some(message) = message {
         link.broker.inject(message);
     }
-    delivery.acker.ack(BasicAckOptions::default()).await?;
-    Ok(())
+    Ok(delivery.acker)
 }
 
 /// After (re)connecting: binds everything wanted, unbinds what was bound and is no longer.
