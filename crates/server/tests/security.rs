@@ -7,7 +7,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{TcpClient, TestServer, WsClient, frames, within};
+use common::{TcpClient, TestServer, WsClient, frames, users_file, within};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use stompbox_auth::hash_password;
 use stompbox_broker::{Access, LOOPBACK_ONLY_MESSAGE, PermissionRule};
@@ -71,19 +71,6 @@ async fn anonymous_anywhere_admits_remote_clients() {
     let mut remote = TcpClient::open_from(ip, addr).await;
     remote.handshake(frames::connect()).await;
     server.shutdown().await.unwrap();
-}
-
-/// A users file with `alice` (role `user`) and `root` (role `admin`).
-fn users_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    let path = dir.path().join("users.toml");
-    let text = format!(
-        "[[user]]\nlogin = \"alice\"\npassword_hash = \"{}\"\nroles = [\"user\"]\n\n\
-         [[user]]\nlogin = \"root\"\npassword_hash = \"{}\"\nroles = [\"admin\"]\n",
-        hash_password("alice-pw"),
-        hash_password("root-pw"),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn chat_permissions(config: &mut ServerConfig) {

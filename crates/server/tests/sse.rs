@@ -8,9 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::http::{Headers, request, sse_path};
-use common::{TestServer, WsClient, frames, within};
+use common::{TestServer, WsClient, frames, users_file, within};
 use jsonwebtoken::{EncodingKey, Header};
-use stompbox_auth::hash_password;
 use stompbox_broker::{Access, PermissionRule};
 use stompbox_codec::Frame;
 use stompbox_server::ServerConfig;
@@ -129,15 +128,7 @@ async fn binary_bodies_are_skipped_with_a_comment_and_idle_streams_get_keepalive
 /// A users file with `alice` (role `user`) and `root` (role `admin`), and the chat rules.
 fn secured(dir: &tempfile::TempDir, config: &mut ServerConfig) {
     use Access::{Send, Subscribe};
-    let path = dir.path().join("users.toml");
-    let text = format!(
-        "[[user]]\nlogin = \"alice\"\npassword_hash = \"{}\"\nroles = [\"user\"]\n\n\
-         [[user]]\nlogin = \"root\"\npassword_hash = \"{}\"\nroles = [\"admin\"]\n",
-        hash_password("alice-pw"),
-        hash_password("root-pw"),
-    );
-    std::fs::write(&path, text).unwrap();
-    config.auth.users_file = Some(path);
+    config.auth.users_file = Some(users_file(dir));
     config.auth.jwt = Some(stompbox_auth::JwtConfig {
         secret: Some(SECRET.into()),
         ..Default::default()

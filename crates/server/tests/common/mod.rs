@@ -77,3 +77,17 @@ impl Drop for TestServer {
 pub fn connect_frame() -> Vec<u8> {
     encode(&frames::connect())
 }
+
+/// A users file in `dir` with `alice` (password `alice-pw`, role `user`) and `root`
+/// (`root-pw`, role `admin`).
+pub fn users_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let path = dir.path().join("users.toml");
+    let text = format!(
+        "[[user]]\nlogin = \"alice\"\npassword_hash = \"{}\"\nroles = [\"user\"]\n\n\
+         [[user]]\nlogin = \"root\"\npassword_hash = \"{}\"\nroles = [\"admin\"]\n",
+        stompbox_auth::hash_password("alice-pw"),
+        stompbox_auth::hash_password("root-pw"),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
