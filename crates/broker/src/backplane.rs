@@ -68,6 +68,9 @@ pub struct BackplaneUnavailable {
     pub reason: String,
 }
 
+/// A wait for the backplane to take messages again ([`Backplane::room`]).
+pub type Room = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// A transport-agnostic backplane, set with [`crate::BrokerBuilder::backplane`].
 pub trait Backplane: Send + Sync + 'static {
     /// Local interest in `interest` began (`present`) or ended. Must not wait.
@@ -75,6 +78,14 @@ pub trait Backplane: Send + Sync + 'static {
     /// Offers a message published on this node to the other nodes. Must not wait; a refusal
     /// refuses the publish.
     fn forward(&self, message: Relayed) -> Result<(), BackplaneUnavailable>;
+    /// `None` while forwarding is taken; otherwise a wait that ends when the backplane has
+    /// room again (or when it gives up waiting, after which forwards may be refused). A
+    /// session that has forwarded stops reading its client while it waits: back-pressure on
+    /// publishers instead of refused SENDs; sessions that only subscribe are not held. Must
+    /// not wait itself. Default `None`.
+    fn room(&self) -> Option<Room> {
+        None
+    }
     /// Whether `/queue` destinations live in the backplane. Then a SEND to `/queue/x` is
     /// forwarded as [`Target::Queue`], and queue subscriptions, ACK and NACK go to the
     /// `queue_*` methods instead of the node's own queues. Default `false`.

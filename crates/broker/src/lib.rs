@@ -73,7 +73,7 @@ pub use auth::{
     Principal,
 };
 pub use backplane::{
-    Backplane, BackplaneUnavailable, Interest, QueueConsumer, QueueSink, Relayed, Target,
+    Backplane, BackplaneUnavailable, Interest, QueueConsumer, QueueSink, Relayed, Room, Target,
 };
 pub use broker::{Broker, CloseReason};
 pub use builder::BrokerBuilder;

@@ -33,10 +33,16 @@ pub struct RelayConfig {
     #[serde(with = "humantime_serde")]
     pub reconnect_max: Duration,
     /// Messages published on this node and not yet handed to RabbitMQ that the relay holds.
-    /// Beyond it a SEND gets ERROR `relay unavailable` (and `Broker::send` an error) instead
-    /// of being delivered anywhere. Default 10 000: a few seconds of a busy node's traffic,
-    /// a few MiB at typical message sizes.
+    /// When it is nearly full, the sessions that publish through the relay stop being read
+    /// (their clients feel TCP back-pressure) until it has room again; past
+    /// `unavailable_after` of being full, a SEND gets ERROR `relay unavailable` (and
+    /// `Broker::send` an error) instead. Default 10 000: a few seconds of a busy node's
+    /// traffic, a few MiB at typical message sizes.
     pub buffer_messages: usize,
+    /// How long publishers are held while the relay's buffer stays full (RabbitMQ down or too
+    /// slow) before their SENDs are refused with ERROR `relay unavailable`. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub unavailable_after: Duration,
     /// How long RabbitMQ keeps this node's queue (and its bindings and messages) once the
     /// node's connection is gone (`x-expires`). Default 60 s: a node that reconnects within
     /// it misses nothing other nodes sent meanwhile; a node that died leaves nothing behind
@@ -80,6 +86,7 @@ impl Default for RelayConfig {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
             buffer_messages: 10_000,
+            unavailable_after: Duration::from_secs(30),
             node_queue_expiry: Duration::from_secs(60),
             prefetch: 1_000,
             queues: true,

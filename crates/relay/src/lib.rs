@@ -50,6 +50,7 @@ mod queue_consumers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use stompbox_broker::{Backplane, BackplaneUnavailable, Broker, Interest, QueueConsumer, Relayed};
 use tokio::sync::{Notify, mpsc, watch};
@@ -109,6 +110,12 @@ pub(crate) struct Shared {
     /// The link was started: [`Relay::stop`] then waits for it to end.
     started: AtomicBool,
     refused: AtomicU64,
+    /// Signalled when the publisher took messages from `outgoing` (see [`Relay::room`]).
+    pub(crate) taken: Notify,
+    /// Since when `outgoing` has been nearly full: milliseconds after `epoch`, 0 while it has
+    /// room.
+    full_since: AtomicU64,
+    epoch: tokio::time::Instant,
     /// Per queue subscription: open until the broker unsubscribes. A delivery is offered only
     /// under this lock while it is open, so none arrives after `queue_unsubscribe` returned.
     gates: Mutex<std::collections::HashMap<ConsumerKey, Gate>>,
@@ -150,6 +157,9 @@ impl Relay {
             node_id,
             names,
             outgoing,
+            taken: Notify::new(),
+            full_since: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
             queue_ops,
             interests: Mutex::default(),
             changed: Notify::new(),
@@ -252,6 +262,45 @@ impl Backplane for Relay {
             };
             BackplaneUnavailable { reason }
         })
+    }
+
+    fn room(&self) -> Option<stompbox_broker::Room> {
+        let shared = &self.shared;
+        // Held below an eighth of the buffer left: sessions racing past the check still fit.
+        let slack = (shared.config.buffer_messages / 8).max(1);
+        if shared.outgoing.capacity() >= slack {
+            if shared.full_since.load(Relaxed) != 0 {
+                shared.full_since.store(0, Relaxed);
+            }
+            return None;
+        }
+        let now = tokio::time::Instant::now();
+        let mut since = shared.full_since.load(Relaxed);
+        if since == 0 {
+            since = (now - shared.epoch).as_millis() as u64 + 1;
+            shared.full_since.store(since, Relaxed);
+        }
+        let deadline =
+            shared.epoch + Duration::from_millis(since) + shared.config.unavailable_after;
+        if now >= deadline {
+            // Full for too long: stop holding publishers; their SENDs are refused.
+            return None;
+        }
+        let shared = self.shared.clone();
+        Some(Box::pin(async move {
+            let wait = async {
+                loop {
+                    let taken = shared.taken.notified();
+                    tokio::pin!(taken);
+                    taken.as_mut().enable();
+                    if shared.outgoing.capacity() >= slack {
+                        return;
+                    }
+                    taken.await;
+                }
+            };
+            let _ = tokio::time::timeout_at(deadline, wait).await;
+        }))
     }
 
     fn handles_queues(&self) -> bool {

@@ -122,6 +122,8 @@ pub(crate) async fn run(
                     return in_flight.drain(link, channel, unconfirmed).await;
                 }
                 unconfirmed.extend(received.drain(..));
+                // Publishers held for room may go on.
+                link.shared.taken.notify_waiters();
             }
         }
     }

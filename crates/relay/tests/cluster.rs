@@ -229,3 +229,48 @@ async fn user_destinations_and_app_handlers_reach_every_node_and_leave_nothing_b
     );
     remove_exchanges(&prefix).await;
 }
+
+/// A publisher faster than the relay is held back, not refused: with a buffer of 64 messages,
+/// 20,000 sent as fast as the client can reach the other node, all of them, in order, and the
+/// publisher is never sent an ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_publisher_is_held_back_not_refused() {
+    let prefix = prefix("flow");
+    let small = |id: &str| {
+        let mut config = config(&prefix, id);
+        config.buffer_messages = 64;
+        config
+    };
+    let (a, b) = (node_from(small("a")).await, node_from(small("b")).await);
+    let mut subscriber = client(&b.broker).await;
+    subscriber.subscribe("s", "/topic/burst").await;
+    synced(&[&a, &b]).await;
+    const N: usize = 20_000;
+    // The subscriber reads as it goes, as a live client does.
+    let receiving = tokio::spawn(async move {
+        for i in 0..N {
+            assert_eq!(body(&subscriber.expect_message().await), i.to_string());
+        }
+        assert_eq!(body(&subscriber.expect_message().await), "last");
+        subscriber
+    });
+    let mut publisher = client(&a.broker).await;
+    for i in 0..N {
+        let send = frames::send("/topic/burst", i.to_string());
+        publisher.send_frame(send).await;
+    }
+    publisher
+        .send_with_receipt(frames::send("/topic/burst", "last"), "done")
+        .await;
+    let subscriber = tokio::time::timeout(WAIT, receiving)
+        .await
+        .expect("every message in time")
+        .expect("in order");
+    assert_eq!(a.relay.refused(), 0, "nothing refused");
+    publisher.disconnect().await;
+    subscriber.disconnect().await;
+    for n in [&a, &b] {
+        n.relay.stop().await;
+    }
+    remove_exchanges(&prefix).await;
+}

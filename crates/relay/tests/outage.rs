@@ -131,10 +131,12 @@ async fn a_cut_connection_recovers_without_clients_reconnecting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_buffer_refuses_sends_visibly_while_rabbitmq_is_unreachable() {
     let prefix = prefix("refuse");
-    // Nothing listens on port 1: the relay never connects and its buffer of 3 fills up.
+    // Nothing listens on port 1: the relay never connects and its buffer of 3 fills up. The
+    // publisher is held (not read) for `unavailable_after`, then its next SEND is refused.
     let mut config = config(&prefix, "lonely");
     config.urls = vec!["amqp://guest:guest@127.0.0.1:1/%2f".into()];
     config.buffer_messages = 3;
+    config.unavailable_after = std::time::Duration::from_millis(300);
     let (relay, link) = Relay::new(config).unwrap();
     let broker = stompbox_broker::Broker::builder()
         .backplane(relay.backplane())
@@ -152,7 +154,12 @@ async fn a_full_buffer_refuses_sends_visibly_while_rabbitmq_is_unreachable() {
     publisher
         .send_frame(frames::send("/topic/t", "3").with_header("receipt", "r3"))
         .await;
+    let held = std::time::Instant::now();
     let error = publisher.expect_frame(stompbox_codec::Command::Error).await;
+    assert!(
+        held.elapsed() >= std::time::Duration::from_millis(250),
+        "held first"
+    );
     assert_eq!(error.header("message"), Some("relay unavailable"));
     assert_eq!(error.header("receipt-id"), Some("r3"));
     // Local subscribers got the three accepted messages, not the refused one.

@@ -380,6 +380,16 @@ impl Router {
 
     /// Offers a message published on this node to the other nodes that need it, before any
     /// local delivery: a refusal refuses the whole send.
+    /// The backplane's [`Backplane::room`], when there is a backplane.
+    pub(crate) fn backplane_room(&self) -> Option<crate::backplane::Room> {
+        self.backplane.as_ref()?.room()
+    }
+
+    /// Whether messages may leave this node (a backplane is set).
+    pub(crate) fn has_backplane(&self) -> bool {
+        self.backplane.is_some()
+    }
+
     fn forward(&self, address: &Address, message: &Message) -> Result<(), RouteError> {
         let Some(backplane) = &self.backplane else {
             return Ok(());

@@ -35,6 +35,9 @@ pub(super) struct Conn<'a> {
     pub(super) owes_disconnected: bool,
     /// Decoding stopped with bytes left because the handler queue is full.
     pub(super) decode_stalled: bool,
+    /// The client has published through a backplane: held (not read) while the backplane has
+    /// no room ([`crate::Backplane::room`]).
+    pub(super) forwards: bool,
     /// Needed only to authenticate; dropped once connected (handshake headers can be large).
     pub(super) info: Option<ConnectionInfo>,
     pub(super) session: Session<'a>,
@@ -87,6 +90,7 @@ impl<'a> Conn<'a> {
             worker: None,
             owes_disconnected: false,
             decode_stalled: false,
+            forwards: false,
             info: Some(info),
             session: Session::new(ByteString::from(id.to_string()), config)
                 .with_rules(shared.router.rules()),

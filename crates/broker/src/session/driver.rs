@@ -151,6 +151,14 @@ where
         // of input is waiting: the same bound as a frame being received.
         let read_open = conn.writer.len() < config.outbox.max_bytes
             && (conn.handlers_have_room() || conn.read_buf.len() < config.max_frame_size);
+        // A publisher waits while the backplane has no room (its client is not idle then:
+        // its heart-beats are simply not read yet).
+        let mut room = match conn.forwards {
+            true => shared.router.backplane_room(),
+            false => None,
+        };
+        let read_open = read_open && room.is_none();
+        let read_deadline = read_deadline.filter(|_| room.is_none());
         let control = conn.control();
 
         tokio::select! {
@@ -189,6 +197,7 @@ where
                     }).await;
                 }
             }
+            () = async { room.as_mut().expect("guarded").await }, if room.is_some() => {}
             item = inbound.next(), if read_open => {
                 conn.on_inbound(item).await;
                 // A transport that is always ready (not tokio I/O) must not starve other

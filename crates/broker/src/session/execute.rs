@@ -174,6 +174,7 @@ impl Conn<'_> {
                 let to = To::Destination(destination);
                 let origin = Origin::Client(self.me.principal.as_ref());
                 let routed = router.route(origin, to, Payload::new(headers, body))?;
+                self.forwards |= router.has_backplane();
                 self.note_written(routed.written);
             }
             Action::Handle {

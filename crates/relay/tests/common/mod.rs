@@ -44,6 +44,18 @@ pub async fn node(prefix: &str, id: &str) -> Node {
     node_with(prefix, id, Broker::builder()).await
 }
 
+/// A node with a configuration of the test's own.
+pub async fn node_from(config: RelayConfig) -> Node {
+    let (relay, link) = Relay::new(config).unwrap();
+    let broker = Broker::builder()
+        .backplane(relay.backplane())
+        .build()
+        .unwrap();
+    link.start(broker.clone());
+    wait_connected(&relay).await;
+    Node { broker, relay }
+}
+
 pub async fn node_with(prefix: &str, id: &str, builder: BrokerBuilder) -> Node {
     let (relay, link) = Relay::new(config(prefix, id)).unwrap();
     let broker = builder.backplane(relay.backplane()).build().unwrap();
