@@ -25,6 +25,13 @@ use stompbox_codec::Headers;
 
 use crate::QueueType;
 
+/// The content type of an AMQP message that carries several `/topic` messages of one
+/// routing key (`batch`, `unbatch`): each a STOMP SEND frame (headers, then the body with its
+/// `content-length`), one after the other.
+pub(crate) const BATCH_CONTENT_TYPE: &str = "application/x-stompbox-batch";
+/// How many messages a batch carries (an AMQP header, for people reading queues).
+pub(crate) const BATCH_HEADER: &str = "x-stompbox-batch";
+
 /// Header carrying a `/user` message's destination (after `/user`).
 pub(crate) const DESTINATION_HEADER: &str = "x-stompbox-destination";
 /// AMQP limits routing keys (short strings) to 255 bytes.
@@ -151,6 +158,60 @@ pub(crate) fn properties(message: &Relayed, node_id: &str) -> BasicProperties {
         Some("true") => properties.with_delivery_mode(2),
         _ => properties,
     }
+}
+
+/// Several `/topic` messages of the same routing key as one AMQP message: its properties and
+/// body. Not for queue messages (each is confirmed and stored on its own) nor `/user` ones.
+pub(crate) fn batch(messages: &[&Relayed], node_id: &str) -> (BasicProperties, Vec<u8>) {
+    let mut body = bytes::BytesMut::new();
+    for message in messages {
+        let frame = stompbox_codec::Frame {
+            command: stompbox_codec::Command::Send,
+            headers: message.headers.clone(),
+            body: message.body.clone(),
+        };
+        stompbox_codec::encode(&frame, stompbox_codec::Version::V1_2, &mut body);
+    }
+    let mut table = FieldTable::default();
+    table.insert(
+        BATCH_HEADER.into(),
+        AMQPValue::LongUInt(messages.len() as u32),
+    );
+    let properties = BasicProperties::default()
+        .with_app_id(node_id.into())
+        .with_content_type(BATCH_CONTENT_TYPE.into())
+        .with_headers(table);
+    (properties, body.to_vec())
+}
+
+/// The messages of a batch (see [`batch`]) for the topic `routing_key`; `None` when the body
+/// is not a batch's.
+pub(crate) fn unbatch(routing_key: &str, body: Vec<u8>) -> Option<Vec<Relayed>> {
+    let mut decoder = stompbox_codec::Decoder::new(stompbox_codec::Limits::UNLIMITED);
+    decoder.set_version(stompbox_codec::Version::V1_2);
+    let mut buffer = bytes::BytesMut::from(&body[..]);
+    let mut messages = Vec::new();
+    while !buffer.is_empty() {
+        match decoder.decode(&mut buffer).ok()? {
+            Some(stompbox_codec::Item::Frame(mut frame)) => {
+                frame.headers.remove("content-length");
+                frame.detach();
+                messages.push(Relayed {
+                    target: Target::Topic(routing_key.to_owned()),
+                    headers: frame.headers,
+                    body: frame.body,
+                });
+            }
+            Some(stompbox_codec::Item::HeartBeat) => {}
+            None => return None,
+        }
+    }
+    Some(messages)
+}
+
+/// True if `properties` are a batch's.
+pub(crate) fn is_batch(properties: &BasicProperties) -> bool {
+    properties.content_type().as_ref().map(ShortString::as_str) == Some(BATCH_CONTENT_TYPE)
 }
 
 /// The STOMP headers of an AMQP message, and the `/user` destination header apart.
@@ -353,5 +414,52 @@ mod tests {
         let pattern = Interest::Topic("a.#".into());
         assert_eq!(names.binding(&pattern), ("p.topic", "a.#"));
         assert_eq!(names.node_queue, "p.node.a");
+    }
+
+    #[test]
+    fn a_batch_carries_its_messages_as_they_were() {
+        let message = |headers: &[(&str, &str)], body: &[u8]| {
+            let mut h = Headers::new();
+            for (n, v) in headers {
+                h.push(n.to_string(), v.to_string());
+            }
+            Relayed {
+                target: Target::Topic("scores.live".into()),
+                headers: h,
+                body: Bytes::copy_from_slice(body),
+            }
+        };
+        let messages = [
+            message(
+                &[("content-type", "text/plain"), ("x-colon", "a:b\nc")],
+                b"one",
+            ),
+            message(&[], b"with a \0 NUL"),
+            message(&[("priority", "9")], b""),
+        ];
+        let refs: Vec<&Relayed> = messages.iter().collect();
+        let (properties, body) = batch(&refs, "node-a");
+        assert!(is_batch(&properties));
+        assert_eq!(
+            properties.app_id().as_ref().map(ShortString::as_str),
+            Some("node-a")
+        );
+        let back = unbatch("scores.live", body).expect("a batch");
+        assert_eq!(back.len(), 3);
+        for (sent, got) in messages.iter().zip(&back) {
+            assert_eq!(got.target, sent.target);
+            assert_eq!(got.body, sent.body);
+            let headers = |m: &Relayed| -> Vec<(String, String)> {
+                m.headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect()
+            };
+            assert_eq!(headers(got), headers(sent));
+        }
+        assert!(
+            unbatch("k", b"SEND\nbroken".to_vec()).is_none(),
+            "a cut batch"
+        );
     }
 }

@@ -69,14 +69,32 @@ async fn deliver_ready(
     Ok(())
 }
 
-/// One delivery from the node queue into the broker (unless it is this node's own echo);
-/// returns what acknowledges it.
+/// One delivery from the node queue into the broker (unless it is this node's own echo): a
+/// message, or each message of a batch ([`amqp::unbatch`]) in order. Returns what
+/// acknowledges it.
 fn deliver(
     link: &Link,
     delivery: Option<lapin::Result<lapin::message::Delivery>>,
 ) -> Result<lapin::Acker, RelayError> {
     let delivery = delivery.ok_or(RelayError::ConsumerEnded)??;
     let shared = &*link.shared;
+    if amqp::is_batch(&delivery.properties)
+        && delivery.exchange.as_str() == shared.names.topic_exchange
+    {
+        let own =
+            delivery.properties.app_id().as_ref().map(|id| id.as_str()) == Some(&shared.node_id);
+        if !own {
+            match amqp::unbatch(delivery.routing_key.as_str(), delivery.data) {
+                Some(messages) => {
+                    for message in messages {
+                        link.broker.inject(message);
+                    }
+                }
+                None => tracing::warn!(node = %shared.node_id, "an unreadable batch was dropped"),
+            }
+        }
+        return Ok(delivery.acker);
+    }
     let message = amqp::relayed(
         &shared.names,
         &shared.node_id,

@@ -27,14 +27,25 @@ const PUBLISH_BATCH: usize = 256;
 /// little.
 const IN_FLIGHT: usize = 4 * PUBLISH_BATCH;
 
-/// The confirms of what was published on this channel: those of the oldest messages of
-/// [`Unconfirmed`], in order.
+/// Most `/topic` messages of one routing key carried by one AMQP message, and most bytes of
+/// bodies in it: RabbitMQ's cost is per AMQP message, so a burst to one topic costs it one
+/// message per batch.
+const BATCH_MESSAGES: usize = 64;
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// The confirms of what was published on this channel, oldest first, each with the number of
+/// messages its AMQP message carried: those are the oldest of [`Unconfirmed`], in order.
 #[derive(Default)]
-struct InFlight(VecDeque<PublisherConfirm>);
+struct InFlight {
+    confirms: VecDeque<(PublisherConfirm, usize)>,
+    /// Messages the confirms stand for.
+    messages: usize,
+}
 
 impl InFlight {
     /// Publishes the messages of `unconfirmed` not yet published, while fewer than
-    /// [`IN_FLIGHT`] wait for their confirms.
+    /// [`IN_FLIGHT`] wait for their confirms: consecutive `/topic` messages of one routing key
+    /// together ([`amqp::batch`]), the others one by one.
     ///
     /// The publishes of one call are handed to the connection together: lapin resolves each
     /// publish once its frames are written, so one at a time would cost a round trip to its
@@ -46,29 +57,41 @@ impl InFlight {
         channel: &Channel,
         unconfirmed: &Unconfirmed,
     ) -> Result<(), RelayError> {
-        let next: Vec<&Relayed> = unconfirmed.front(IN_FLIGHT).skip(self.0.len()).collect();
+        let next: Vec<&Relayed> = unconfirmed.front(IN_FLIGHT).skip(self.messages).collect();
         for message in &next {
             if let Target::Queue(name) = &message.target {
                 declare_queue(link, channel, name).await?;
             }
         }
-        let publishes = next.iter().map(|message| publish(link, channel, message));
-        self.0
-            .extend(futures::future::try_join_all(publishes).await?);
+        let groups = groups(&next);
+        let publishes = groups.iter().map(|group| publish(link, channel, group));
+        let confirms = futures::future::try_join_all(publishes).await?;
+        for (confirm, group) in confirms.into_iter().zip(&groups) {
+            self.messages += group.len();
+            self.confirms.push_back((confirm, group.len()));
+        }
         Ok(())
     }
 
-    /// Waits for the oldest confirm; then its message leaves `unconfirmed`.
+    fn is_empty(&self) -> bool {
+        self.confirms.is_empty()
+    }
+
+    /// Waits for the oldest confirm; then its messages leave `unconfirmed`.
     async fn confirm_one(&mut self, unconfirmed: &mut Unconfirmed) -> Result<(), RelayError> {
-        let Some(confirm) = self.0.front_mut() else {
+        let Some((confirm, count)) = self.confirms.front_mut() else {
             return Ok(());
         };
         let confirmation = confirm.await?;
-        self.0.pop_front();
+        let count = *count;
+        self.confirms.pop_front();
+        self.messages -= count;
         match confirmation {
             Confirmation::Nack(_) => Err(RelayError::NotConfirmed),
             Confirmation::Ack(_) | Confirmation::NotRequested => {
-                unconfirmed.confirmed();
+                for _ in 0..count {
+                    unconfirmed.confirmed();
+                }
                 Ok(())
             }
         }
@@ -89,6 +112,38 @@ impl InFlight {
     }
 }
 
+/// `messages` cut into what goes in one AMQP message each, in order: runs of `/topic`
+/// messages with the same routing key (up to [`BATCH_MESSAGES`] and [`BATCH_BYTES`]), and
+/// every other message alone.
+fn groups<'a>(messages: &[&'a Relayed]) -> Vec<Vec<&'a Relayed>> {
+    let mut groups: Vec<Vec<&Relayed>> = Vec::new();
+    let mut bytes = 0;
+    for &message in messages {
+        let joins = match (groups.last(), &message.target) {
+            (Some(group), Target::Topic(key)) => match &group[0].target {
+                Target::Topic(last) => {
+                    last == key
+                        && group.len() < BATCH_MESSAGES
+                        && bytes + message.body.len() <= BATCH_BYTES
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        match joins {
+            true => {
+                bytes += message.body.len();
+                groups.last_mut().expect("joined").push(message);
+            }
+            false => {
+                bytes = message.body.len();
+                groups.push(vec![message]);
+            }
+        }
+    }
+    groups
+}
+
 /// Publishes what arrives until stopped (then flushes what is buffered), until every `Relay`
 /// handle is gone, or until the node queue half `ended`: all `Ok`. An error means the link
 /// broke; what was not confirmed stays in `unconfirmed` for the next connection.
@@ -103,7 +158,7 @@ pub(crate) async fn run(
     let mut in_flight = InFlight::default();
     loop {
         in_flight.fill(link, channel, unconfirmed).await?;
-        let waiting = !in_flight.0.is_empty();
+        let waiting = !in_flight.is_empty();
         tokio::select! {
             biased;
             () = ended.cancelled() => return Ok(()),
@@ -138,24 +193,72 @@ pub(crate) async fn publish_all(
     InFlight::default().drain(link, channel, unconfirmed).await
 }
 
-/// Publishes one message (its queue, for a queue message, already declared); its confirm
-/// follows.
+/// Publishes one AMQP message for `group` (its queue, for a queue message, already declared):
+/// the message itself, or a batch of several; its confirm follows.
 async fn publish(
     link: &Link,
     channel: &Channel,
-    message: &Relayed,
+    group: &[&Relayed],
 ) -> Result<PublisherConfirm, RelayError> {
     let shared = &*link.shared;
-    let (exchange, key) = shared.names.route(&message.target);
-    let properties = amqp::properties(message, &shared.node_id);
+    let (exchange, key) = shared.names.route(&group[0].target);
+    let (properties, batch);
+    let body: &[u8] = match group {
+        [message] => {
+            properties = amqp::properties(message, &shared.node_id);
+            &message.body
+        }
+        _ => {
+            (properties, batch) = amqp::batch(group, &shared.node_id);
+            &batch
+        }
+    };
     let confirm = channel
         .basic_publish(
             exchange.into(),
             key.as_ref().into(),
             BasicPublishOptions::default(),
-            &message.body,
+            body,
             properties,
         )
         .await?;
     Ok(confirm)
+}
+
+#[cfg(test)]
+mod tests {
+    use stompbox_codec::Headers;
+
+    use super::*;
+
+    fn message(target: Target, body: usize) -> Relayed {
+        Relayed {
+            target,
+            headers: Headers::new(),
+            body: vec![b'x'; body].into(),
+        }
+    }
+
+    #[test]
+    fn runs_of_one_topic_go_together_and_the_rest_alone() {
+        let topic = |k: &str| Target::Topic(k.to_owned());
+        let messages = [
+            message(topic("a"), 10),
+            message(topic("a"), 10),
+            message(topic("b"), 10),
+            message(Target::Queue("q".to_owned()), 10),
+            message(Target::Queue("q".to_owned()), 10),
+            message(topic("b"), BATCH_BYTES),
+            message(topic("b"), 1),
+        ];
+        let refs: Vec<&Relayed> = messages.iter().collect();
+        let sizes: Vec<usize> = groups(&refs).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 1, 1, 1, 1, 1], "a a | b | q | q | b(64 KiB) | b");
+        let many: Vec<Relayed> = (0..BATCH_MESSAGES + 1)
+            .map(|_| message(topic("a"), 1))
+            .collect();
+        let refs: Vec<&Relayed> = many.iter().collect();
+        let sizes: Vec<usize> = groups(&refs).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [BATCH_MESSAGES, 1]);
+    }
 }
