@@ -32,6 +32,43 @@ pub(crate) const BATCH_CONTENT_TYPE: &str = "application/x-stompbox-batch";
 /// How many messages a batch carries (an AMQP header, for people reading queues).
 pub(crate) const BATCH_HEADER: &str = "x-stompbox-batch";
 
+/// Headers numbering what a node publishes ([`Stamp`]), read by the receiving node to drop
+/// copies published again after a broken link. Numbers, so never taken for STOMP headers.
+pub(crate) const SEQ_HEADER: &str = "x-stompbox-seq";
+pub(crate) const INCARNATION_HEADER: &str = "x-stompbox-incarnation";
+
+/// Who published a message and its number: the sending node's incarnation (chosen when its
+/// relay starts) and the message's sequence number (a batch: its first message's; the others
+/// follow one by one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) incarnation: u64,
+    pub(crate) seq: u64,
+}
+
+impl Stamp {
+    fn write(self, table: &mut FieldTable) {
+        table.insert(
+            INCARNATION_HEADER.into(),
+            AMQPValue::LongLongInt(self.incarnation as i64),
+        );
+        table.insert(SEQ_HEADER.into(), AMQPValue::LongLongInt(self.seq as i64));
+    }
+
+    /// The stamp of a delivery, when its sender wrote one.
+    pub(crate) fn read(properties: &BasicProperties) -> Option<Stamp> {
+        let table = properties.headers().as_ref()?;
+        let number = |name: &str| match table.inner().get(name)? {
+            AMQPValue::LongLongInt(n) => Some(*n as u64),
+            _ => None,
+        };
+        Some(Stamp {
+            incarnation: number(INCARNATION_HEADER)?,
+            seq: number(SEQ_HEADER)?,
+        })
+    }
+}
+
 /// Header carrying a `/user` message's destination (after `/user`).
 pub(crate) const DESTINATION_HEADER: &str = "x-stompbox-destination";
 /// AMQP limits routing keys (short strings) to 255 bytes.
@@ -142,8 +179,9 @@ pub(crate) fn original_destination(names: &Names, headers: &Headers) -> Option<S
 }
 
 /// The AMQP properties of a relayed message: its STOMP headers, and who sent it.
-pub(crate) fn properties(message: &Relayed, node_id: &str) -> BasicProperties {
+pub(crate) fn properties(message: &Relayed, node_id: &str, stamp: Stamp) -> BasicProperties {
     let mut table = FieldTable::default();
+    stamp.write(&mut table);
     for (name, value) in message.headers.iter() {
         table.insert(ShortString::from(name), long(value));
     }
@@ -162,7 +200,11 @@ pub(crate) fn properties(message: &Relayed, node_id: &str) -> BasicProperties {
 
 /// Several `/topic` messages of the same routing key as one AMQP message: its properties and
 /// body. Not for queue messages (each is confirmed and stored on its own) nor `/user` ones.
-pub(crate) fn batch(messages: &[&Relayed], node_id: &str) -> (BasicProperties, Vec<u8>) {
+pub(crate) fn batch(
+    messages: &[&Relayed],
+    node_id: &str,
+    stamp: Stamp,
+) -> (BasicProperties, Vec<u8>) {
     let mut body = bytes::BytesMut::new();
     for message in messages {
         let frame = stompbox_codec::Frame {
@@ -173,6 +215,7 @@ pub(crate) fn batch(messages: &[&Relayed], node_id: &str) -> (BasicProperties, V
         stompbox_codec::encode(&frame, stompbox_codec::Version::V1_2, &mut body);
     }
     let mut table = FieldTable::default();
+    stamp.write(&mut table);
     table.insert(
         BATCH_HEADER.into(),
         AMQPValue::LongUInt(messages.len() as u32),
@@ -300,6 +343,11 @@ pub(crate) fn relayed(
 mod tests {
     use super::*;
 
+    const ONE: Stamp = Stamp {
+        incarnation: 1,
+        seq: 1,
+    };
+
     fn shape(queue_type: QueueType, max_deliveries: u32, prefix: &str) -> QueueShape {
         QueueShape {
             queue_type,
@@ -380,7 +428,7 @@ mod tests {
         let (exchange, key) = names.route(&message.target);
         assert_eq!((exchange, &*key), ("p.user", "alice"));
         let key = &*key;
-        let props = properties(&message, "a");
+        let props = properties(&message, "a", ONE);
         assert!(relayed(&names, "a", exchange, key, &props, b"hi".to_vec()).is_none());
         let back = relayed(&names, "b", exchange, key, &props, b"hi".to_vec()).unwrap();
         assert_eq!(back.target, message.target);
@@ -399,9 +447,9 @@ mod tests {
             headers,
             body: Bytes::new(),
         };
-        assert_eq!(*properties(&message, "a").delivery_mode(), Some(2));
+        assert_eq!(*properties(&message, "a", ONE).delivery_mode(), Some(2));
         message.headers = Headers::new();
-        assert_eq!(*properties(&message, "a").delivery_mode(), None);
+        assert_eq!(*properties(&message, "a", ONE).delivery_mode(), None);
     }
 
     #[test]
@@ -438,7 +486,12 @@ mod tests {
             message(&[("priority", "9")], b""),
         ];
         let refs: Vec<&Relayed> = messages.iter().collect();
-        let (properties, body) = batch(&refs, "node-a");
+        let stamp = Stamp {
+            incarnation: 7,
+            seq: 40,
+        };
+        let (properties, body) = batch(&refs, "node-a", stamp);
+        assert_eq!(Stamp::read(&properties), Some(stamp));
         assert!(is_batch(&properties));
         assert_eq!(
             properties.app_id().as_ref().map(ShortString::as_str),

@@ -75,23 +75,29 @@ impl Interests {
     }
 }
 
-/// Messages taken from the broker and not yet confirmed by RabbitMQ, oldest first. They are
-/// published in order and leave only when confirmed, so after a broken link exactly the
-/// unconfirmed ones are published again (a cut can duplicate, never drop).
+/// Messages taken from the broker and not yet confirmed by RabbitMQ, oldest first, each with
+/// its sequence number on this node (from 1, in the order taken). They are published in order
+/// and leave only when confirmed, so after a broken link exactly the unconfirmed ones are
+/// published again, with their numbers: a receiving node drops what it already delivered
+/// ([`Seen`]).
 #[derive(Debug, Default)]
 pub(crate) struct Unconfirmed {
-    messages: VecDeque<Relayed>,
+    messages: VecDeque<(u64, Relayed)>,
+    last: u64,
 }
 
 impl Unconfirmed {
     /// Adds messages taken from the broker, after those already waiting.
     pub(crate) fn extend(&mut self, messages: impl IntoIterator<Item = Relayed>) {
-        self.messages.extend(messages);
+        for message in messages {
+            self.last += 1;
+            self.messages.push_back((self.last, message));
+        }
     }
 
-    /// The oldest `n` messages, to publish (again).
-    pub(crate) fn front(&self, n: usize) -> impl Iterator<Item = &Relayed> {
-        self.messages.iter().take(n)
+    /// The oldest `n` messages and their numbers, to publish (again).
+    pub(crate) fn front(&self, n: usize) -> impl Iterator<Item = (u64, &Relayed)> {
+        self.messages.iter().take(n).map(|(seq, m)| (*seq, m))
     }
 
     /// The oldest message was confirmed.
@@ -105,6 +111,38 @@ impl Unconfirmed {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+}
+
+/// What a node delivered from each other node, to drop the copies a sender publishes again
+/// after a broken link: per sender node, its current incarnation (a restart is a new one) and
+/// the highest sequence number delivered. A sender's messages reach this node in the order it
+/// published them (one channel, one node queue), a restarted sender's after its earlier run's,
+/// so a number not above the highest is a copy.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    highest: std::collections::HashMap<String, (u64, u64)>,
+}
+
+impl Seen {
+    /// Sender nodes remembered; past it, all are forgotten (a cluster has far fewer).
+    const SENDERS: usize = 1024;
+
+    /// True if message `seq` of `node`'s run `incarnation` is new (then it counts as
+    /// delivered).
+    pub(crate) fn fresh(&mut self, node: &str, incarnation: u64, seq: u64) -> bool {
+        if let Some((run, highest)) = self.highest.get_mut(node) {
+            if *run == incarnation && seq <= *highest {
+                return false;
+            }
+            (*run, *highest) = (incarnation, seq);
+            return true;
+        }
+        if self.highest.len() == Self::SENDERS {
+            self.highest.clear();
+        }
+        self.highest.insert(node.to_owned(), (incarnation, seq));
+        true
     }
 }
 
@@ -201,7 +239,7 @@ mod tests {
         unconfirmed.extend([message("3")]);
         let keys = |u: &Unconfirmed, n| {
             u.front(n)
-                .map(|m| match &m.target {
+                .map(|(_, m)| match &m.target {
                     Target::Topic(k) => k.clone(),
                     _ => unreachable!(),
                 })
@@ -212,6 +250,27 @@ mod tests {
         // The link broke here: 2 and 3 are published again, 1 is not.
         assert_eq!(keys(&unconfirmed, 10), ["2", "3"]);
         assert_eq!(unconfirmed.len(), 2);
+        let numbers: Vec<u64> = unconfirmed.front(10).map(|(seq, _)| seq).collect();
+        assert_eq!(numbers, [2, 3], "published again with their numbers");
+    }
+
+    #[test]
+    fn a_copy_is_dropped_per_sender_and_incarnation() {
+        let mut seen = Seen::default();
+        assert!(seen.fresh("a", 1, 5));
+        assert!(!seen.fresh("a", 1, 5), "the same again");
+        assert!(!seen.fresh("a", 1, 3), "an older one published again");
+        assert!(seen.fresh("a", 1, 9), "gaps: other destinations' messages");
+        assert!(seen.fresh("b", 1, 1), "another node");
+        assert!(seen.fresh("a", 2, 1), "node a restarted");
+        assert!(!seen.fresh("a", 2, 1));
+        for i in 0..Seen::SENDERS {
+            seen.fresh(&format!("n{i}"), 1, 1);
+        }
+        assert!(
+            seen.fresh("a", 2, 1),
+            "forgotten past the bound: delivered again"
+        );
     }
 
     #[test]

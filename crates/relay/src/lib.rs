@@ -95,6 +95,11 @@ pub struct RelayLink {
 pub(crate) struct Shared {
     pub(crate) config: RelayConfig,
     pub(crate) node_id: String,
+    /// Chosen when the relay starts: numbers what this node publishes apart from what an
+    /// earlier run of it published ([`amqp::Stamp`]).
+    pub(crate) incarnation: u64,
+    /// What this node delivered from each other node ([`core::Seen`]).
+    pub(crate) seen: Mutex<core::Seen>,
     pub(crate) names: amqp::Names,
     outgoing: mpsc::Sender<Relayed>,
     /// Queue subscriptions and settlements, in order. Unbounded but not by traffic: one
@@ -155,6 +160,8 @@ impl Relay {
         let shared = Arc::new(Shared {
             config,
             node_id,
+            incarnation: u64::from_str_radix(&random_id(), 16).unwrap_or_default(),
+            seen: Mutex::default(),
             names,
             outgoing,
             taken: Notify::new(),

@@ -78,21 +78,34 @@ fn deliver(
 ) -> Result<lapin::Acker, RelayError> {
     let delivery = delivery.ok_or(RelayError::ConsumerEnded)??;
     let shared = &*link.shared;
+    let sender = delivery.properties.app_id().as_ref().map(|id| id.as_str());
+    let own = sender == Some(shared.node_id.as_str());
+    // Copies published again after the sender's link broke are dropped here.
+    let stamp = amqp::Stamp::read(&delivery.properties);
+    let fresh = |offset: u64| match (sender, stamp) {
+        (Some(node), Some(stamp)) => {
+            lock(&shared.seen).fresh(node, stamp.incarnation, stamp.seq + offset)
+        }
+        _ => true,
+    };
     if amqp::is_batch(&delivery.properties)
         && delivery.exchange.as_str() == shared.names.topic_exchange
     {
-        let own =
-            delivery.properties.app_id().as_ref().map(|id| id.as_str()) == Some(&shared.node_id);
         if !own {
             match amqp::unbatch(delivery.routing_key.as_str(), delivery.data) {
                 Some(messages) => {
-                    for message in messages {
-                        link.broker.inject(message);
+                    for (offset, message) in (0..).zip(messages) {
+                        if fresh(offset) {
+                            link.broker.inject(message);
+                        }
                     }
                 }
                 None => tracing::warn!(node = %shared.node_id, "an unreadable batch was dropped"),
             }
         }
+        return Ok(delivery.acker);
+    }
+    if !own && !fresh(0) {
         return Ok(delivery.acker);
     }
     let message = amqp::relayed(

@@ -57,8 +57,8 @@ impl InFlight {
         channel: &Channel,
         unconfirmed: &Unconfirmed,
     ) -> Result<(), RelayError> {
-        let next: Vec<&Relayed> = unconfirmed.front(IN_FLIGHT).skip(self.messages).collect();
-        for message in &next {
+        let next: Vec<(u64, &Relayed)> = unconfirmed.front(IN_FLIGHT).skip(self.messages).collect();
+        for (_, message) in &next {
             if let Target::Queue(name) = &message.target {
                 declare_queue(link, channel, name).await?;
             }
@@ -115,12 +115,12 @@ impl InFlight {
 /// `messages` cut into what goes in one AMQP message each, in order: runs of `/topic`
 /// messages with the same routing key (up to [`BATCH_MESSAGES`] and [`BATCH_BYTES`]), and
 /// every other message alone.
-fn groups<'a>(messages: &[&'a Relayed]) -> Vec<Vec<&'a Relayed>> {
-    let mut groups: Vec<Vec<&Relayed>> = Vec::new();
+fn groups<'a>(messages: &[(u64, &'a Relayed)]) -> Vec<Vec<(u64, &'a Relayed)>> {
+    let mut groups: Vec<Vec<(u64, &Relayed)>> = Vec::new();
     let mut bytes = 0;
-    for &message in messages {
+    for &(seq, message) in messages {
         let joins = match (groups.last(), &message.target) {
-            (Some(group), Target::Topic(key)) => match &group[0].target {
+            (Some(group), Target::Topic(key)) => match &group[0].1.target {
                 Target::Topic(last) => {
                     last == key
                         && group.len() < BATCH_MESSAGES
@@ -133,11 +133,11 @@ fn groups<'a>(messages: &[&'a Relayed]) -> Vec<Vec<&'a Relayed>> {
         match joins {
             true => {
                 bytes += message.body.len();
-                groups.last_mut().expect("joined").push(message);
+                groups.last_mut().expect("joined").push((seq, message));
             }
             false => {
                 bytes = message.body.len();
-                groups.push(vec![message]);
+                groups.push(vec![(seq, message)]);
             }
         }
     }
@@ -198,18 +198,25 @@ pub(crate) async fn publish_all(
 async fn publish(
     link: &Link,
     channel: &Channel,
-    group: &[&Relayed],
+    group: &[(u64, &Relayed)],
 ) -> Result<PublisherConfirm, RelayError> {
     let shared = &*link.shared;
-    let (exchange, key) = shared.names.route(&group[0].target);
+    let (exchange, key) = shared.names.route(&group[0].1.target);
+    // Numbered for the receivers, which drop what they already delivered (a batch: by its
+    // first message's number, the others following).
+    let stamp = amqp::Stamp {
+        incarnation: shared.incarnation,
+        seq: group[0].0,
+    };
     let (properties, batch);
     let body: &[u8] = match group {
-        [message] => {
-            properties = amqp::properties(message, &shared.node_id);
+        [(_, message)] => {
+            properties = amqp::properties(message, &shared.node_id, stamp);
             &message.body
         }
         _ => {
-            (properties, batch) = amqp::batch(group, &shared.node_id);
+            let messages: Vec<&Relayed> = group.iter().map(|(_, m)| *m).collect();
+            (properties, batch) = amqp::batch(&messages, &shared.node_id, stamp);
             &batch
         }
     };
@@ -251,13 +258,20 @@ mod tests {
             message(topic("b"), BATCH_BYTES),
             message(topic("b"), 1),
         ];
-        let refs: Vec<&Relayed> = messages.iter().collect();
-        let sizes: Vec<usize> = groups(&refs).iter().map(Vec::len).collect();
+        let refs: Vec<(u64, &Relayed)> = (1..).zip(messages.iter()).collect();
+        let cut = groups(&refs);
+        let sizes: Vec<usize> = cut.iter().map(Vec::len).collect();
         assert_eq!(sizes, [2, 1, 1, 1, 1, 1], "a a | b | q | q | b(64 KiB) | b");
+        let firsts: Vec<u64> = cut.iter().map(|g| g[0].0).collect();
+        assert_eq!(
+            firsts,
+            [1, 3, 4, 5, 6, 7],
+            "each numbered by its first message"
+        );
         let many: Vec<Relayed> = (0..BATCH_MESSAGES + 1)
             .map(|_| message(topic("a"), 1))
             .collect();
-        let refs: Vec<&Relayed> = many.iter().collect();
+        let refs: Vec<(u64, &Relayed)> = (1..).zip(many.iter()).collect();
         let sizes: Vec<usize> = groups(&refs).iter().map(Vec::len).collect();
         assert_eq!(sizes, [BATCH_MESSAGES, 1]);
     }

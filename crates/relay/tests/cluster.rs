@@ -274,3 +274,66 @@ async fn a_fast_publisher_is_held_back_not_refused() {
     }
     remove_exchanges(&prefix).await;
 }
+
+/// What a sender publishes again after its link broke (the same incarnation and number) is
+/// delivered once; messages without numbers, from other AMQP clients, are delivered as they
+/// come. Published here straight to the topic exchange, as a node called `ghost` would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_published_again_are_delivered_once() {
+    use lapin::types::{AMQPValue, FieldTable};
+
+    let prefix = prefix("dedup");
+    let b = node(&prefix, "b").await;
+    let mut subscriber = client(&b.broker).await;
+    subscriber.subscribe("s", "/topic/dup").await;
+    synced(&[&b]).await;
+
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let publish = |body: &'static str, stamp: Option<(i64, i64)>| {
+        let channel = channel.clone();
+        let exchange = format!("{prefix}.topic");
+        async move {
+            let mut properties = lapin::BasicProperties::default();
+            if let Some((incarnation, seq)) = stamp {
+                let mut headers = FieldTable::default();
+                headers.insert(
+                    "x-stompbox-incarnation".into(),
+                    AMQPValue::LongLongInt(incarnation),
+                );
+                headers.insert("x-stompbox-seq".into(), AMQPValue::LongLongInt(seq));
+                properties = properties.with_app_id("ghost".into()).with_headers(headers);
+            }
+            channel
+                .basic_publish(
+                    exchange.as_str().into(),
+                    "dup".into(),
+                    lapin::options::BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    properties,
+                )
+                .await
+                .unwrap();
+        }
+    };
+    publish("one", Some((7, 1))).await;
+    publish("two", Some((7, 2))).await;
+    // The link broke before the confirms: both again, then what follows.
+    publish("one again", Some((7, 1))).await;
+    publish("two again", Some((7, 2))).await;
+    publish("three", Some((7, 3))).await;
+    // A restarted ghost numbers from 1 again, in a new incarnation.
+    publish("restarted", Some((8, 1))).await;
+    publish("plain", None).await;
+    publish("plain", None).await;
+    for expected in ["one", "two", "three", "restarted", "plain", "plain"] {
+        assert_eq!(body(&subscriber.expect_message().await), expected);
+    }
+    subscriber.expect_no_frame(QUIET).await;
+    connection.close(200, "done".into()).await.unwrap();
+    b.relay.stop().await;
+    remove_exchanges(&prefix).await;
+}
