@@ -130,19 +130,30 @@ impl Seen {
 
     /// True if message `seq` of `node`'s run `incarnation` is new (then it counts as
     /// delivered).
+    #[cfg(test)]
     pub(crate) fn fresh(&mut self, node: &str, incarnation: u64, seq: u64) -> bool {
+        self.copies(node, incarnation, seq, 1) == 0
+    }
+
+    /// Of `count` messages numbered from `first` (a batch), how many at the front are copies;
+    /// the rest count as delivered.
+    pub(crate) fn copies(&mut self, node: &str, incarnation: u64, first: u64, count: u64) -> u64 {
+        let last = first + count.max(1) - 1;
         if let Some((run, highest)) = self.highest.get_mut(node) {
-            if *run == incarnation && seq <= *highest {
-                return false;
+            let copies = match *run == incarnation {
+                true => (*highest + 1).saturating_sub(first).min(count),
+                false => 0,
+            };
+            if copies < count {
+                (*run, *highest) = (incarnation, last);
             }
-            (*run, *highest) = (incarnation, seq);
-            return true;
+            return copies;
         }
         if self.highest.len() == Self::SENDERS {
             self.highest.clear();
         }
-        self.highest.insert(node.to_owned(), (incarnation, seq));
-        true
+        self.highest.insert(node.to_owned(), (incarnation, last));
+        0
     }
 }
 
@@ -271,6 +282,15 @@ mod tests {
             seen.fresh("a", 2, 1),
             "forgotten past the bound: delivered again"
         );
+    }
+
+    #[test]
+    fn a_batch_published_again_is_dropped_up_to_what_was_delivered() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.copies("a", 1, 1, 4), 0, "1-4 new");
+        assert_eq!(seen.copies("a", 1, 3, 4), 2, "3-6: 3 and 4 again");
+        assert_eq!(seen.copies("a", 1, 1, 6), 6, "all again");
+        assert!(seen.fresh("a", 1, 7));
     }
 
     #[test]

@@ -275,7 +275,8 @@ impl Backplane for Relay {
         let shared = &self.shared;
         // Held below an eighth of the buffer left: sessions racing past the check still fit.
         let slack = (shared.config.buffer_messages / 8).max(1);
-        if shared.outgoing.capacity() >= slack {
+        // A stopped relay takes nothing more: its forwards are refused at once.
+        if shared.outgoing.capacity() >= slack || shared.outgoing.is_closed() {
             if shared.full_since.load(Relaxed) != 0 {
                 shared.full_since.store(0, Relaxed);
             }
@@ -300,7 +301,8 @@ impl Backplane for Relay {
                     let taken = shared.taken.notified();
                     tokio::pin!(taken);
                     taken.as_mut().enable();
-                    if shared.outgoing.capacity() >= slack {
+                    // A stopped relay takes nothing more: its forwards are refused at once.
+                    if shared.outgoing.capacity() >= slack || shared.outgoing.is_closed() {
                         return;
                     }
                     taken.await;

@@ -80,13 +80,14 @@ fn deliver(
     let shared = &*link.shared;
     let sender = delivery.properties.app_id().as_ref().map(|id| id.as_str());
     let own = sender == Some(shared.node_id.as_str());
-    // Copies published again after the sender's link broke are dropped here.
+    // Copies published again after the sender's link broke are dropped here: how many of the
+    // `count` messages of this delivery (a batch's first ones) were delivered before.
     let stamp = amqp::Stamp::read(&delivery.properties);
-    let fresh = |offset: u64| match (sender, stamp) {
+    let copies = |count: u64| match (sender, stamp) {
         (Some(node), Some(stamp)) => {
-            lock(&shared.seen).fresh(node, stamp.incarnation, stamp.seq + offset)
+            lock(&shared.seen).copies(node, stamp.incarnation, stamp.seq, count)
         }
-        _ => true,
+        _ => 0,
     };
     if amqp::is_batch(&delivery.properties)
         && delivery.exchange.as_str() == shared.names.topic_exchange
@@ -94,10 +95,9 @@ fn deliver(
         if !own {
             match amqp::unbatch(delivery.routing_key.as_str(), delivery.data) {
                 Some(messages) => {
-                    for (offset, message) in (0..).zip(messages) {
-                        if fresh(offset) {
-                            link.broker.inject(message);
-                        }
+                    let skip = copies(messages.len() as u64) as usize;
+                    for message in messages.into_iter().skip(skip) {
+                        link.broker.inject(message);
                     }
                 }
                 None => tracing::warn!(node = %shared.node_id, "an unreadable batch was dropped"),
@@ -105,7 +105,7 @@ fn deliver(
         }
         return Ok(delivery.acker);
     }
-    if !own && !fresh(0) {
+    if !own && copies(1) > 0 {
         return Ok(delivery.acker);
     }
     let message = amqp::relayed(
