@@ -46,12 +46,14 @@ pub(crate) struct Connected {
     pub(crate) user: Option<String>,
 }
 
-/// The request the session stands for: checked against the Origin allow-list, counted among
-/// the node's connections, its credentials read by the authenticator.
+/// The request a session stands for (an SSE stream, a publish, a SockJS session's first
+/// request): checked against the Origin allow-list, admitted among the node's connections
+/// (`accepted`: `None` where nothing counts them, an embedder's own router), its credentials
+/// left for the authenticator.
 pub(crate) fn connection_info(
     handshakes: &Handshakes,
     parts: &Parts,
-    accepted: Arc<Accepted>,
+    accepted: Option<Arc<Accepted>>,
     transport: TransportKind,
 ) -> Result<ConnectionInfo, Plain> {
     let peer = parts
@@ -66,19 +68,22 @@ pub(crate) fn connection_info(
             format!("origin not allowed: {origin}"),
         ));
     }
-    if let Some(client) = peer {
-        let _ = accepted.admit(client.ip());
-    }
-    if let Some(refusal) = accepted.refusal() {
-        accepted.count_refused();
-        return Err(Plain(StatusCode::SERVICE_UNAVAILABLE, refusal.to_string()));
+    if let Some(accepted) = &accepted {
+        if let Some(client) = peer {
+            let _ = accepted.admit(client.ip());
+        }
+        if let Some(refusal) = accepted.refusal() {
+            accepted.count_refused();
+            tracing::debug!(?peer, message = %refusal.message(), "HTTP request refused");
+            return Err(Plain(StatusCode::SERVICE_UNAVAILABLE, refusal.to_string()));
+        }
     }
     Ok(ConnectionInfo {
         peer,
         transport,
         handshake: Some(detached_handshake(&parts.uri, &parts.headers)),
         tls: parts.extensions.get::<TlsInfo>().cloned().map(Box::new),
-        accepted: Some(accepted),
+        accepted,
     })
 }
 

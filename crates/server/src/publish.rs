@@ -98,7 +98,7 @@ impl PublishEndpoint {
             return Err(too_large(max));
         }
         let accepted = place(&self.broker, parts);
-        let info = connection_info(&self.handshakes, parts, accepted, TransportKind::Http)
+        let info = connection_info(&self.handshakes, parts, Some(accepted), TransportKind::Http)
             .map_err(IntoResponse::into_response)?;
         let within = self.broker.config().connect_timeout;
         let mut session = HttpSession::start(&self.broker, info);

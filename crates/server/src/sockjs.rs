@@ -16,27 +16,26 @@
 use std::{
     future::Future,
     io,
-    net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
 };
 
 use axum::{
     Router,
-    extract::ConnectInfo,
-    http::{StatusCode, request::Parts},
+    http::request::Parts,
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
 use futures::StreamExt;
 use stompbox_broker::{
-    Accepted, Broker, CloseReason, ConnectionInfo, Inbound, Outbound, TlsInfo, TransportKind,
+    Accepted, Broker, CloseReason, ConnectionInfo, Inbound, Outbound, TransportKind,
 };
 use stompbox_sockjs::{Handler, OpenRequest, Outgoing, Session, SockJs, Transport, frame};
 use tracing::Instrument;
 
 use crate::{
     SockJsConfig,
-    ws::{Handshakes, close_code, detached_handshake},
+    http_session::connection_info,
+    ws::{Handshakes, close_code},
 };
 
 /// STOMP over SockJS on your own axum router: the endpoint's routes under `prefix`, to
@@ -80,40 +79,15 @@ impl Handler for StompOverSockJs {
 
     fn open(&self, request: &OpenRequest<'_>) -> Result<Ticket, Response> {
         let parts = request.parts;
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| self.handshakes.proxies.client(c.0, &parts.headers));
-        if let Err(origin) = self.handshakes.origins.check(&parts.headers) {
-            let origin = String::from_utf8_lossy(origin);
-            tracing::info!(?peer, %origin, "SockJS session from a refused origin");
-            let body = format!("origin not allowed: {origin}\n");
-            return Err((StatusCode::FORBIDDEN, body).into_response());
-        }
         let accepted = match request.transport {
             Transport::WebSocket | Transport::RawWebSocket => {
                 parts.extensions.get::<Arc<Accepted>>().cloned()
             }
             _ => Some(self.broker.accept()),
         };
-        if let Some(accepted) = &accepted {
-            if let Some(client) = peer {
-                let _ = accepted.admit(client.ip());
-            }
-            if let Some(refusal) = accepted.refusal() {
-                accepted.count_refused();
-                tracing::debug!(?peer, message = %refusal.message(), "SockJS session refused");
-                let body = format!("{refusal}\n");
-                return Err((StatusCode::SERVICE_UNAVAILABLE, body).into_response());
-            }
-        }
-        let info = ConnectionInfo {
-            peer,
-            transport: TransportKind::SockJs,
-            handshake: Some(detached_handshake(&parts.uri, &parts.headers)),
-            tls: parts.extensions.get::<TlsInfo>().cloned().map(Box::new),
-            accepted: accepted.clone(),
-        };
+        let info = connection_info(&self.handshakes, parts, accepted, TransportKind::SockJs)
+            .map_err(IntoResponse::into_response)?;
+        let accepted = info.accepted.clone();
         Ok(Ticket {
             info: Mutex::new(Some(info)),
             accepted,

@@ -81,7 +81,7 @@ impl SseEndpoint {
         let destinations = destinations(parts.uri.query(), self.config.max_destinations)
             .map_err(|message| plain(StatusCode::BAD_REQUEST, message))?;
         let accepted = place(&self.broker, parts);
-        let info = connection_info(&self.handshakes, parts, accepted, TransportKind::Sse)
+        let info = connection_info(&self.handshakes, parts, Some(accepted), TransportKind::Sse)
             .map_err(IntoResponse::into_response)?;
         let within = self.broker.config().connect_timeout;
         let mut session = HttpSession::start(&self.broker, info);
