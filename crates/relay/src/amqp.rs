@@ -205,14 +205,17 @@ pub(crate) fn batch(
     node_id: &str,
     stamp: Stamp,
 ) -> (BasicProperties, Vec<u8>) {
+    use stompbox_codec::{Command, Version, write_body, write_command, write_header};
     let mut body = bytes::BytesMut::new();
     for message in messages {
-        let frame = stompbox_codec::Frame {
-            command: stompbox_codec::Command::Send,
-            headers: message.headers.clone(),
-            body: message.body.clone(),
-        };
-        stompbox_codec::encode(&frame, stompbox_codec::Version::V1_2, &mut body);
+        write_command(Command::Send, &mut body);
+        for (name, value) in message.headers.iter() {
+            // Relayed headers never hold one (the frame's own were removed); the body writes it.
+            if name != "content-length" {
+                write_header(name, value, Command::Send, Version::V1_2, &mut body);
+            }
+        }
+        write_body(&message.body, &mut body);
     }
     let mut table = FieldTable::default();
     stamp.write(&mut table);
