@@ -89,6 +89,94 @@ pub struct Config {
     pub login: LoginConfig,
     /// Connections per source address and per user, and the connection rate per address.
     pub admission: AdmissionConfig,
+    /// Durable `/topic` subscriptions: what they keep while their subscriber is away.
+    pub durable: DurableConfig,
+    /// Users' offline inboxes: user destinations whose messages wait for the user.
+    pub inbox: InboxConfig,
+}
+
+/// Offline inboxes: a message for a user (`/user/{name}/...` from a client, server code,
+/// a handler or `/publish`) to one of these destinations, that no session of the user is
+/// subscribed to, waits in the user's inbox for that destination and is delivered, in order,
+/// when the user subscribes to it again. Single node only: with a relay the node cannot know
+/// whether another node delivered it, so nothing is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboxConfig {
+    /// User destinations with an inbox, as subscribed to after `/user`: `/queue/notifications`
+    /// keeps messages for `/user/queue/notifications` and any destination it starts a word of
+    /// (`/queue/notifications.likes`, `/queue/notifications/x`). Default none: every message
+    /// for an absent user is dropped, as Spring's broker does.
+    pub destinations: Vec<String>,
+    /// Most messages one user's inbox for one destination keeps; beyond, its oldest are
+    /// dropped (counted). Default 100.
+    pub max_messages: usize,
+    /// Most bytes one inbox keeps; at least `max_body_size`. Default 4 MiB.
+    pub max_bytes: usize,
+    /// How long a kept message waits at most: it gets an `expires` header of the time it was
+    /// kept plus this, unless it has one. Default 7 days; 0 for no limit.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        InboxConfig {
+            destinations: Vec::new(),
+            max_messages: 100,
+            max_bytes: 4 * 1024 * 1024,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl InboxConfig {
+    /// Whether messages for user destination `path` (`/queue/x`) are kept.
+    pub(crate) fn keeps(&self, path: &str) -> bool {
+        self.destinations.iter().any(|d| {
+            path.strip_prefix(d.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '/']))
+        })
+    }
+}
+
+/// Durable topic subscriptions (SUBSCRIBE to a `/topic` with `durable:true`, or ActiveMQ's
+/// `activemq.subscriptionName`, or Artemis's `durable-subscription-name`): each is keyed by
+/// the session's user and the subscription name, and keeps the messages that match it while
+/// no session is subscribed, oldest dropped first at these bounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DurableConfig {
+    /// Durable subscriptions on the node; a SUBSCRIBE that would create one more gets ERROR
+    /// `too many durable subscriptions`. Default 10,000. 0 turns durable subscriptions off
+    /// (ERROR for every durable SUBSCRIBE).
+    pub max_subscriptions: usize,
+    /// Durable subscriptions of one user (every anonymous session counts as one user).
+    /// Default 100.
+    pub max_per_user: usize,
+    /// Most messages one durable subscription keeps waiting; beyond, its oldest are dropped
+    /// (counted as `dropped` of that subscription). Default 10,000.
+    pub max_messages: usize,
+    /// Most bytes one durable subscription keeps waiting; at least `max_body_size`. Default
+    /// 8 MiB. (All queues and durable subscriptions together stay within
+    /// `queues.max_total_bytes`.)
+    pub max_bytes: usize,
+    /// How long a message waits for the subscriber at most: it gets an `expires` header of
+    /// the time it was kept plus this, unless it has one. Default 1 day; 0 for no limit.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for DurableConfig {
+    fn default() -> Self {
+        DurableConfig {
+            max_subscriptions: 10_000,
+            max_per_user: 100,
+            max_messages: 10_000,
+            max_bytes: 8 * 1024 * 1024,
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// Limits on who may open sessions, beyond `max_connections` (`admission.rs`). Each is off at
@@ -330,6 +418,8 @@ impl Default for Config {
             frame_trailing_eol: true,
             login: LoginConfig::default(),
             admission: AdmissionConfig::default(),
+            durable: DurableConfig::default(),
+            inbox: InboxConfig::default(),
         }
     }
 }
@@ -467,6 +557,32 @@ impl Config {
             return bad(
                 "queues.max_bytes",
                 "must hold at least one max_body_size message",
+            );
+        }
+        let d = &self.durable;
+        if d.max_subscriptions > 0 && (d.max_messages == 0 || d.max_per_user == 0) {
+            return bad(
+                "durable",
+                "max_messages and max_per_user must be greater than zero",
+            );
+        }
+        if d.max_subscriptions > 0 && d.max_bytes < self.max_body_size {
+            return bad(
+                "durable.max_bytes",
+                "must hold at least one max_body_size message",
+            );
+        }
+        let i = &self.inbox;
+        if !i.destinations.is_empty() && (i.max_messages == 0 || i.max_bytes < self.max_body_size) {
+            return bad(
+                "inbox",
+                "max_messages must be greater than zero and max_bytes hold a max_body_size message",
+            );
+        }
+        if let Some(d) = (i.destinations.iter()).find(|d| !d.starts_with('/') || d.len() < 2) {
+            return bad(
+                "inbox.destinations",
+                &format!("{d:?} is not a user destination such as /queue/notifications"),
             );
         }
         if q.default_prefetch == 0 || q.default_prefetch > q.max_prefetch {

@@ -114,6 +114,15 @@ pub enum ProtocolError {
         /// The limit.
         max: usize,
     },
+    /// A durable SUBSCRIBE (or UNSUBSCRIBE) that cannot be done: not to a `/topic`, durable
+    /// subscriptions off, or at `durable.max_subscriptions` / `durable.max_per_user`.
+    #[error("{destination:?}: {reason}")]
+    Durable {
+        /// What was subscribed to.
+        destination: String,
+        /// Why not.
+        reason: String,
+    },
     /// SUBSCRIBE with an `ack` header that is not `auto`, `client` or `client-individual`.
     #[error("ack mode {mode:?} is not one of auto, client, client-individual")]
     InvalidAckMode {
@@ -344,6 +353,7 @@ impl ProtocolError {
             ProtocolError::TooManyWildcardSubscriptions { max, .. } => {
                 format!("too many wildcard subscriptions (max {max})")
             }
+            ProtocolError::Durable { reason, .. } => reason.clone(),
             ProtocolError::InvalidAckMode { .. } => "invalid ack mode".into(),
             ProtocolError::InvalidPrefetch { .. } => "invalid prefetch-count".into(),
             ProtocolError::UnknownAck { .. } => "unknown ack id".into(),
@@ -503,6 +513,13 @@ impl From<RouteError> for ProtocolError {
             RouteError::TooManyWildcardSubscriptions { destination, max } => {
                 ProtocolError::TooManyWildcardSubscriptions { destination, max }
             }
+            RouteError::Durable {
+                destination,
+                reason,
+            } => ProtocolError::Durable {
+                destination,
+                reason,
+            },
             RouteError::Unavailable { destination, cause } => ProtocolError::RelayUnavailable {
                 destination,
                 reason: cause.reason,
@@ -593,6 +610,11 @@ impl From<RouteError> for SendError {
                     reason: "too many wildcard subscriptions",
                 }
             }
+            // Only subscriptions are durable; kept total for the compiler.
+            RouteError::Durable { destination, .. } => SendError::NotSendable {
+                destination,
+                reason: "durable subscriptions are for clients",
+            },
             RouteError::Unavailable { cause, .. } => SendError::RelayUnavailable(cause),
             RouteError::NulInHeader { name } => SendError::NulInHeader { name },
         }

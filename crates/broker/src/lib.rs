@@ -78,8 +78,9 @@ pub use backplane::{
 pub use broker::{Broker, CloseReason};
 pub use builder::BrokerBuilder;
 pub use config::{
-    AdmissionConfig, Config, ConfigError, ExpiredPolicy, HeartbeatConfig, LoginConfig,
-    OutboxConfig, OverflowPolicy, QueueConfig, SlowConsumerPolicy, TransactionConfig,
+    AdmissionConfig, Config, ConfigError, DurableConfig, ExpiredPolicy, HeartbeatConfig,
+    InboxConfig, LoginConfig, OutboxConfig, OverflowPolicy, QueueConfig, SlowConsumerPolicy,
+    TransactionConfig,
 };
 pub use destination::{Destination, DestinationError, DestinationKind};
 pub use error::{ProtocolError, QueueBound, SendError};

@@ -131,6 +131,19 @@ impl Message {
         Message::new(self.id, destination, headers, self.body.clone())
     }
 
+    /// A copy to keep (a durable subscription's): its bytes its own, not slices of a buffer
+    /// it was read into, with `expires` set to `expires` when given.
+    pub(crate) fn kept(&self, expires: Option<u64>) -> Message {
+        let mut headers = self.headers.clone();
+        let mut body = self.body.clone();
+        let mut destination = self.destination.clone();
+        stompbox_codec::detach(&mut headers, &mut body, &mut [&mut destination]);
+        if let Some(at) = expires {
+            headers.set("expires", at.to_string());
+        }
+        Message::new(self.id, destination, headers, body)
+    }
+
     /// Where it was sent, as its subscribers see it (the MESSAGE's `destination` header).
     pub(crate) fn destination(&self) -> &ByteString {
         &self.destination

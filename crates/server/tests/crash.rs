@@ -308,3 +308,73 @@ async fn kill_9_loses_no_receipted_message_and_brings_back_no_acknowledged_one()
         round(kill_after).await;
     }
 }
+
+/// Sends `bodies` to `destination` (persistent or not), each with a receipt; waits for them.
+async fn publish(conn: &mut Conn, destination: &str, bodies: &[String], persistent: bool) {
+    for body in bodies {
+        let mut send = Frame::new(Command::Send)
+            .with_header("destination", destination)
+            .with_header("receipt", body.as_str())
+            .with_body(body.clone());
+        if persistent {
+            send = send.with_header("persistent", "true");
+        }
+        conn.feed(&send).await.unwrap();
+    }
+    conn.flush().await.unwrap();
+    for body in bodies {
+        let f = within("a RECEIPT", next_frame(conn)).await.unwrap();
+        assert_eq!(f.header("receipt-id"), Some(body.as_str()), "{f:?}");
+    }
+}
+
+fn durable_subscribe() -> Frame {
+    Frame::new(Command::Subscribe)
+        .with_header("id", "feed")
+        .with_header("destination", "/topic/scores")
+        .with_header("durable", "true")
+}
+
+/// Takes `n` messages' bodies, then checks that nothing else comes for a moment.
+async fn take_all(conn: &mut Conn, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let f = within("a MESSAGE", next_frame(conn)).await.unwrap();
+        assert_eq!(f.command, Command::Message, "{f:?}");
+        got.push(String::from_utf8(f.body.to_vec()).unwrap());
+    }
+    let more = tokio::time::timeout(Duration::from_millis(300), next_frame(conn)).await;
+    assert!(more.is_err(), "more than {n} messages: {more:?}");
+    got
+}
+
+/// A durable topic subscription made on the real binary keeps the `persistent:true` messages
+/// published while its subscriber is away through `kill -9` and a restart, in order, and
+/// keeps being fed by its topic after the restart before its subscriber is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_subscription_and_its_persistent_messages_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, addr) = start(dir.path()).await;
+    let mut sub = connect(addr).await;
+    sub.send(&durable_subscribe().with_header("receipt", "subscribed"))
+        .await
+        .unwrap();
+    let f = within("the SUBSCRIBE's RECEIPT", next_frame(&mut sub)).await;
+    assert_eq!(f.unwrap().header("receipt-id"), Some("subscribed"));
+    drop(sub);
+
+    let names = |from: usize, to: usize| (from..to).map(|i| format!("m{i}")).collect::<Vec<_>>();
+    let mut publisher = connect(addr).await;
+    publish(&mut publisher, "/topic/scores", &names(0, 1500), true).await;
+    let transient = vec!["transient".to_owned()];
+    publish(&mut publisher, "/topic/scores", &transient, false).await;
+    kill_9(&first);
+    drop(first);
+
+    let (_second, addr) = start(dir.path()).await;
+    let mut publisher = connect(addr).await;
+    publish(&mut publisher, "/topic/scores", &names(1500, 2000), true).await;
+    let mut sub = connect(addr).await;
+    sub.send(&durable_subscribe()).await.unwrap();
+    assert_eq!(take_all(&mut sub, 2000).await, names(0, 2000));
+}

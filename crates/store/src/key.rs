@@ -1,7 +1,7 @@
 //! A record's key: the queue's name, a NUL, the message's position in the queue as 8 bytes
-//! big-endian. Queue names never hold a NUL (the codec refuses one in a header), so one queue's
-//! records are contiguous and in order, and a queue's name cannot be the prefix of another's
-//! key.
+//! big-endian. Queue names hold no NUL after their first byte (clients' cannot hold one at all:
+//! the codec refuses one in a header; the broker's own start with one), so one queue's records
+//! are contiguous and in order, and a queue's name cannot be the prefix of another's key.
 
 /// The key of the message at position `id` in `queue`.
 pub(crate) fn encode(queue: &str, id: u64) -> Vec<u8> {
@@ -17,7 +17,7 @@ pub(crate) fn decode(key: &[u8]) -> Option<(String, u64)> {
     let split = key.len().checked_sub(9)?;
     let (queue, rest) = key.split_at(split);
     let (nul, id) = rest.split_first()?;
-    if *nul != 0 || queue.contains(&0) {
+    if *nul != 0 || queue.get(1..).is_some_and(|rest| rest.contains(&0)) {
         return None;
     }
     let queue = std::str::from_utf8(queue).ok()?.to_owned();
@@ -51,5 +51,9 @@ mod tests {
         );
         assert_eq!(decode(b"short"), None);
         assert_eq!(decode(b"jobs\x01\0\0\0\0\0\0\0\x01"), None);
+        // The broker's own queues start with a NUL; no other NUL is read as part of a name.
+        let own = "\0durable:5:alicefeed";
+        assert_eq!(decode(&encode(own, 3)), Some((own.into(), 3)));
+        assert_eq!(decode(&encode("a\0b", 3)), None);
     }
 }

@@ -63,8 +63,17 @@ impl MemoryStore {
 
     /// What a restart after a crash would find: the synced records, marked unclean.
     pub fn crashed(&self) -> Arc<MemoryStore> {
+        self.crashed_with(self.auto_sync)
+    }
+
+    /// As [`MemoryStore::crashed`], the restarted store syncing every write at once.
+    pub fn crashed_auto_sync(&self) -> Arc<MemoryStore> {
+        self.crashed_with(true)
+    }
+
+    fn crashed_with(&self, auto_sync: bool) -> Arc<MemoryStore> {
         let state = self.state.lock().unwrap();
-        let store = MemoryStore::new(self.auto_sync);
+        let store = MemoryStore::new(auto_sync);
         let mut new = store.state.lock().unwrap();
         new.synced = state.synced.clone();
         new.next = state.next;

@@ -14,8 +14,9 @@
 //!    ├─ Rules::resolve     destination kind → Address (the one match on kinds, `address.rs`)
 //!    ├─ message            node-unique id, counted as received
 //!    ├─ forward            to the backplane (/topic, a named /user, a backplane-held /queue)
-//!    └─ Address::Topic ──► topic_table.rs ──┐
+//!    └─ Address::Topic ──► topic_table.rs ──┐  (durable subscriptions: `keep` in their queues)
 //!       Address::User  ──► user_table.rs  ──┼──► deliver.rs: Deliveries::offer ──► Outbox
+//!                          (nobody there, inbox destination: `keep` in the user's inbox)
 //!       Address::Subscription ──────────────┤
 //!       Address::Queue ──► Router::enqueue ─┘ (queue_table.rs, queue.rs: dispatch)
 //!                          ▲ persistence plugs in here
@@ -26,10 +27,13 @@
 //! - `deliver.rs`: the exit; `topic_table.rs` (exact keys, and wildcard patterns in the word
 //!   trie of `topic_trie.rs`, with the semantics of `topic_pattern.rs`),
 //!   `user_table.rs` (`/user/...` keyed by user), `queue_table.rs` (the node's queues, dead
-//!   letters) and `queue.rs` (one queue's state machine).
+//!   letters) and `queue.rs` (one queue's state machine); `durable_table.rs` (durable topic
+//!   subscriptions, each a node queue the topic table feeds).
 
 mod address;
 mod deliver;
+mod durable_table;
+mod internal_queue;
 mod queue;
 mod queue_table;
 mod topic_pattern;
@@ -50,6 +54,8 @@ pub(crate) use queue::Outcome;
 pub(crate) use user_table::UserKey;
 
 use self::deliver::Deliveries;
+use self::durable_table::{DurableError, DurableTable, Ensured};
+use self::internal_queue::Kind;
 pub(crate) use self::queue_table::Written;
 use self::queue_table::{QueueError, QueueTable};
 use self::topic_table::{Subscriber, TopicTable};
@@ -125,6 +131,32 @@ pub(crate) struct SessionRef {
     pub(crate) outbox: Arc<Outbox>,
 }
 
+/// A session's subscription as the router is given it back (UNSUBSCRIBE, ACK, session end):
+/// what it subscribed to and, for a durable subscription, that subscription's queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Subscription {
+    pub(crate) destination: Destination,
+    /// The node queue that feeds it (`internal_queue.rs`): a durable topic subscription's (its
+    /// only feed), or its user's inbox for its user destination (beside the user table).
+    pub(crate) queue: Option<Arc<str>>,
+}
+
+impl Subscription {
+    /// The queue name of `user`'s durable subscription `name` (anonymous sessions: `None`).
+    pub(crate) fn durable_queue(user: Option<&str>, name: &str) -> Arc<str> {
+        durable_table::queue_name(user.unwrap_or(""), name)
+    }
+
+    /// The queue name of `user`'s inbox for user destination `path` (`/queue/x`).
+    pub(crate) fn inbox_queue(user: &str, path: &str) -> Arc<str> {
+        internal_queue::name(Kind::Inbox, user, path)
+    }
+
+    fn fed_by(&self, kind: Kind) -> Option<&Arc<str>> {
+        (self.queue.as_ref()).filter(|q| internal_queue::kind(q) == Some(kind))
+    }
+}
+
 /// What routing one message did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Routed {
@@ -142,6 +174,9 @@ pub(crate) enum Subscribed {
     Routed,
     /// An application destination: the session's subscribe handler answers it, once.
     ByHandler,
+    /// A durable subscription, consumed like a queue; the store write of its definition
+    /// (when it was created or changed), which a RECEIPT waits for.
+    Durable(Written),
 }
 
 /// Why a message or a subscription was refused. Sessions turn it into an ERROR
@@ -179,6 +214,8 @@ pub(crate) enum RouteError {
     },
     /// The message would create a queue beyond `queues.max_queues`.
     TooManyQueues { max: usize },
+    /// A durable subscription cannot be created (or is not for this destination).
+    Durable { destination: String, reason: String },
     /// A subscription to a wildcard pattern beyond `max_wildcard_subscriptions`.
     TooManyWildcardSubscriptions { destination: String, max: usize },
     /// The backplane cannot take the message now; it was delivered nowhere.
@@ -226,6 +263,9 @@ pub(crate) struct Router {
     topics: TopicTable,
     queues: QueueTable,
     users: UserTable,
+    durable: DurableTable,
+    /// Which user destinations keep messages for absent users.
+    inbox: crate::InboxConfig,
     /// Other nodes, when this one is part of a cluster.
     backplane: Option<Arc<dyn Backplane>>,
     counters: Arc<Counters>,
@@ -245,12 +285,20 @@ impl Router {
         backplane: Option<Arc<dyn Backplane>>,
     ) -> Self {
         let counters = Arc::new(Counters::default());
-        let queues = QueueTable::new(config.queues.clone(), Clock::new(), counters.clone());
+        let queues = QueueTable::new(
+            config.queues.clone(),
+            &config.durable,
+            &config.inbox,
+            Clock::new(),
+            counters.clone(),
+        );
         Router {
             rules,
             topics: TopicTable::new(backplane.clone(), config.max_wildcard_subscriptions),
             queues,
             users: UserTable::new(backplane.clone()),
+            durable: DurableTable::new(config.durable.clone()),
+            inbox: config.inbox.clone(),
             backplane,
             counters,
             next_message_id: AtomicU64::new(1),
@@ -263,8 +311,13 @@ impl Router {
         if self.remote_queues().is_some() {
             return Ok(());
         }
-        self.queues.set_store(store);
+        self.queues.set_store(store.clone());
         let max_id = self.queues.restore()?;
+        let definitions = store.read(durable_table::REGISTRY, 0, usize::MAX)?;
+        for (queue, destination) in self.durable.restore(definitions) {
+            let pattern = &destination["/topic/".len().min(destination.len())..];
+            self.topics.subscribe_durable(pattern, queue);
+        }
         // Message ids stay unique across the restart: the store is keyed by them.
         self.next_message_id = AtomicU64::new(max_id + 1);
         Ok(())
@@ -321,7 +374,14 @@ impl Router {
         let mut out = Deliveries::new(&self.counters);
         let mut written = None;
         match address {
-            Address::Topic(d) => self.topics.publish(d.name(), &message, &mut out),
+            Address::Topic(d) => {
+                let mut durable = Vec::new();
+                self.topics
+                    .publish(d.name(), &message, &mut out, &mut durable);
+                if !durable.is_empty() {
+                    written = self.keep(Kind::Durable, &durable, &message);
+                }
+            }
             Address::Queue(d) => {
                 if self.remote_queues().is_none() {
                     written = self.enqueue(&d, message)?;
@@ -332,9 +392,12 @@ impl Router {
                 path,
                 session,
                 ..
-            } => self
-                .users
-                .publish(&user, &path, session, &message, &mut out),
+            } => {
+                let reached = (self.users).publish(&user, &path, session, &message, &mut out);
+                if let Some(inbox) = self.inbox_for(&user, &path, session, reached) {
+                    written = self.keep(Kind::Inbox, &[inbox], &message);
+                }
+            }
             Address::Subscription(s) => {
                 let mut delivery = Delivery::new(message, s.id);
                 delivery.tag = s.tag;
@@ -378,8 +441,47 @@ impl Router {
             .map_err(|e| self.queue_error(e, destination))
     }
 
-    /// Offers a message published on this node to the other nodes that need it, before any
-    /// local delivery: a refusal refuses the whole send.
+    /// The inbox a message for `user` at `path` waits in: when it reached none of the user's
+    /// sessions (`reached`), was for the user rather than one session, and `path` has an inbox
+    /// (`inbox.destinations`). Never with a backplane: another node may have delivered it.
+    fn inbox_for(
+        &self,
+        user: &UserKey,
+        path: &str,
+        session: Option<u64>,
+        reached: usize,
+    ) -> Option<Arc<str>> {
+        let UserKey::Named(name) = user else {
+            return None;
+        };
+        let keeps = reached == 0 && session.is_none() && self.backplane.is_none();
+        (keeps && self.inbox.keeps(path)).then(|| Subscription::inbox_queue(name, path))
+    }
+
+    /// Keeps a message in the node's own queues of `kind` (the durable subscriptions a topic
+    /// message matched, a user's inbox): one copy of its own (not a slice of a session's read
+    /// buffer), with an `expires` from the kind's `max_age` unless it has one. A durable
+    /// subscription's is stored with the node's store when `persistent:true`; an inbox's always
+    /// (the operator chose to keep them). These queues drop their oldest when full, so this
+    /// never refuses the sender.
+    fn keep(&self, kind: Kind, queues: &[Arc<str>], message: &Message) -> Written {
+        let expires = self.queues.expiry(kind);
+        let kept = Arc::new(message.kept(expires.filter(|_| message.expires().is_none())));
+        let persist =
+            self.queues.store().is_some() && (kind == Kind::Inbox || is_persistent(kept.headers()));
+        let mut written = None;
+        for queue in queues {
+            match self.queues.enqueue(queue, kept.clone(), persist) {
+                Ok(w) => written = written.max(w),
+                // Counted as dropped by the subscription; a hot topic must not flood the log.
+                Err(e) => {
+                    tracing::debug!(queue = ?internal_queue::shown(queue), error = ?e, "a message was not kept")
+                }
+            }
+        }
+        written
+    }
+
     /// The backplane's [`Backplane::room`], when there is a backplane.
     pub(crate) fn backplane_room(&self) -> Option<crate::backplane::Room> {
         self.backplane.as_ref()?.room()
@@ -390,6 +492,8 @@ impl Router {
         self.backplane.is_some()
     }
 
+    /// Offers a message published on this node to the other nodes that need it, before any
+    /// local delivery: a refusal refuses the whole send.
     fn forward(&self, address: &Address, message: &Message) -> Result<(), RouteError> {
         let Some(backplane) = &self.backplane else {
             return Ok(());
@@ -429,16 +533,19 @@ impl Router {
             })
     }
 
-    /// The one way in for subscriptions: registers subscription `id` of `session` to
-    /// `destination` where its kind is routed, or says that a handler answers it.
+    /// The one way in for subscriptions: registers subscription `id` of `session` to what
+    /// `subscription` names where its kind is routed, or says that a handler answers it. A
+    /// durable one is created on first use (or started afresh when its destination changed),
+    /// then consumed like a queue.
     pub(crate) fn subscribe(
         self: &Arc<Self>,
         session: &SessionRef,
         id: ByteString,
-        destination: &Destination,
+        subscription: &Subscription,
         prefetch: usize,
         principal: Option<&Principal>,
     ) -> Result<Subscribed, RouteError> {
+        let destination = &subscription.destination;
         let origin = Origin::Client(principal);
         (self.rules).permit(origin, Access::Subscribe, destination)?;
         let subscriber = |id| Subscriber {
@@ -446,18 +553,38 @@ impl Router {
             subscription: id,
             outbox: session.outbox.clone(),
         };
-        match self.rules.feed(destination)? {
+        let feed = self.rules.feed(destination)?;
+        if let Some(queue) = subscription.fed_by(Kind::Durable) {
+            let Feed::Topic(pattern) = feed else {
+                return Err(RouteError::Durable {
+                    destination: destination.to_string(),
+                    reason: "durable subscriptions are to /topic destinations".to_owned(),
+                });
+            };
+            let written = self.ensure_durable(queue, principal, pattern, destination)?;
+            let consumer = queue::Consumer::new(session.id, id, session.outbox.clone(), prefetch);
+            (self.queues.subscribe(queue, consumer))
+                .map_err(|e| self.queue_error(e, destination))?;
+            return Ok(Subscribed::Durable(written));
+        }
+        match feed {
             Feed::Topic(pattern) => {
                 if !self.topics.subscribe(pattern, subscriber(id)) {
-                    return Err(RouteError::TooManyWildcardSubscriptions {
-                        destination: destination.to_string(),
-                        max: self.topics.max_wildcards(),
-                    });
+                    return Err(self.too_many_wildcards(destination));
                 }
             }
-            Feed::User(path) => self
-                .users
-                .subscribe(session.user.clone(), path, subscriber(id)),
+            Feed::User(path) => {
+                (self.users).subscribe(session.user.clone(), path, subscriber(id.clone()));
+                // What waited in the user's inbox goes first, in order, then live messages.
+                if let Some(inbox) = subscription.fed_by(Kind::Inbox)
+                    && self.queues.has_waiting(inbox)
+                {
+                    let consumer =
+                        queue::Consumer::new(session.id, id, session.outbox.clone(), prefetch);
+                    (self.queues.subscribe(inbox, consumer))
+                        .map_err(|e| self.queue_error(e, destination))?;
+                }
+            }
             Feed::Queue(name) => match self.remote_queues() {
                 // The queue lives in the backplane (RabbitMQ): it delivers through the sink.
                 Some(backplane) => backplane.queue_subscribe(QueueConsumer {
@@ -484,11 +611,101 @@ impl Router {
         Ok(Subscribed::Routed)
     }
 
+    fn too_many_wildcards(&self, destination: &Destination) -> RouteError {
+        RouteError::TooManyWildcardSubscriptions {
+            destination: destination.to_string(),
+            max: self.topics.max_wildcards(),
+        }
+    }
+
+    /// Finds or creates the durable subscription whose queue is `queue`, feeding it from
+    /// `pattern`; its definition is stored when the node has a store.
+    fn ensure_durable(
+        &self,
+        queue: &Arc<str>,
+        principal: Option<&Principal>,
+        pattern: &str,
+        destination: &Destination,
+    ) -> Result<Written, RouteError> {
+        let refused = |reason: String| RouteError::Durable {
+            destination: destination.to_string(),
+            reason,
+        };
+        let user = principal.map_or("", |p| p.name.as_str());
+        if user.contains('\0') {
+            return Err(refused("the user name holds a NUL".to_owned()));
+        }
+        let name = internal_queue::parts(queue).map_or("", |(_, _, name)| name);
+        let (found, record) = (self.durable)
+            .ensure(queue, user, name, destination.as_str())
+            .map_err(|e| {
+                refused(match e {
+                    DurableError::Off => "durable subscriptions are off on this node".to_owned(),
+                    DurableError::TooMany(max) => {
+                        format!("too many durable subscriptions (max {max})")
+                    }
+                    DurableError::TooManyForUser(max) => {
+                        format!("too many durable subscriptions for this user (max {max})")
+                    }
+                })
+            })?;
+        match &found {
+            Ensured::Same => {}
+            Ensured::New | Ensured::Moved(_) => {
+                if let Ensured::Moved(old) = &found {
+                    let old = old.strip_prefix("/topic/").unwrap_or(old);
+                    self.topics.unsubscribe_durable(old, queue);
+                    self.queues.clear(queue);
+                }
+                if !self.topics.subscribe_durable(pattern, queue.clone()) {
+                    // Not created, or (moved) gone: its stored definition too.
+                    let removed = self.durable.remove(queue);
+                    if let (Some((_, position)), Some(store)) = (removed, self.queues.store())
+                        && matches!(found, Ensured::Moved(_))
+                    {
+                        store.remove(durable_table::REGISTRY, position);
+                    }
+                    return Err(self.too_many_wildcards(destination));
+                }
+            }
+        }
+        Ok(match (record, self.queues.store()) {
+            (Some(record), Some(store)) => {
+                Some(store.put(durable_table::REGISTRY, record.position, record.bytes))
+            }
+            _ => None,
+        })
+    }
+
     /// Removes subscription `id` of `session`; a queue redelivers its unacknowledged messages.
-    pub(crate) fn unsubscribe(&self, session: &SessionRef, id: &str, destination: &Destination) {
-        match self.rules.feed(destination) {
+    /// `forget` (UNSUBSCRIBE with `durable:true`) also removes a durable subscription, with
+    /// the messages it kept.
+    pub(crate) fn unsubscribe(
+        &self,
+        session: &SessionRef,
+        id: &str,
+        subscription: &Subscription,
+        forget: bool,
+    ) -> Written {
+        if let Some(queue) = subscription.fed_by(Kind::Durable) {
+            self.queues.unsubscribe(queue, session.id, id);
+            session.outbox.remove_subscription(id);
+            return if forget {
+                self.remove_durable(queue)
+            } else {
+                None
+            };
+        }
+        match self.rules.feed(&subscription.destination) {
             Ok(Feed::Topic(pattern)) => self.topics.unsubscribe(pattern, session.id, id),
-            Ok(Feed::User(_)) => self.users.unsubscribe(&session.user, session.id, id),
+            Ok(Feed::User(_)) => {
+                self.users.unsubscribe(&session.user, session.id, id);
+                if let Some(inbox) = subscription.fed_by(Kind::Inbox) {
+                    // What it was given from the inbox and did not acknowledge waits again.
+                    self.queues.unsubscribe(inbox, session.id, id);
+                    session.outbox.remove_subscription(id);
+                }
+            }
             Ok(Feed::Queue(name)) => {
                 match self.remote_queues() {
                     Some(backplane) => backplane.queue_unsubscribe(session.id, id),
@@ -500,6 +717,23 @@ impl Router {
             // Application subscriptions are not routed: their handler replied once.
             Ok(Feed::Handler) | Err(_) => {}
         }
+        None
+    }
+
+    /// Removes a durable subscription: from the topic table, its queue's waiting messages,
+    /// its stored definition. Returns the store write a RECEIPT waits for.
+    fn remove_durable(&self, queue: &Arc<str>) -> Written {
+        let (definition, position) = self.durable.remove(queue)?;
+        let destination = &*definition.destination;
+        let pattern = destination.strip_prefix("/topic/").unwrap_or(destination);
+        self.topics.unsubscribe_durable(pattern, queue);
+        let written = self.queues.clear(queue);
+        let store = self.queues.store()?;
+        Some(
+            written
+                .unwrap_or(0)
+                .max(store.remove(durable_table::REGISTRY, position)),
+        )
     }
 
     /// Settles queue deliveries of a subscription: ACK, NACK, or written in `auto` mode;
@@ -508,32 +742,42 @@ impl Router {
     pub(crate) fn settle(
         &self,
         session: u64,
-        subscription: &str,
-        destination: &Destination,
+        id: &str,
+        subscription: &Subscription,
         tags: &[u64],
         outcome: Outcome,
     ) -> Written {
-        let Ok(Feed::Queue(name)) = self.rules.feed(destination) else {
+        if let Some(queue) = &subscription.queue {
+            // A durable subscription's queue, or the inbox (whose deliveries are the only
+            // ones with tags it knows).
+            return (self.queues).settle(queue, session, id, tags, outcome);
+        }
+        let Ok(Feed::Queue(name)) = self.rules.feed(&subscription.destination) else {
             return None;
         };
         match self.remote_queues() {
             Some(backplane) => {
                 match outcome {
-                    Outcome::Ack => backplane.queue_settle(session, subscription, tags, true),
-                    Outcome::Nack => backplane.queue_settle(session, subscription, tags, false),
-                    Outcome::Reject => backplane.queue_reject(session, subscription, tags),
+                    Outcome::Ack => backplane.queue_settle(session, id, tags, true),
+                    Outcome::Nack => backplane.queue_settle(session, id, tags, false),
+                    Outcome::Reject => backplane.queue_reject(session, id, tags),
                 }
                 None
             }
-            None => (self.queues).settle(name, session, subscription, tags, outcome),
+            None => (self.queues).settle(name, session, id, tags, outcome),
         }
     }
 
     /// Asks a queue to dispatch again: the subscriber's outbox refused a delivery and has since
     /// drained.
-    pub(crate) fn redispatch(&self, destination: &Destination) {
-        if let (Ok(Feed::Queue(name)), None) = (self.rules.feed(destination), self.remote_queues())
-        {
+    pub(crate) fn redispatch(&self, subscription: &Subscription) {
+        if let Some(queue) = &subscription.queue {
+            return self.queues.dispatch(queue);
+        }
+        if let (Ok(Feed::Queue(name)), None) = (
+            self.rules.feed(&subscription.destination),
+            self.remote_queues(),
+        ) {
             self.queues.dispatch(name);
         }
     }

@@ -478,6 +478,35 @@ impl Queue {
         }
     }
 
+    /// Whether no message waits (in memory or on disk).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ready.is_empty() && self.paged.count == 0
+    }
+
+    /// Counts a message dropped without joining (a durable subscription's, which refuses
+    /// nobody).
+    pub(crate) fn count_dropped(&mut self) {
+        self.stats.dropped += 1;
+    }
+
+    /// Drops every waiting message, in memory and on disk (their records removed); returns
+    /// how many. What is in flight stays with its consumers.
+    pub(crate) fn clear(&mut self, ctx: &Ctx<'_>) -> usize {
+        let mut cleared = self.paged.count;
+        while let Some(q) = self.pop_ready(ctx) {
+            self.forget(&q, ctx);
+            cleared += 1;
+        }
+        if let (true, Some(writes)) = (self.paged.count > 0, ctx.writes) {
+            for position in self.paged.after + 1..self.next_position {
+                writes.remove(&self.name, position);
+            }
+        }
+        self.paged = Paged::default();
+        self.note_idle(ctx.now_ms);
+        cleared
+    }
+
     /// Adds a consumer and dispatches to it.
     pub(crate) fn subscribe(&mut self, consumer: Consumer, ctx: &Ctx<'_>) {
         self.consumers.push(consumer);

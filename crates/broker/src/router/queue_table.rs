@@ -19,12 +19,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use stompbox_codec::ByteString;
 
+use super::durable_table;
+use super::internal_queue::{self, Kind};
 use super::queue::{Consumer, Ctx, Dead, Full, Outcome, Queue};
 use crate::clock::Clock;
 use crate::message::Message;
 use crate::stats::{Counters, QueueStats};
 use crate::store::{SharedStore, StoreError, Writes, record_head};
-use crate::{OverflowPolicy, QueueConfig};
+use crate::{DurableConfig, InboxConfig, OverflowPolicy, QueueConfig};
 
 /// A queue operation that cannot be done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,10 @@ pub(crate) enum QueueError {
 pub(crate) struct QueueTable {
     queues: RwLock<HashMap<Box<str>, Arc<Mutex<Queue>>>>,
     config: QueueConfig,
+    /// The bounds of durable subscriptions' queues (`durable_table.rs`).
+    durable: QueueConfig,
+    /// The bounds of users' inboxes.
+    inbox: QueueConfig,
     counters: Arc<Counters>,
     /// Node-wide delivery tags (the `ack` header), also used for topic client-ack deliveries.
     tags: AtomicU64,
@@ -60,9 +66,28 @@ fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 }
 
 impl QueueTable {
-    pub(crate) fn new(config: QueueConfig, clock: Clock, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        config: QueueConfig,
+        durable: &DurableConfig,
+        inbox: &InboxConfig,
+        clock: Clock,
+        counters: Arc<Counters>,
+    ) -> Self {
+        // The node's own queues drop their oldest rather than refuse a sender, drop what they
+        // cannot deliver, and keep as many on disk as in memory.
+        let own = |max_messages, max_bytes, max_age| QueueConfig {
+            max_messages,
+            max_bytes,
+            overflow: OverflowPolicy::DropOldest,
+            dead_letter_prefix: String::new(),
+            max_stored_messages: max_messages,
+            message_ttl: max_age,
+            ..config.clone()
+        };
         QueueTable {
             queues: RwLock::default(),
+            durable: own(durable.max_messages, durable.max_bytes, durable.max_age),
+            inbox: own(inbox.max_messages, inbox.max_bytes, inbox.max_age),
             config,
             counters,
             tags: AtomicU64::new(0),
@@ -103,6 +128,9 @@ impl QueueTable {
         let mut transient: Vec<(String, u64)> = Vec::new();
         let (mut max_id, mut unreadable) = (0u64, 0usize);
         store.scan(&mut |queue, position, record| {
+            if queue == durable_table::REGISTRY {
+                return;
+            }
             let Some((is_transient, id)) = record_head(record) else {
                 unreadable += 1;
                 return;
@@ -164,6 +192,17 @@ impl QueueTable {
         self.config.max_total_bytes
     }
 
+    /// The `expires` of a message an internal queue of `kind` keeps now (its `max_age`), if
+    /// any.
+    pub(crate) fn expiry(&self, kind: Kind) -> Option<u64> {
+        let config = match kind {
+            Kind::Durable => &self.durable,
+            Kind::Inbox => &self.inbox,
+        };
+        let ttl = config.message_ttl.as_millis() as u64;
+        (ttl > 0).then(|| self.clock.now_ms().saturating_add(ttl))
+    }
+
     /// Sets `expires` to now plus `queues.message_ttl` on a message for a queue that has none
     /// (an explicit `expires`, `0` for never included, wins).
     pub(crate) fn apply_ttl(&self, headers: &mut stompbox_codec::Headers) {
@@ -184,11 +223,15 @@ impl QueueTable {
         self.tags.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
-    /// What a queue operation needs; `written` collects the store writes it makes (none when
-    /// `None`, as while restoring).
-    fn ctx<'a>(&'a self, written: Option<&'a Cell<Written>>) -> Ctx<'a> {
+    /// What an operation on queue `name` needs; `written` collects the store writes it makes
+    /// (none when `None`, as while restoring).
+    fn ctx<'a>(&'a self, name: &str, written: Option<&'a Cell<Written>>) -> Ctx<'a> {
         Ctx {
-            config: &self.config,
+            config: match internal_queue::kind(name) {
+                None => &self.config,
+                Some(Kind::Durable) => &self.durable,
+                Some(Kind::Inbox) => &self.inbox,
+            },
             counters: &self.counters,
             tags: &self.tags,
             total_bytes: &self.total_bytes,
@@ -216,7 +259,9 @@ impl QueueTable {
         }
         let full = table.len() >= self.config.max_queues;
         self.sweep(&mut table, full);
-        if table.len() >= self.config.max_queues {
+        // The node's own queues are bounded by `durable.max_subscriptions` and by the bytes
+        // users' inboxes hold (`max_total_bytes`) instead.
+        if table.len() >= self.config.max_queues && internal_queue::kind(name).is_none() {
             return Err(QueueError::TooManyQueues);
         }
         let q = Arc::new(Mutex::new(Queue::new(name)));
@@ -228,9 +273,14 @@ impl QueueTable {
         let queue = self.get_or_create(name)?;
         let written = Cell::new(None);
         let mut q = lock(&queue);
-        q.subscribe(consumer, &self.ctx(Some(&written)));
+        q.subscribe(consumer, &self.ctx(name, Some(&written)));
         self.finish(name, q, Vec::new(), &written);
         Ok(())
+    }
+
+    /// Whether queue `name` exists and has messages waiting.
+    pub(crate) fn has_waiting(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|q| !lock(&q).is_empty())
     }
 
     /// Removes a consumer; its unacknowledged messages are redelivered to others.
@@ -238,7 +288,7 @@ impl QueueTable {
         let Some(queue) = self.get(name) else { return };
         let written = Cell::new(None);
         let mut q = lock(&queue);
-        let dead = q.unsubscribe(session, subscription, &self.ctx(Some(&written)));
+        let dead = q.unsubscribe(session, subscription, &self.ctx(name, Some(&written)));
         self.finish(name, q, dead, &written);
     }
 
@@ -253,7 +303,11 @@ impl QueueTable {
         let queue = self.get_or_create(name)?;
         let written = Cell::new(None);
         let mut q = lock(&queue);
-        let result = q.enqueue(message, persist, &self.ctx(Some(&written)));
+        let result = q.enqueue(message, persist, &self.ctx(name, Some(&written)));
+        if result.is_err() && internal_queue::kind(name).is_some() {
+            // Nobody to refuse: the node's own queues drop what they cannot keep, counted.
+            q.count_dropped();
+        }
         self.finish(name, q, Vec::new(), &written);
         result.map_err(QueueError::Full)?;
         Ok(written.get())
@@ -276,7 +330,7 @@ impl QueueTable {
             subscription,
             tags,
             outcome,
-            &self.ctx(Some(&written)),
+            &self.ctx(name, Some(&written)),
         );
         self.finish(name, q, dead, &written);
         written.get()
@@ -287,7 +341,7 @@ impl QueueTable {
         if let Some(queue) = self.get(name) {
             let written = Cell::new(None);
             let mut q = lock(&queue);
-            q.dispatch(&self.ctx(Some(&written)));
+            q.dispatch(&self.ctx(name, Some(&written)));
             self.finish(name, q, Vec::new(), &written);
         }
     }
@@ -331,7 +385,7 @@ impl QueueTable {
         };
         let ctx = Ctx {
             config: &config,
-            ..self.ctx(Some(written))
+            ..self.ctx(name, Some(written))
         };
         let queue = self.get_or_create(name);
         if queue.is_err() {
@@ -359,12 +413,23 @@ impl QueueTable {
         }
     }
 
+    /// Drops every message waiting in queue `name` (its stored ones removed from the store);
+    /// returns the store write that a RECEIPT waits for.
+    pub(crate) fn clear(&self, name: &str) -> Written {
+        let queue = self.get(name)?;
+        let written = Cell::new(None);
+        let mut q = lock(&queue);
+        q.clear(&self.ctx(name, Some(&written)));
+        drop(q);
+        written.get()
+    }
+
     /// One queue's counters, if it exists.
     pub(crate) fn stats(&self, name: &str) -> Option<QueueStats> {
         let queue = self.get(name)?;
         let written = Cell::new(None);
         let mut q = lock(&queue);
-        let stats = q.stats(&self.ctx(Some(&written)));
+        let stats = q.stats(&self.ctx(name, Some(&written)));
         self.finish(name, q, Vec::new(), &written);
         Some(stats)
     }
@@ -376,18 +441,19 @@ impl QueueTable {
             self.sweep(&mut table, true);
             table
                 .iter()
-                .map(|(n, q)| (format!("/queue/{n}"), q.clone()))
+                .map(|(n, q)| (n.to_string(), q.clone()))
                 .collect()
         };
         let written = Cell::new(None);
-        let ctx = self.ctx(Some(&written));
         let mut all: Vec<_> = queues
             .into_iter()
-            .map(|(n, queue)| {
+            .map(|(name, queue)| {
                 let mut q = lock(&queue);
-                let stats = q.stats(&ctx);
-                self.finish(&n["/queue/".len()..], q, Vec::new(), &written);
-                (n, stats)
+                let stats = q.stats(&self.ctx(&name, Some(&written)));
+                self.finish(&name, q, Vec::new(), &written);
+                let shown =
+                    internal_queue::shown(&name).unwrap_or_else(|| format!("/queue/{name}"));
+                (shown, stats)
             })
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));

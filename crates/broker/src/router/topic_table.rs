@@ -6,6 +6,10 @@
 //! branches, not with the number of patterns. Delivering is a `try`-style offer into each
 //! subscriber's bounded outbox under a read lock that is never held across an `.await`.
 //!
+//! A durable subscription (`durable_table.rs`) is an entry whose messages go to its node queue
+//! instead of an outbox: the table hands those queues to the router, which keeps the message in
+//! each, whether or not a session is consuming it now.
+//!
 //! With a backplane, the first local subscriber of a pattern and the last one leaving are
 //! reported to it ([`Backplane::interest`]) under the table's write lock, so a pattern's reports
 //! are in order; the router forwards publishes itself (`Router::route`).
@@ -30,18 +34,33 @@ pub(crate) struct Subscriber {
     pub(crate) outbox: Arc<Outbox>,
 }
 
-impl Subscriber {
+/// One entry of the table: a session's subscription, or a durable subscription's queue.
+#[derive(Clone, Debug)]
+enum Entry {
+    Live(Subscriber),
+    /// The node queue of a durable subscription (its internal name).
+    Durable(Arc<str>),
+}
+
+impl Entry {
     fn is(&self, session: u64, subscription: &str) -> bool {
-        self.session == session && self.subscription == subscription
+        match self {
+            Entry::Live(s) => s.session == session && s.subscription == subscription,
+            Entry::Durable(_) => false,
+        }
+    }
+
+    fn is_durable(&self, queue: &str) -> bool {
+        matches!(self, Entry::Durable(q) if &**q == queue)
     }
 }
 
 #[derive(Debug, Default)]
 struct Table {
     /// Routing key → subscribers whose pattern is exactly that key.
-    exact: HashMap<Box<str>, Vec<Subscriber>>,
+    exact: HashMap<Box<str>, Vec<Entry>>,
     /// Subscribers whose pattern has wildcards, by pattern.
-    wildcard: WordTrie<Subscriber>,
+    wildcard: WordTrie<Entry>,
 }
 
 impl Table {
@@ -82,6 +101,15 @@ impl TopicTable {
     /// Adds `subscriber` under `pattern`; returns false, adding nothing, when `pattern` has
     /// wildcards and the table already holds [`TopicTable::max_wildcards`] such subscriptions.
     pub(crate) fn subscribe(&self, pattern: &str, subscriber: Subscriber) -> bool {
+        self.insert(pattern, Entry::Live(subscriber))
+    }
+
+    /// Adds the queue of a durable subscription under `pattern` (see [`TopicTable::subscribe`]).
+    pub(crate) fn subscribe_durable(&self, pattern: &str, queue: Arc<str>) -> bool {
+        self.insert(pattern, Entry::Durable(queue))
+    }
+
+    fn insert(&self, pattern: &str, subscriber: Entry) -> bool {
         let wildcard = is_wildcard(pattern);
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         if wildcard && table.wildcard.len() >= self.max_wildcards {
@@ -102,18 +130,27 @@ impl TopicTable {
     }
 
     pub(crate) fn unsubscribe(&self, pattern: &str, session: u64, subscription: &str) {
+        self.remove(pattern, |s| s.is(session, subscription));
+    }
+
+    /// Removes the queue of a durable subscription from under `pattern`.
+    pub(crate) fn unsubscribe_durable(&self, pattern: &str, queue: &str) {
+        self.remove(pattern, |s| s.is_durable(queue));
+    }
+
+    fn remove(&self, pattern: &str, is: impl Fn(&Entry) -> bool) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         let mut removed = false;
         if let Some(subs) = table.exact.get_mut(pattern) {
             let before = subs.len();
-            subs.retain(|s| !s.is(session, subscription));
+            subs.retain(|s| !is(s));
             removed |= subs.len() < before;
             if subs.is_empty() {
                 table.exact.remove(pattern);
             }
         }
         if is_wildcard(pattern) {
-            removed |= (table.wildcard).remove(pattern, |s| s.is(session, subscription));
+            removed |= (table.wildcard).remove(pattern, &is);
         }
         if let Some(backplane) = &self.backplane
             && removed
@@ -123,12 +160,22 @@ impl TopicTable {
         }
     }
 
-    /// Offers `message` to every matching subscriber.
-    pub(crate) fn publish(&self, key: &str, message: &Arc<Message>, out: &mut Deliveries<'_>) {
+    /// Offers `message` to every matching subscriber; adds the queues of the matching durable
+    /// subscriptions to `durable`, for the caller to keep it in.
+    pub(crate) fn publish(
+        &self,
+        key: &str,
+        message: &Arc<Message>,
+        out: &mut Deliveries<'_>,
+        durable: &mut Vec<Arc<str>>,
+    ) {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        let mut offer = |s: &Subscriber| {
-            let delivery = Delivery::new(message.clone(), s.subscription.clone());
-            out.offer(&s.outbox, delivery, WhenFull::Policy);
+        let mut offer = |s: &Entry| match s {
+            Entry::Live(s) => {
+                let delivery = Delivery::new(message.clone(), s.subscription.clone());
+                out.offer(&s.outbox, delivery, WhenFull::Policy);
+            }
+            Entry::Durable(queue) => durable.push(queue.clone()),
         };
         if let Some(subs) = table.exact.get(key) {
             subs.iter().for_each(&mut offer);
@@ -159,7 +206,7 @@ mod tests {
     fn publish(router: &TopicTable, key: &str, counters: &Counters) -> usize {
         let msg = Message::new(1, key.into(), Headers::new(), Bytes::from_static(b"x"));
         let mut out = Deliveries::new(counters);
-        router.publish(key, &Arc::new(msg), &mut out);
+        router.publish(key, &Arc::new(msg), &mut out, &mut Vec::new());
         out.finish()
     }
 
@@ -184,5 +231,28 @@ mod tests {
         assert_eq!(publish(&router, "x.y", &counters), 0);
         let table = router.table.read().unwrap();
         assert!(table.exact.is_empty() && table.wildcard.is_empty());
+    }
+
+    #[test]
+    fn durable_entries_hand_their_queues_to_the_caller() {
+        let counters = Arc::new(Counters::default());
+        let router = TopicTable::default();
+        let outbox = Arc::new(Outbox::new(&OutboxConfig::default(), counters.clone()));
+        router.subscribe("x.y", sub(1, "0", &outbox));
+        router.subscribe_durable("x.*", "q1".into());
+        router.subscribe_durable("x.y", "q2".into());
+        let msg = Arc::new(Message::new(1, "x.y".into(), Headers::new(), Bytes::new()));
+        let (mut out, mut durable) = (Deliveries::new(&counters), Vec::new());
+        router.publish("x.y", &msg, &mut out, &mut durable);
+        assert_eq!(out.finish(), 1);
+        durable.sort();
+        assert_eq!(durable, [Arc::<str>::from("q1"), "q2".into()]);
+        // A session's unsubscribe never removes a durable entry, and the reverse.
+        router.unsubscribe("x.*", 0, "q1");
+        router.unsubscribe_durable("x.y", "0");
+        router.unsubscribe_durable("x.y", "q2");
+        let (mut out, mut durable) = (Deliveries::new(&counters), Vec::new());
+        router.publish("x.y", &msg, &mut out, &mut durable);
+        assert_eq!((out.finish(), durable), (1, vec![Arc::<str>::from("q1")]));
     }
 }

@@ -75,7 +75,7 @@ impl UserTable {
     }
 
     /// Offers `message` to `user`'s subscriptions to `/user<destination>`, only those of
-    /// `session` when given.
+    /// `session` when given; returns how many subscriptions it was offered to.
     pub(crate) fn publish(
         &self,
         user: &UserKey,
@@ -83,11 +83,12 @@ impl UserTable {
         session: Option<u64>,
         message: &Arc<Message>,
         out: &mut Deliveries<'_>,
-    ) {
+    ) -> usize {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
         let Some(entries) = table.get(user) else {
-            return;
+            return 0;
         };
+        let mut reached = 0;
         for e in entries
             .iter()
             .filter(|e| &*e.destination == destination)
@@ -96,7 +97,9 @@ impl UserTable {
             let s = &e.subscriber;
             let delivery = Delivery::new(message.clone(), s.subscription.clone());
             out.offer(&s.outbox, delivery, WhenFull::Policy);
+            reached += 1;
         }
+        reached
     }
 }
 

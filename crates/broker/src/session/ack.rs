@@ -209,15 +209,17 @@ impl Session<'_> {
         let (subscription, tags) = key
             .and_then(|key| self.acks.take(key))
             .ok_or_else(unknown)?;
-        let destination = self.subscriptions.get(&subscription).ok_or_else(unknown)?;
+        let target = self.subscriptions.get(&subscription).ok_or_else(unknown)?;
         // RabbitMQ's `requeue:false` on NACK: dead-letter now instead of redelivering.
         let outcome = match (outcome, frame.header("requeue")) {
             (Outcome::Nack, Some("false")) => Outcome::Reject,
             (outcome, _) => outcome,
         };
-        if self.acks.redelivers(&subscription) {
+        // A queue's (and a durable subscription's) deliveries come back unless settled; so do
+        // those a user subscription was given from its inbox.
+        if self.acks.redelivers(&subscription) || target.queue.is_some() {
             out.push(Action::Settle {
-                destination: destination.clone(),
+                target: target.clone(),
                 subscription,
                 tags,
                 outcome,

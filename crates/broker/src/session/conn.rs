@@ -167,16 +167,16 @@ impl<'a> Conn<'a> {
         // Lock order: the outbox lock is released before any queue lock is taken.
         for run in written.chunk_by(|a, b| a.0 == b.0) {
             let subscription = &run[0].0;
-            if let Some(destination) = self.session.subscription(subscription) {
+            if let Some(target) = self.session.subscription(subscription) {
                 let tags: Vec<u64> = run.iter().map(|(_, tag)| *tag).collect();
                 let id = self.route.id;
-                router.settle(id, subscription, destination, &tags, Outcome::Ack);
+                router.settle(id, subscription, target, &tags, Outcome::Ack);
             }
         }
         if self.route.outbox.take_starved() {
             // A queue kept a delivery this outbox had no room for: there is room now.
-            for (_, destination) in self.session.subscriptions() {
-                router.redispatch(destination);
+            for (_, target) in self.session.subscriptions() {
+                router.redispatch(target);
             }
         }
     }
@@ -195,8 +195,8 @@ impl<'a> Conn<'a> {
         // Closed first, so queues redelivering this session's unacknowledged messages cannot
         // hand them back to one of its other subscriptions.
         self.route.outbox.close();
-        for (id, destination) in self.session.subscriptions() {
-            (self.shared.router).unsubscribe(&self.route, id, destination);
+        for (id, target) in self.session.subscriptions() {
+            (self.shared.router).unsubscribe(&self.route, id, target, false);
         }
     }
 

@@ -133,37 +133,46 @@ impl Conn<'_> {
                     "connected"
                 );
             }
-            Action::Subscribe { id, destination } => {
-                tracing::debug!(id = %id, destination = %destination, "subscribe");
+            Action::Subscribe { id, subscription } => {
+                let destination = &subscription.destination;
+                tracing::debug!(id = %id, destination = %destination, queue = ?subscription.queue, "subscribe");
                 let prefetch = self.session.prefetch(&id);
                 let subscribed = router.subscribe(
                     &self.route,
                     id.clone(),
-                    &destination,
+                    &subscription,
                     prefetch,
                     self.me.principal.as_ref(),
                 )?;
-                if subscribed == Subscribed::ByHandler {
-                    self.call_handler(Call {
+                match subscribed {
+                    Subscribed::ByHandler => self.call_handler(Call {
                         subscription: Some(id),
-                        destination,
+                        destination: subscription.destination,
                         headers: stompbox_codec::Headers::new(),
                         body: bytes::Bytes::new(),
-                    });
+                    }),
+                    Subscribed::Durable(written) => self.note_written(written),
+                    Subscribed::Routed => {}
                 }
             }
-            Action::Unsubscribe { id, destination } => {
-                tracing::debug!(id = %id, destination = %destination, "unsubscribe");
-                router.unsubscribe(&self.route, &id, &destination);
+            Action::Unsubscribe {
+                id,
+                subscription,
+                forget,
+            } => {
+                let destination = &subscription.destination;
+                tracing::debug!(id = %id, destination = %destination, forget, "unsubscribe");
+                let written = router.unsubscribe(&self.route, &id, &subscription, forget);
+                self.note_written(written);
             }
             Action::Settle {
-                destination,
+                target,
                 subscription,
                 tags,
                 outcome,
             } => {
                 let id = self.id();
-                let written = router.settle(id, &subscription, &destination, &tags, outcome);
+                let written = router.settle(id, &subscription, &target, &tags, outcome);
                 self.note_written(written);
             }
             Action::Publish {
@@ -252,15 +261,17 @@ impl Conn<'_> {
         let session = self.me.clone();
         Some(Box::new(match action {
             Action::Open { .. } => Event::Connected { session },
-            Action::Subscribe { id, destination } => Event::Subscribed {
+            Action::Subscribe { id, subscription } => Event::Subscribed {
                 session,
                 subscription: id.to_string(),
-                destination: destination.to_string(),
+                destination: subscription.destination.to_string(),
             },
-            Action::Unsubscribe { id, destination } => Event::Unsubscribed {
+            Action::Unsubscribe {
+                id, subscription, ..
+            } => Event::Unsubscribed {
                 session,
                 subscription: id.to_string(),
-                destination: destination.to_string(),
+                destination: subscription.destination.to_string(),
             },
             _ => return None,
         }))

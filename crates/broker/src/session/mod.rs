@@ -29,7 +29,7 @@ use self::ack::AckBook;
 use self::transaction::Transactions;
 use crate::destination::Destination;
 use crate::error::{ProtocolError, negotiate_version};
-use crate::router::{ClientSend, Outcome, Rules, within_limits};
+use crate::router::{ClientSend, Feed, Outcome, Rules, Subscription, within_limits};
 use crate::{AuthError, CloseReason, Config, Principal};
 
 /// What the driver must do, in order, after feeding the state machine.
@@ -50,12 +50,13 @@ pub(crate) enum Action {
     /// Register a subscription with the router.
     Subscribe {
         id: ByteString,
-        destination: Destination,
+        subscription: Subscription,
     },
-    /// Remove a subscription from the router.
+    /// Remove a subscription from the router; `forget` a durable one for good.
     Unsubscribe {
         id: ByteString,
-        destination: Destination,
+        subscription: Subscription,
+        forget: bool,
     },
     /// Route a message.
     Publish {
@@ -65,7 +66,7 @@ pub(crate) enum Action {
     },
     /// ACK or NACK deliveries of a subscription (a queue redelivers NACKed ones).
     Settle {
-        destination: Destination,
+        target: Subscription,
         subscription: ByteString,
         tags: Vec<u64>,
         outcome: Outcome,
@@ -114,9 +115,9 @@ pub(crate) struct Session<'a> {
     /// Which destinations are application ones; the permission rules.
     rules: &'a Rules,
     state: State,
-    /// Subscription id → destination; kept after the session closes, so the driver can
-    /// unregister them. Empty maps do not allocate.
-    subscriptions: HashMap<ByteString, Destination>,
+    /// Subscription id → what it subscribed to; kept after the session closes, so the driver
+    /// can unregister them. Empty maps do not allocate.
+    subscriptions: HashMap<ByteString, Subscription>,
     /// Each subscription's ack mode and prefetch, and what the client may still ACK/NACK.
     acks: AckBook,
     /// Open transactions; dropped (aborted) with the session.
@@ -145,8 +146,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The destination of a subscription.
-    pub(crate) fn subscription(&self, id: &str) -> Option<&Destination> {
+    /// What a subscription subscribed to.
+    pub(crate) fn subscription(&self, id: &str) -> Option<&Subscription> {
         self.subscriptions.get(id)
     }
 
@@ -187,7 +188,7 @@ impl<'a> Session<'a> {
     }
 
     /// Every subscription held (for cleanup when the session ends however it ends).
-    pub(crate) fn subscriptions(&self) -> impl Iterator<Item = (&ByteString, &Destination)> {
+    pub(crate) fn subscriptions(&self) -> impl Iterator<Item = (&ByteString, &Subscription)> {
         self.subscriptions.iter()
     }
 
@@ -325,7 +326,7 @@ impl<'a> Session<'a> {
         }
         match frame.command {
             Command::Send => self.send(frame, principal, out),
-            Command::Subscribe => self.subscribe(&frame, out),
+            Command::Subscribe => self.subscribe(&frame, principal, out),
             Command::Unsubscribe => self.unsubscribe(&frame, out),
             Command::Ack => self.ack(&frame, Outcome::Ack, out),
             Command::Nack => self.ack(&frame, Outcome::Nack, out),
@@ -389,14 +390,19 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn subscribe(&mut self, frame: &Frame, out: &mut Vec<Action>) -> Result<(), ProtocolError> {
+    fn subscribe(
+        &mut self,
+        frame: &Frame,
+        principal: Option<&Principal>,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ProtocolError> {
         let max = self.config.max_subscriptions_per_session;
         let State::Connected { version } = self.state else {
             unreachable!("only called when connected")
         };
         let destination = self.destination(frame)?;
         let subscriptions = &mut self.subscriptions;
-        let redelivers = self.rules.feed(&destination)?.redelivers();
+        let mut redelivers = self.rules.feed(&destination)?.redelivers();
         let id = match (frame.headers.get_shared("id"), version) {
             (Some(id), _) => id.clone(),
             // STOMP 1.0 made `id` optional; brokers then key the subscription by destination.
@@ -432,9 +438,27 @@ impl<'a> Session<'a> {
         if subscriptions.len() >= max {
             return Err(ProtocolError::TooManySubscriptions { max });
         }
+        let user = principal.map(|p| p.name.as_str());
+        // A `/queue` is durable already; the router refuses other kinds than `/topic`.
+        let durable = durable_name(frame, &id)
+            .filter(|_| destination.kind() != crate::DestinationKind::Queue)
+            .map(|name| Subscription::durable_queue(user, name));
+        // A durable subscription is consumed like a queue: what is not acknowledged comes back.
+        redelivers |= durable.is_some();
+        // A user destination with an inbox: what waited there is consumed like a queue too.
+        let inbox = match (self.rules.feed(&destination)?, user) {
+            (Feed::User(path), Some(user)) if self.config.inbox.keeps(path) => {
+                Some(Subscription::inbox_queue(user, path))
+            }
+            _ => None,
+        };
         self.acks.add(id.clone(), mode, prefetch, redelivers);
-        subscriptions.insert(id.clone(), destination.clone());
-        out.push(Action::Subscribe { id, destination });
+        let subscription = Subscription {
+            destination,
+            queue: durable.or(inbox),
+        };
+        subscriptions.insert(id.clone(), subscription.clone());
+        out.push(Action::Subscribe { id, subscription });
         Ok(())
     }
 
@@ -457,13 +481,35 @@ impl<'a> Session<'a> {
                 });
             }
         };
-        let Some(destination) = subscriptions.remove(&id) else {
+        let Some(subscription) = subscriptions.remove(&id) else {
             return Err(ProtocolError::UnknownSubscription { id: id.to_string() });
         };
         self.acks.remove(&id);
-        out.push(Action::Unsubscribe { id, destination });
+        let forget = frame.header("durable").is_some_and(is_true)
+            || DURABLE_NAMES.iter().any(|h| frame.headers.contains(h));
+        out.push(Action::Unsubscribe {
+            id,
+            subscription,
+            forget,
+        });
         Ok(())
     }
+}
+
+/// The headers that name a durable subscription: Artemis's, then ActiveMQ's.
+const DURABLE_NAMES: [&str; 2] = ["durable-subscription-name", "activemq.subscriptionName"];
+
+fn is_true(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("true")
+}
+
+/// The name of the durable subscription a SUBSCRIBE asks for, if it asks for one: a name
+/// header (Artemis's, ActiveMQ's), or `durable:true` (RabbitMQ's) with the subscription id.
+fn durable_name<'f>(frame: &'f Frame, id: &'f str) -> Option<&'f str> {
+    DURABLE_NAMES
+        .iter()
+        .find_map(|h| frame.header(h))
+        .or_else(|| frame.header("durable").filter(|v| is_true(v)).map(|_| id))
 }
 
 #[cfg(test)]

@@ -23,7 +23,10 @@ fn summary(actions: &[Action]) -> Vec<String> {
             },
             Action::Authenticate(_) => "authenticate".into(),
             Action::Open { version, .. } => format!("open {version}"),
-            Action::Subscribe { id, destination } => format!("subscribe {id} {destination}"),
+            Action::Subscribe { id, subscription } => match &subscription.queue {
+                None => format!("subscribe {id} {}", subscription.destination),
+                Some(_) => format!("subscribe {id} {} durable", subscription.destination),
+            },
             Action::Unsubscribe { id, .. } => format!("unsubscribe {id}"),
             Action::Publish { destination, .. } => format!("publish {destination}"),
             Action::Settle {
@@ -164,7 +167,7 @@ fn subscriptions_survive_a_failure_for_cleanup() {
     );
     let subs: Vec<_> = s
         .subscriptions()
-        .map(|(id, d)| (id.to_string(), d.to_string()))
+        .map(|(id, s)| (id.to_string(), s.destination.to_string()))
         .collect();
     assert_eq!(subs, [("a".to_owned(), "/topic/x".to_owned())]);
 }
