@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::{self, AppRoutes, Handler, HandlerErrorPolicy};
 use crate::broker::Shared;
+use crate::message::{InboxHook, Kept};
 use crate::router::{Router, Rules};
 use crate::{
     Authenticator, Backplane, Broker, Config, ConfigError, Interceptor, LoopbackOnly, Permissions,
@@ -25,6 +26,7 @@ pub struct BrokerBuilder {
     interceptors: Vec<Box<dyn Interceptor>>,
     backplane: Option<Arc<dyn Backplane>>,
     store: Option<Arc<dyn Store>>,
+    inbox_hook: Option<InboxHook>,
 }
 
 impl Broker {
@@ -39,6 +41,7 @@ impl Broker {
             interceptors: Vec::new(),
             backplane: None,
             store: None,
+            inbox_hook: None,
         }
     }
 }
@@ -133,6 +136,14 @@ impl BrokerBuilder {
         self
     }
 
+    /// Calls `hook` with every message kept in a user's offline inbox (`inbox.destinations`),
+    /// on the sender's task: it must not wait (hand the message on, e.g. to a push webhook's
+    /// bounded queue).
+    pub fn on_inbox(mut self, hook: impl Fn(Kept) + Send + Sync + 'static) -> Self {
+        self.inbox_hook = Some(InboxHook(Arc::new(hook)));
+        self
+    }
+
     /// Validates the configuration and creates the broker.
     ///
     /// # Errors
@@ -143,6 +154,7 @@ impl BrokerBuilder {
             self.rules.set_app_prefixes(prefixes)?;
         }
         let mut router = Router::new(&self.config, self.rules, self.backplane.take());
+        router.set_inbox_hook(self.inbox_hook.take());
         if let Some(store) = self.store.take() {
             (router.set_store(store)).map_err(|e| ConfigError {
                 field: "store",

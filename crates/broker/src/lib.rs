@@ -86,7 +86,7 @@ pub use destination::{Destination, DestinationError, DestinationKind};
 pub use error::{ProtocolError, QueueBound, SendError};
 pub use events::{EVENT_CAPACITY, Event};
 pub use intercept::{FrameRejected, Interceptor};
-pub use message::Payload;
+pub use message::{Kept, Payload};
 pub use permissions::{Access, PermissionRule, Permissions};
 pub use router::DEFAULT_APP_PREFIX;
 pub use stats::{QueueStats, Stats};

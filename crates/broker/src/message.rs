@@ -97,6 +97,33 @@ pub(crate) struct Message {
     encoded: [OnceLock<Bytes>; 3],
 }
 
+/// A message kept in a user's offline inbox (`inbox.destinations`), as the hook set with
+/// [`crate::BrokerBuilder::on_inbox`] is given it: for example to push it to the user's phone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Kept {
+    /// Whose inbox.
+    pub user: String,
+    /// The destination as the user subscribes to it (`/user/queue/notifications`).
+    pub destination: String,
+    /// The node-unique message id (the `message-id` it will be delivered with).
+    pub message_id: u64,
+    /// Its headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Its body.
+    pub body: Bytes,
+}
+
+/// What [`crate::BrokerBuilder::on_inbox`] keeps.
+#[derive(Clone)]
+pub(crate) struct InboxHook(pub(crate) std::sync::Arc<dyn Fn(Kept) + Send + Sync>);
+
+impl std::fmt::Debug for InboxHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InboxHook")
+    }
+}
+
 impl Message {
     /// A message from SEND's headers (reserved ones are removed here) and body.
     pub(crate) fn new(id: u64, destination: ByteString, mut headers: Headers, body: Bytes) -> Self {

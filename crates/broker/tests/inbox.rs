@@ -215,3 +215,43 @@ fn inbox_destinations_must_be_user_destinations() {
     let error = config.validate().unwrap_err();
     assert_eq!(error.field, "inbox.destinations");
 }
+
+#[tokio::test]
+async fn the_inbox_hook_is_told_of_every_kept_message() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let config = Config {
+        inbox: inbox(100),
+        ..Config::default()
+    };
+    let broker = Broker::builder()
+        .config(config)
+        .on_inbox(move |kept| tx.send(kept).unwrap())
+        .build()
+        .unwrap();
+    let payload = stompbox_broker::Payload::text("liked").header("x-kind", "like");
+    broker.send_to_user("bob", NOTIFICATIONS, payload).unwrap();
+    let kept = rx.try_recv().expect("told at once");
+    assert_eq!(
+        (
+            kept.user.as_str(),
+            kept.destination.as_str(),
+            &kept.body[..]
+        ),
+        ("bob", "/user/queue/notifications", &b"liked"[..])
+    );
+    assert!(
+        kept.headers
+            .contains(&("x-kind".to_owned(), "like".to_owned()))
+    );
+    // Delivered, not kept: not told.
+    let mut bob = login(&broker, "bob").await;
+    subscribe(&mut bob, "n", "/user/queue/notifications").await;
+    let m = bob.expect_message().await;
+    assert_eq!(
+        m.header("message-id"),
+        Some(kept.message_id.to_string().as_str())
+    );
+    notify(&broker, "bob", NOTIFICATIONS, "live");
+    bob.expect_message().await;
+    assert!(rx.try_recv().is_err());
+}

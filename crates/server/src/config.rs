@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub publish: PublishConfig,
     /// `GET /metrics` (Prometheus) on the WebSocket listener.
     pub metrics: MetricsConfig,
+    /// The webhook told of messages kept in users' offline inboxes (`broker.inbox`).
+    pub push: crate::PushConfig,
     /// The broker core: limits, heart-beats, outboxes, shutdown grace.
     pub broker: Config,
     /// Who may connect: a users file, JWT, or (the default) local clients only.
@@ -488,6 +490,7 @@ impl ServerConfig {
         self.sse.validate(&mut taken)?;
         self.publish.validate(&mut taken)?;
         self.metrics.validate(&mut taken)?;
+        self.push.validate()?;
         #[cfg(feature = "relay")]
         if let Err(stompbox_relay::RelayError::InvalidConfig { key, reason }) =
             self.relay.validate()

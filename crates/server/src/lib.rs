@@ -50,6 +50,7 @@ mod auth;
 mod burst;
 mod config;
 mod config_metrics;
+mod config_push;
 mod config_sockjs;
 mod config_sources;
 mod config_sse;
@@ -64,6 +65,7 @@ mod origin;
 mod pre_connect;
 mod proxy_protocol;
 mod publish;
+mod push;
 mod server;
 mod sockjs;
 mod sse;
@@ -79,6 +81,7 @@ pub use config::{
     WebSocketConfig,
 };
 pub use config_metrics::MetricsConfig;
+pub use config_push::PushConfig;
 pub use config_sockjs::{Prefixes, SockJsConfig};
 pub use config_sources::{ConfigSources, ENV_PREFIX, ENV_SEPARATOR, Loaded};
 pub use config_sse::{PublishConfig, SseConfig};

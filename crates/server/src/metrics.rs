@@ -34,6 +34,8 @@ pub(crate) struct NodeState {
     pub(crate) relay: Option<stompbox_relay::Relay>,
     /// `store.enabled`, and the data directory could not be opened: the node runs without it.
     pub(crate) store_missing: bool,
+    /// The push webhook's counters, when `push.url` is set.
+    pub(crate) push: Option<Arc<crate::push::PushStats>>,
 }
 
 /// `GET /metrics`.
@@ -203,6 +205,40 @@ impl Collector for Node {
             "1 when store.enabled but the data directory could not be opened",
             i64::from(self.node.store_missing),
         )?;
+        if let Some(push) = &self.node.push {
+            use std::sync::atomic::Ordering::Relaxed;
+            let counters = [
+                (
+                    "stompbox_push_sent",
+                    "inbox messages POSTed to the push webhook (2xx)",
+                    &push.sent,
+                ),
+                (
+                    "stompbox_push_failed",
+                    "inbox messages the push webhook refused or kept failing on (given up)",
+                    &push.failed,
+                ),
+                (
+                    "stompbox_push_retries",
+                    "push webhook POSTs tried again after a failure",
+                    &push.retries,
+                ),
+                (
+                    "stompbox_push_dropped",
+                    "inbox messages not pushed because push.max_pending were waiting",
+                    &push.dropped,
+                ),
+            ];
+            for (name, help, value) in counters {
+                out.counter(name, help, value.load(Relaxed))?;
+            }
+            let pending = push.pending.load(Relaxed);
+            out.gauge(
+                "stompbox_push_pending",
+                "inbox messages waiting for the push webhook",
+                i64::try_from(pending).unwrap_or(i64::MAX),
+            )?;
+        }
         process(&mut out)
     }
 }

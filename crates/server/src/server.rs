@@ -58,6 +58,8 @@ pub struct Server {
     reloader: Reloader,
     /// `store.enabled` and the data directory could not be opened (`/readyz` says so).
     store_missing: bool,
+    /// The push webhook's counters, when it is on.
+    push: Option<Arc<crate::push::PushStats>>,
 }
 
 impl Server {
@@ -81,6 +83,34 @@ impl Server {
             }
             false => (builder, None),
         };
+        if config.push.enabled() && config.broker.inbox.destinations.is_empty() {
+            tracing::warn!(
+                "push.url is set but broker.inbox.destinations is empty: nothing will be pushed"
+            );
+        }
+        #[cfg(feature = "relay")]
+        if config.relay.enabled && !config.broker.inbox.destinations.is_empty() {
+            tracing::warn!(
+                "broker.inbox.destinations is ignored with the relay: nothing is kept for absent users"
+            );
+        }
+        let push =
+            match config.push.enabled() {
+                true => Some(crate::push::Push::start(&config.push).map_err(|e| {
+                    Error::InvalidConfig {
+                        key: "push".into(),
+                        reason: format!("cannot start the webhook's thread: {e}"),
+                    }
+                })?),
+                false => None,
+            };
+        let builder = match &push {
+            Some(push) => {
+                let push = push.clone();
+                builder.on_inbox(move |kept| push.offer(kept))
+            }
+            None => builder,
+        };
         let store = crate::store::open(&config)?;
         let store_missing = config.store.enabled && store.is_none();
         let builder = match store {
@@ -99,6 +129,7 @@ impl Server {
         let mut server = Server::bind_with_broker(config, broker).await?;
         server.reloader = Reloader::new(server.broker.clone(), chain, true, server.tls_edges());
         server.store_missing = store_missing;
+        server.push = push.map(|p| p.stats().clone());
         #[cfg(feature = "relay")]
         if let Some((relay, link)) = relay {
             tracing::info!(node = relay.node_id(), "relay starting");
@@ -147,6 +178,7 @@ impl Server {
             websocket_tls,
             tcp_tls,
             store_missing: false,
+            push: None,
         })
     }
 
@@ -261,6 +293,7 @@ impl Server {
                 #[cfg(feature = "relay")]
                 relay: self.relay.clone(),
                 store_missing: self.store_missing,
+                push: self.push.clone(),
             };
             let readyz = {
                 let (broker, node) = (self.broker.clone(), node.clone());

@@ -266,6 +266,8 @@ pub(crate) struct Router {
     durable: DurableTable,
     /// Which user destinations keep messages for absent users.
     inbox: crate::InboxConfig,
+    /// Told of every message kept in an inbox.
+    inbox_hook: Option<crate::message::InboxHook>,
     /// Other nodes, when this one is part of a cluster.
     backplane: Option<Arc<dyn Backplane>>,
     counters: Arc<Counters>,
@@ -299,6 +301,7 @@ impl Router {
             users: UserTable::new(backplane.clone()),
             durable: DurableTable::new(config.durable.clone()),
             inbox: config.inbox.clone(),
+            inbox_hook: None,
             backplane,
             counters,
             next_message_id: AtomicU64::new(1),
@@ -321,6 +324,11 @@ impl Router {
         // Message ids stay unique across the restart: the store is keyed by them.
         self.next_message_id = AtomicU64::new(max_id + 1);
         Ok(())
+    }
+
+    /// Calls `hook` with every message kept in an inbox.
+    pub(crate) fn set_inbox_hook(&mut self, hook: Option<crate::message::InboxHook>) {
+        self.inbox_hook = hook;
     }
 
     /// The node's store, when persistent messages are kept.
@@ -396,6 +404,17 @@ impl Router {
                 let reached = (self.users).publish(&user, &path, session, &message, &mut out);
                 if let Some(inbox) = self.inbox_for(&user, &path, session, reached) {
                     written = self.keep(Kind::Inbox, &[inbox], &message);
+                    if let (Some(hook), UserKey::Named(name)) = (&self.inbox_hook, &user) {
+                        (hook.0)(crate::Kept {
+                            user: name.to_string(),
+                            destination: message.destination().to_string(),
+                            message_id: message.id(),
+                            headers: (message.headers().iter())
+                                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                                .collect(),
+                            body: message.body().clone(),
+                        });
+                    }
                 }
             }
             Address::Subscription(s) => {
