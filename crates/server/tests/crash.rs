@@ -328,20 +328,25 @@ async fn publish(conn: &mut Conn, destination: &str, bodies: &[String], persiste
     }
 }
 
+/// Client acks: a message written to a session that is going away is not lost to it.
 fn durable_subscribe() -> Frame {
     Frame::new(Command::Subscribe)
         .with_header("id", "feed")
         .with_header("destination", "/topic/scores")
         .with_header("durable", "true")
+        .with_header("ack", "client-individual")
+        .with_header("prefetch-count", "500")
 }
 
-/// Takes `n` messages' bodies, then checks that nothing else comes for a moment.
+/// Takes (and ACKs) `n` messages' bodies, then checks that nothing else comes for a moment.
 async fn take_all(conn: &mut Conn, n: usize) -> Vec<String> {
     let mut got = Vec::new();
     while got.len() < n {
         let f = within("a MESSAGE", next_frame(conn)).await.unwrap();
         assert_eq!(f.command, Command::Message, "{f:?}");
         got.push(String::from_utf8(f.body.to_vec()).unwrap());
+        let ack = Frame::new(Command::Ack).with_header("id", f.header("ack").unwrap());
+        conn.send(&ack).await.unwrap();
     }
     let more = tokio::time::timeout(Duration::from_millis(300), next_frame(conn)).await;
     assert!(more.is_err(), "more than {n} messages: {more:?}");
@@ -361,6 +366,10 @@ async fn a_durable_subscription_and_its_persistent_messages_survive_kill_9() {
         .unwrap();
     let f = within("the SUBSCRIBE's RECEIPT", next_frame(&mut sub)).await;
     assert_eq!(f.unwrap().header("receipt-id"), Some("subscribed"));
+    let bye = Frame::new(Command::Disconnect).with_header("receipt", "bye");
+    sub.send(&bye).await.unwrap();
+    let f = within("the DISCONNECT's RECEIPT", next_frame(&mut sub)).await;
+    assert_eq!(f.unwrap().header("receipt-id"), Some("bye"));
     drop(sub);
 
     let names = |from: usize, to: usize| (from..to).map(|i| format!("m{i}")).collect::<Vec<_>>();
