@@ -286,11 +286,40 @@ pub struct QueueConfig {
     /// is never delivered.
     #[serde(with = "humantime_serde")]
     pub message_ttl: Duration,
+    /// TTLs of their own for some queues, as `[[broker.queues.ttl]]` tables in order: the
+    /// first whose `queues` matches a queue's name gives its messages' TTL instead of
+    /// `message_ttl` (as RabbitMQ's `message-ttl` policy, ActiveMQ's per-destination
+    /// policies). Default none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ttl: Vec<QueueTtl>,
     /// What happens to a message that expires in a queue. Default `drop` (counted as
     /// `expired`); `dead-letter` moves it to the queue's dead-letter queue (its `expires` header
     /// removed, `x-original-destination` added), like a message delivered `max_deliveries`
     /// times.
     pub expired: ExpiredPolicy,
+}
+
+/// One entry of `queues.ttl`: the TTL of the queues whose name `queues` matches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueTtl {
+    /// A queue name (`jobs`, for `/queue/jobs`), or a prefix followed by `*` (`reports.*`,
+    /// `*` for every queue).
+    pub queues: String,
+    /// How long a message without its own `expires` may wait in those queues; `0s` for no
+    /// limit.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl QueueTtl {
+    /// Whether this entry is about queue `name`.
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        match self.queues.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => self.queues == name,
+        }
+    }
 }
 
 /// What happens to a queued message whose `expires` time has passed.
@@ -439,6 +468,7 @@ impl Default for QueueConfig {
             dead_letter_prefix: "dlq.".to_owned(),
             max_stored_messages: 10_000_000,
             message_ttl: Duration::ZERO,
+            ttl: Vec::new(),
             expired: ExpiredPolicy::Drop,
         }
     }
@@ -557,6 +587,18 @@ impl Config {
             return bad(
                 "queues.max_bytes",
                 "must hold at least one max_body_size message",
+            );
+        }
+        if let Some(t) = (q.ttl.iter()).find(|t| {
+            let name = t.queues.strip_suffix('*').unwrap_or(&t.queues);
+            t.queues.is_empty() || name.contains('*')
+        }) {
+            return bad(
+                "queues.ttl",
+                &format!(
+                    "{:?}: a queue name, or a prefix followed by one final '*'",
+                    t.queues
+                ),
             );
         }
         let d = &self.durable;

@@ -79,8 +79,8 @@ pub use broker::{Broker, CloseReason};
 pub use builder::BrokerBuilder;
 pub use config::{
     AdmissionConfig, Config, ConfigError, DurableConfig, ExpiredPolicy, HeartbeatConfig,
-    InboxConfig, LoginConfig, OutboxConfig, OverflowPolicy, QueueConfig, SlowConsumerPolicy,
-    TransactionConfig,
+    InboxConfig, LoginConfig, OutboxConfig, OverflowPolicy, QueueConfig, QueueTtl,
+    SlowConsumerPolicy, TransactionConfig,
 };
 pub use destination::{Destination, DestinationError, DestinationKind};
 pub use error::{ProtocolError, QueueBound, SendError};

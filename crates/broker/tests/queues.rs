@@ -695,6 +695,59 @@ async fn message_ttl_expires_messages_without_their_own_and_expired_ones_can_be_
     d.expect_no_frame(QUIET).await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn queues_ttl_gives_some_queues_a_ttl_of_their_own_first_match_first() {
+    let ttl = |queues: &str, secs| stompbox_broker::QueueTtl {
+        queues: queues.into(),
+        ttl: Duration::from_secs(secs),
+    };
+    let broker = broker_with(QueueConfig {
+        message_ttl: Duration::from_secs(100),
+        ttl: vec![
+            ttl("reports.keep", 0),
+            ttl("reports.*", 10),
+            ttl("jobs", 30),
+        ],
+        ..QueueConfig::default()
+    });
+    let mut p = TestClient::connect(&broker).await;
+    for queue in ["reports.daily", "reports.keep", "jobs", "other"] {
+        let send = frames::send(&format!("/queue/{queue}"), queue.to_owned());
+        p.send_with_receipt(send, queue).await;
+    }
+    let live = |queue: &str| {
+        broker
+            .queue_stats(&format!("/queue/{queue}"))
+            .unwrap()
+            .depth
+    };
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(
+        ["reports.daily", "reports.keep", "jobs", "other"].map(live),
+        [0, 1, 1, 1],
+        "reports.* expired at 10 s; reports.keep (0s: none) and the others wait"
+    );
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert_eq!(["reports.keep", "jobs", "other"].map(live), [1, 0, 1]);
+    tokio::time::advance(Duration::from_secs(70)).await;
+    assert_eq!(["reports.keep", "other"].map(live), [1, 0]);
+}
+
+#[test]
+fn a_ttl_pattern_with_a_star_inside_is_a_configuration_error() {
+    let config = stompbox_broker::Config {
+        queues: QueueConfig {
+            ttl: vec![stompbox_broker::QueueTtl {
+                queues: "a*b".into(),
+                ttl: Duration::from_secs(1),
+            }],
+            ..QueueConfig::default()
+        },
+        ..stompbox_broker::Config::default()
+    };
+    assert_eq!(config.validate().unwrap_err().field, "queues.ttl");
+}
+
 #[tokio::test]
 async fn a_stalled_consumer_holds_only_its_prefetch_the_rest_waits_in_the_queue() {
     let broker = Broker::new();

@@ -370,10 +370,10 @@ impl Router {
             let also = &mut [&mut destination];
             stompbox_codec::detach(&mut payload.headers, &mut payload.body, also);
         }
-        if let Address::Queue(_) = &address
+        if let Address::Queue(d) = &address
             && self.remote_queues().is_none()
         {
-            self.queues.apply_ttl(&mut payload.headers);
+            self.queues.apply_ttl(d.name(), &mut payload.headers);
         }
         let message = self.message(destination, payload);
         if origin != Origin::Backplane {

@@ -203,10 +203,14 @@ impl QueueTable {
         (ttl > 0).then(|| self.clock.now_ms().saturating_add(ttl))
     }
 
-    /// Sets `expires` to now plus `queues.message_ttl` on a message for a queue that has none
-    /// (an explicit `expires`, `0` for never included, wins).
-    pub(crate) fn apply_ttl(&self, headers: &mut stompbox_codec::Headers) {
-        let ttl = self.config.message_ttl.as_millis() as u64;
+    /// Sets `expires` to now plus the TTL of queue `name` (its `queues.ttl` entry, else
+    /// `queues.message_ttl`) on a message for it that has none (an explicit `expires`, `0`
+    /// for never included, wins).
+    pub(crate) fn apply_ttl(&self, name: &str, headers: &mut stompbox_codec::Headers) {
+        let ttl = (self.config.ttl.iter())
+            .find(|t| t.matches(name))
+            .map_or(self.config.message_ttl, |t| t.ttl);
+        let ttl = ttl.as_millis() as u64;
         if ttl > 0 && !headers.contains("expires") {
             let at = self.clock.now_ms().saturating_add(ttl);
             headers.set("expires", at.to_string());
