@@ -348,6 +348,27 @@ impl Broker {
         self.shared.router.queues()
     }
 
+    /// Drops every message waiting in a queue of this node (`/queue/jobs`), stored ones
+    /// included; what is in flight to consumers stays. Returns how many were dropped, `None`
+    /// when the queue does not exist (or the relay holds the queues).
+    pub fn purge(&self, destination: &str) -> Option<usize> {
+        let name = destination.strip_prefix(DestinationKind::Queue.prefix())?;
+        self.shared.router.purge(name)
+    }
+
+    /// Moves every message waiting in queue `from` (typically a dead-letter queue,
+    /// `/queue/dlq.jobs`) to the back of queue `to` (`/queue/jobs`), in order, without their
+    /// `x-original-destination`, whatever `to`'s bounds; stored ones stay stored. Returns how
+    /// many moved, `None` when `from` does not exist (or either is not a `/queue` destination).
+    pub fn redrive(&self, from: &str, to: &str) -> Option<usize> {
+        let prefix = DestinationKind::Queue.prefix();
+        let (from, to) = (from.strip_prefix(prefix)?, to.strip_prefix(prefix)?);
+        if to.is_empty() || from == to {
+            return None;
+        }
+        self.shared.router.redrive(from, to)
+    }
+
     /// The broker's clock in milliseconds since the UNIX epoch, the time base of `expires`
     /// headers. It follows tokio's clock from when the broker was built, so tests with paused
     /// time control it.

@@ -171,6 +171,14 @@ impl Message {
         Message::new(self.id, destination, headers, body)
     }
 
+    /// A dead letter sent back to a queue (`destination`) by an operator: without its
+    /// `x-original-destination`, its delivery count starting again.
+    pub(crate) fn redriven(&self, destination: ByteString) -> Message {
+        let mut headers = self.headers.clone();
+        headers.remove("x-original-destination");
+        Message::new(self.id, destination, headers, self.body.clone())
+    }
+
     /// Where it was sent, as its subscribers see it (the MESSAGE's `destination` header).
     pub(crate) fn destination(&self) -> &ByteString {
         &self.destination

@@ -336,3 +336,41 @@ async fn receipts_wait_in_order_while_the_session_reads_on_and_disconnect_waits_
     p.expect_receipt("r2").await;
     p.expect_receipt("bye").await;
 }
+
+#[tokio::test]
+async fn a_redrive_moves_stored_dead_letters_back_and_a_purge_removes_them_from_the_store() {
+    let store = MemoryStore::new(true);
+    let first = broker(store.clone(), small_queues());
+    let mut p = TestClient::connect(&first).await;
+    // Dead letters as a poison message would leave them: sent there directly here.
+    for i in 0..5 {
+        let dead = persistent("/queue/dlq.jobs", &format!("d{i}"))
+            .with_header("x-original-destination", "/queue/jobs");
+        p.send_with_receipt(dead, &i.to_string()).await;
+    }
+    p.send_with_receipt(persistent("/queue/jobs", "waiting"), "w")
+        .await;
+    assert_eq!(first.redrive("/queue/dlq.jobs", "/queue/jobs"), Some(5));
+    assert_eq!(first.redrive("/queue/none", "/queue/jobs"), None);
+    assert_eq!(first.redrive("/queue/jobs", "/topic/x"), None);
+    let keys = store.keys();
+    assert!(
+        keys.iter().all(|(q, _)| q == "jobs"),
+        "moved, not copied: {keys:?}"
+    );
+    assert_eq!(keys.len(), 6);
+
+    // After a crash they are in /queue/jobs, in order, without the dead-letter mark.
+    let second = broker(store.crashed(), small_queues());
+    let mut c = consumer(&second, "/queue/jobs").await;
+    let got = take(&mut c, 6).await;
+    let bodies: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(bodies, ["waiting", "d0", "d1", "d2", "d3", "d4"]);
+    drop(c);
+
+    let third_store = store.crashed();
+    let third = broker(third_store.clone(), small_queues());
+    assert_eq!(third.purge("/queue/jobs"), Some(6));
+    assert_eq!(third.purge("/queue/none"), None);
+    assert!(third_store.keys().is_empty(), "{:?}", third_store.keys());
+}

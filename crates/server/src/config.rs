@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub metrics: MetricsConfig,
     /// The webhook told of messages kept in users' offline inboxes (`broker.inbox`).
     pub push: crate::PushConfig,
+    /// The admin HTTP API on its own listener (`stompbox ctl` talks to it).
+    pub admin: crate::AdminConfig,
     /// The broker core: limits, heart-beats, outboxes, shutdown grace.
     pub broker: Config,
     /// Who may connect: a users file, JWT, or (the default) local clients only.
@@ -491,6 +493,7 @@ impl ServerConfig {
         self.publish.validate(&mut taken)?;
         self.metrics.validate(&mut taken)?;
         self.push.validate()?;
+        self.admin.validate()?;
         #[cfg(feature = "relay")]
         if let Err(stompbox_relay::RelayError::InvalidConfig { key, reason }) =
             self.relay.validate()

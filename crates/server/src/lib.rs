@@ -46,9 +46,11 @@
 /// that stopped reading (a slow consumer) would otherwise pin the connection's memory forever.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+mod admin;
 mod auth;
 mod burst;
 mod config;
+mod config_admin;
 mod config_metrics;
 mod config_push;
 mod config_sockjs;
@@ -80,6 +82,7 @@ pub use config::{
     AnonymousAccess, AuthConfig, ClientCert, ServerConfig, StoreConfig, TcpConfig, TlsConfig,
     WebSocketConfig,
 };
+pub use config_admin::AdminConfig;
 pub use config_metrics::MetricsConfig;
 pub use config_push::PushConfig;
 pub use config_sockjs::{Prefixes, SockJsConfig};

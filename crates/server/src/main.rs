@@ -8,6 +8,8 @@ use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 
+mod ctl;
+
 /// jemalloc, with its background thread purging freed memory after 10 s: the system's malloc
 /// keeps what a burst took for good (feature `jemalloc`; `docs/benchmarks.md`).
 #[cfg(feature = "jemalloc")]
@@ -71,6 +73,9 @@ enum Command {
     /// `password_hash` in the users file (`auth.users_file`). Not an argument: arguments show in
     /// `ps` and shell history.
     HashPassword,
+    /// Ask a running node's admin API (`[admin]`): `overview`, `queues`, `purge`, `redrive`,
+    /// `publish`.
+    Ctl(ctl::Ctl),
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -121,8 +126,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(Command::HashPassword) = args.command {
+fn run(mut args: Args) -> anyhow::Result<()> {
+    let command = args.command.take();
+    if let Some(Command::Ctl(ctl)) = command {
+        return ctl::run(ctl);
+    }
+    if let Some(Command::HashPassword) = command {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
         let password = line.trim_end_matches(['\n', '\r']);

@@ -60,6 +60,8 @@ pub struct Server {
     store_missing: bool,
     /// The push webhook's counters, when it is on.
     push: Option<Arc<crate::push::PushStats>>,
+    /// The admin API's listener, when `admin.enabled`.
+    admin: Option<TcpListener>,
 }
 
 impl Server {
@@ -166,8 +168,13 @@ impl Server {
             true => Some(bind("tcp", config.tcp.listen, config.tcp.listen_backlog)?),
             false => None,
         };
+        let admin = match config.admin.enabled {
+            true => Some(bind("admin", config.admin.listen, 128)?),
+            false => None,
+        };
         let tls_edges = websocket_tls.iter().chain(&tcp_tls).cloned().collect();
         Ok(Server {
+            admin,
             reloader: Reloader::new(broker.clone(), None, false, tls_edges),
             config,
             broker,
@@ -193,6 +200,11 @@ impl Server {
     /// The bound WebSocket (HTTP) address, if that listener is enabled.
     pub fn local_ws_addr(&self) -> Option<SocketAddr> {
         self.websocket.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The bound admin API address, if `admin.enabled`.
+    pub fn local_admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound TCP address, if that listener is enabled.
@@ -247,7 +259,8 @@ impl Server {
     ///
     /// Logs, at info level, the line
     /// `listening websocket=ws://ADDR/PATH tcp=ADDR` (`disabled` for a disabled listener,
-    /// `wss://` with TLS; then `tcp_tls=true` follows when the TCP listener serves TLS).
+    /// `wss://` with TLS; then `tcp_tls=true` follows when the TCP listener serves TLS, and
+    /// `admin=ADDR` when the admin API is on).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let websocket = match self.ws_url() {
             Some(url) => url,
@@ -257,11 +270,20 @@ impl Server {
             Some(addr) => addr.to_string(),
             None => "disabled".to_owned(),
         };
-        match self.tcp_tls {
-            Some(_) => {
+        // `admin=ADDR` only when the admin API is on, last: scripts that parse the line as
+        // documented keep working.
+        let tls = self.tcp_tls.is_some();
+        match (tls, self.local_admin_addr()) {
+            (false, None) => tracing::info!(websocket = %websocket, tcp = %tcp_addr, "listening"),
+            (true, None) => {
                 tracing::info!(websocket = %websocket, tcp = %tcp_addr, tcp_tls = true, "listening")
             }
-            None => tracing::info!(websocket = %websocket, tcp = %tcp_addr, "listening"),
+            (false, Some(admin)) => {
+                tracing::info!(websocket = %websocket, tcp = %tcp_addr, admin = %admin, "listening")
+            }
+            (true, Some(admin)) => {
+                tracing::info!(websocket = %websocket, tcp = %tcp_addr, tcp_tls = true, admin = %admin, "listening")
+            }
         }
         // A client that never finishes its TLS handshake is dropped as one that never sends
         // CONNECT would be.
@@ -382,6 +404,18 @@ impl Server {
             });
         }
 
+        if let Some(listener) = self.admin {
+            let router = crate::admin::router(self.broker.clone(), &self.config.admin);
+            let stop = stop.clone();
+            listeners.spawn(async move {
+                crate::admin::serve(listener, router, stop)
+                    .await
+                    .map_err(|source| Error::Serve {
+                        listener: "admin",
+                        source,
+                    })
+            });
+        }
         let mut failure = tokio::select! {
             _ = shutdown => None,
             Some(ended) = listeners.join_next() => Some(flatten(ended)),

@@ -521,3 +521,82 @@ async fn sighup_reloads_the_users_file() {
         .await;
     child.kill().await.unwrap();
 }
+
+/// `stompbox ctl` against a running binary's admin API: a queue filled over TCP is listed as a
+/// table and as JSON, purged; a wrong token is a clear error and a non-zero exit.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_lists_and_purges_queues_through_the_admin_api() {
+    use common::within;
+
+    const TOKEN: &str = "ctl-test-admin-token";
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0"])
+        .args([
+            "--set",
+            "admin.enabled=true",
+            "--set",
+            "admin.listen=127.0.0.1:0",
+        ])
+        .env("STOMPBOX_ADMIN__TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .env("STOMPBOX_STORE__ENABLED", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stderr.take().unwrap()));
+    let (tcp, admin) = loop {
+        let line = within("the listening line", lines.next_line())
+            .await
+            .unwrap()
+            .expect("stderr closed before the listening line");
+        if let Some(rest) = line.split(" tcp=").nth(1) {
+            let (tcp, admin) = rest.split_once(" admin=").expect("admin= when it is on");
+            break (
+                tcp.parse::<std::net::SocketAddr>().unwrap(),
+                admin.trim().to_owned(),
+            );
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut producer = common::TcpClient::connect(tcp).await;
+    for i in 0..3 {
+        producer
+            .send_frame(common::frames::send("/queue/ctl.jobs", format!("job {i}")))
+            .await;
+    }
+    producer
+        .send_with_receipt(common::frames::send("/queue/ctl.jobs", "last"), "sent")
+        .await;
+
+    let url = format!("http://{admin}");
+    let ctl = |args: &[&str], token: &str| {
+        let mut all = vec!["ctl", "--url", url.as_str()];
+        all.extend_from_slice(args);
+        run(&all, &[("STOMPBOX_ADMIN__TOKEN", token)])
+    };
+    let (status, table, _) = tokio::task::block_in_place(|| ctl(&["queues"], TOKEN));
+    assert_eq!(status, 0);
+    let row = (table.lines())
+        .find(|l| l.starts_with("/queue/ctl.jobs"))
+        .unwrap_or_else(|| panic!("no row for the queue in:\n{table}"));
+    assert_eq!(row.split_whitespace().nth(1), Some("4"), "depth 4: {row}");
+    let (status, json, _) = tokio::task::block_in_place(|| ctl(&["--json", "queues"], TOKEN));
+    assert_eq!(status, 0);
+    let queues: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(queues[0]["destination"], "/queue/ctl.jobs");
+    let (status, said, _) =
+        tokio::task::block_in_place(|| ctl(&["purge", "/queue/ctl.jobs"], TOKEN));
+    assert_eq!(
+        (status, said.trim()),
+        (0, "purged 4 messages from /queue/ctl.jobs")
+    );
+    let (status, _, error) =
+        tokio::task::block_in_place(|| ctl(&["queues"], "a-wrong-token-entirely"));
+    assert_eq!(status, 1);
+    assert!(error.contains("401"), "{error}");
+    child.kill().await.unwrap();
+}

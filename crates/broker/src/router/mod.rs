@@ -674,7 +674,7 @@ impl Router {
                 if let Ensured::Moved(old) = &found {
                     let old = old.strip_prefix("/topic/").unwrap_or(old);
                     self.topics.unsubscribe_durable(old, queue);
-                    self.queues.clear(queue);
+                    let _ = self.queues.clear(queue);
                 }
                 if !self.topics.subscribe_durable(pattern, queue.clone()) {
                     // Not created, or (moved) gone: its stored definition too.
@@ -746,7 +746,7 @@ impl Router {
         let destination = &*definition.destination;
         let pattern = destination.strip_prefix("/topic/").unwrap_or(destination);
         self.topics.unsubscribe_durable(pattern, queue);
-        let written = self.queues.clear(queue);
+        let written = self.queues.clear(queue).and_then(|(_, written)| written);
         let store = self.queues.store()?;
         Some(
             written
@@ -842,6 +842,17 @@ impl Router {
     /// Every queue's counters.
     pub(crate) fn queues(&self) -> Vec<(String, QueueStats)> {
         self.queues.all()
+    }
+
+    /// Drops every message waiting in queue `/queue/<name>` of this node; how many.
+    pub(crate) fn purge(&self, name: &str) -> Option<usize> {
+        self.queues.clear(name).map(|(cleared, _)| cleared)
+    }
+
+    /// Moves every message waiting in `/queue/<from>` to `/queue/<to>`; how many.
+    pub(crate) fn redrive(&self, from: &str, to: &str) -> Option<usize> {
+        let destination = ByteString::from(format!("/queue/{to}"));
+        self.queues.redrive(from, to, &destination)
     }
 }
 

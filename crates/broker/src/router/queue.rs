@@ -478,6 +478,28 @@ impl Queue {
         }
     }
 
+    /// Takes every waiting message out, oldest first, reading back the tail on disk: each with
+    /// its position in the store, if stored (the caller removes it there once it is stored
+    /// elsewhere). What is in flight stays with its consumers.
+    pub(crate) fn take_waiting(&mut self, ctx: &Ctx<'_>) -> Vec<(Arc<Message>, Option<u64>)> {
+        let mut taken = Vec::new();
+        loop {
+            while let Some(q) = self.pop_ready(ctx) {
+                taken.push((q.message, q.stored));
+            }
+            if self.paged.count == 0 {
+                break;
+            }
+            self.page_in(ctx);
+            if self.ready.is_empty() {
+                // The store could not be read (logged by page_in): leave the rest there.
+                break;
+            }
+        }
+        self.note_idle(ctx.now_ms);
+        taken
+    }
+
     /// Whether no message waits (in memory or on disk).
     pub(crate) fn is_empty(&self) -> bool {
         self.ready.is_empty() && self.paged.count == 0

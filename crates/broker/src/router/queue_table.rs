@@ -418,14 +418,53 @@ impl QueueTable {
     }
 
     /// Drops every message waiting in queue `name` (its stored ones removed from the store);
-    /// returns the store write that a RECEIPT waits for.
-    pub(crate) fn clear(&self, name: &str) -> Written {
+    /// returns how many, and the store write that a RECEIPT waits for. `None`: no such queue.
+    pub(crate) fn clear(&self, name: &str) -> Option<(usize, Written)> {
         let queue = self.get(name)?;
         let written = Cell::new(None);
         let mut q = lock(&queue);
-        q.clear(&self.ctx(name, Some(&written)));
+        let cleared = q.clear(&self.ctx(name, Some(&written)));
         drop(q);
-        written.get()
+        Some((cleared, written.get()))
+    }
+
+    /// Moves every message waiting in queue `from` to the back of queue `to` (created if
+    /// needed), in order, as `destination`: an operator's dead-letter redrive. The move
+    /// ignores `to`'s bounds (it is bounded by `from`'s, and refusing half-way would split the
+    /// batch); a stored message is stored in `to` before it is removed from `from`, so a crash
+    /// in between cannot lose it. Returns how many moved. `None`: `from` does not exist.
+    pub(crate) fn redrive(&self, from: &str, to: &str, destination: &ByteString) -> Option<usize> {
+        let source = self.get(from)?;
+        let written = Cell::new(None);
+        let taken = lock(&source).take_waiting(&self.ctx(from, Some(&written)));
+        let config = QueueConfig {
+            max_messages: usize::MAX,
+            max_bytes: usize::MAX,
+            max_total_bytes: usize::MAX,
+            max_stored_messages: usize::MAX,
+            ..self.ctx(to, None).config.clone()
+        };
+        let ctx = Ctx {
+            config: &config,
+            ..self.ctx(to, Some(&written))
+        };
+        let target = match self.get_or_create(to) {
+            Ok(target) => target,
+            // Beyond max_queues: a queue that exists only while it is being redriven into.
+            Err(_) => self.restored_queue(to),
+        };
+        let moved = taken.len();
+        for (message, stored) in taken {
+            let message = Arc::new(message.redriven(destination.clone()));
+            let mut q = lock(&target);
+            // Bounds lifted above: this cannot be refused.
+            let _ = q.enqueue(message, stored.is_some(), &ctx);
+            drop(q);
+            if let (Some(position), Some(writes)) = (stored, ctx.writes) {
+                writes.remove(from, position);
+            }
+        }
+        Some(moved)
     }
 
     /// One queue's counters, if it exists.

@@ -19,6 +19,8 @@ pub struct TestServer {
     pub ws_url: String,
     pub ws_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
+    /// The admin API's address, when `admin.enabled`.
+    pub admin_addr: Option<SocketAddr>,
     pub broker: Broker,
     /// What SIGHUP calls in the binary.
     pub reloader: Reloader,
@@ -39,6 +41,7 @@ impl TestServer {
         let ws_url = server.ws_url().unwrap();
         let ws_addr = server.local_ws_addr().unwrap();
         let tcp_addr = server.local_tcp_addr().unwrap();
+        let admin_addr = server.local_admin_addr();
         let broker = server.broker().clone();
         let reloader = server.reloader();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -49,6 +52,7 @@ impl TestServer {
             ws_url,
             ws_addr,
             tcp_addr,
+            admin_addr,
             broker,
             reloader,
             stop: Some(stop),

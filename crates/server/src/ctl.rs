@@ -1,0 +1,149 @@
+//! `stompbox ctl`: the admin API's client for scripts and terminals (`docs/operations.md`).
+//! Tables by default, the API's JSON with `--json`.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// Talk to a node's admin API (`[admin]`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Ctl {
+    /// The admin API's address.
+    #[arg(long, default_value = "http://127.0.0.1:15670", value_name = "URL")]
+    url: String,
+    /// The admin token (`admin.token`); by default from STOMPBOX_ADMIN__TOKEN, the variable
+    /// that also sets it for the server.
+    #[arg(long, env = "STOMPBOX_ADMIN__TOKEN", hide_env_values = true)]
+    token: String,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Version, uptime and the node's counters.
+    Overview,
+    /// Every queue with its counters.
+    Queues,
+    /// Drop every message waiting in a queue (`/queue/jobs`).
+    Purge { destination: String },
+    /// Move what waits in a queue's dead-letter queue (or `--from`) back to it.
+    Redrive {
+        destination: String,
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Send a text message to a destination.
+    Publish { destination: String, body: String },
+}
+
+pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
+    let queue = |d: &str| -> anyhow::Result<String> {
+        let name = d
+            .strip_prefix("/queue/")
+            .context("a queue is /queue/<name>")?;
+        Ok(form_urlencoded::byte_serialize(name.as_bytes()).collect())
+    };
+    let (method, path, body) = match &ctl.what {
+        What::Overview => ("GET", "/api/overview".to_owned(), None),
+        What::Queues => ("GET", "/api/queues".to_owned(), None),
+        What::Purge { destination } => (
+            "DELETE",
+            format!("/api/queues/{}/messages", queue(destination)?),
+            None,
+        ),
+        What::Redrive { destination, from } => (
+            "POST",
+            format!("/api/queues/{}/redrive", queue(destination)?),
+            Some(serde_json::json!({ "from": from })),
+        ),
+        What::Publish { destination, body } => (
+            "POST",
+            "/api/publish".to_owned(),
+            Some(serde_json::json!({ "destination": destination, "body": body })),
+        ),
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}{path}", ctl.url.trim_end_matches('/'));
+    let auth = format!("Bearer {}", ctl.token);
+    let response = match (method, body) {
+        ("GET", _) => agent.get(&url).header("authorization", &auth).call(),
+        ("DELETE", _) => agent.delete(&url).header("authorization", &auth).call(),
+        (_, body) => {
+            let body = serde_json::to_vec(&body.unwrap_or(Value::Null))?;
+            (agent.post(&url).header("authorization", &auth))
+                .header("content-type", "application/json")
+                .send(&body[..])
+        }
+    }
+    .with_context(|| format!("cannot reach the admin API at {url}"))?;
+    let status = response.status();
+    let text = response.into_body().read_to_string()?;
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if !status.is_success() {
+        let error = value["error"]
+            .as_str()
+            .map_or(value.to_string(), str::to_owned);
+        bail!("{status}: {error}");
+    }
+    if ctl.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    match ctl.what {
+        What::Queues => print_queues(&value),
+        What::Overview => {
+            for (key, v) in value.as_object().into_iter().flatten() {
+                println!("{key:<20} {}", v.to_string().trim_matches('"'));
+            }
+        }
+        What::Purge { destination } => {
+            println!("purged {} messages from {destination}", value["messages"])
+        }
+        What::Redrive { destination, .. } => {
+            println!("moved {} messages to {destination}", value["messages"])
+        }
+        What::Publish { destination, .. } => println!(
+            "sent to {destination}: {} deliveries queued",
+            value["deliveries"]
+        ),
+    }
+    Ok(())
+}
+
+fn print_queues(value: &Value) {
+    const COLUMNS: [&str; 8] = [
+        "depth",
+        "in_flight",
+        "consumers",
+        "enqueued",
+        "delivered",
+        "acked",
+        "dead_lettered",
+        "dropped",
+    ];
+    let rows = value.as_array().cloned().unwrap_or_default();
+    let width = (rows.iter())
+        .filter_map(|q| q["destination"].as_str().map(str::len))
+        .fold("destination".len(), usize::max);
+    let mut line = format!("{:<width$}", "destination");
+    for c in COLUMNS {
+        line += &format!(" {c:>13}");
+    }
+    println!("{line}");
+    for q in rows {
+        let mut line = format!("{:<width$}", q["destination"].as_str().unwrap_or("?"));
+        for c in COLUMNS {
+            line += &format!(" {:>13}", q[c]);
+        }
+        println!("{line}");
+    }
+}
