@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -222,15 +223,24 @@ async fn queues(State(admin): State<Admin>) -> Response {
 
 #[utoipa::path(get, path = "/api/queues/{name}", tag = "queues",
     params(("name" = String, Path, description = "the queue's name, after /queue/")),
-    responses((status = 200, body = Queue), (status = 404, body = Problem),
-        (status = 401, body = Problem)),
+    responses((status = 200, body = Queue), (status = 400, body = Problem),
+        (status = 404, body = Problem), (status = 401, body = Problem)),
     security(("bearer" = [])))]
-async fn queue(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+async fn queue(State(admin): State<Admin>, name: Result<Path<String>, PathRejection>) -> Response {
+    let name = match path_name(name) {
+        Ok(name) => name,
+        Err(why) => return problem(StatusCode::BAD_REQUEST, why),
+    };
     let destination = format!("/queue/{name}");
     match admin.broker.queue_stats(&destination) {
         Some(stats) => json(StatusCode::OK, &Queue::new(destination, stats)),
         None => no_queue(&destination),
     }
+}
+
+/// The `{name}` of a queue's path, or why it cannot be read (a 400 in JSON, as every error).
+fn path_name(name: Result<Path<String>, PathRejection>) -> Result<String, String> {
+    name.map(|Path(name)| name).map_err(|e| e.body_text())
 }
 
 fn no_queue(destination: &str) -> Response {
@@ -250,9 +260,14 @@ struct Count {
 #[utoipa::path(delete, path = "/api/queues/{name}/messages", tag = "queues",
     params(("name" = String, Path, description = "the queue's name, after /queue/")),
     responses((status = 200, description = "dropped what waited", body = Count),
-        (status = 404, body = Problem), (status = 401, body = Problem)),
+        (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 401, body = Problem)),
     security(("bearer" = [])))]
-async fn purge(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+async fn purge(State(admin): State<Admin>, name: Result<Path<String>, PathRejection>) -> Response {
+    let name = match path_name(name) {
+        Ok(name) => name,
+        Err(why) => return problem(StatusCode::BAD_REQUEST, why),
+    };
     let destination = format!("/queue/{name}");
     match admin.broker.purge(&destination) {
         Some(messages) => {
@@ -269,6 +284,7 @@ async fn purge(State(admin): State<Admin>, Path(name): Path<String>) -> Response
 struct Redrive {
     /// The queue to take from (`/queue/...`). Default: the queue's dead-letter queue
     /// (`/queue/<broker.queues.dead_letter_prefix><name>`).
+    #[schema(pattern = "^/queue/.+$")]
     from: Option<String>,
 }
 
@@ -279,7 +295,15 @@ struct Redrive {
         (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 401, body = Problem)),
     security(("bearer" = [])))]
-async fn redrive(State(admin): State<Admin>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn redrive(
+    State(admin): State<Admin>,
+    name: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    let name = match path_name(name) {
+        Ok(name) => name,
+        Err(why) => return problem(StatusCode::BAD_REQUEST, why),
+    };
     let to = format!("/queue/{name}");
     let asked: Redrive = match body.is_empty() {
         true => Redrive::default(),
@@ -319,6 +343,7 @@ async fn redrive(State(admin): State<Admin>, Path(name): Path<String>, body: Byt
 struct Publish {
     /// Any destination server code may send to: `/topic/...`, `/queue/...`,
     /// `/user/{name}/...`.
+    #[schema(pattern = "^/(topic|queue|user)/[^/\\s]+(/[^/\\s]+)*$")]
     destination: String,
     /// Headers of the MESSAGE.
     #[serde(default)]
