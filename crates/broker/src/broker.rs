@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) hard_stop: CancellationToken,
     /// Counts live sessions so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
+    /// The connected sessions, for operators.
+    pub(crate) sessions: crate::sessions::Sessions,
 }
 
 /// Why a session ended; returned by [`Broker::serve`] and logged by transports.
@@ -80,11 +82,13 @@ pub enum CloseReason {
     TooManyConnections,
     /// The broker is shutting down.
     Shutdown,
+    /// An operator ended it ([`Broker::close_session`]), for this reason.
+    ClosedByOperator(String),
 }
 
 impl CloseReason {
     /// Every reason's name, in the order of [`Stats::closed`](crate::Stats::closed).
-    pub const LABELS: [&'static str; 10] = [
+    pub const LABELS: [&'static str; 11] = [
         "disconnect",
         "transport_closed",
         "protocol_error",
@@ -95,11 +99,13 @@ impl CloseReason {
         "slow_consumer",
         "too_many_connections",
         "shutdown",
+        "closed_by_operator",
     ];
 
     /// Its name in metrics: `disconnect` (the client's DISCONNECT), `transport_closed`,
     /// `protocol_error`, `authentication_failed`, `access_refused`, `connect_timeout`,
-    /// `heartbeat_timeout`, `slow_consumer`, `too_many_connections`, `shutdown`.
+    /// `heartbeat_timeout`, `slow_consumer`, `too_many_connections`, `shutdown`,
+    /// `closed_by_operator`.
     pub fn label(&self) -> &'static str {
         Self::LABELS[self.index()]
     }
@@ -116,6 +122,7 @@ impl CloseReason {
             CloseReason::SlowConsumer => 7,
             CloseReason::TooManyConnections => 8,
             CloseReason::Shutdown => 9,
+            CloseReason::ClosedByOperator(_) => 10,
         }
     }
 }
@@ -346,6 +353,18 @@ impl Broker {
     /// Every queue with its counters, sorted by destination.
     pub fn queues(&self) -> Vec<(String, QueueStats)> {
         self.shared.router.queues()
+    }
+
+    /// Every connected session of this node (after CONNECTED, until it ends), by id.
+    pub fn sessions(&self) -> Vec<crate::LiveSession> {
+        self.shared.sessions.list()
+    }
+
+    /// Ends session `id`: it sends what its outbox holds, then ERROR `closed by an operator`
+    /// with `reason` in its body, then closes (its unacknowledged queue messages go back).
+    /// False when no such session is connected.
+    pub fn close_session(&self, id: u64, reason: &str) -> bool {
+        self.shared.sessions.close(id, reason)
     }
 
     /// Drops every message waiting in a queue of this node (`/queue/jobs`), stored ones

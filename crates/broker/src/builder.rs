@@ -175,6 +175,7 @@ impl BrokerBuilder {
                 shutdown: CancellationToken::new(),
                 hard_stop: CancellationToken::new(),
                 tracker: TaskTracker::new(),
+                sessions: Default::default(),
             }),
         })
     }

@@ -249,6 +249,12 @@ pub enum ProtocolError {
     /// The broker is shutting down.
     #[error("the server is shutting down; reconnect later")]
     ShuttingDown,
+    /// An operator ended the session (the admin API, [`crate::Broker::close_session`]).
+    #[error("closed by an operator: {reason}")]
+    ClosedByOperator {
+        /// What the operator gave as the reason.
+        reason: String,
+    },
     /// The message store failed to write: persistent messages since its last sync may be lost,
     /// so the RECEIPT that would promise them is not sent.
     #[error("{0}; persistent messages sent since the last RECEIPT may not be stored")]
@@ -372,6 +378,7 @@ impl ProtocolError {
             ProtocolError::HeartbeatTimeout { .. } => "heart-beat timeout".into(),
             ProtocolError::SlowConsumer { .. } => "slow consumer".into(),
             ProtocolError::ShuttingDown => "server shutting down".into(),
+            ProtocolError::ClosedByOperator { .. } => "closed by an operator".into(),
             ProtocolError::StoreFailed(_) => "message store failed".into(),
             ProtocolError::CredentialsExpired => "token expired".into(),
             ProtocolError::LoginsThrottled { .. } => "too many failed logins".into(),
@@ -401,6 +408,9 @@ impl ProtocolError {
             ProtocolError::HeartbeatTimeout { .. } => CloseReason::HeartbeatTimeout,
             ProtocolError::SlowConsumer { .. } => CloseReason::SlowConsumer,
             ProtocolError::ShuttingDown => CloseReason::Shutdown,
+            ProtocolError::ClosedByOperator { reason } => {
+                CloseReason::ClosedByOperator(reason.clone())
+            }
             ProtocolError::TooManyConnections { .. }
             | ProtocolError::TooManyFromAddress { .. }
             | ProtocolError::TooManyForUser { .. }

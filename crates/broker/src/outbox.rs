@@ -51,6 +51,9 @@ pub(crate) struct Outbox {
     /// A queue delivery was refused (the outbox was full): once the session drains, it asks
     /// its queues to dispatch again, since nothing else would wake them for this consumer.
     starved: AtomicBool,
+    /// An operator asked for the session to end ([`Outbox::request_close`]); the reason is in
+    /// the state. Read on every wake-up, so an atomic before the lock.
+    close_requested: AtomicBool,
     /// The node's gauges of queued deliveries, and its slow-consumer counters.
     counters: Arc<Counters>,
 }
@@ -64,6 +67,8 @@ struct State {
     /// Dropping under `DropNewest` since the last time the outbox was drained.
     dropping: bool,
     closed: bool,
+    /// Why an operator asked for the session to end.
+    close_reason: Option<String>,
 }
 
 impl Outbox {
@@ -75,6 +80,7 @@ impl Outbox {
             max_bytes: config.max_bytes,
             policy: config.slow_consumer,
             starved: AtomicBool::new(false),
+            close_requested: AtomicBool::new(false),
             counters,
         }
     }
@@ -189,6 +195,36 @@ impl Outbox {
         }
         drop(state);
         self.release(n, taken);
+    }
+
+    /// Deliveries waiting, and their bytes.
+    pub(crate) fn depth(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.queue.len(), state.bytes)
+    }
+
+    /// Asks the session to end (an operator's request): it wakes, sends what it holds, then
+    /// ERROR `closed by an operator`. The first reason wins.
+    pub(crate) fn request_close(&self, reason: &str) {
+        let mut state = self.lock();
+        state.close_reason.get_or_insert_with(|| reason.to_owned());
+        drop(state);
+        self.close_requested
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// The reason of a close an operator asked for, once.
+    pub(crate) fn take_close_request(&self) -> Option<String> {
+        if !self
+            .close_requested
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return None;
+        }
+        self.close_requested
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.lock().close_reason.take()
     }
 
     /// True once a delivery was refused under the `Disconnect` policy.

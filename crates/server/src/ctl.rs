@@ -39,6 +39,14 @@ enum What {
     },
     /// Send a text message to a destination.
     Publish { destination: String, body: String },
+    /// Every connected session.
+    Connections,
+    /// End a session (ERROR `closed by an operator`, with the reason).
+    Close {
+        id: u64,
+        #[arg(long, default_value = "closed with stompbox ctl")]
+        reason: String,
+    },
 }
 
 pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
@@ -61,6 +69,15 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
             format!("/api/queues/{}/redrive", queue(destination)?),
             Some(serde_json::json!({ "from": from })),
         ),
+        What::Connections => ("GET", "/api/connections".to_owned(), None),
+        What::Close { id, reason } => {
+            let reason: String = form_urlencoded::byte_serialize(reason.as_bytes()).collect();
+            (
+                "DELETE",
+                format!("/api/connections/{id}?reason={reason}"),
+                None,
+            )
+        }
         What::Publish { destination, body } => (
             "POST",
             "/api/publish".to_owned(),
@@ -100,6 +117,8 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
     }
     match ctl.what {
         What::Queues => print_queues(&value),
+        What::Connections => print_connections(&value),
+        What::Close { id, .. } => println!("session {id} is being closed"),
         What::Overview => {
             for (key, v) in value.as_object().into_iter().flatten() {
                 println!("{key:<20} {}", v.to_string().trim_matches('"'));
@@ -117,6 +136,26 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+fn print_connections(value: &Value) {
+    println!(
+        "{:>8} {:<16} {:<22} {:<10} {:>7} {:>13} {:>13}",
+        "id", "user", "address", "transport", "version", "subscriptions", "outbox_frames"
+    );
+    for c in value.as_array().into_iter().flatten() {
+        let text = |k: &str| c[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:>8} {:<16} {:<22} {:<10} {:>7} {:>13} {:>13}",
+            c["id"],
+            text("user"),
+            text("address"),
+            text("transport"),
+            text("version"),
+            c["subscriptions"],
+            c["outbox_frames"]
+        );
+    }
 }
 
 fn print_queues(value: &Value) {

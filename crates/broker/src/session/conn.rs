@@ -40,6 +40,8 @@ pub(super) struct Conn<'a> {
     pub(super) forwards: bool,
     /// Needed only to authenticate; dropped once connected (handshake headers can be large).
     pub(super) info: Option<ConnectionInfo>,
+    /// Its entry among the node's connected sessions, from CONNECTED on.
+    pub(super) registered: Option<Arc<crate::sessions::Entry>>,
     pub(super) session: Session<'a>,
     pub(super) writer: Writer,
     pub(super) decoder: Decoder,
@@ -92,6 +94,7 @@ impl<'a> Conn<'a> {
             decode_stalled: false,
             forwards: false,
             info: Some(info),
+            registered: None,
             session: Session::new(ByteString::from(id.to_string()), config)
                 .with_rules(shared.router.rules()),
             writer: Writer::new(config.frame_trailing_eol),
@@ -195,6 +198,9 @@ impl<'a> Conn<'a> {
         // Closed first, so queues redelivering this session's unacknowledged messages cannot
         // hand them back to one of its other subscriptions.
         self.route.outbox.close();
+        if let Some(entry) = self.registered.take() {
+            self.shared.sessions.remove(entry.fixed.id);
+        }
         for (id, target) in self.session.subscriptions() {
             (self.shared.router).unsubscribe(&self.route, id, target, false);
         }

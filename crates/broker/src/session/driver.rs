@@ -187,7 +187,10 @@ where
                 }
             }
             () = outbox.changed() => {
-                if outbox.is_overflowed() {
+                if let Some(reason) = outbox.take_close_request() {
+                    tracing::info!(%reason, "closed by an operator");
+                    conn.fail(ProtocolError::ClosedByOperator { reason }).await;
+                } else if outbox.is_overflowed() {
                     tracing::info!("outbox overflowed: slow consumer");
                     conn.writer.clear();
                     let outbox_config = &config.outbox;

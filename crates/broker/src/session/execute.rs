@@ -111,7 +111,24 @@ impl Conn<'_> {
                 self.decoder.set_version(version);
                 self.decoder.set_limits(shared.config.limits());
                 self.last_read = Instant::now();
-                self.info = None;
+                let info = self.info.take();
+                let live = crate::LiveSession {
+                    id: self.id(),
+                    user: principal.as_ref().map(|p| p.name.clone()),
+                    peer: info.as_ref().and_then(|i| i.peer),
+                    transport: info
+                        .as_ref()
+                        .map_or(crate::TransportKind::Memory, |i| i.transport),
+                    version: version.as_str(),
+                    connected_at: std::time::SystemTime::now(),
+                    heartbeat_send: heartbeat.send,
+                    heartbeat_receive: heartbeat.receive,
+                    subscriptions: 0,
+                    outbox_frames: 0,
+                    outbox_bytes: 0,
+                };
+                let outbox = self.route.outbox.clone();
+                self.registered = Some(shared.sessions.register(live, outbox));
                 self.accepted.set_connected();
                 let span = tracing::Span::current();
                 span.record("version", version.as_str());
@@ -154,6 +171,9 @@ impl Conn<'_> {
                     Subscribed::Durable(written) => self.note_written(written),
                     Subscribed::Routed => {}
                 }
+                if let Some(entry) = &self.registered {
+                    entry.subscribed(true);
+                }
             }
             Action::Unsubscribe {
                 id,
@@ -164,6 +184,9 @@ impl Conn<'_> {
                 tracing::debug!(id = %id, destination = %destination, forget, "unsubscribe");
                 let written = router.unsubscribe(&self.route, &id, &subscription, forget);
                 self.note_written(written);
+                if let Some(entry) = &self.registered {
+                    entry.subscribed(false);
+                }
             }
             Action::Settle {
                 target,

@@ -1,0 +1,118 @@
+//! The node's connected sessions, as operators see them ([`Broker::sessions`],
+//! [`Broker::close_session`]): registered when CONNECTED is sent, gone when the session ends.
+//! Nothing here is on the data path: a session writes to its entry at CONNECTED, SUBSCRIBE and
+//! UNSUBSCRIBE only; the outbox depth is read from the outbox when listed.
+//!
+//! [`Broker::sessions`]: crate::Broker::sessions
+//! [`Broker::close_session`]: crate::Broker::close_session
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::TransportKind;
+use crate::outbox::Outbox;
+
+/// One connected session, as [`crate::Broker::sessions`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LiveSession {
+    /// The session id (the CONNECTED frame's `session`).
+    pub id: u64,
+    /// The authenticated user; `None` for an anonymous session.
+    pub user: Option<String>,
+    /// The client's address, as the edge saw it (the forwarded one behind a trusted proxy).
+    pub peer: Option<SocketAddr>,
+    /// How it is carried.
+    pub transport: TransportKind,
+    /// The STOMP version negotiated.
+    pub version: &'static str,
+    /// When CONNECTED was sent.
+    pub connected_at: SystemTime,
+    /// Heart-beats: how often the server sends one, and within what it expects one (zero: off).
+    pub heartbeat_send: Duration,
+    /// See `heartbeat_send`.
+    pub heartbeat_receive: Duration,
+    /// Its subscriptions.
+    pub subscriptions: usize,
+    /// Deliveries waiting in its outbox, and their bytes.
+    pub outbox_frames: usize,
+    /// See `outbox_frames`.
+    pub outbox_bytes: usize,
+}
+
+/// A registered session: what does not change, its subscription count, and its outbox.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) fixed: LiveSession,
+    pub(crate) subscriptions: AtomicUsize,
+    pub(crate) outbox: Arc<Outbox>,
+}
+
+impl Entry {
+    pub(crate) fn subscribed(&self, more: bool) {
+        if more {
+            self.subscriptions.fetch_add(1, Relaxed);
+        } else {
+            self.subscriptions.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// Every connected session of the node.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    live: Mutex<HashMap<u64, Arc<Entry>>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Entry>>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn register(&self, session: LiveSession, outbox: Arc<Outbox>) -> Arc<Entry> {
+        let entry = Arc::new(Entry {
+            fixed: session,
+            subscriptions: AtomicUsize::new(0),
+            outbox,
+        });
+        self.lock().insert(entry.fixed.id, entry.clone());
+        entry
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Every session, by id.
+    pub(crate) fn list(&self) -> Vec<LiveSession> {
+        let entries: Vec<Arc<Entry>> = self.lock().values().cloned().collect();
+        let mut all: Vec<LiveSession> = (entries.iter())
+            .map(|e| {
+                let (frames, bytes) = e.outbox.depth();
+                LiveSession {
+                    subscriptions: e.subscriptions.load(Relaxed),
+                    outbox_frames: frames,
+                    outbox_bytes: bytes,
+                    ..e.fixed.clone()
+                }
+            })
+            .collect();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Asks session `id` to end with ERROR `closed by an operator`; false if there is none.
+    pub(crate) fn close(&self, id: u64, reason: &str) -> bool {
+        let entry = self.lock().get(&id).cloned();
+        match entry {
+            Some(entry) => {
+                entry.outbox.request_close(reason);
+                true
+            }
+            None => false,
+        }
+    }
+}
