@@ -1,16 +1,20 @@
 //! The admin HTTP API (`[admin]`), on a listener of its own (default `127.0.0.1:15670`): what
 //! an operator asks of a node and what `stompbox ctl` calls. Every request carries
 //! `Authorization: Bearer <admin.token>`; the OpenAPI document at `/api/openapi.json` is
-//! generated from the handlers and types below (utoipa), so it is what the code does.
+//! generated from the handlers and types below (utoipa), so it is what the code does. The
+//! live dashboard (`dashboard.rs`) is served at `/` beside it.
 //!
 //! | request | answer |
 //! | --- | --- |
 //! | `GET /api/overview` | version, uptime, the node's counters |
+//! | `GET /api/history` | the last ten minutes, sampled every two seconds (the dashboard's charts) |
 //! | `GET /api/queues` | every queue of the node with its counters |
 //! | `GET /api/queues/{name}` | one (`name` after `/queue/`, URL-encoded) |
 //! | `DELETE /api/queues/{name}/messages` | purge: drop what waits |
 //! | `POST /api/queues/{name}/redrive` | move what waits in the dead-letter queue back |
 //! | `POST /api/publish` | send a message to any destination |
+//! | `GET /api/connections` | every connected session |
+//! | `DELETE /api/connections/{id}` | end one, with ERROR `closed by an operator` |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -39,12 +43,15 @@ struct Admin {
     expected: Arc<str>,
     /// The dead-letter prefix of this node's queues (`broker.queues.dead_letter_prefix`).
     dead_letter_prefix: Arc<str>,
+    /// The node's recent history, for the dashboard.
+    samples: Arc<std::sync::Mutex<crate::dashboard::Samples>>,
 }
 
 /// The admin API's router, every route behind the token check.
 pub(crate) fn router(broker: Broker, config: &AdminConfig) -> Router {
     let state = Admin {
         dead_letter_prefix: broker.config().queues.dead_letter_prefix.as_str().into(),
+        samples: crate::dashboard::start_sampling(broker.clone()),
         broker,
         started: Instant::now(),
         expected: format!("Bearer {}", config.token).into(),
@@ -52,16 +59,20 @@ pub(crate) fn router(broker: Broker, config: &AdminConfig) -> Router {
     Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/overview", get(overview))
+        .route("/api/history", get(history))
         .route("/api/queues", get(queues))
         .route("/api/queues/{name}", get(queue))
         .route("/api/queues/{name}/messages", delete(purge))
         .route("/api/queues/{name}/redrive", post(redrive))
         .route("/api/publish", post(publish))
+        .route("/api/connections", get(connections))
+        .route("/api/connections/{id}", delete(close_connection))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
         ))
+        .merge(crate::dashboard::assets())
         .with_state(state)
 }
 
@@ -158,6 +169,14 @@ async fn overview(State(admin): State<Admin>) -> Response {
         shutting_down: admin.broker.is_shutting_down(),
     };
     json(StatusCode::OK, &overview)
+}
+
+#[utoipa::path(get, path = "/api/history", tag = "node",
+    responses((status = 200, body = crate::dashboard::History), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+async fn history(State(admin): State<Admin>) -> Response {
+    let samples = admin.samples.lock().unwrap_or_else(|e| e.into_inner());
+    json(StatusCode::OK, &samples.history())
 }
 
 /// One queue and its counters.
@@ -384,13 +403,93 @@ async fn publish(State(admin): State<Admin>, body: Bytes) -> Response {
     }
 }
 
+/// One connected session.
+#[derive(Serialize, ToSchema)]
+struct Connection {
+    /// The session id (CONNECTED's `session`).
+    id: u64,
+    /// The authenticated user; absent for an anonymous session.
+    user: Option<String>,
+    /// The client's address.
+    address: Option<String>,
+    /// `websocket`, `tcp`, `sockjs`, `sse`, `http` or `memory`.
+    transport: String,
+    /// The STOMP version negotiated.
+    version: String,
+    /// When it connected, in milliseconds since the UNIX epoch.
+    connected_at_ms: u64,
+    /// Heart-beats the server sends, every this many ms (0: none).
+    heartbeat_send_ms: u64,
+    /// Heart-beats the server expects, within this many ms (0: none).
+    heartbeat_receive_ms: u64,
+    /// Its subscriptions.
+    subscriptions: usize,
+    /// Deliveries waiting in its outbox.
+    outbox_frames: usize,
+    /// Their bytes.
+    outbox_bytes: usize,
+}
+
+#[utoipa::path(get, path = "/api/connections", tag = "connections",
+    responses((status = 200, body = [Connection]), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+async fn connections(State(admin): State<Admin>) -> Response {
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let all: Vec<Connection> = (admin.broker.sessions().into_iter())
+        .map(|s| Connection {
+            id: s.id,
+            user: s.user,
+            address: s.peer.map(|p| p.to_string()),
+            transport: s.transport.label().to_owned(),
+            version: s.version.to_owned(),
+            connected_at_ms: (s.connected_at.duration_since(std::time::UNIX_EPOCH)).map_or(0, ms),
+            heartbeat_send_ms: ms(s.heartbeat_send),
+            heartbeat_receive_ms: ms(s.heartbeat_receive),
+            subscriptions: s.subscriptions,
+            outbox_frames: s.outbox_frames,
+            outbox_bytes: s.outbox_bytes,
+        })
+        .collect();
+    json(StatusCode::OK, &all)
+}
+
+#[utoipa::path(delete, path = "/api/connections/{id}", tag = "connections",
+    params(("id" = u64, Path, description = "the session id"),
+        ("reason" = Option<String>, Query, description = "told to the client in the ERROR")),
+    responses((status = 202, description = "the session is ending"),
+        (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+async fn close_connection(
+    State(admin): State<Admin>,
+    id: Result<Path<u64>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let reason = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "reason")
+        .map_or_else(
+            || "closed by the admin API".to_owned(),
+            |(_, v)| v.into_owned(),
+        );
+    if admin.broker.close_session(id, &reason) {
+        tracing::info!(session = id, %reason, "closed by the admin API");
+        StatusCode::ACCEPTED.into_response()
+    } else {
+        problem(StatusCode::NOT_FOUND, format!("no connected session {id}"))
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Stompbox admin API", description = "One node's overview, queues and publish."),
-    paths(overview, queues, queue, purge, redrive, publish),
-    components(schemas(Overview, Queue, Count, Redrive, Publish, Published, Problem)),
+    paths(overview, history, queues, queue, purge, redrive, publish, connections, close_connection),
+    components(schemas(Overview, crate::dashboard::History, crate::dashboard::Sample, Queue, Count, Redrive, Publish, Published, Problem, Connection)),
     modifiers(&BearerAuth),
-    tags((name = "node"), (name = "queues"), (name = "messages"))
+    tags((name = "node"), (name = "queues"), (name = "messages"), (name = "connections"))
 )]
 struct ApiDoc;
 

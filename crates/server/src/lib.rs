@@ -56,6 +56,7 @@ mod config_push;
 mod config_sockjs;
 mod config_sources;
 mod config_sse;
+mod dashboard;
 mod error;
 mod forwarded;
 mod http;

@@ -192,6 +192,9 @@ async fn the_openapi_document_describes_the_routes() {
     assert_eq!(
         paths,
         [
+            "/api/connections",
+            "/api/connections/{id}",
+            "/api/history",
             "/api/overview",
             "/api/publish",
             "/api/queues",
@@ -214,4 +217,145 @@ async fn an_enabled_admin_api_needs_a_long_token() {
     config.admin.token = "short".into();
     let error = config.validate().unwrap_err().to_string();
     assert!(error.contains("admin.token"), "{error}");
+}
+
+#[tokio::test]
+async fn connections_are_listed_and_one_is_closed_by_an_operator() {
+    let (server, addr) = admin().await;
+    let mut alice = TcpClient::open(server.tcp_addr).await;
+    alice
+        .handshake(frames::connect().with_header("login", "alice"))
+        .await;
+    alice.subscribe("a", "/topic/news").await;
+    alice.subscribe("b", "/queue/jobs").await;
+    let mut other = TcpClient::connect(server.tcp_addr).await;
+
+    let (status, list) = call(addr, "GET", "/api/connections", "").await;
+    assert_eq!(status, 200);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let entry = (list.iter())
+        .find(|c| c["user"] == "alice")
+        .expect("alice is listed");
+    assert_eq!(entry["transport"], "tcp");
+    assert_eq!(entry["version"], "1.2");
+    assert_eq!(entry["subscriptions"], 2);
+    assert!(entry["address"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let id = entry["id"].as_u64().unwrap();
+
+    let path = format!("/api/connections/{id}?reason=maintenance%20window");
+    let (status, _) = call(addr, "DELETE", &path, "").await;
+    assert_eq!(status, 202);
+    let error = alice.recv().await;
+    assert_eq!(error.command, stompbox_codec::Command::Error, "{error:?}");
+    assert_eq!(error.header("message"), Some("closed by an operator"));
+    let body = String::from_utf8(error.body.to_vec()).unwrap();
+    assert!(body.contains("maintenance window"), "{body}");
+    assert!(alice.try_recv().await.is_none(), "closed after the ERROR");
+    // Gone from the list once its session ended; the other one untouched.
+    common::within("alice to leave the list", async {
+        loop {
+            let (_, list) = call(addr, "GET", "/api/connections", "").await;
+            if list.as_array().unwrap().len() == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    other.subscribe("c", "/topic/news").await;
+    let (status, _) = call(addr, "DELETE", &format!("/api/connections/{id}"), "").await;
+    assert_eq!(status, 404);
+    let (status, bad) = call(addr, "DELETE", "/api/connections/not-a-number", "").await;
+    assert_eq!(status, 400, "{bad}");
+    let closed = server.broker.stats().closed;
+    assert!(closed.contains(&("closed_by_operator", 1)), "{closed:?}");
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_without_the_token_and_charts_the_history() {
+    let (server, addr) = admin().await;
+    let page = request(addr, "GET", "/", &[], b"").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.head.contains("content-type: text/html"),
+        "{}",
+        page.head
+    );
+    assert!(
+        page.head.contains("frame-ancestors 'none'"),
+        "{}",
+        page.head
+    );
+    let html = page.rest().await;
+    assert!(html.contains("/dashboard/dashboard.js"), "{html}");
+    for (asset, kind) in [
+        ("/dashboard/dashboard.js", "text/javascript"),
+        ("/dashboard/dashboard.css", "text/css"),
+        ("/dashboard/uPlot.iife.min.js", "text/javascript"),
+        ("/dashboard/uPlot.min.css", "text/css"),
+    ] {
+        let response = request(addr, "GET", asset, &[], b"").await;
+        assert_eq!(response.status, 200, "{asset}");
+        assert!(response.head.contains(kind), "{asset}: {}", response.head);
+        assert!(!response.rest().await.is_empty(), "{asset}");
+    }
+    // The data is not: the history needs the token like every API route.
+    let refused = request(addr, "GET", "/api/history", &[], b"").await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        request(addr, "GET", "/dashboard/x.js", &[], b"")
+            .await
+            .status,
+        401
+    );
+
+    // The sampler takes its first sample at once, then one every two seconds.
+    let mut client = TcpClient::connect(server.tcp_addr).await;
+    client.subscribe("s", "/queue/waiting").await;
+    let history = common::within("a first sample", async {
+        loop {
+            let (status, history) = call(addr, "GET", "/api/history", "").await;
+            assert_eq!(status, 200);
+            if !history["samples"].as_array().unwrap().is_empty() {
+                return history;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(history["interval_seconds"], 2);
+    let first = &history["samples"][0];
+    assert!(
+        first["at_ms"].as_u64().unwrap() > 1_700_000_000_000,
+        "{first}"
+    );
+    assert_eq!(
+        first["received_per_second"], 0.0,
+        "no rate before a second sample"
+    );
+    for key in ["sessions", "queued", "delivered_per_second"] {
+        assert!(first[key].is_number(), "{key}: {first}");
+    }
+    // Messages sent now show as a rate in a later sample.
+    let publish = r#"{"destination": "/queue/waiting", "body": "x"}"#;
+    for _ in 0..5 {
+        assert_eq!(call(addr, "POST", "/api/publish", publish).await.0, 202);
+    }
+    common::within("a sample with a rate", async {
+        loop {
+            let (_, history) = call(addr, "GET", "/api/history", "").await;
+            let samples = history["samples"].as_array().unwrap();
+            if samples
+                .iter()
+                .any(|s| s["received_per_second"].as_f64() > Some(0.0))
+            {
+                let last = samples.last().unwrap();
+                assert!(last["sessions"].as_u64() >= Some(1), "{last}");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 }

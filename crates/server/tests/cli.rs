@@ -594,6 +594,26 @@ async fn ctl_lists_and_purges_queues_through_the_admin_api() {
         (status, said.trim()),
         (0, "purged 4 messages from /queue/ctl.jobs")
     );
+    // The producer is the one connection; closing it from ctl ends it with the operator's ERROR.
+    let (status, table, _) = tokio::task::block_in_place(|| ctl(&["connections"], TOKEN));
+    assert_eq!(status, 0);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "one connection:\n{table}");
+    let columns: Vec<&str> = rows[0].split_whitespace().collect();
+    assert_eq!(columns[1..5], ["-", columns[2], "tcp", "1.2"], "{table}");
+    let id = columns[0];
+    let (status, said, _) = tokio::task::block_in_place(|| {
+        ctl(&["close", id, "--reason", "ctl test: maintenance"], TOKEN)
+    });
+    assert_eq!(
+        (status, said.trim()),
+        (0, format!("session {id} is being closed").as_str())
+    );
+    let error = producer.recv().await;
+    assert_eq!(error.header("message"), Some("closed by an operator"));
+    let body = String::from_utf8_lossy(&error.body).into_owned();
+    assert!(body.contains("ctl test: maintenance"), "{body}");
+
     let (status, _, error) =
         tokio::task::block_in_place(|| ctl(&["queues"], "a-wrong-token-entirely"));
     assert_eq!(status, 1);
