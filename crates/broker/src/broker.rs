@@ -340,7 +340,10 @@ impl Broker {
 
     /// A snapshot of the node's counters.
     pub fn stats(&self) -> Stats {
-        self.shared.router.counters().snapshot()
+        let counters = self.shared.router.counters();
+        let mut stats = counters.snapshot();
+        self.shared.sessions.traffic(counters).fill(&mut stats);
+        stats
     }
 
     /// One queue's depth, in-flight count and counters, by destination (`/queue/jobs`);

@@ -89,6 +89,9 @@ pub(crate) struct Message {
     /// The `expires` header: milliseconds since the UNIX epoch after which a queued message is
     /// dropped instead of delivered (ActiveMQ's header; 0 or absent means never).
     expires: Option<u64>,
+    /// When it was routed, for one message in [`crate::stats::TIMED_ONE_IN`]: its
+    /// subscribers' writers observe the time since (`Stats::publish_to_write`).
+    timed: Option<std::time::Instant>,
     /// [`Message::head_estimate`], computed once: every offer and take weighs the delivery.
     head_estimate: usize,
     /// Everything common to every delivery between the per-subscription headers and the body
@@ -141,9 +144,21 @@ impl Message {
             body,
             binary,
             expires,
+            timed: None,
             head_estimate,
             encoded: Default::default(),
         }
+    }
+
+    /// The same, timed from `routed` (`Stats::publish_to_write`).
+    pub(crate) fn timed_from(mut self, routed: std::time::Instant) -> Self {
+        self.timed = Some(routed);
+        self
+    }
+
+    /// When it was routed, if it is one of the messages timed.
+    pub(crate) fn timed(&self) -> Option<std::time::Instant> {
+        self.timed
     }
 
     /// The same message (id, headers, body) moved to `destination`, with an

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::TransportKind;
 use crate::outbox::Outbox;
+use crate::stats::{Counters, Traffic, TrafficTotals};
 
 /// One connected session, as [`crate::Broker::sessions`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub(crate) struct Entry {
     pub(crate) fixed: LiveSession,
     pub(crate) subscriptions: AtomicUsize,
     pub(crate) outbox: Arc<Outbox>,
+    /// Its frames and bytes, summed into the node's at each read of them.
+    traffic: Arc<Traffic>,
 }
 
 impl Entry {
@@ -72,18 +75,40 @@ impl Sessions {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn register(&self, session: LiveSession, outbox: Arc<Outbox>) -> Arc<Entry> {
+    pub(crate) fn register(
+        &self,
+        session: LiveSession,
+        outbox: Arc<Outbox>,
+        traffic: Arc<Traffic>,
+    ) -> Arc<Entry> {
         let entry = Arc::new(Entry {
             fixed: session,
             subscriptions: AtomicUsize::new(0),
             outbox,
+            traffic,
         });
         self.lock().insert(entry.fixed.id, entry.clone());
         entry
     }
 
-    pub(crate) fn remove(&self, id: u64) {
-        self.lock().remove(&id);
+    /// Removes a session that ended, its traffic moving to the node's counters of ended
+    /// sessions under the same lock: a reader sees it in one place or the other, never both or
+    /// neither, so the totals never go back.
+    pub(crate) fn remove(&self, id: u64, counters: &Counters) {
+        let mut live = self.lock();
+        if let Some(entry) = live.remove(&id) {
+            entry.traffic.depart(counters);
+        }
+    }
+
+    /// The node's frames and bytes: ended sessions' and the live ones'.
+    pub(crate) fn traffic(&self, counters: &Counters) -> TrafficTotals {
+        let live = self.lock();
+        let mut totals = TrafficTotals::departed(counters);
+        for entry in live.values() {
+            entry.traffic.add_into(&mut totals);
+        }
+        totals
     }
 
     /// Every session, by id.

@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     /// The link was started: [`Relay::stop`] then waits for it to end.
     started: AtomicBool,
     refused: AtomicU64,
+    /// From handing a publish to the connection to RabbitMQ's confirm of it.
+    pub(crate) confirm_latency: stompbox_broker::LatencyHistogram,
     /// Signalled when the publisher took messages from `outgoing` (see [`Relay::room`]).
     pub(crate) taken: Notify,
     /// Since when `outgoing` has been nearly full: milliseconds after `epoch`, 0 while it has
@@ -175,6 +177,7 @@ impl Relay {
             stop: CancellationToken::new(),
             started: AtomicBool::new(false),
             refused: AtomicU64::new(0),
+            confirm_latency: Default::default(),
             gates: Mutex::default(),
         });
         let link = RelayLink {
@@ -226,6 +229,18 @@ impl Relay {
     /// The link's state as it changes (also logged: `relay connected`, `relay down`).
     pub fn watch_state(&self) -> watch::Receiver<RelayState> {
         self.shared.state.subscribe()
+    }
+
+    /// Messages waiting in the buffer for the publisher (up to `buffer_messages`); those it
+    /// published and awaits RabbitMQ's confirm for are not counted.
+    pub fn buffered(&self) -> usize {
+        let outgoing = &self.shared.outgoing;
+        outgoing.max_capacity() - outgoing.capacity()
+    }
+
+    /// How long RabbitMQ took to confirm each publish (one batch of messages or one message).
+    pub fn confirm_latency(&self) -> stompbox_broker::Latencies {
+        self.shared.confirm_latency.snapshot()
     }
 
     /// Messages refused so far because the buffer was full or the relay stopped.

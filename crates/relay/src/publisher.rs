@@ -37,7 +37,8 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// messages its AMQP message carried: those are the oldest of [`Unconfirmed`], in order.
 #[derive(Default)]
 struct InFlight {
-    confirms: VecDeque<(PublisherConfirm, usize)>,
+    /// Each publish's confirm, how many messages it carries, and when it was handed over.
+    confirms: VecDeque<(PublisherConfirm, usize, std::time::Instant)>,
     /// Messages the confirms stand for.
     messages: usize,
 }
@@ -66,9 +67,10 @@ impl InFlight {
         let groups = groups(&next);
         let publishes = groups.iter().map(|group| publish(link, channel, group));
         let confirms = futures::future::try_join_all(publishes).await?;
+        let now = std::time::Instant::now();
         for (confirm, group) in confirms.into_iter().zip(&groups) {
             self.messages += group.len();
-            self.confirms.push_back((confirm, group.len()));
+            self.confirms.push_back((confirm, group.len(), now));
         }
         Ok(())
     }
@@ -78,11 +80,16 @@ impl InFlight {
     }
 
     /// Waits for the oldest confirm; then its messages leave `unconfirmed`.
-    async fn confirm_one(&mut self, unconfirmed: &mut Unconfirmed) -> Result<(), RelayError> {
-        let Some((confirm, count)) = self.confirms.front_mut() else {
+    async fn confirm_one(
+        &mut self,
+        link: &Link,
+        unconfirmed: &mut Unconfirmed,
+    ) -> Result<(), RelayError> {
+        let Some((confirm, count, published)) = self.confirms.front_mut() else {
             return Ok(());
         };
         let confirmation = confirm.await?;
+        (link.shared.confirm_latency).observe(published.elapsed());
         let count = *count;
         self.confirms.pop_front();
         self.messages -= count;
@@ -106,7 +113,7 @@ impl InFlight {
     ) -> Result<(), RelayError> {
         while !unconfirmed.is_empty() {
             self.fill(link, channel, unconfirmed).await?;
-            self.confirm_one(unconfirmed).await?;
+            self.confirm_one(link, unconfirmed).await?;
         }
         Ok(())
     }
@@ -170,7 +177,7 @@ pub(crate) async fn run(
                 }
                 return in_flight.drain(link, channel, unconfirmed).await;
             }
-            confirmed = in_flight.confirm_one(unconfirmed), if waiting => confirmed?,
+            confirmed = in_flight.confirm_one(link, unconfirmed), if waiting => confirmed?,
             n = outgoing.recv_many(&mut received, PUBLISH_BATCH), if unconfirmed.len() < IN_FLIGHT => {
                 if n == 0 {
                     // Every Relay handle is gone: what was taken is still confirmed.

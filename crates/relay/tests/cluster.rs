@@ -267,6 +267,14 @@ async fn a_fast_publisher_is_held_back_not_refused() {
         .expect("every message in time")
         .expect("in order");
     assert_eq!(a.relay.refused(), 0, "nothing refused");
+    // Everything was confirmed: the buffer is empty and each publish's confirm was timed
+    // (batches of /topic messages: fewer confirms than messages).
+    assert_eq!(a.relay.buffered(), 0);
+    let confirms = a.relay.confirm_latency();
+    assert!(
+        confirms.count > 0 && confirms.count <= N as u64 + 1,
+        "{confirms:?}"
+    );
     publisher.disconnect().await;
     subscriber.disconnect().await;
     for n in [&a, &b] {

@@ -18,7 +18,7 @@ use prometheus_client::{
     metrics::{MetricType, gauge::ConstGauge},
     registry::Registry,
 };
-use stompbox_broker::{Broker, QueueStats};
+use stompbox_broker::{Broker, Latencies, QueueStats};
 
 use crate::{
     MetricsConfig,
@@ -145,15 +145,46 @@ impl Collector for Node {
             "reason",
             stats.closed.iter().copied(),
         )?;
-        out.counter(
+        self.sessions(&mut out)?;
+        out.counters(
             "stompbox_messages_received",
-            "SEND frames accepted (and messages sent by the application)",
-            stats.messages_received,
+            "SEND frames accepted (and messages sent by the application), by destination kind",
+            "kind",
+            stats.received.iter().copied(),
+        )?;
+        out.counters(
+            "stompbox_messages_delivered",
+            "MESSAGE frames queued to subscribers, by the kind of the message's destination",
+            "kind",
+            stats.delivered.iter().copied(),
+        )?;
+        out.counters(
+            "stompbox_frames_received",
+            "Frames read from clients, by command (heartbeat: an EOL)",
+            "command",
+            stats.frames_in.iter().copied(),
+        )?;
+        out.counters(
+            "stompbox_frames_sent",
+            "Frames queued for writing to clients, by command (heartbeat: an EOL)",
+            "command",
+            stats.frames_out.iter().copied(),
         )?;
         out.counter(
-            "stompbox_messages_delivered",
-            "MESSAGE frames queued to subscribers",
-            stats.messages_delivered,
+            "stompbox_received_bytes",
+            "STOMP bytes read from clients",
+            stats.bytes_in,
+        )?;
+        out.counter(
+            "stompbox_sent_bytes",
+            "STOMP bytes handed to transports for writing",
+            stats.bytes_out,
+        )?;
+        out.histogram(
+            "stompbox_publish_to_write_seconds",
+            "From routing a message to encoding it into each subscriber's write batch, for \
+             one message in 64",
+            &stats.publish_to_write,
         )?;
         out.gauge(
             "stompbox_outbox_bytes",
@@ -199,6 +230,22 @@ impl Collector for Node {
                 "1 while the relay is connected to RabbitMQ",
                 i64::from(up),
             )?;
+            out.gauge(
+                "stompbox_relay_buffered",
+                "Messages waiting in the relay's buffer for the publisher (relay.buffer_messages)",
+                relay.buffered() as i64,
+            )?;
+            out.counter(
+                "stompbox_relay_refused",
+                "Messages the relay refused: its buffer stayed full past relay.unavailable_after, \
+                 or it was stopped",
+                relay.refused(),
+            )?;
+            out.histogram(
+                "stompbox_relay_confirm_seconds",
+                "From handing a publish (one message or a batch) to RabbitMQ to its confirm",
+                &relay.confirm_latency(),
+            )?;
         }
         out.gauge(
             "stompbox_store_missing",
@@ -243,7 +290,44 @@ impl Collector for Node {
     }
 }
 
+/// Upper bounds of `stompbox_outbox_depth_sessions`, in deliveries.
+const OUTBOX_DEPTHS: [usize; 6] = [0, 1, 10, 100, 1_000, 10_000];
+
 impl Node {
+    /// Connected sessions by STOMP version, and how full their outboxes are now; read from the
+    /// broker's session table at each scrape.
+    fn sessions(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        let sessions = self.broker.sessions();
+        let mut versions: Vec<(&str, i64)> = ["1.0", "1.1", "1.2"].map(|v| (v, 0)).to_vec();
+        let mut depths = [0i64; OUTBOX_DEPTHS.len()];
+        for session in &sessions {
+            if let Some(entry) = versions.iter_mut().find(|(v, _)| *v == session.version) {
+                entry.1 += 1;
+            }
+            for (bound, n) in OUTBOX_DEPTHS.iter().zip(&mut depths) {
+                if session.outbox_frames <= *bound {
+                    *n += 1;
+                }
+            }
+        }
+        out.gauges(
+            "stompbox_sessions_by_version",
+            "Connected sessions (after CONNECTED), by the STOMP version negotiated",
+            "version",
+            versions.into_iter(),
+        )?;
+        let bounds = OUTBOX_DEPTHS.map(|b| b.to_string());
+        let cumulative = (bounds.iter().map(String::as_str).zip(depths))
+            .chain(std::iter::once(("+Inf", sessions.len() as i64)));
+        out.gauges(
+            "stompbox_outbox_depth_sessions",
+            "Connected sessions whose outbox holds at most `le` deliveries now (a distribution \
+             of current depths)",
+            "le",
+            cumulative,
+        )
+    }
+
     /// The deepest `max_queues` queues, one series each, and how many there are.
     fn queues(&self, out: &mut Out<'_, '_>) -> fmt::Result {
         let mut queues = self.broker.queues();
@@ -377,6 +461,28 @@ fn process(out: &mut Out<'_, '_>) -> fmt::Result {
 struct Out<'a, 'b>(&'a mut DescriptorEncoder<'b>);
 
 impl Out<'_, '_> {
+    fn histogram(&mut self, name: &str, help: &str, latencies: &Latencies) -> fmt::Result {
+        // prometheus-client wants each bucket's own count; ours are cumulative.
+        let mut below = 0;
+        let mut buckets: Vec<(f64, u64)> = (latencies.buckets.iter())
+            .map(|(bound, cumulative)| {
+                let own = cumulative - below;
+                below = *cumulative;
+                (bound.as_secs_f64(), own)
+            })
+            .collect();
+        buckets.push((f64::INFINITY, latencies.count.saturating_sub(below)));
+        let mut metric = self
+            .0
+            .encode_descriptor(name, help, None, MetricType::Histogram)?;
+        metric.encode_histogram::<NoLabelSet>(
+            latencies.sum.as_secs_f64(),
+            latencies.count,
+            &buckets,
+            None,
+        )
+    }
+
     fn gauge(&mut self, name: &str, help: &str, value: i64) -> fmt::Result {
         let gauge = ConstGauge::new(value);
         let metric = self

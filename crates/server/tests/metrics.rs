@@ -63,7 +63,8 @@ async fn metrics_move_with_the_traffic() {
     assert_eq!(get(&idle, "stompbox_connections", None), 1.0);
     let websocket = Some(("transport", "websocket"));
     assert_eq!(get(&idle, "stompbox_sessions", websocket), 0.0);
-    assert_eq!(get(&idle, "stompbox_messages_received_total", None), 0.0);
+    let topic = Some(("kind", "topic"));
+    assert_eq!(get(&idle, "stompbox_messages_received_total", topic), 0.0);
     assert!(get(&idle, "process_resident_memory_bytes", None) > 1e6);
     assert!(get(&idle, "process_open_fds", None) > 3.0);
     assert!(idle.docs.contains_key("stompbox_queue_depth"), "documented");
@@ -92,8 +93,15 @@ async fn metrics_move_with_the_traffic() {
         get(&busy, "stompbox_sessions", Some(("transport", "tcp"))),
         1.0
     );
-    assert_eq!(get(&busy, "stompbox_messages_received_total", None), 10.0);
-    assert_eq!(get(&busy, "stompbox_messages_delivered_total", None), 3.0);
+    let queue = Some(("kind", "queue"));
+    assert_eq!(get(&busy, "stompbox_messages_received_total", topic), 3.0);
+    assert_eq!(get(&busy, "stompbox_messages_received_total", queue), 7.0);
+    assert_eq!(get(&busy, "stompbox_messages_delivered_total", topic), 3.0);
+    assert_eq!(get(&busy, "stompbox_messages_delivered_total", queue), 0.0);
+    let v12 = Some(("version", "1.2"));
+    assert_eq!(get(&busy, "stompbox_sessions_by_version", v12), 2.0);
+    let all = Some(("le", "+Inf"));
+    assert_eq!(get(&busy, "stompbox_outbox_depth_sessions", all), 2.0);
     assert_eq!(get(&busy, "stompbox_queues", None), 2.0);
     // Only the deepest queue, as metrics.max_queues = 1 asks.
     let jobs = Some(("queue", "/queue/jobs"));
@@ -128,6 +136,80 @@ async fn metrics_move_with_the_traffic() {
         0.0
     );
     drop(publisher);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn frames_bytes_and_latency_are_counted() {
+    let server = TestServer::start(|_| {}).await;
+    let mut subscriber = TcpClient::connect(server.tcp_addr).await;
+    subscriber.subscribe("s", "/topic/ticks").await;
+    let mut publisher = TcpClient::connect(server.tcp_addr).await;
+    // Message ids start at 1 and one in 64 is timed: 70 messages time at least one.
+    for i in 0..70 {
+        publisher
+            .send_frame(frames::send("/topic/ticks", format!("tick {i}")))
+            .await;
+    }
+    publisher
+        .send_with_receipt(frames::send("/topic/ticks", "last"), "done")
+        .await;
+    for _ in 0..71 {
+        subscriber.expect_message().await;
+    }
+    let command = |c| Some(("command", c));
+    let scrape = until(&server, "the traffic counted", |s| {
+        value(s, "stompbox_frames_sent_total", command("MESSAGE")) == Some(71.0)
+    })
+    .await;
+    assert_eq!(
+        get(&scrape, "stompbox_frames_received_total", command("SEND")),
+        71.0
+    );
+    assert_eq!(
+        get(
+            &scrape,
+            "stompbox_frames_received_total",
+            command("CONNECT")
+        ),
+        2.0
+    );
+    assert_eq!(
+        get(
+            &scrape,
+            "stompbox_frames_received_total",
+            command("SUBSCRIBE")
+        ),
+        1.0
+    );
+    for (sent, n) in [("CONNECTED", 2.0), ("RECEIPT", 2.0), ("ERROR", 0.0)] {
+        assert_eq!(
+            get(&scrape, "stompbox_frames_sent_total", command(sent)),
+            n,
+            "{sent}"
+        );
+    }
+    // 71 SENDs of at least 30 bytes each came in; 71 MESSAGEs of more went out.
+    assert!(get(&scrape, "stompbox_received_bytes_total", None) > 71.0 * 30.0);
+    assert!(get(&scrape, "stompbox_sent_bytes_total", None) > 71.0 * 60.0);
+    let histogram = (scrape.samples.iter())
+        .find_map(|s| match &s.value {
+            Value::Histogram(buckets) if s.metric.starts_with("stompbox_publish_to_write") => {
+                Some(buckets.clone())
+            }
+            _ => None,
+        })
+        .expect("the publish-to-write histogram");
+    let last = histogram.last().expect("buckets");
+    assert_eq!(last.less_than, f64::INFINITY);
+    assert!(
+        last.count >= 1.0,
+        "at least one timed message: {histogram:?}"
+    );
+    assert!(
+        (histogram.windows(2)).all(|w| w[0].count <= w[1].count),
+        "cumulative: {histogram:?}"
+    );
     server.shutdown().await.unwrap();
 }
 

@@ -16,6 +16,8 @@ pub(crate) struct Deliveries<'a> {
     counters: &'a Counters,
     tally: Tally,
     queued: usize,
+    /// The kind of the (first) message's destination (`stats::kind_index`), once one is queued.
+    kind: usize,
 }
 
 impl<'a> Deliveries<'a> {
@@ -24,6 +26,7 @@ impl<'a> Deliveries<'a> {
             counters,
             tally: Tally::default(),
             queued: 0,
+            kind: 0,
         }
     }
 
@@ -35,6 +38,9 @@ impl<'a> Deliveries<'a> {
         delivery: Delivery,
         when_full: WhenFull,
     ) -> Offer {
+        if self.queued == 0 {
+            self.kind = crate::stats::kind_index(delivery.message.destination().as_bytes());
+        }
         let offer = outbox.offer(delivery, when_full, &mut self.tally);
         if offer == Offer::Queued {
             self.queued += 1;
@@ -42,18 +48,17 @@ impl<'a> Deliveries<'a> {
         offer
     }
 
-    /// Counts what was queued (`messages_delivered`, the queued gauges); returns how many.
+    /// Counts what was queued (`delivered`, the queued gauges); returns how many.
     pub(crate) fn finish(self) -> usize {
         let Deliveries {
             counters,
             tally,
             queued,
+            kind,
         } = self;
         tally.apply(counters);
         if queued > 0 {
-            counters
-                .messages_delivered
-                .fetch_add(queued as u64, std::sync::atomic::Ordering::Relaxed);
+            counters.delivered[kind].fetch_add(queued as u64, std::sync::atomic::Ordering::Relaxed);
         }
         queued
     }

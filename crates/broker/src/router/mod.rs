@@ -442,9 +442,14 @@ impl Router {
 
     /// A new message (node-unique id), counted as received.
     fn message(&self, destination: ByteString, payload: Payload) -> Arc<Message> {
-        self.counters.messages_received.fetch_add(1, Relaxed);
+        let kind = crate::stats::kind_index(destination.as_bytes());
+        self.counters.received[kind].fetch_add(1, Relaxed);
         let id = self.next_message_id.fetch_add(1, Relaxed);
-        Arc::new(Message::new(id, destination, payload.headers, payload.body))
+        let message = Message::new(id, destination, payload.headers, payload.body);
+        Arc::new(match id % crate::stats::TIMED_ONE_IN {
+            0 => message.timed_from(std::time::Instant::now()),
+            _ => message,
+        })
     }
 
     /// The one place a routed message joins a queue of this node, and where a `persistent:true`

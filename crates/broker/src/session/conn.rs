@@ -149,6 +149,7 @@ impl<'a> Conn<'a> {
     /// `auto` mode are settled (done with) as they are taken.
     pub(super) fn drain_outbox(&mut self, max_bytes: usize) {
         let router = &self.shared.router;
+        let counters = router.counters();
         let (writer, version, session) = (&mut self.writer, self.version, &mut self.session);
         // (subscription, tag) of `auto` queue deliveries; allocates only if there are some.
         let mut written: Vec<(ByteString, u64)> = Vec::new();
@@ -164,6 +165,9 @@ impl<'a> Conn<'a> {
                         written.push((d.subscription.clone(), tag));
                     }
                 }
+            }
+            if let Some(routed) = d.message.timed() {
+                counters.publish_to_write.observe(routed.elapsed());
             }
             writer.push_delivery(&d, version, expected)
         });
@@ -198,9 +202,6 @@ impl<'a> Conn<'a> {
         // Closed first, so queues redelivering this session's unacknowledged messages cannot
         // hand them back to one of its other subscriptions.
         self.route.outbox.close();
-        if let Some(entry) = self.registered.take() {
-            self.shared.sessions.remove(entry.fixed.id);
-        }
         for (id, target) in self.session.subscriptions() {
             (self.shared.router).unsubscribe(&self.route, id, target, false);
         }
@@ -224,5 +225,11 @@ impl Drop for Conn<'_> {
     fn drop(&mut self) {
         self.cleanup();
         self.ended(CloseReason::TransportClosed);
+        // Last, after the final writes: the operators' table, and its traffic into the node's.
+        let counters = self.shared.router.counters();
+        match self.registered.take() {
+            Some(entry) => self.shared.sessions.remove(entry.fixed.id, counters),
+            None => self.writer.traffic().depart(counters),
+        }
     }
 }

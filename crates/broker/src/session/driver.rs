@@ -27,6 +27,7 @@ use super::conn::Conn;
 use super::writer::MAX_BATCH_BYTES;
 use crate::control::Control;
 use crate::error::ProtocolError;
+use crate::stats::{HEARTBEAT, frame_index};
 use crate::{Accepted, Broker, CloseReason, ConnectionInfo, Inbound, Outbound};
 
 /// The sink and the write in progress.
@@ -301,6 +302,7 @@ impl Conn<'_> {
             }
             Some(Ok(Inbound::Data(bytes))) => {
                 self.last_read = Instant::now();
+                self.writer.traffic().bytes_in(bytes.len());
                 self.read_buf.extend_from_slice(&bytes);
                 self.decode_all().await;
             }
@@ -318,8 +320,9 @@ impl Conn<'_> {
                 break;
             }
             match self.decoder.decode(&mut self.read_buf) {
-                Ok(Some(Item::HeartBeat)) => {}
+                Ok(Some(Item::HeartBeat)) => self.writer.traffic().frame_in(HEARTBEAT),
                 Ok(Some(Item::Frame(mut frame))) => {
+                    (self.writer.traffic()).frame_in(frame_index(frame.command));
                     tracing::trace!(command = %frame.command, "frame");
                     if let Err(rejected) = self.intercept(&mut frame) {
                         self.session.fail(rejected, None, &mut self.actions);

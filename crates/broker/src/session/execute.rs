@@ -128,7 +128,8 @@ impl Conn<'_> {
                     outbox_bytes: 0,
                 };
                 let outbox = self.route.outbox.clone();
-                self.registered = Some(shared.sessions.register(live, outbox));
+                let traffic = self.writer.traffic().clone();
+                self.registered = Some(shared.sessions.register(live, outbox, traffic));
                 self.accepted.set_connected();
                 let span = tracing::Span::current();
                 span.record("version", version.as_str());

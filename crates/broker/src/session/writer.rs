@@ -2,12 +2,14 @@
 //! out as one [`Outbound`], up to [`MAX_BATCH_BYTES`].
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use stompbox_codec::{ByteString, Frame, Version, encode};
 
 use crate::Outbound;
 use crate::message::{Delivery, encode_prefix};
+use crate::stats::{HEARTBEAT, Traffic, frame_index};
 
 /// Largest batch built from several frames: big enough to amortise a write per busy tick, small
 /// enough that one WebSocket message stays cheap for browsers to parse. A single larger frame is
@@ -25,6 +27,8 @@ pub(crate) struct Writer {
     /// deliveries of one subscription follow one another (the usual case): the id is escaped
     /// once per run, not once per delivery. The session's version never changes.
     prefix: Option<(ByteString, BytesMut)>,
+    /// The session's frames and bytes, for the node's counters.
+    traffic: Arc<Traffic>,
 }
 
 impl Writer {
@@ -78,6 +82,7 @@ impl Writer {
         encode(frame, version, self.buf_for(binary, 0));
         self.end_frame();
         self.appended(before);
+        self.traffic.frame_out(frame_index(frame.command));
     }
 
     /// Appends a MESSAGE; about `expected` bytes (an upper bound), this one included, are
@@ -98,6 +103,7 @@ impl Writer {
         self.end_frame();
         self.prefix = Some((id, prefix));
         self.appended(before);
+        (self.traffic).frame_out(frame_index(stompbox_codec::Command::Message));
     }
 
     /// Appends a heart-beat.
@@ -105,12 +111,14 @@ impl Writer {
         let before = self.current_len(false);
         self.buf_for(false, 1).extend_from_slice(b"\n");
         self.appended(before);
+        self.traffic.frame_out(HEARTBEAT);
     }
 
     /// The next batch to write.
     pub(crate) fn take(&mut self) -> Option<Outbound> {
         let (bytes, binary) = self.chunks.pop_front()?;
         self.len -= bytes.len();
+        self.traffic.bytes_out(bytes.len());
         if self.chunks.is_empty() && self.chunks.capacity() > 4 {
             self.chunks = VecDeque::new();
         }
@@ -130,9 +138,17 @@ impl Writer {
         self.chunks.is_empty()
     }
 
-    /// Forgets everything waiting (a slow consumer's backlog).
+    /// Forgets everything waiting (a slow consumer's backlog); what was counted stays.
     pub(crate) fn clear(&mut self) {
+        let traffic = std::mem::take(&mut self.traffic);
         *self = Writer::new(self.trailing_eol);
+        self.traffic = traffic;
+    }
+
+    /// The session's frames and bytes: those it appends and hands out, and those the session
+    /// reads (counted here too, so that one cell set holds both).
+    pub(crate) fn traffic(&self) -> &Arc<Traffic> {
+        &self.traffic
     }
 }
 
