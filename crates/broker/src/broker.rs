@@ -363,6 +363,11 @@ impl Broker {
         self.shared.sessions.list()
     }
 
+    /// Every subscription of this node's connected sessions, by destination then session.
+    pub fn subscriptions(&self) -> Vec<crate::LiveSubscription> {
+        self.shared.sessions.subscriptions()
+    }
+
     /// Ends session `id`: it sends what its outbox holds, then ERROR `closed by an operator`
     /// with `reason` in its body, then closes (its unacknowledged queue messages go back).
     /// False when no such session is connected.

@@ -90,7 +90,7 @@ pub use intercept::{FrameRejected, Interceptor};
 pub use message::{Kept, Payload};
 pub use permissions::{Access, PermissionRule, Permissions};
 pub use router::DEFAULT_APP_PREFIX;
-pub use sessions::LiveSession;
+pub use sessions::{LiveSession, LiveSubscription};
 pub use stats::{DESTINATION_KINDS, FRAME_KINDS, Latencies, LatencyHistogram, QueueStats, Stats};
 pub use store::{Store, StoreError, StoredRecord, Synced};
 pub use transport::{ConnectionInfo, Handshake, Inbound, Outbound, TlsInfo, TransportKind};

@@ -1,14 +1,14 @@
 //! The node's connected sessions, as operators see them ([`Broker::sessions`],
 //! [`Broker::close_session`]): registered when CONNECTED is sent, gone when the session ends.
 //! Nothing here is on the data path: a session writes to its entry at CONNECTED, SUBSCRIBE and
-//! UNSUBSCRIBE only; the outbox depth is read from the outbox when listed.
+//! UNSUBSCRIBE only; the outbox depth is read from the outbox when listed, and the traffic
+//! cells (`stats::Traffic`) are written by the session alone and summed when read.
 //!
 //! [`Broker::sessions`]: crate::Broker::sessions
 //! [`Broker::close_session`]: crate::Broker::close_session
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -44,23 +44,55 @@ pub struct LiveSession {
     pub outbox_bytes: usize,
 }
 
-/// A registered session: what does not change, its subscription count, and its outbox.
+/// One subscription of a connected session, as [`crate::Broker::subscriptions`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LiveSubscription {
+    /// The session's id.
+    pub session: u64,
+    /// The session's user; `None` for an anonymous session.
+    pub user: Option<String>,
+    /// The subscription's `id`.
+    pub id: String,
+    /// What it subscribed to, as the client wrote it (`/topic/chat.*`, `/user/queue/x`).
+    pub destination: String,
+    /// `auto`, `client` or `client-individual`.
+    pub ack: &'static str,
+    /// A durable topic subscription (kept while the session is away).
+    pub durable: bool,
+}
+
+/// One subscription as its session's entry keeps it: (id, destination, ack, durable).
+type Kept = (String, String, &'static str, bool);
+
+/// A registered session: what does not change, its subscriptions, and its outbox.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) fixed: LiveSession,
-    pub(crate) subscriptions: AtomicUsize,
+    /// Written at SUBSCRIBE and UNSUBSCRIBE only, by the session.
+    subscriptions: Mutex<Vec<Kept>>,
     pub(crate) outbox: Arc<Outbox>,
     /// Its frames and bytes, summed into the node's at each read of them.
     traffic: Arc<Traffic>,
 }
 
 impl Entry {
-    pub(crate) fn subscribed(&self, more: bool) {
-        if more {
-            self.subscriptions.fetch_add(1, Relaxed);
-        } else {
-            self.subscriptions.fetch_sub(1, Relaxed);
-        }
+    fn kept(&self) -> std::sync::MutexGuard<'_, Vec<Kept>> {
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn subscribed(
+        &self,
+        id: &str,
+        destination: String,
+        ack: &'static str,
+        durable: bool,
+    ) {
+        self.kept().push((id.to_owned(), destination, ack, durable));
+    }
+
+    pub(crate) fn unsubscribed(&self, id: &str) {
+        self.kept().retain(|(kept, ..)| kept != id);
     }
 }
 
@@ -83,7 +115,7 @@ impl Sessions {
     ) -> Arc<Entry> {
         let entry = Arc::new(Entry {
             fixed: session,
-            subscriptions: AtomicUsize::new(0),
+            subscriptions: Mutex::default(),
             outbox,
             traffic,
         });
@@ -118,7 +150,7 @@ impl Sessions {
             .map(|e| {
                 let (frames, bytes) = e.outbox.depth();
                 LiveSession {
-                    subscriptions: e.subscriptions.load(Relaxed),
+                    subscriptions: e.kept().len(),
                     outbox_frames: frames,
                     outbox_bytes: bytes,
                     ..e.fixed.clone()
@@ -126,6 +158,28 @@ impl Sessions {
             })
             .collect();
         all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Every subscription of every connected session, by destination, then session.
+    pub(crate) fn subscriptions(&self) -> Vec<LiveSubscription> {
+        let entries: Vec<Arc<Entry>> = self.lock().values().cloned().collect();
+        let mut all = Vec::new();
+        for entry in entries {
+            for (id, destination, ack, durable) in entry.kept().iter() {
+                all.push(LiveSubscription {
+                    session: entry.fixed.id,
+                    user: entry.fixed.user.clone(),
+                    id: id.clone(),
+                    destination: destination.clone(),
+                    ack,
+                    durable: *durable,
+                });
+            }
+        }
+        all.sort_by(|a, b| {
+            (&a.destination, a.session, &a.id).cmp(&(&b.destination, b.session, &b.id))
+        });
         all
     }
 

@@ -15,6 +15,8 @@
 //! | `POST /api/publish` | send a message to any destination |
 //! | `GET /api/connections` | every connected session |
 //! | `DELETE /api/connections/{id}` | end one, with ERROR `closed by an operator` |
+//! | `GET /api/subscriptions` | every subscription of every connected session |
+//! | `GET /api/destinations` | the destinations subscribed to, with their subscriptions |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +68,8 @@ pub(crate) fn router(broker: Broker, config: &AdminConfig) -> Router {
         .route("/api/queues/{name}/redrive", post(redrive))
         .route("/api/publish", post(publish))
         .route("/api/connections", get(connections))
+        .route("/api/subscriptions", get(subscriptions))
+        .route("/api/destinations", get(destinations))
         .route("/api/connections/{id}", delete(close_connection))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
@@ -483,11 +487,83 @@ async fn close_connection(
     }
 }
 
+/// One subscription of a connected session.
+#[derive(Serialize, ToSchema)]
+struct Subscription {
+    /// The session's id.
+    session: u64,
+    /// The session's user; absent for an anonymous session.
+    user: Option<String>,
+    /// The subscription's `id` header.
+    id: String,
+    /// What it subscribed to, as the client wrote it (patterns and `/user/...` included).
+    destination: String,
+    /// `auto`, `client` or `client-individual`.
+    ack: String,
+    /// A durable topic subscription (kept while its session is away).
+    durable: bool,
+}
+
+#[utoipa::path(get, path = "/api/subscriptions", tag = "connections",
+    responses((status = 200, body = [Subscription]), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+async fn subscriptions(State(admin): State<Admin>) -> Response {
+    let all: Vec<Subscription> = (admin.broker.subscriptions().into_iter())
+        .map(|s| Subscription {
+            session: s.session,
+            user: s.user,
+            id: s.id,
+            destination: s.destination,
+            ack: s.ack.to_owned(),
+            durable: s.durable,
+        })
+        .collect();
+    json(StatusCode::OK, &all)
+}
+
+/// A destination that connected sessions subscribe to.
+#[derive(Serialize, ToSchema)]
+struct DestinationUse {
+    /// As subscribed (a pattern such as `/topic/chat.*` is one destination).
+    destination: String,
+    /// Subscriptions to it.
+    subscriptions: usize,
+    /// Distinct sessions among them.
+    sessions: usize,
+}
+
+#[utoipa::path(get, path = "/api/destinations", tag = "connections",
+    responses((status = 200, body = [DestinationUse]), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+async fn destinations(State(admin): State<Admin>) -> Response {
+    // The broker lists subscriptions by destination, then session: one pass groups them.
+    let mut all: Vec<DestinationUse> = Vec::new();
+    let mut last_session = None;
+    for s in admin.broker.subscriptions() {
+        match all.last_mut() {
+            Some(d) if d.destination == s.destination => {
+                d.subscriptions += 1;
+                if last_session != Some(s.session) {
+                    d.sessions += 1;
+                }
+            }
+            _ => all.push(DestinationUse {
+                destination: s.destination,
+                subscriptions: 1,
+                sessions: 1,
+            }),
+        }
+        last_session = Some(s.session);
+    }
+    json(StatusCode::OK, &all)
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Stompbox admin API", description = "One node's overview, queues and publish."),
-    paths(overview, history, queues, queue, purge, redrive, publish, connections, close_connection),
-    components(schemas(Overview, crate::dashboard::History, crate::dashboard::Sample, Queue, Count, Redrive, Publish, Published, Problem, Connection)),
+    paths(overview, history, queues, queue, purge, redrive, publish, connections, close_connection,
+        subscriptions, destinations),
+    components(schemas(Overview, crate::dashboard::History, crate::dashboard::Sample, Queue, Count, Redrive, Publish, Published, Problem, Connection, Subscription, DestinationUse)),
     modifiers(&BearerAuth),
     tags((name = "node"), (name = "queues"), (name = "messages"), (name = "connections"))
 )]

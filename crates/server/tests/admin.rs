@@ -194,6 +194,7 @@ async fn the_openapi_document_describes_the_routes() {
         [
             "/api/connections",
             "/api/connections/{id}",
+            "/api/destinations",
             "/api/history",
             "/api/overview",
             "/api/publish",
@@ -201,6 +202,7 @@ async fn the_openapi_document_describes_the_routes() {
             "/api/queues/{name}",
             "/api/queues/{name}/messages",
             "/api/queues/{name}/redrive",
+            "/api/subscriptions",
         ]
     );
     assert_eq!(
@@ -243,6 +245,35 @@ async fn connections_are_listed_and_one_is_closed_by_an_operator() {
     assert!(entry["address"].as_str().unwrap().starts_with("127.0.0.1:"));
     let id = entry["id"].as_u64().unwrap();
 
+    // Their subscriptions, one by one and by destination.
+    other.subscribe("c", "/topic/news").await;
+    let (status, subs) = call(addr, "GET", "/api/subscriptions", "").await;
+    assert_eq!(status, 200);
+    let subs: Vec<(&str, &str, &str, Option<&str>)> = (subs.as_array().unwrap().iter())
+        .map(|s| {
+            let text = |k: &str| s[k].as_str().unwrap();
+            (text("destination"), text("id"), text("ack"), s["user"].as_str())
+        })
+        .collect();
+    assert_eq!(
+        subs,
+        [
+            ("/queue/jobs", "b", "auto", Some("alice")),
+            ("/topic/news", "a", "auto", Some("alice")),
+            ("/topic/news", "c", "auto", None),
+        ]
+    );
+    let (status, used) = call(addr, "GET", "/api/destinations", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        used,
+        serde_json::json!([
+            {"destination": "/queue/jobs", "subscriptions": 1, "sessions": 1},
+            {"destination": "/topic/news", "subscriptions": 2, "sessions": 2},
+        ])
+    );
+    (other.send_with_receipt(frames::unsubscribe("c"), "unsubscribed")).await;
+
     let path = format!("/api/connections/{id}?reason=maintenance%20window");
     let (status, _) = call(addr, "DELETE", &path, "").await;
     assert_eq!(status, 202);
@@ -263,7 +294,8 @@ async fn connections_are_listed_and_one_is_closed_by_an_operator() {
         }
     })
     .await;
-    other.subscribe("c", "/topic/news").await;
+    let (_, subs) = call(addr, "GET", "/api/subscriptions", "").await;
+    assert_eq!(subs, serde_json::json!([]), "alice gone, other unsubscribed");
     let (status, _) = call(addr, "DELETE", &format!("/api/connections/{id}"), "").await;
     assert_eq!(status, 404);
     let (status, bad) = call(addr, "DELETE", "/api/connections/not-a-number", "").await;

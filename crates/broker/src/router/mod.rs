@@ -152,6 +152,11 @@ impl Subscription {
         internal_queue::name(Kind::Inbox, user, path)
     }
 
+    /// A durable topic subscription's.
+    pub(crate) fn is_durable(&self) -> bool {
+        self.fed_by(Kind::Durable).is_some()
+    }
+
     fn fed_by(&self, kind: Kind) -> Option<&Arc<str>> {
         (self.queue.as_ref()).filter(|q| internal_queue::kind(q) == Some(kind))
     }

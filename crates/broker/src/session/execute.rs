@@ -155,6 +155,15 @@ impl Conn<'_> {
                 let destination = &subscription.destination;
                 tracing::debug!(id = %id, destination = %destination, queue = ?subscription.queue, "subscribe");
                 let prefetch = self.session.prefetch(&id);
+                let listed = self.registered.as_ref().map(|entry| {
+                    let ack = self.session.ack_label(&id);
+                    (
+                        entry.clone(),
+                        destination.to_string(),
+                        ack,
+                        subscription.is_durable(),
+                    )
+                });
                 let subscribed = router.subscribe(
                     &self.route,
                     id.clone(),
@@ -162,6 +171,9 @@ impl Conn<'_> {
                     prefetch,
                     self.me.principal.as_ref(),
                 )?;
+                if let Some((entry, destination, ack, durable)) = listed {
+                    entry.subscribed(&id, destination, ack, durable);
+                }
                 match subscribed {
                     Subscribed::ByHandler => self.call_handler(Call {
                         subscription: Some(id),
@@ -171,9 +183,6 @@ impl Conn<'_> {
                     }),
                     Subscribed::Durable(written) => self.note_written(written),
                     Subscribed::Routed => {}
-                }
-                if let Some(entry) = &self.registered {
-                    entry.subscribed(true);
                 }
             }
             Action::Unsubscribe {
@@ -186,7 +195,7 @@ impl Conn<'_> {
                 let written = router.unsubscribe(&self.route, &id, &subscription, forget);
                 self.note_written(written);
                 if let Some(entry) = &self.registered {
-                    entry.subscribed(false);
+                    entry.unsubscribed(&id);
                 }
             }
             Action::Settle {

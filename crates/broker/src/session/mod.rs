@@ -153,6 +153,15 @@ impl<'a> Session<'a> {
 
     /// A subscription's ack mode (`None` once unsubscribed, and for every subscription when
     /// none needs its written deliveries tracked: only `auto` topic subscriptions).
+    /// Subscription `id`'s ack mode as the client named it (`auto` when acks are not tracked).
+    pub(crate) fn ack_label(&self, id: &str) -> &'static str {
+        match self.acks.mode(id) {
+            Some(AckMode::Client) => "client",
+            Some(AckMode::ClientIndividual) => "client-individual",
+            Some(AckMode::Auto) | None => "auto",
+        }
+    }
+
     pub(crate) fn ack_mode(&self, id: &str) -> Option<AckMode> {
         if !self.acks.tracks_deliveries() {
             return None;
