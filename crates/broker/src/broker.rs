@@ -383,6 +383,15 @@ impl Broker {
         self.shared.router.purge(name)
     }
 
+    /// Deletes a queue of this node (`/queue/jobs`): drops what waits in it, stored messages
+    /// included, and forgets it (a SEND or SUBSCRIBE creates it again). Refused while a
+    /// subscription consumes it. Returns how many messages were dropped.
+    pub fn delete_queue(&self, destination: &str) -> Result<usize, crate::DeleteQueueError> {
+        let name = (destination.strip_prefix(DestinationKind::Queue.prefix()))
+            .ok_or(crate::DeleteQueueError::NotFound)?;
+        self.shared.router.delete_queue(name)
+    }
+
     /// Moves every message waiting in queue `from` (typically a dead-letter queue,
     /// `/queue/dlq.jobs`) to the back of queue `to` (`/queue/jobs`), in order, without their
     /// `x-original-destination`, whatever `to`'s bounds; stored ones stay stored. Returns how

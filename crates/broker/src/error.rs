@@ -630,3 +630,19 @@ impl From<RouteError> for SendError {
         }
     }
 }
+
+/// Why [`Broker::delete_queue`](crate::Broker::delete_queue) did not delete a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeleteQueueError {
+    /// No such queue on this node (or the destination is not a `/queue`, or the relay holds
+    /// the queues).
+    #[error("no such queue on this node")]
+    NotFound,
+    /// A subscription consumes it: unsubscribe (or close) its consumers first.
+    #[error("the queue has consumers; they must unsubscribe first")]
+    HasConsumers,
+    /// Another operation was using it at that instant; try again.
+    #[error("the queue is in use at this instant; try again")]
+    Busy,
+}

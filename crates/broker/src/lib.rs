@@ -84,7 +84,7 @@ pub use config::{
     SlowConsumerPolicy, TransactionConfig,
 };
 pub use destination::{Destination, DestinationError, DestinationKind};
-pub use error::{ProtocolError, QueueBound, SendError};
+pub use error::{DeleteQueueError, ProtocolError, QueueBound, SendError};
 pub use events::{EVENT_CAPACITY, Event};
 pub use intercept::{FrameRejected, Interceptor};
 pub use message::{Kept, Payload};

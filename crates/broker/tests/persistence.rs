@@ -374,3 +374,49 @@ async fn a_redrive_moves_stored_dead_letters_back_and_a_purge_removes_them_from_
     assert_eq!(third.purge("/queue/none"), None);
     assert!(third_store.keys().is_empty(), "{:?}", third_store.keys());
 }
+
+#[tokio::test]
+async fn a_deleted_queue_takes_its_stored_messages_and_refuses_while_consumed() {
+    use stompbox_broker::DeleteQueueError;
+
+    let store = MemoryStore::new(true);
+    let first = broker(store.clone(), small_queues());
+    let mut p = TestClient::connect(&first).await;
+    for i in 0..4 {
+        p.send_with_receipt(persistent("/queue/old", &format!("m{i}")), &i.to_string())
+            .await;
+    }
+    p.send_with_receipt(persistent("/queue/kept", "k"), "k")
+        .await;
+    let mut c = TestClient::connect(&first).await;
+    c.subscribe("s", "/queue/old.consumed").await;
+    assert_eq!(
+        first.delete_queue("/queue/old.consumed"),
+        Err(DeleteQueueError::HasConsumers)
+    );
+    assert_eq!(
+        first.delete_queue("/queue/none"),
+        Err(DeleteQueueError::NotFound)
+    );
+    assert_eq!(
+        first.delete_queue("/topic/old"),
+        Err(DeleteQueueError::NotFound)
+    );
+    assert_eq!(first.delete_queue("/queue/old"), Ok(4));
+    assert_eq!(first.queue_stats("/queue/old"), None, "forgotten");
+    assert_eq!(
+        first.delete_queue("/queue/old"),
+        Err(DeleteQueueError::NotFound)
+    );
+    let keys = store.keys();
+    assert!(keys.iter().all(|(q, _)| q == "kept"), "{keys:?}");
+
+    // After a crash nothing of it comes back; a SEND creates it anew.
+    let second = broker(store.crashed(), small_queues());
+    assert_eq!(second.queue_stats("/queue/old"), None);
+    assert_eq!(second.queue_stats("/queue/kept").map(|q| q.depth), Some(1));
+    let mut p = TestClient::connect(&second).await;
+    p.send_with_receipt(persistent("/queue/old", "new"), "n")
+        .await;
+    assert_eq!(second.queue_stats("/queue/old").map(|q| q.depth), Some(1));
+}

@@ -10,6 +10,7 @@
 //! | `GET /api/history` | the last ten minutes, sampled every two seconds (the dashboard's charts) |
 //! | `GET /api/queues` | every queue of the node with its counters |
 //! | `GET /api/queues/{name}` | one (`name` after `/queue/`, URL-encoded) |
+//! | `DELETE /api/queues/{name}` | delete a queue without consumers, with what waits |
 //! | `DELETE /api/queues/{name}/messages` | purge: drop what waits |
 //! | `POST /api/queues/{name}/redrive` | move what waits in the dead-letter queue back |
 //! | `POST /api/publish` | send a message to any destination |
@@ -63,7 +64,7 @@ pub(crate) fn router(broker: Broker, config: &AdminConfig) -> Router {
         .route("/api/overview", get(overview))
         .route("/api/history", get(history))
         .route("/api/queues", get(queues))
-        .route("/api/queues/{name}", get(queue))
+        .route("/api/queues/{name}", get(queue).delete(delete_queue))
         .route("/api/queues/{name}/messages", delete(purge))
         .route("/api/queues/{name}/redrive", post(redrive))
         .route("/api/publish", post(publish))
@@ -298,6 +299,33 @@ async fn purge(State(admin): State<Admin>, name: Result<Path<String>, PathReject
             json(StatusCode::OK, &Count { messages })
         }
         None => no_queue(&destination),
+    }
+}
+
+#[utoipa::path(delete, path = "/api/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "the queue's name, after /queue/")),
+    responses((status = 200, description = "deleted, with what waited in it", body = Count),
+        (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "it has consumers, or was in use at that instant",
+            body = Problem),
+        (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+async fn delete_queue(
+    State(admin): State<Admin>,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    let name = match path_name(name) {
+        Ok(name) => name,
+        Err(why) => return problem(StatusCode::BAD_REQUEST, why),
+    };
+    let destination = format!("/queue/{name}");
+    match admin.broker.delete_queue(&destination) {
+        Ok(messages) => {
+            tracing::info!(queue = %destination, messages, "deleted by the admin API");
+            json(StatusCode::OK, &Count { messages })
+        }
+        Err(stompbox_broker::DeleteQueueError::NotFound) => no_queue(&destination),
+        Err(why) => problem(StatusCode::CONFLICT, format!("{destination}: {why}")),
     }
 }
 
@@ -561,7 +589,7 @@ async fn destinations(State(admin): State<Admin>) -> Response {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Stompbox admin API", description = "One node's overview, queues and publish."),
-    paths(overview, history, queues, queue, purge, redrive, publish, connections, close_connection,
+    paths(overview, history, queues, queue, delete_queue, purge, redrive, publish, connections, close_connection,
         subscriptions, destinations),
     components(schemas(Overview, crate::dashboard::History, crate::dashboard::Sample, Queue, Count, Redrive, Publish, Published, Problem, Connection, Subscription, DestinationUse)),
     modifiers(&BearerAuth),

@@ -31,6 +31,8 @@ enum What {
     Queues,
     /// Drop every message waiting in a queue (`/queue/jobs`).
     Purge { destination: String },
+    /// Delete a queue that has no consumers, with what waits in it.
+    Delete { destination: String },
     /// Move what waits in a queue's dead-letter queue (or `--from`) back to it.
     Redrive {
         destination: String,
@@ -62,6 +64,11 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
         What::Purge { destination } => (
             "DELETE",
             format!("/api/queues/{}/messages", queue(destination)?),
+            None,
+        ),
+        What::Delete { destination } => (
+            "DELETE",
+            format!("/api/queues/{}", queue(destination)?),
             None,
         ),
         What::Redrive { destination, from } => (
@@ -129,6 +136,9 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
         }
         What::Redrive { destination, .. } => {
             println!("moved {} messages to {destination}", value["messages"])
+        }
+        What::Delete { destination } => {
+            println!("deleted {destination} and {} messages", value["messages"])
         }
         What::Publish { destination, .. } => println!(
             "sent to {destination}: {} deliveries queued",

@@ -252,7 +252,12 @@ async fn connections_are_listed_and_one_is_closed_by_an_operator() {
     let subs: Vec<(&str, &str, &str, Option<&str>)> = (subs.as_array().unwrap().iter())
         .map(|s| {
             let text = |k: &str| s[k].as_str().unwrap();
-            (text("destination"), text("id"), text("ack"), s["user"].as_str())
+            (
+                text("destination"),
+                text("id"),
+                text("ack"),
+                s["user"].as_str(),
+            )
         })
         .collect();
     assert_eq!(
@@ -295,7 +300,11 @@ async fn connections_are_listed_and_one_is_closed_by_an_operator() {
     })
     .await;
     let (_, subs) = call(addr, "GET", "/api/subscriptions", "").await;
-    assert_eq!(subs, serde_json::json!([]), "alice gone, other unsubscribed");
+    assert_eq!(
+        subs,
+        serde_json::json!([]),
+        "alice gone, other unsubscribed"
+    );
     let (status, _) = call(addr, "DELETE", &format!("/api/connections/{id}"), "").await;
     assert_eq!(status, 404);
     let (status, bad) = call(addr, "DELETE", "/api/connections/not-a-number", "").await;
@@ -390,4 +399,31 @@ async fn the_dashboard_is_served_without_the_token_and_charts_the_history() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_queue_without_consumers_is_deleted() {
+    let (server, addr) = admin().await;
+    let mut producer = TcpClient::connect(server.tcp_addr).await;
+    for i in 0..3 {
+        let send = frames::send("/queue/old.jobs", format!("job {i}"));
+        producer.send_with_receipt(send, &format!("r{i}")).await;
+    }
+    let mut consumer = TcpClient::connect(server.tcp_addr).await;
+    consumer.subscribe("s", "/queue/busy").await;
+
+    let (status, refused) = call(addr, "DELETE", "/api/queues/busy", "").await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("consumers"),
+        "{refused}"
+    );
+    let (status, deleted) = call(addr, "DELETE", "/api/queues/old.jobs", "").await;
+    assert_eq!((status, deleted), (200, serde_json::json!({"messages": 3})));
+    let (status, _) = call(addr, "GET", "/api/queues/old.jobs", "").await;
+    assert_eq!(status, 404);
+    let (status, _) = call(addr, "DELETE", "/api/queues/old.jobs", "").await;
+    assert_eq!(status, 404);
+    let (status, _) = call(addr, "DELETE", "/api/queues/busy", "").await;
+    assert_eq!(status, 409, "still consumed");
 }

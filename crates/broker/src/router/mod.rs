@@ -859,6 +859,11 @@ impl Router {
         self.queues.clear(name).map(|(cleared, _)| cleared)
     }
 
+    /// Deletes queue `/queue/<name>` of this node; how many messages it dropped.
+    pub(crate) fn delete_queue(&self, name: &str) -> Result<usize, crate::DeleteQueueError> {
+        self.queues.delete(name)
+    }
+
     /// Moves every message waiting in `/queue/<from>` to `/queue/<to>`; how many.
     pub(crate) fn redrive(&self, from: &str, to: &str) -> Option<usize> {
         let destination = ByteString::from(format!("/queue/{to}"));

@@ -529,6 +529,11 @@ impl Queue {
         cleared
     }
 
+    /// Whether any subscription consumes it.
+    pub(crate) fn has_consumers(&self) -> bool {
+        !self.consumers.is_empty()
+    }
+
     /// Adds a consumer and dispatches to it.
     pub(crate) fn subscribe(&mut self, consumer: Consumer, ctx: &Ctx<'_>) {
         self.consumers.push(consumer);

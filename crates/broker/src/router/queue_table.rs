@@ -428,6 +428,28 @@ impl QueueTable {
         Some((cleared, written.get()))
     }
 
+    /// Deletes queue `name` as an operator asks: drops what waits (its stored messages removed
+    /// from the store) and forgets the queue; returns how many messages it dropped. Refused
+    /// while a subscription consumes it, and while another operation holds it at this instant
+    /// (under the table's write lock nobody can find it anew, so that check is final).
+    pub(crate) fn delete(&self, name: &str) -> Result<usize, crate::DeleteQueueError> {
+        use crate::DeleteQueueError;
+        let mut table = self.queues.write().unwrap_or_else(|e| e.into_inner());
+        let queue = table.get(name).ok_or(DeleteQueueError::NotFound)?;
+        if Arc::strong_count(queue) > 1 {
+            return Err(DeleteQueueError::Busy);
+        }
+        let written = Cell::new(None);
+        let mut q = lock(queue);
+        if q.has_consumers() {
+            return Err(DeleteQueueError::HasConsumers);
+        }
+        let cleared = q.clear(&self.ctx(name, Some(&written)));
+        drop(q);
+        table.remove(name);
+        Ok(cleared)
+    }
+
     /// Moves every message waiting in queue `from` to the back of queue `to` (created if
     /// needed), in order, as `destination`: an operator's dead-letter redrive. The move
     /// ignores `to`'s bounds (it is bounded by `from`'s, and refusing half-way would split the
