@@ -6,66 +6,16 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use common::*;
+use stompbox_test_support::cut_proxy::CutProxy;
 use stompbox_test_support::frames;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
-
-/// A TCP proxy to RabbitMQ on 127.0.0.1:0 that can be cut: while `blocked`, its connections
-/// are closed and new ones dropped at once.
-struct Proxy {
-    port: u16,
-    blocked: Arc<AtomicBool>,
-    cut: Arc<Notify>,
-}
-
-impl Proxy {
-    async fn start() -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (blocked, cut) = (Arc::new(AtomicBool::new(false)), Arc::new(Notify::new()));
-        let (b, c) = (blocked.clone(), cut.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
-                if b.load(SeqCst) {
-                    continue; // dropped: refused while blocked
-                }
-                let c = c.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect("127.0.0.1:5672").await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        () = c.notified() => {}
-                    }
-                });
-            }
-        });
-        Proxy { port, blocked, cut }
-    }
-
-    fn block(&self) {
-        self.blocked.store(true, SeqCst);
-        self.cut.notify_waiters();
-    }
-
-    fn unblock(&self) {
-        self.blocked.store(false, SeqCst);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_through_an_outage_is_delivered_once_in_order() {
     let prefix = prefix("burst");
-    let proxy = Proxy::start().await;
+    let proxy = CutProxy::start("127.0.0.1:5672".parse().unwrap()).await;
     let mut through_proxy = config(&prefix, "a");
     through_proxy.urls = vec![format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port)];
     let a = node_from(through_proxy).await;

@@ -26,10 +26,12 @@
 //!   sockets for the server's integration tests, plus [`ws::raw_upgrade`] for handshake
 //!   assertions; `wire.rs`: bounded waits and frames as bytes; `http.rs`: a raw HTTP/1.0
 //!   request and a Server-Sent Events reader, for the SSE and publish endpoints.
+//! - `cut_proxy.rs`: [`cut_proxy::CutProxy`], a TCP proxy a test cuts to make an outage.
 //! - `frames.rs`: builders for client frames; `memory_store.rs`: [`MemoryStore`], a broker
 //!   store in memory that syncs when told to and can be crashed.
 
 mod client;
+pub mod cut_proxy;
 pub mod frames;
 pub mod http;
 pub mod memory;
