@@ -86,6 +86,14 @@ pub trait Backplane: Send + Sync + 'static {
     fn room(&self) -> Option<Room> {
         None
     }
+    /// `None` when every interest reported so far is in effect in the backplane (what other
+    /// nodes publish from now on reaches it), or when that cannot be known now (the backplane
+    /// is down: it sets every interest up again when it is back); otherwise a wait until it is.
+    /// A SUBSCRIBE's RECEIPT waits for it, so that a RECEIPT means the subscription is in
+    /// effect on every node. Must not wait itself. Default `None`.
+    fn bound(&self) -> Option<Room> {
+        None
+    }
     /// Whether `/queue` destinations live in the backplane. Then a SEND to `/queue/x` is
     /// forwarded as [`Target::Queue`], and queue subscriptions, ACK and NACK go to the
     /// `queue_*` methods instead of the node's own queues. Default `false`.

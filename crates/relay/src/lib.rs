@@ -286,6 +286,25 @@ impl Backplane for Relay {
         })
     }
 
+    fn bound(&self) -> Option<stompbox_broker::Room> {
+        let mut state = self.shared.state.subscribe();
+        if *state.borrow() != RelayState::Connected {
+            // Down: every interest is declared again on reconnection; nothing to wait for.
+            return None;
+        }
+        let target = lock(&self.shared.interests).generation();
+        let mut synced = self.shared.synced.subscribe();
+        if *synced.borrow() >= target {
+            return None;
+        }
+        Some(Box::pin(async move {
+            tokio::select! {
+                _ = synced.wait_for(|&g| g >= target) => {}
+                _ = state.wait_for(|s| *s != RelayState::Connected) => {}
+            }
+        }))
+    }
+
     fn room(&self) -> Option<stompbox_broker::Room> {
         let shared = &self.shared;
         // Held below an eighth of the buffer left: sessions racing past the check still fit.

@@ -19,6 +19,39 @@ async fn receive(c: &mut TestClient, n: usize) -> Vec<String> {
     bodies
 }
 
+/// A SUBSCRIBE's RECEIPT means the subscription is in effect on every node: what another node
+/// publishes right after it arrives, without waiting for the relay in between (each round a
+/// new topic, an exact one and a pattern, so each needs a new binding in RabbitMQ).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_is_in_effect_on_every_node_at_its_receipt() {
+    let prefix = prefix("receipt");
+    let (a, b) = (node(&prefix, "a").await, node(&prefix, "b").await);
+    let mut subscriber = client(&b.broker).await;
+    let mut publisher = client(&a.broker).await;
+    for i in 0..25 {
+        let (exact, pattern) = (format!("/topic/race.{i}"), format!("/topic/race{i}.*"));
+        subscriber.subscribe(&format!("e{i}"), &exact).await;
+        subscriber.subscribe(&format!("p{i}"), &pattern).await;
+        publisher
+            .send_frame(frames::send(&exact, format!("e{i}")))
+            .await;
+        let on_pattern = format!("/topic/race{i}.x");
+        publisher
+            .send_frame(frames::send(&on_pattern, format!("p{i}")))
+            .await;
+        let got = [
+            &subscriber.expect_message().await,
+            &subscriber.expect_message().await,
+        ];
+        assert_eq!(got.map(body), [format!("e{i}"), format!("p{i}")]);
+    }
+    subscriber.expect_no_frame(QUIET).await;
+    for n in [&a, &b] {
+        n.relay.stop().await;
+    }
+    remove_exchanges(&prefix).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_fan_out_across_three_nodes_is_exactly_once() {
     let prefix = prefix("fanout");

@@ -516,6 +516,11 @@ impl Router {
         self.backplane.as_ref()?.room()
     }
 
+    /// The backplane's [`Backplane::bound`], when there is a backplane.
+    pub(crate) fn backplane_bound(&self) -> Option<crate::backplane::Room> {
+        self.backplane.as_ref()?.bound()
+    }
+
     /// Whether messages may leave this node (a backplane is set).
     pub(crate) fn has_backplane(&self) -> bool {
         self.backplane.is_some()

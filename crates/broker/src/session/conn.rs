@@ -66,6 +66,9 @@ pub(super) struct Conn<'a> {
     /// waits for at least the one before): the session goes on reading meanwhile, so that
     /// one sync covers many of its frames.
     pub(super) held_receipts: std::collections::VecDeque<(u64, stompbox_codec::Frame)>,
+    /// A SUBSCRIBE since the last RECEIPT, with a backplane: the next RECEIPT waits until the
+    /// backplane has the subscription's interest in effect ([`crate::Backplane::bound`]).
+    pub(super) bind_pending: bool,
     cleaned_up: bool,
 }
 
@@ -112,6 +115,7 @@ impl<'a> Conn<'a> {
             closing: None,
             unsynced: None,
             held_receipts: std::collections::VecDeque::new(),
+            bind_pending: false,
             cleaned_up: false,
         }
     }

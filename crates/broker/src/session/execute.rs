@@ -19,6 +19,10 @@ use crate::events::Event;
 use crate::message::Payload;
 use crate::router::{Origin, Subscribed, To, UserKey};
 
+/// The longest a SUBSCRIBE's RECEIPT waits for the backplane ([`Conn::wait_bound`]): a session
+/// waiting neither reads nor writes, so not long enough to miss a client's heart-beat.
+const BIND_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Conn<'_> {
     /// Carries out the state machine's actions in order (authentication may add more). An
     /// effect that fails (a full queue) ends the session: the actions after it are dropped, and
@@ -51,6 +55,9 @@ impl Conn<'_> {
         let router = &shared.router;
         match action {
             Action::Reply(frame) => {
+                if frame.command == Command::Receipt && std::mem::take(&mut self.bind_pending) {
+                    self.wait_bound().await;
+                }
                 if frame.command == Command::Receipt && self.hold_receipt(&frame) {
                     // A RECEIPT promises that the frames before it took effect: persistent
                     // messages they stored are on disk. It goes out once they are
@@ -174,6 +181,7 @@ impl Conn<'_> {
                 if let Some((entry, destination, ack, durable)) = listed {
                     entry.subscribed(&id, destination, ack, durable);
                 }
+                self.bind_pending |= router.has_backplane();
                 match subscribed {
                     Subscribed::ByHandler => self.call_handler(Call {
                         subscription: Some(id),
@@ -241,6 +249,22 @@ impl Conn<'_> {
     fn note_written(&mut self, written: Option<u64>) {
         if written.is_some() {
             self.unsynced = self.unsynced.max(written);
+        }
+    }
+
+    /// Waits (bounded by [`BIND_WAIT`]) until the backplane has every subscription of this
+    /// session in effect: what another node publishes after the RECEIPT reaches it, as a
+    /// RECEIPT from a single node promises. Usually one round trip to RabbitMQ; the session
+    /// neither reads nor writes meanwhile, and a SUBSCRIBE without a receipt never waits.
+    async fn wait_bound(&mut self) {
+        let Some(bound) = self.shared.router.backplane_bound() else {
+            return;
+        };
+        if tokio::time::timeout(BIND_WAIT, bound).await.is_err() {
+            tracing::warn!(
+                after = ?BIND_WAIT,
+                "the backplane did not confirm a subscription; RECEIPT sent anyway"
+            );
         }
     }
 
