@@ -49,6 +49,14 @@ pub struct RelayConfig {
     /// for longer. A node that stops cleanly deletes its queue at once.
     #[serde(with = "humantime_serde")]
     pub node_queue_expiry: Duration,
+    /// Keep this node's queue across a RabbitMQ restart: the queue is declared durable and
+    /// every relayed message is sent persistent (delivery mode 2), so what RabbitMQ confirmed
+    /// waits on its disk while it restarts and reaches this node's subscribers afterwards,
+    /// once each, in order. Default `false`: the queue and what waits in it vanish with a
+    /// RabbitMQ restart (not with a lost connection), and confirms come without an fsync.
+    /// Every node of a cluster should agree; a node with a fixed `node_id` that changes it
+    /// needs its queue deleted first (RabbitMQ refuses to redeclare a queue as durable).
+    pub durable_node_queue: bool,
     /// Unacknowledged deliveries RabbitMQ may push to this node at once (`basic.qos`).
     /// Default 1 000: enough to keep the link busy, bounded memory on a slow node.
     pub prefetch: u16,
@@ -88,6 +96,7 @@ impl Default for RelayConfig {
             buffer_messages: 10_000,
             unavailable_after: Duration::from_secs(30),
             node_queue_expiry: Duration::from_secs(60),
+            durable_node_queue: false,
             prefetch: 1_000,
             queues: true,
             queue_type: QueueType::Quorum,

@@ -232,8 +232,8 @@ async fn session(
     Ok(())
 }
 
-/// The two exchanges (durable: shared by the cluster) and this node's queue (not durable,
-/// expiring `node_queue_expiry` after its last consumer left).
+/// The two exchanges (durable: shared by the cluster) and this node's queue (durable only with
+/// `durable_node_queue`; expiring `node_queue_expiry` after its last consumer left).
 async fn declare(shared: &Shared, channel: &Channel) -> Result<(), RelayError> {
     let names = &shared.names;
     let durable = ExchangeDeclareOptions {
@@ -260,12 +260,12 @@ async fn declare(shared: &Shared, channel: &Channel) -> Result<(), RelayError> {
         .as_millis()
         .min(u32::MAX as u128) as u32;
     arguments.insert("x-expires".into(), AMQPValue::LongUInt(expiry));
+    let options = QueueDeclareOptions {
+        durable: shared.config.durable_node_queue,
+        ..QueueDeclareOptions::default()
+    };
     channel
-        .queue_declare(
-            names.node_queue.as_str().into(),
-            QueueDeclareOptions::default(),
-            arguments,
-        )
+        .queue_declare(names.node_queue.as_str().into(), options, arguments)
         .await?;
     Ok(())
 }

@@ -227,6 +227,12 @@ async fn publish(
             &batch
         }
     };
+    // With a durable node queue, everything is stored by RabbitMQ before it confirms, so it
+    // outlives a RabbitMQ restart in the receiving nodes' queues.
+    let properties = match shared.config.durable_node_queue {
+        true => properties.with_delivery_mode(2),
+        false => properties,
+    };
     let confirm = channel
         .basic_publish(
             exchange.into(),

@@ -46,22 +46,71 @@ pub async fn node(prefix: &str, id: &str) -> Node {
 
 /// A node with a configuration of the test's own.
 pub async fn node_from(config: RelayConfig) -> Node {
+    node_built(config, Broker::builder()).await
+}
+
+pub async fn node_with(prefix: &str, id: &str, builder: BrokerBuilder) -> Node {
+    node_built(config(prefix, id), builder).await
+}
+
+/// A node with a relay configuration and a broker of the test's own.
+pub async fn node_built(config: RelayConfig, builder: BrokerBuilder) -> Node {
     let (relay, link) = Relay::new(config).unwrap();
-    let broker = Broker::builder()
-        .backplane(relay.backplane())
-        .build()
-        .unwrap();
+    let broker = builder.backplane(relay.backplane()).build().unwrap();
     link.start(broker.clone());
     wait_connected(&relay).await;
     Node { broker, relay }
 }
 
-pub async fn node_with(prefix: &str, id: &str, builder: BrokerBuilder) -> Node {
-    let (relay, link) = Relay::new(config(prefix, id)).unwrap();
-    let broker = builder.backplane(relay.backplane()).build().unwrap();
-    link.start(broker.clone());
-    wait_connected(&relay).await;
-    Node { broker, relay }
+/// A broker whose subscribers may fall far behind: the flush after an outage arrives as fast
+/// as RabbitMQ sends it, faster than a test reads (the default outbox would end such a
+/// subscriber as a slow consumer, which is not what the burst tests test).
+pub fn roomy() -> BrokerBuilder {
+    let mut config = stompbox_broker::Config::default();
+    config.outbox.max_frames = 1_000_000;
+    config.outbox.max_bytes = 512 * 1024 * 1024;
+    Broker::builder().config(config)
+}
+
+/// 100,000 messages from one publisher on node `a` to a subscriber on node `b`; halfway, the
+/// next 20,000 are sent while `outage` runs (it returns once the outage is over and the relays
+/// are back). Every message must arrive once, in order, and the publisher must never be
+/// refused: held while the relay's buffer is full, not disconnected.
+pub async fn burst_through(a: &Node, b: &Node, outage: impl std::future::Future<Output = ()>) {
+    const N: usize = 100_000;
+    const DURING: usize = 20_000;
+    let mut subscriber = client(&b.broker).await;
+    subscriber.subscribe("s", "/topic/burst").await;
+    synced(&[a, b]).await;
+    let receiving = tokio::spawn(async move {
+        for i in 0..N {
+            let message = subscriber.expect_message().await;
+            assert_eq!(body(&message), i.to_string(), "once each, in order");
+        }
+        assert_eq!(body(&subscriber.expect_message().await), "end");
+        subscriber.expect_no_frame(QUIET).await;
+        subscriber
+    });
+    let mut publisher = client(&a.broker).await;
+    let mut send = async |from: usize, to: usize| {
+        for i in from..to {
+            let send = frames::send("/topic/burst", i.to_string());
+            publisher.send_frame(send).await;
+        }
+    };
+    send(0, N / 2).await;
+    tokio::join!(outage, send(N / 2, N / 2 + DURING));
+    send(N / 2 + DURING, N).await;
+    publisher
+        .send_with_receipt(frames::send("/topic/burst", "end"), "end")
+        .await;
+    let subscriber = tokio::time::timeout(Duration::from_secs(180), receiving)
+        .await
+        .expect("every message in time")
+        .expect("once each, in order");
+    assert_eq!(a.relay.refused(), 0, "the publisher was never refused");
+    subscriber.disconnect().await;
+    publisher.disconnect().await;
 }
 
 pub async fn wait_connected(relay: &Relay) {
@@ -104,7 +153,7 @@ pub fn body(frame: &stompbox_codec::Frame) -> String {
     String::from_utf8(frame.body.to_vec()).unwrap()
 }
 
-fn rabbitmqctl(args: &[&str]) -> String {
+pub fn rabbitmqctl(args: &[&str]) -> String {
     let out = Command::new("rabbitmqctl")
         .args(args)
         .output()
