@@ -2,31 +2,17 @@
 // browser users join a room, see each other, chat, and one leaves; one over WebSocket, the
 // other over SockJS (`/?transport=sockjs`, the page's mode for Spring's withSockJS() pages). This is the browser's own
 // WebSocket (strict about the echoed subprotocol) and the stomp.js UMD bundle the example
-// serves, not Node's `ws`. Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM_BIN), driven
-// with playwright-core; ./scripts/test installs it where it is missing.
+// serves, not Node's `ws`. Chromium is Debian's, started by lib/browser.js;
+// ./scripts/test installs it where it is missing.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import { startChat } from '../lib/chat.js';
-import { within } from '../lib/harness.js';
+import { launchChromium } from '../lib/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const WAIT_MS = 15_000;
 
-// Headless, and nothing that reaches outside this machine (its network is closed).
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** Opens the page in a fresh browser context and joins `room` as `name`. */
 async function join(browser, url, name, room) {
@@ -47,16 +33,9 @@ function line(page, text) {
 }
 
 test('chat page in headless Chromium: join, participants, chat, leave (WebSocket and SockJS)', async (t) => {
-  assert.ok(
-    fs.existsSync(CHROMIUM),
-    `no Chromium at ${CHROMIUM}: run ./scripts/test (installs Debian's chromium) or set CHROMIUM_BIN`,
-  );
   const chat = await startChat();
   t.after(() => chat.kill());
-  const browser = await within(
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-    'Chromium to start',
-  );
+  const browser = await launchChromium();
   t.after(() => browser.close());
 
   const ann = await join(browser, chat.httpUrl, 'ann', 'crag');

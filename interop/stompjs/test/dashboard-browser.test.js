@@ -2,28 +2,21 @@
 // says so when it is refused), then shows the node's charts, its queues and its connections as
 // real @stomp/stompjs clients use it, and its Close button ends a session with ERROR `closed by
 // an operator`. With STOMPBOX_DASHBOARD_SCREENSHOT=<file.png> it also saves a screenshot (the
-// one in docs/operations.md was taken so). Chromium as in chat-page.test.js.
+// one in docs/operations.md was taken so). Chromium from lib/browser.js.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
 
 import { collect, connect, makeClient, receipt, startServer, within } from '../lib/harness.js';
+import { launchChromium } from '../lib/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
 const TOKEN = 'dashboard-test-token-0123456789';
 
 let server;
 let browser;
 let adminOrigin;
 before(async () => {
-  assert.ok(
-    fs.existsSync(CHROMIUM),
-    `no Chromium at ${CHROMIUM}: run ./scripts/test (installs Debian's chromium) or set CHROMIUM_BIN`,
-  );
   server = await startServer({
     env: {
       STOMPBOX_ADMIN__ENABLED: 'true',
@@ -34,10 +27,7 @@ before(async () => {
   const line = server.logs.find((l) => /admin=\S+/.test(l));
   assert.ok(line, `no admin address in the listening line: ${server.logs.join('\n')}`);
   adminOrigin = `http://${/admin=(\S+)/.exec(line)[1]}`;
-  browser = await within(
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-    'Chromium to start',
-  );
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

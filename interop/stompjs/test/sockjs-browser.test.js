@@ -2,31 +2,22 @@
 // jsonp-polling from a page on the server's own origin, iframe-htmlfile and iframe-eventsource
 // from a page on another origin (the iframe page loads sockjs-client from `sockjs.client_url`).
 // The pages and scripts are served by Playwright's request routing from node_modules: nothing
-// leaves this machine. Chromium as in chat-page.test.js.
+// leaves this machine. Chromium from lib/browser.js.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import { startServer, within } from '../lib/harness.js';
+import { launchChromium } from '../lib/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  // The cross-origin page is on a made-up public origin (http://page.test) and the server on
-  // loopback: Private Network Access would refuse the page's requests to a "more private"
-  // address. A real deployment has page and server on public origins.
-  '--disable-features=BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,LocalNetworkAccessChecks',
-];
+// The cross-origin page is on a made-up public origin (http://page.test) and the server on
+// loopback: Private Network Access would refuse the page's requests to a "more private"
+// address. A real deployment has page and server on public origins.
+const PRIVATE_NETWORK_ALLOWED =
+  '--disable-features=BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,LocalNetworkAccessChecks';
+
 const require = createRequire(import.meta.url);
 const SOCKJS_JS = fs.readFileSync(require.resolve('sockjs-client/dist/sockjs.min.js'));
 const STOMP_JS = fs.readFileSync(
@@ -80,10 +71,6 @@ let server;
 let browser;
 let sockjsUrl;
 before(async () => {
-  assert.ok(
-    fs.existsSync(CHROMIUM),
-    `no Chromium at ${CHROMIUM}: run ./scripts/test (installs Debian's chromium) or set CHROMIUM_BIN`,
-  );
   server = await startServer({
     env: {
       STOMPBOX_BROKER__HEARTBEAT__MIN: '50ms',
@@ -93,10 +80,7 @@ before(async () => {
     },
   });
   sockjsUrl = server.wsUrl.replace(/^ws:/, 'http:').replace(/\/ws$/, '/sockjs');
-  browser = await within(
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-    'Chromium to start',
-  );
+  browser = await launchChromium([PRIVATE_NETWORK_ALLOWED]);
 });
 after(async () => {
   await browser?.close();

@@ -2,19 +2,16 @@
 // /publish, loses its connection (closed from the server's side, by a TCP proxy in front of the
 // server that this test cuts), reconnects by itself with Last-Event-ID and resumes with nothing
 // missed and nothing twice. The page is served by Playwright's request routing; nothing leaves
-// this machine. Chromium as in chat-page.test.js.
+// this machine. Chromium from lib/browser.js.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
 
 import { startServer, within } from '../lib/harness.js';
+import { launchChromium } from '../lib/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"></head><body><script>
@@ -64,17 +61,10 @@ let browser;
 let proxy;
 let httpOrigin;
 before(async () => {
-  assert.ok(
-    fs.existsSync(CHROMIUM),
-    `no Chromium at ${CHROMIUM}: run ./scripts/test (installs Debian's chromium) or set CHROMIUM_BIN`,
-  );
   server = await startServer({ env: { STOMPBOX_SSE__RETRY: '200ms' } });
   httpOrigin = new URL(server.wsUrl.replace(/^ws:/, 'http:')).origin;
   proxy = await startProxy(new URL(httpOrigin));
-  browser = await within(
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-    'Chromium to start',
-  );
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

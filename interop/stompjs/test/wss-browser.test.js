@@ -17,13 +17,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
 import { connect, hs256Token, makeClient, startServer, within } from '../lib/harness.js';
+import { launchChromium } from '../lib/browser.js';
 
 const require = createRequire(import.meta.url);
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SECRET = 'browser interop secret, long enough for HS256';
 const WAIT_MS = 15_000;
 
@@ -68,7 +67,6 @@ async function servePage(certs) {
 }
 
 test('stompjs in Chromium over wss:// with a JWT: own notifications, another user refused', async (t) => {
-  assert.ok(fs.existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: run ./scripts/test`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stompbox-wss-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const certs = makeCertificates(dir);
@@ -102,16 +100,7 @@ destinations = ["/user/{user}/#"]
   t.after(() => server.kill());
   assert.match(server.wsUrl, /^wss:\/\/127\.0\.0\.1:\d+\/ws$/);
 
-  const browser = await within(
-    chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync',
-        `--ignore-certificate-errors-spki-list=${certs.spkiHash}`],
-    }),
-    'Chromium to start',
-  );
+  const browser = await launchChromium([`--ignore-certificate-errors-spki-list=${certs.spkiHash}`]);
   t.after(() => browser.close());
   const tab = await (await browser.newContext()).newPage();
   await tab.goto(page.origin);
