@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use stompbox_codec::ByteString;
+
 use crate::TransportKind;
 use crate::outbox::Outbox;
 use crate::stats::{Counters, Traffic, TrafficTotals};
@@ -62,8 +64,9 @@ pub struct LiveSubscription {
     pub durable: bool,
 }
 
-/// One subscription as its session's entry keeps it: (id, destination, ack, durable).
-type Kept = (String, String, &'static str, bool);
+/// One subscription as its session's entry keeps it: (id, destination, ack, durable). The
+/// strings share the session's own (`ByteString` is reference-counted): nothing is copied.
+type Kept = (ByteString, ByteString, &'static str, bool);
 
 /// A registered session: what does not change, its subscriptions, and its outbox.
 #[derive(Debug)]
@@ -83,16 +86,24 @@ impl Entry {
 
     pub(crate) fn subscribed(
         &self,
-        id: &str,
-        destination: String,
+        id: &ByteString,
+        destination: &ByteString,
         ack: &'static str,
         durable: bool,
     ) {
-        self.kept().push((id.to_owned(), destination, ack, durable));
+        let mut kept = self.kept();
+        // One at a time: most sessions hold one or two subscriptions, and a Vec's first growth
+        // would reserve four.
+        kept.reserve_exact(1);
+        kept.push((id.clone(), destination.clone(), ack, durable));
     }
 
     pub(crate) fn unsubscribed(&self, id: &str) {
-        self.kept().retain(|(kept, ..)| kept != id);
+        let mut kept = self.kept();
+        kept.retain(|(kept, ..)| &**kept != id);
+        if kept.is_empty() {
+            *kept = Vec::new();
+        }
     }
 }
 
@@ -170,8 +181,8 @@ impl Sessions {
                 all.push(LiveSubscription {
                     session: entry.fixed.id,
                     user: entry.fixed.user.clone(),
-                    id: id.clone(),
-                    destination: destination.clone(),
+                    id: id.to_string(),
+                    destination: destination.to_string(),
                     ack,
                     durable: *durable,
                 });

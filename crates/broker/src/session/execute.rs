@@ -166,7 +166,7 @@ impl Conn<'_> {
                     let ack = self.session.ack_label(&id);
                     (
                         entry.clone(),
-                        destination.to_string(),
+                        destination.as_shared().clone(),
                         ack,
                         subscription.is_durable(),
                     )
@@ -179,7 +179,7 @@ impl Conn<'_> {
                     self.me.principal.as_ref(),
                 )?;
                 if let Some((entry, destination, ack, durable)) = listed {
-                    entry.subscribed(&id, destination, ack, durable);
+                    entry.subscribed(&id, &destination, ack, durable);
                 }
                 self.bind_pending |= router.has_backplane();
                 match subscribed {
