@@ -43,6 +43,10 @@ enum What {
     Publish { destination: String, body: String },
     /// Every connected session.
     Connections,
+    /// Every subscription of the connected sessions.
+    Subscriptions,
+    /// The destinations subscribed to, with their subscriptions and sessions.
+    Destinations,
     /// End a session (ERROR `closed by an operator`, with the reason).
     Close {
         id: u64,
@@ -77,6 +81,8 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
             Some(serde_json::json!({ "from": from })),
         ),
         What::Connections => ("GET", "/api/connections".to_owned(), None),
+        What::Subscriptions => ("GET", "/api/subscriptions".to_owned(), None),
+        What::Destinations => ("GET", "/api/destinations".to_owned(), None),
         What::Close { id, reason } => {
             let reason: String = form_urlencoded::byte_serialize(reason.as_bytes()).collect();
             (
@@ -125,6 +131,11 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
     match ctl.what {
         What::Queues => print_queues(&value),
         What::Connections => print_connections(&value),
+        What::Subscriptions => print_rows(
+            &value,
+            &["destination", "session", "user", "id", "ack", "durable"],
+        ),
+        What::Destinations => print_rows(&value, &["destination", "subscriptions", "sessions"]),
         What::Close { id, .. } => println!("session {id} is being closed"),
         What::Overview => {
             for (key, v) in value.as_object().into_iter().flatten() {
@@ -146,6 +157,29 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// An array of objects as a table of `columns`, the first left-aligned and wide; `-` where a
+/// value is null.
+fn print_rows(value: &Value, columns: &[&str]) {
+    let cell = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    let (first, rest) = columns.split_first().expect("at least one column");
+    let mut line = format!("{first:<40}");
+    for c in rest {
+        line.push_str(&format!(" {c:>13}"));
+    }
+    println!("{}", line.trim_end());
+    for row in value.as_array().into_iter().flatten() {
+        let mut line = format!("{:<40}", cell(&row[*first]));
+        for c in rest {
+            line.push_str(&format!(" {:>13}", cell(&row[*c])));
+        }
+        println!("{}", line.trim_end());
+    }
 }
 
 fn print_connections(value: &Value) {

@@ -614,6 +614,20 @@ async fn ctl_lists_and_purges_queues_through_the_admin_api() {
     let body = String::from_utf8_lossy(&error.body).into_owned();
     assert!(body.contains("ctl test: maintenance"), "{body}");
 
+    // A subscription, listed one by one and by destination.
+    let mut watcher = common::TcpClient::connect(tcp).await;
+    watcher.subscribe("w", "/topic/ctl.news").await;
+    let (status, table, _) = tokio::task::block_in_place(|| ctl(&["subscriptions"], TOKEN));
+    assert_eq!(status, 0);
+    let row = (table.lines()).find(|l| l.starts_with("/topic/ctl.news"));
+    let row: Vec<&str> = row.expect(&table).split_whitespace().collect();
+    assert_eq!(row[2..], ["-", "w", "auto", "false"], "{table}");
+    let (status, table, _) = tokio::task::block_in_place(|| ctl(&["destinations"], TOKEN));
+    assert_eq!(status, 0);
+    let row = (table.lines()).find(|l| l.starts_with("/topic/ctl.news"));
+    let row: Vec<&str> = row.expect(&table).split_whitespace().collect();
+    assert_eq!(row[1..], ["1", "1"], "{table}");
+
     let (status, _, error) =
         tokio::task::block_in_place(|| ctl(&["queues"], "a-wrong-token-entirely"));
     assert_eq!(status, 1);
