@@ -315,6 +315,10 @@ fn decoding(
                     None => break,
                 }
             }
+            if buffer.is_empty() {
+                // An idle stream holds no decode buffer (what was decoded lives in its frames).
+                buffer = BytesMut::new();
+            }
             Ok((frames, decoder, buffer))
         },
     )
