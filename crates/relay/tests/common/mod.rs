@@ -163,8 +163,18 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
 }
 
 /// Watches a relay from before its connection is cut: returns when it saw the cut (left
-/// `Connected`) and when it was connected again.
+/// `Connected`) and when it was connected again, within [`WAIT`].
 pub fn watch_recovery(relay: &Relay) -> tokio::task::JoinHandle<(Instant, Instant)> {
+    watch_recovery_within(relay, WAIT)
+}
+
+/// [`watch_recovery`] with a bound of the test's own; the panic names the relay and its state.
+pub fn watch_recovery_within(
+    relay: &Relay,
+    bound: Duration,
+) -> tokio::task::JoinHandle<(Instant, Instant)> {
+    let node = relay.node_id().to_owned();
+    let last = relay.watch_state();
     let mut state = relay.watch_state();
     state.mark_unchanged();
     tokio::spawn(async move {
@@ -178,9 +188,13 @@ pub fn watch_recovery(relay: &Relay) -> tokio::task::JoinHandle<(Instant, Instan
                 state.changed().await.unwrap();
             }
         };
-        tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("relay did not recover in time")
+        match tokio::time::timeout(bound, wait).await {
+            Ok(recovered) => recovered,
+            Err(_) => panic!(
+                "relay {node} did not recover within {bound:?}: {:?}",
+                *last.borrow()
+            ),
+        }
     })
 }
 
