@@ -168,12 +168,40 @@ impl LatencyHistogram {
     }
 }
 
-/// Frames by [`frame_index`] (and [`HEARTBEAT`]), and bytes, in one direction: what sessions
-/// that ended read or wrote.
+/// Frames by [`frame_index`] (and [`HEARTBEAT`]), and bytes, in one direction: one session's
+/// (its [`Traffic`]), or what the sessions that ended read or wrote (the node's).
 #[derive(Debug, Default)]
 pub(crate) struct Direction {
     frames: [AtomicU64; FRAME_KINDS.len()],
     bytes: AtomicU64,
+}
+
+/// Adds `n` to a cell only its owner writes.
+fn bump(cell: &AtomicU64, n: u64) {
+    cell.store(cell.load(Relaxed) + n, Relaxed);
+}
+
+impl Direction {
+    fn cells(&self) -> impl Iterator<Item = &AtomicU64> {
+        self.frames.iter().chain([&self.bytes])
+    }
+
+    /// Adds what it counted to `total`, which other sessions add to as well.
+    fn depart_into(&self, total: &Direction) {
+        for (n, total) in self.cells().zip(total.cells()) {
+            let n = n.load(Relaxed);
+            if n > 0 {
+                total.fetch_add(n, Relaxed);
+            }
+        }
+    }
+
+    fn sum_into(&self, sum: &mut Sum) {
+        for (total, n) in sum.frames.iter_mut().zip(&self.frames) {
+            *total += n.load(Relaxed);
+        }
+        sum.bytes += self.bytes.load(Relaxed);
+    }
 }
 
 /// What one session read and wrote: cells of its own, written by its task alone (a load and a
@@ -182,96 +210,70 @@ pub(crate) struct Direction {
 /// session that ends adds its own to [`Counters::departed_in`] and `departed_out`).
 #[derive(Debug, Default)]
 pub(crate) struct Traffic {
-    frames_in: [AtomicU64; FRAME_KINDS.len()],
-    frames_out: [AtomicU64; FRAME_KINDS.len()],
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-}
-
-/// Adds `n` to a cell only its owner writes.
-fn bump(cell: &AtomicU64, n: u64) {
-    cell.store(cell.load(Relaxed) + n, Relaxed);
+    inbound: Direction,
+    outbound: Direction,
 }
 
 impl Traffic {
     pub(crate) fn frame_in(&self, kind: usize) {
-        bump(&self.frames_in[kind], 1);
+        bump(&self.inbound.frames[kind], 1);
     }
 
     pub(crate) fn frame_out(&self, kind: usize) {
-        bump(&self.frames_out[kind], 1);
+        bump(&self.outbound.frames[kind], 1);
     }
 
     pub(crate) fn bytes_in(&self, n: usize) {
-        bump(&self.bytes_in, n as u64);
+        bump(&self.inbound.bytes, n as u64);
     }
 
     pub(crate) fn bytes_out(&self, n: usize) {
-        bump(&self.bytes_out, n as u64);
+        bump(&self.outbound.bytes, n as u64);
     }
 
-    /// Adds what it counted to `totals` (`frames_in`, `frames_out`, `bytes_in`, `bytes_out`).
+    /// Adds what it counted to `totals`.
     pub(crate) fn add_into(&self, totals: &mut TrafficTotals) {
-        let pairs = (totals.frames_in.iter_mut().zip(&self.frames_in))
-            .chain(totals.frames_out.iter_mut().zip(&self.frames_out));
-        for (total, n) in pairs {
-            *total += n.load(Relaxed);
-        }
-        totals.bytes_in += self.bytes_in.load(Relaxed);
-        totals.bytes_out += self.bytes_out.load(Relaxed);
+        self.inbound.sum_into(&mut totals.inbound);
+        self.outbound.sum_into(&mut totals.outbound);
     }
 
     /// Adds what it counted to the node's counters of ended sessions.
     pub(crate) fn depart(&self, counters: &Counters) {
-        let pairs = (self.frames_in.iter().zip(&counters.departed_in.frames))
-            .chain(self.frames_out.iter().zip(&counters.departed_out.frames))
-            .chain([
-                (&self.bytes_in, &counters.departed_in.bytes),
-                (&self.bytes_out, &counters.departed_out.bytes),
-            ]);
-        for (n, total) in pairs {
-            let n = n.load(Relaxed);
-            if n > 0 {
-                total.fetch_add(n, Relaxed);
-            }
-        }
+        self.inbound.depart_into(&counters.departed_in);
+        self.outbound.depart_into(&counters.departed_out);
     }
+}
+
+/// A [`Direction`]'s counts, summed.
+#[derive(Debug, Default)]
+struct Sum {
+    frames: [u64; FRAME_KINDS.len()],
+    bytes: u64,
 }
 
 /// Sums of [`Traffic`].
 #[derive(Debug, Default)]
 pub(crate) struct TrafficTotals {
-    frames_in: [u64; FRAME_KINDS.len()],
-    frames_out: [u64; FRAME_KINDS.len()],
-    bytes_in: u64,
-    bytes_out: u64,
+    inbound: Sum,
+    outbound: Sum,
 }
 
 impl TrafficTotals {
     /// The ended sessions' traffic, to which the live ones' is then added.
     pub(crate) fn departed(counters: &Counters) -> Self {
-        let load = |d: &Direction| std::array::from_fn(|i| d.frames[i].load(Relaxed));
-        TrafficTotals {
-            frames_in: load(&counters.departed_in),
-            frames_out: load(&counters.departed_out),
-            bytes_in: counters.departed_in.bytes.load(Relaxed),
-            bytes_out: counters.departed_out.bytes.load(Relaxed),
-        }
+        let mut totals = TrafficTotals::default();
+        counters.departed_in.sum_into(&mut totals.inbound);
+        counters.departed_out.sum_into(&mut totals.outbound);
+        totals
     }
 
     /// Fills `stats`' traffic fields.
     pub(crate) fn fill(&self, stats: &mut Stats) {
-        let labelled = |counts: &[u64]| {
-            FRAME_KINDS
-                .iter()
-                .copied()
-                .zip(counts.iter().copied())
-                .collect()
-        };
-        stats.frames_in = labelled(&self.frames_in);
-        stats.frames_out = labelled(&self.frames_out);
-        stats.bytes_in = self.bytes_in;
-        stats.bytes_out = self.bytes_out;
+        let labelled = |sum: &Sum| FRAME_KINDS.iter().copied().zip(sum.frames).collect();
+        stats.frames_in = labelled(&self.inbound);
+        stats.frames_out = labelled(&self.outbound);
+        stats.bytes_in = self.inbound.bytes;
+        stats.bytes_out = self.outbound.bytes;
     }
 }
 

@@ -107,14 +107,9 @@ async fn a_burst_through_a_stopped_rabbitmq_is_delivered_once_in_order() {
             watch_recovery_within(&b.relay, bound),
         ];
         let started = Instant::now();
-        tokio::task::spawn_blocking(|| {
-            rabbitmqctl(&["stop_app"]);
-            std::thread::sleep(std::time::Duration::from_secs(5));
-            rabbitmqctl(&["start_app"]);
-            rabbitmqctl(&["await_startup"]);
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(|| stop_rabbitmq_for(std::time::Duration::from_secs(5)))
+            .await
+            .unwrap();
         for watcher in watchers {
             watcher.await.unwrap();
         }

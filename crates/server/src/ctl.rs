@@ -129,13 +129,37 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
         return Ok(());
     }
     match ctl.what {
-        What::Queues => print_queues(&value),
-        What::Connections => print_connections(&value),
-        What::Subscriptions => print_rows(
+        What::Queues => print_table(
+            &value,
+            &[
+                "destination",
+                "depth",
+                "in_flight",
+                "consumers",
+                "enqueued",
+                "delivered",
+                "acked",
+                "dead_lettered",
+                "dropped",
+            ],
+        ),
+        What::Connections => print_table(
+            &value,
+            &[
+                "id",
+                "user",
+                "address",
+                "transport",
+                "version",
+                "subscriptions",
+                "outbox_frames",
+            ],
+        ),
+        What::Subscriptions => print_table(
             &value,
             &["destination", "session", "user", "id", "ack", "durable"],
         ),
-        What::Destinations => print_rows(&value, &["destination", "subscriptions", "sessions"]),
+        What::Destinations => print_table(&value, &["destination", "subscriptions", "sessions"]),
         What::Close { id, .. } => println!("session {id} is being closed"),
         What::Overview => {
             for (key, v) in value.as_object().into_iter().flatten() {
@@ -159,74 +183,29 @@ pub(crate) fn run(ctl: Ctl) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An array of objects as a table of `columns`, the first left-aligned and wide; `-` where a
-/// value is null.
-fn print_rows(value: &Value, columns: &[&str]) {
+/// An array of objects as a table of `columns`: the first left-aligned, the others
+/// right-aligned, each as wide as its widest cell; `-` where a value is null.
+fn print_table(value: &Value, columns: &[&str]) {
     let cell = |v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_owned(),
         other => other.to_string(),
     };
-    let (first, rest) = columns.split_first().expect("at least one column");
-    let mut line = format!("{first:<40}");
-    for c in rest {
-        line.push_str(&format!(" {c:>13}"));
-    }
-    println!("{}", line.trim_end());
-    for row in value.as_array().into_iter().flatten() {
-        let mut line = format!("{:<40}", cell(&row[*first]));
-        for c in rest {
-            line.push_str(&format!(" {:>13}", cell(&row[*c])));
+    let rows: Vec<Vec<String>> = (value.as_array().into_iter().flatten())
+        .map(|row| columns.iter().map(|c| cell(&row[*c])).collect())
+        .collect();
+    let widths: Vec<usize> = (columns.iter().enumerate())
+        .map(|(i, c)| rows.iter().map(|r| r[i].len()).fold(c.len(), usize::max))
+        .collect();
+    let header: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, (text, width)) in row.iter().zip(&widths).enumerate() {
+            match i {
+                0 => line.push_str(&format!("{text:<width$}")),
+                _ => line.push_str(&format!(" {text:>width$}")),
+            }
         }
         println!("{}", line.trim_end());
-    }
-}
-
-fn print_connections(value: &Value) {
-    println!(
-        "{:>8} {:<16} {:<22} {:<10} {:>7} {:>13} {:>13}",
-        "id", "user", "address", "transport", "version", "subscriptions", "outbox_frames"
-    );
-    for c in value.as_array().into_iter().flatten() {
-        let text = |k: &str| c[k].as_str().unwrap_or("-").to_owned();
-        println!(
-            "{:>8} {:<16} {:<22} {:<10} {:>7} {:>13} {:>13}",
-            c["id"],
-            text("user"),
-            text("address"),
-            text("transport"),
-            text("version"),
-            c["subscriptions"],
-            c["outbox_frames"]
-        );
-    }
-}
-
-fn print_queues(value: &Value) {
-    const COLUMNS: [&str; 8] = [
-        "depth",
-        "in_flight",
-        "consumers",
-        "enqueued",
-        "delivered",
-        "acked",
-        "dead_lettered",
-        "dropped",
-    ];
-    let rows = value.as_array().cloned().unwrap_or_default();
-    let width = (rows.iter())
-        .filter_map(|q| q["destination"].as_str().map(str::len))
-        .fold("destination".len(), usize::max);
-    let mut line = format!("{:<width$}", "destination");
-    for c in COLUMNS {
-        line += &format!(" {c:>13}");
-    }
-    println!("{line}");
-    for q in rows {
-        let mut line = format!("{:<width$}", q["destination"].as_str().unwrap_or("?"));
-        for c in COLUMNS {
-            line += &format!(" {:>13}", q[c]);
-        }
-        println!("{line}");
     }
 }

@@ -24,31 +24,40 @@ pub(crate) const KEPT: usize = 300;
 
 /// The page and its assets, outside the token check.
 pub(crate) fn assets<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/", get(|| asset(INDEX_HTML, "text/html; charset=utf-8")))
-        .route(
-            "/dashboard/dashboard.js",
-            get(|| asset(DASHBOARD_JS, "text/javascript; charset=utf-8")),
-        )
-        .route(
-            "/dashboard/dashboard.css",
-            get(|| asset(DASHBOARD_CSS, "text/css; charset=utf-8")),
-        )
-        .route(
-            "/dashboard/uPlot.iife.min.js",
-            get(|| asset(UPLOT_JS, "text/javascript; charset=utf-8")),
-        )
-        .route(
-            "/dashboard/uPlot.min.css",
-            get(|| asset(UPLOT_CSS, "text/css; charset=utf-8")),
-        )
+    ASSETS
+        .iter()
+        .fold(Router::new(), |router, &(path, body, content_type)| {
+            router.route(path, get(move || asset(body, content_type)))
+        })
 }
 
-const INDEX_HTML: &str = include_str!("../assets/dashboard/index.html");
-const DASHBOARD_JS: &str = include_str!("../assets/dashboard/dashboard.js");
-const DASHBOARD_CSS: &str = include_str!("../assets/dashboard/dashboard.css");
-const UPLOT_JS: &str = include_str!("../assets/dashboard/uPlot.iife.min.js");
-const UPLOT_CSS: &str = include_str!("../assets/dashboard/uPlot.min.css");
+/// (path, body, content type), embedded from `assets/dashboard/`.
+const ASSETS: [(&str, &str, &str); 5] = [
+    ("/", include_str!("../assets/dashboard/index.html"), HTML),
+    (
+        "/dashboard/dashboard.js",
+        include_str!("../assets/dashboard/dashboard.js"),
+        JS,
+    ),
+    (
+        "/dashboard/dashboard.css",
+        include_str!("../assets/dashboard/dashboard.css"),
+        CSS,
+    ),
+    (
+        "/dashboard/uPlot.iife.min.js",
+        include_str!("../assets/dashboard/uPlot.iife.min.js"),
+        JS,
+    ),
+    (
+        "/dashboard/uPlot.min.css",
+        include_str!("../assets/dashboard/uPlot.min.css"),
+        CSS,
+    ),
+];
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 
 /// Scripts and styles from this listener only, never framed: the page handles a token.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \

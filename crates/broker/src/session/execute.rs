@@ -162,15 +162,6 @@ impl Conn<'_> {
                 let destination = &subscription.destination;
                 tracing::debug!(id = %id, destination = %destination, queue = ?subscription.queue, "subscribe");
                 let prefetch = self.session.prefetch(&id);
-                let listed = self.registered.as_ref().map(|entry| {
-                    let ack = self.session.ack_label(&id);
-                    (
-                        entry.clone(),
-                        destination.as_shared().clone(),
-                        ack,
-                        subscription.is_durable(),
-                    )
-                });
                 let subscribed = router.subscribe(
                     &self.route,
                     id.clone(),
@@ -178,8 +169,10 @@ impl Conn<'_> {
                     prefetch,
                     self.me.principal.as_ref(),
                 )?;
-                if let Some((entry, destination, ack, durable)) = listed {
-                    entry.subscribed(&id, &destination, ack, durable);
+                if let Some(entry) = &self.registered {
+                    let ack = self.session.ack_label(&id);
+                    let destination = subscription.destination.as_shared();
+                    entry.subscribed(&id, destination, ack, subscription.is_durable());
                 }
                 self.bind_pending |= router.has_backplane();
                 match subscribed {

@@ -151,8 +151,6 @@ impl<'a> Session<'a> {
         self.subscriptions.get(id)
     }
 
-    /// A subscription's ack mode (`None` once unsubscribed, and for every subscription when
-    /// none needs its written deliveries tracked: only `auto` topic subscriptions).
     /// Subscription `id`'s ack mode as the client named it (`auto` when acks are not tracked).
     pub(crate) fn ack_label(&self, id: &str) -> &'static str {
         match self.acks.mode(id) {
@@ -162,6 +160,8 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// A subscription's ack mode (`None` once unsubscribed, and for every subscription when
+    /// none needs its written deliveries tracked: only `auto` topic subscriptions).
     pub(crate) fn ack_mode(&self, id: &str) -> Option<AckMode> {
         if !self.acks.tracks_deliveries() {
             return None;

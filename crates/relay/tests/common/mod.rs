@@ -153,7 +153,7 @@ pub fn body(frame: &stompbox_codec::Frame) -> String {
     String::from_utf8(frame.body.to_vec()).unwrap()
 }
 
-pub fn rabbitmqctl(args: &[&str]) -> String {
+fn rabbitmqctl(args: &[&str]) -> String {
     let out = Command::new("rabbitmqctl")
         .args(args)
         .output()
@@ -201,7 +201,13 @@ pub fn watch_recovery_within(
 /// Stops and starts the RabbitMQ application (the Erlang node stays up): every connection
 /// drops, non-durable queues are gone, durable ones come back from disk.
 pub fn restart_rabbitmq() {
+    stop_rabbitmq_for(Duration::ZERO);
+}
+
+/// [`restart_rabbitmq`], with RabbitMQ stopped for `pause` in between.
+pub fn stop_rabbitmq_for(pause: Duration) {
     rabbitmqctl(&["stop_app"]);
+    std::thread::sleep(pause);
     rabbitmqctl(&["start_app"]);
     rabbitmqctl(&["await_startup"]);
 }
