@@ -102,6 +102,9 @@ async fn metrics_move_with_the_traffic() {
     assert_eq!(get(&busy, "stompbox_sessions_by_version", v12), 2.0);
     let all = Some(("le", "+Inf"));
     assert_eq!(get(&busy, "stompbox_outbox_depth_sessions", all), 2.0);
+    // Both outboxes are empty (what was sent was received): both count at the lowest bound.
+    let empty = Some(("le", "0"));
+    assert_eq!(get(&busy, "stompbox_outbox_depth_sessions", empty), 2.0);
     assert_eq!(get(&busy, "stompbox_queues", None), 2.0);
     // Only the deepest queue, as metrics.max_queues = 1 asks.
     let jobs = Some(("queue", "/queue/jobs"));
