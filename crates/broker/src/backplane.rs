@@ -36,6 +36,15 @@ pub enum Target {
         /// The destination after `/user`, starting with `/`.
         destination: String,
     },
+    /// As [`Target::User`], to a destination with an inbox (`broker.inbox.destinations`) when
+    /// the backplane holds queues: when no session of `user` in the cluster is subscribed to
+    /// it, the backplane keeps it in the user's inbox ([`HeldQueue::Inbox`]).
+    Inbox {
+        /// The user's principal name.
+        user: String,
+        /// The destination after `/user`, starting with `/`.
+        destination: String,
+    },
 }
 
 /// What local subscribers want from other nodes: a binding in backplane terms.
@@ -45,6 +54,14 @@ pub enum Interest {
     Topic(String),
     /// A named user with at least one `/user/...` subscription on this node.
     User(String),
+    /// A named user with a subscription on this node to a user destination with an inbox
+    /// (reported only when the backplane holds queues): what is sent there is not kept.
+    Inbox {
+        /// The user's principal name.
+        user: String,
+        /// The destination after `/user`, starting with `/`.
+        destination: String,
+    },
 }
 
 /// One message crossing the backplane: out of this node ([`Backplane::forward`]) or into it
@@ -100,9 +117,18 @@ pub trait Backplane: Send + Sync + 'static {
     fn handles_queues(&self) -> bool {
         false
     }
-    /// A queue subscription began: deliver through `consumer.sink`. Must not wait.
-    fn queue_subscribe(&self, consumer: QueueConsumer) {
+    /// A subscription to a queue the backplane holds began: deliver through `consumer.sink`.
+    /// Must not wait; refused at once when the backplane cannot hold that queue (a name too
+    /// long for it). Durable topic subscriptions ([`HeldQueue::Durable`]) come here too when
+    /// the backplane handles queues.
+    fn queue_subscribe(&self, consumer: QueueConsumer) -> Result<(), BackplaneUnavailable> {
         let _ = consumer;
+        Ok(())
+    }
+    /// A durable subscription was removed (UNSUBSCRIBE with `durable:true`): its queue goes,
+    /// with what it kept. Must not wait.
+    fn queue_remove(&self, queue: HeldQueue) {
+        let _ = queue;
     }
     /// A queue subscription ended: its unsettled deliveries go back to the queue.
     fn queue_unsubscribe(&self, session: u64, subscription: &str) {
@@ -120,11 +146,39 @@ pub trait Backplane: Send + Sync + 'static {
     }
 }
 
+/// A queue the backplane holds for the whole cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HeldQueue {
+    /// `/queue/<name>` (the name after `/queue/`): one consumer in the cluster gets each
+    /// message.
+    Queue(String),
+    /// A durable topic subscription: `user`'s (empty for anonymous sessions) subscription
+    /// `name`, fed by the topic pattern `topic` (after `/topic/`) whether or not anyone is
+    /// subscribed, consumed like a queue from any node.
+    Durable {
+        /// The subscribing principal's name.
+        user: String,
+        /// The subscription's name (its `id`, or the name header).
+        name: String,
+        /// What feeds it: a topic pattern, `*` and `#` allowed.
+        topic: String,
+    },
+    /// `user`'s inbox for the user destination `destination` (after `/user`): what was sent
+    /// there while no session of the user was subscribed to it. A subscription drains it
+    /// before live messages (which [`Interest::Inbox`] brings).
+    Inbox {
+        /// The user's principal name.
+        user: String,
+        /// The destination after `/user`, starting with `/`.
+        destination: String,
+    },
+}
+
 /// One queue subscription, handed to a backplane that holds the queues.
 #[derive(Debug)]
 pub struct QueueConsumer {
-    /// The queue's name (after `/queue/`).
-    pub queue: String,
+    /// What it consumes.
+    pub queue: HeldQueue,
     /// The subscribing session (node-local id).
     pub session: u64,
     /// The subscription id.
@@ -143,8 +197,14 @@ pub struct QueueSink {
 
 /// Where a [`QueueSink`] delivers: the router's side of it (`router/mod.rs`).
 pub(crate) trait SinkTarget: Send + Sync + 'static {
-    /// See [`QueueSink::deliver`].
-    fn deliver(&self, headers: Headers, body: Bytes, redelivered: bool) -> Option<u64>;
+    /// See [`QueueSink::deliver`]; `topic`: see [`QueueSink::deliver_from`].
+    fn deliver(
+        &self,
+        topic: Option<&str>,
+        headers: Headers,
+        body: Bytes,
+        redelivered: bool,
+    ) -> Option<u64>;
     /// The subscription's destination and id, for `Debug`.
     fn describe(&self) -> (&ByteString, &ByteString);
 }
@@ -161,7 +221,20 @@ impl QueueSink {
     /// session is gone (the backplane then returns the message to the queue). Never waits:
     /// the backplane bounds what is in flight by the prefetch.
     pub fn deliver(&self, headers: Headers, body: Bytes, redelivered: bool) -> Option<u64> {
-        self.target.deliver(headers, body, redelivered)
+        self.target.deliver(None, headers, body, redelivered)
+    }
+
+    /// As [`QueueSink::deliver`], for a durable subscription's message published to
+    /// `/topic/<topic>`: its `destination` is that topic, as on a single node, not the
+    /// subscription's pattern.
+    pub fn deliver_from(
+        &self,
+        topic: &str,
+        headers: Headers,
+        body: Bytes,
+        redelivered: bool,
+    ) -> Option<u64> {
+        self.target.deliver(Some(topic), headers, body, redelivered)
     }
 }
 

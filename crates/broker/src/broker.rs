@@ -284,7 +284,7 @@ impl Broker {
             }
             // Queues live in the backplane; it delivers through a `QueueSink`.
             Target::Queue(_) => return 0,
-            Target::User { user, destination } => To::User {
+            Target::User { user, destination } | Target::Inbox { user, destination } => To::User {
                 user: UserKey::Named(user.into()),
                 path: destination.into(),
                 session: None,

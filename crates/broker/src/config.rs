@@ -98,8 +98,9 @@ pub struct Config {
 /// Offline inboxes: a message for a user (`/user/{name}/...` from a client, server code,
 /// a handler or `/publish`) to one of these destinations, that no session of the user is
 /// subscribed to, waits in the user's inbox for that destination and is delivered, in order,
-/// when the user subscribes to it again. Single node only: with a relay the node cannot know
-/// whether another node delivered it, so nothing is kept.
+/// when the user subscribes to it again. With a relay that holds queues, RabbitMQ keeps the
+/// inboxes (`docs/persistence.md`); with one that does not, nothing is kept (the node cannot
+/// know whether another node delivered it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InboxConfig {

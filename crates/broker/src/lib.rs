@@ -74,7 +74,8 @@ pub use auth::{
     Principal,
 };
 pub use backplane::{
-    Backplane, BackplaneUnavailable, Interest, QueueConsumer, QueueSink, Relayed, Room, Target,
+    Backplane, BackplaneUnavailable, HeldQueue, Interest, QueueConsumer, QueueSink, Relayed, Room,
+    Target,
 };
 pub use broker::{Broker, CloseReason};
 pub use builder::BrokerBuilder;

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stompbox_broker::{
-    Access, Backplane, BackplaneUnavailable, Broker, Interest, PermissionRule, Permissions,
-    Relayed, SendError, Target,
+    Access, Backplane, BackplaneUnavailable, Broker, HeldQueue, Interest, PermissionRule,
+    Permissions, Relayed, SendError, Target,
 };
 use stompbox_codec::{Command, Headers};
 use stompbox_test_support::{TestClient, frames};
@@ -183,10 +183,14 @@ struct QueueHolder {
     consumers: Mutex<Vec<stompbox_broker::QueueConsumer>>,
     settled: Mutex<Vec<Settled>>,
     unsubscribed: Mutex<Vec<(u64, String)>>,
+    removed: Mutex<Vec<HeldQueue>>,
+    interest: Mutex<Vec<(Interest, bool)>>,
 }
 
 impl Backplane for QueueHolder {
-    fn interest(&self, _: Interest, _: bool) {}
+    fn interest(&self, interest: Interest, present: bool) {
+        self.interest.lock().unwrap().push((interest, present));
+    }
     fn forward(&self, message: Relayed) -> Result<(), BackplaneUnavailable> {
         self.forwarded.lock().unwrap().push(message.target);
         Ok(())
@@ -194,8 +198,15 @@ impl Backplane for QueueHolder {
     fn handles_queues(&self) -> bool {
         true
     }
-    fn queue_subscribe(&self, consumer: stompbox_broker::QueueConsumer) {
+    fn queue_subscribe(
+        &self,
+        consumer: stompbox_broker::QueueConsumer,
+    ) -> Result<(), BackplaneUnavailable> {
         self.consumers.lock().unwrap().push(consumer);
+        Ok(())
+    }
+    fn queue_remove(&self, queue: HeldQueue) {
+        self.removed.lock().unwrap().push(queue);
     }
     fn queue_unsubscribe(&self, session: u64, subscription: &str) {
         let entry = (session, subscription.to_owned());
@@ -229,11 +240,11 @@ async fn queues_held_by_the_backplane_deliver_through_the_sink_and_settle_there(
         let consumer = &consumers[0];
         assert_eq!(
             (
-                consumer.queue.as_str(),
+                &consumer.queue,
                 consumer.subscription.as_str(),
                 consumer.prefetch
             ),
-            ("jobs", "w", 7)
+            (&HeldQueue::Queue("jobs".into()), "w", 7)
         );
         let mut headers = Headers::new();
         headers.push("k", "v");
@@ -265,4 +276,142 @@ async fn queues_held_by_the_backplane_deliver_through_the_sink_and_settle_there(
             .deliver(Headers::new(), "late".into(), false),
         None
     );
+}
+
+#[tokio::test]
+async fn durable_subscriptions_are_held_by_a_backplane_that_holds_queues() {
+    let holder = Arc::new(QueueHolder::default());
+    let broker = Broker::builder().backplane(holder.clone()).build().unwrap();
+    let login = frames::connect().with_header("login", "carol");
+    let (mut c, _) = TestClient::connect_with(&broker, login).await;
+    c.subscribe_with(
+        frames::subscribe_ack("feed", "/topic/scores.*", "client").with_header("durable", "true"),
+    )
+    .await;
+    c.send_with_receipt(frames::send("/topic/scores.a", "x"), "p")
+        .await;
+    // Published to the topic (the backplane feeds the subscription), kept nowhere here.
+    assert_eq!(
+        *holder.forwarded.lock().unwrap(),
+        [Target::Topic("scores.a".into())]
+    );
+    assert!(broker.queues().is_empty(), "{:?}", broker.queues());
+    c.expect_no_frame(QUIET).await;
+    let tag = {
+        let consumers = holder.consumers.lock().unwrap();
+        let consumer = &consumers[0];
+        let wanted = HeldQueue::Durable {
+            user: "carol".into(),
+            name: "feed".into(),
+            topic: "scores.*".into(),
+        };
+        assert_eq!(consumer.queue, wanted);
+        (consumer.sink).deliver_from("scores.b", Headers::new(), "kept".into(), true)
+    };
+    let m = c.expect_message().await;
+    assert_eq!(m.header("destination"), Some("/topic/scores.b"));
+    assert_eq!(m.header("subscription"), Some("feed"));
+    assert_eq!(m.body.as_ref(), b"kept");
+    assert_eq!(m.header("ack"), tag.map(|t| t.to_string()).as_deref());
+    c.send_with_receipt(frames::ack(m.header("ack").unwrap()), "a")
+        .await;
+    let session = holder.consumers.lock().unwrap()[0].session;
+    assert_eq!(
+        *holder.settled.lock().unwrap(),
+        [(session, "feed".to_owned(), vec![tag.unwrap()], true)]
+    );
+    assert!(holder.removed.lock().unwrap().is_empty());
+    c.send_with_receipt(
+        frames::unsubscribe("feed").with_header("durable", "true"),
+        "u",
+    )
+    .await;
+    assert_eq!(
+        *holder.removed.lock().unwrap(),
+        [HeldQueue::Durable {
+            user: "carol".into(),
+            name: "feed".into(),
+            topic: "scores.*".into(),
+        }]
+    );
+    assert_eq!(
+        *holder.unsubscribed.lock().unwrap(),
+        [(session, "feed".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn inboxes_are_held_by_a_backplane_that_holds_queues() {
+    let holder = Arc::new(QueueHolder::default());
+    let mut config = stompbox_broker::Config::default();
+    config.inbox.destinations = vec!["/queue/notifications".into()];
+    let broker = Broker::builder()
+        .config(config)
+        .backplane(holder.clone())
+        .build()
+        .unwrap();
+    // Sent while bob is nowhere: to the backplane as an inbox message, kept nowhere here.
+    broker
+        .send_to_user("bob", "/queue/notifications", "liked")
+        .unwrap();
+    broker.send_to_user("bob", "/queue/chat", "hi").unwrap();
+    let inbox = |user: &str| Target::Inbox {
+        user: user.into(),
+        destination: "/queue/notifications".into(),
+    };
+    let chat = Target::User {
+        user: "bob".into(),
+        destination: "/queue/chat".into(),
+    };
+    assert_eq!(*holder.forwarded.lock().unwrap(), [inbox("bob"), chat]);
+    assert!(broker.queues().is_empty(), "{:?}", broker.queues());
+
+    // Bob's two subscriptions: one interest per inbox destination, the inbox drained by the
+    // backplane into the sink.
+    let login = frames::connect().with_header("login", "bob");
+    let (mut bob, _) = TestClient::connect_with(&broker, login).await;
+    bob.subscribe("n", "/user/queue/notifications").await;
+    bob.subscribe("c", "/user/queue/chat").await;
+    let (mut other, _) =
+        TestClient::connect_with(&broker, frames::connect().with_header("login", "bob")).await;
+    other.subscribe("n2", "/user/queue/notifications").await;
+    let wanted = Interest::Inbox {
+        user: "bob".into(),
+        destination: "/queue/notifications".into(),
+    };
+    assert_eq!(
+        *holder.interest.lock().unwrap(),
+        [(Interest::User("bob".into()), true), (wanted.clone(), true)],
+        "one report for the first of bob's subscriptions to it"
+    );
+    {
+        let consumers = holder.consumers.lock().unwrap();
+        let held: Vec<&HeldQueue> = consumers.iter().map(|c| &c.queue).collect();
+        let bobs = HeldQueue::Inbox {
+            user: "bob".into(),
+            destination: "/queue/notifications".into(),
+        };
+        assert_eq!(held, [&bobs, &bobs]);
+        consumers[0]
+            .sink
+            .deliver(Headers::new(), "kept".into(), false)
+            .unwrap();
+    }
+    let m = bob.expect_message().await;
+    assert_eq!(
+        (m.header("destination"), m.body.as_ref()),
+        (Some("/user/queue/notifications"), &b"kept"[..])
+    );
+    bob.send_with_receipt(frames::unsubscribe("n"), "u").await;
+    assert_eq!(
+        holder.interest.lock().unwrap().len(),
+        2,
+        "other is still there"
+    );
+    other.disconnect().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while holder.interest.lock().unwrap().last() != Some(&(wanted.clone(), false)) {
+        assert!(tokio::time::Instant::now() < deadline, "no interest ended");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

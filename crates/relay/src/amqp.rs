@@ -12,6 +12,14 @@
 //! |                            | SUBSCRIBE: one consumer, its own channel, `basic.qos`       |
 //! |                            | quorum: `x-delivery-limit` = `queues.max_deliveries`,       |
 //! |                            | dead letters to `<prefix>.queue.<dead_letter_prefix>jobs`   |
+//! | SUBSCRIBE `/topic/a.*`     | durable queue `<prefix>.durable.<user>.<name>` bound `a.*`  |
+//! | with `durable:true`        | to `<prefix>.topic`; its destination kept in the one message |
+//! |                            | of `<prefix>.durable-def.<user>.<name>`                     |
+//! | `/user/{bob}/queue/n`, a   | exchange `<prefix>.inbox` (direct), routing key             |
+//! | destination with an inbox  | `<len(bob)>:bob/queue/n`; unroutable (bob subscribed        |
+//! |                            | nowhere) → `<prefix>.inbox-keep` → durable classic queue    |
+//! |                            | `<prefix>.inbox.bob./queue/n`, bounded                      |
+//! | SUBSCRIBE there            | binding of that key to the node queue; the inbox drained    |
 //! | `persistent:true`          | delivery mode 2                                             |
 //! | headers                    | AMQP headers (long strings); `app-id` = the sender's node id |
 
@@ -20,7 +28,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use stompbox_broker::{Interest, Relayed, Target};
+use stompbox_broker::{HeldQueue, Interest, Relayed, Target};
 use stompbox_codec::Headers;
 
 use crate::QueueType;
@@ -85,6 +93,17 @@ pub(crate) struct Names {
     pub(crate) node_queue: String,
     /// `<prefix>.queue.`: STOMP queues' RabbitMQ queues start with it.
     pub(crate) queue_prefix: String,
+    /// `<prefix>.durable.`: durable topic subscriptions' queues start with it.
+    durable_prefix: String,
+    /// `<prefix>.durable-def.`: where each durable subscription's destination is kept.
+    definition_prefix: String,
+    /// Direct exchange for `/user` messages to destinations with an inbox, keyed by
+    /// [`Names::inbox_key`]; what it cannot route goes to `keep_exchange`.
+    pub(crate) inbox_exchange: String,
+    /// Direct exchange binding each inbox queue with its key: the inbox exchange's alternate.
+    pub(crate) keep_exchange: String,
+    /// `<prefix>.inbox.`: users' inbox queues start with it.
+    inbox_prefix: String,
     /// The AMQP connection's `connection_name`, to find it in `rabbitmqctl list_connections`.
     pub(crate) connection_name: String,
 }
@@ -96,15 +115,24 @@ impl Names {
             user_exchange: format!("{prefix}.user"),
             node_queue: format!("{prefix}.node.{node_id}"),
             queue_prefix: format!("{prefix}.queue."),
+            durable_prefix: format!("{prefix}.durable."),
+            definition_prefix: format!("{prefix}.durable-def."),
+            inbox_exchange: format!("{prefix}.inbox"),
+            keep_exchange: format!("{prefix}.inbox-keep"),
+            inbox_prefix: format!("{prefix}.inbox."),
             connection_name: format!("stompbox-relay {prefix} {node_id}"),
         }
     }
 
     /// The exchange and routing key of a binding.
-    pub(crate) fn binding<'a>(&'a self, interest: &'a Interest) -> (&'a str, &'a str) {
+    pub(crate) fn binding<'a>(&'a self, interest: &'a Interest) -> (&'a str, Cow<'a, str>) {
         match interest {
-            Interest::Topic(pattern) => (&self.topic_exchange, pattern),
-            Interest::User(user) => (&self.user_exchange, user),
+            Interest::Topic(pattern) => (&self.topic_exchange, Cow::Borrowed(pattern)),
+            Interest::User(user) => (&self.user_exchange, Cow::Borrowed(user)),
+            Interest::Inbox { user, destination } => (
+                &self.inbox_exchange,
+                Cow::Owned(inbox_key(user, destination)),
+            ),
         }
     }
 
@@ -114,6 +142,10 @@ impl Names {
         match target {
             Target::Topic(key) => (&self.topic_exchange, Cow::Borrowed(key)),
             Target::User { user, .. } => (&self.user_exchange, Cow::Borrowed(user)),
+            Target::Inbox { user, destination } => (
+                &self.inbox_exchange,
+                Cow::Owned(inbox_key(user, destination)),
+            ),
             Target::Queue(name) => ("", Cow::Owned(self.queue(name))),
         }
     }
@@ -122,6 +154,46 @@ impl Names {
     pub(crate) fn queue(&self, name: &str) -> String {
         format!("{}{name}", self.queue_prefix)
     }
+
+    /// The RabbitMQ queues of `user`'s durable subscription `name`: the one that keeps its
+    /// messages, and the one whose single message is the topic pattern feeding it. The user
+    /// is written with `%` and `.` escaped, so no two (user, name) pairs share a queue.
+    pub(crate) fn durable(&self, user: &str, name: &str) -> (String, String) {
+        let user = user.replace('%', "%25").replace('.', "%2E");
+        (
+            format!("{}{user}.{name}", self.durable_prefix),
+            format!("{}{user}.{name}", self.definition_prefix),
+        )
+    }
+
+    /// The RabbitMQ queue (the longest of its names) of what `held` names, to check AMQP's
+    /// limit of 255 bytes before it is declared.
+    pub(crate) fn longest(&self, held: &HeldQueue) -> String {
+        match held {
+            HeldQueue::Queue(name) => self.queue(name),
+            HeldQueue::Durable { user, name, .. } => self.durable(user, name).1,
+            HeldQueue::Inbox { user, destination } => self.inbox(user, destination),
+        }
+    }
+
+    /// The RabbitMQ queue of `user`'s inbox for `/user<destination>` (user escaped as for
+    /// [`Names::durable`]).
+    pub(crate) fn inbox(&self, user: &str, destination: &str) -> String {
+        let user = user.replace('%', "%25").replace('.', "%2E");
+        format!("{}{user}.{destination}", self.inbox_prefix)
+    }
+}
+
+/// The routing key of `user`'s messages to `/user<destination>` in the inbox exchange: the
+/// user's length first, so no two (user, destination) pairs share one.
+pub(crate) fn inbox_key(user: &str, destination: &str) -> String {
+    format!("{}:{user}{destination}", user.len())
+}
+
+/// The user of an inbox routing key ([`inbox_key`]).
+fn inbox_user(key: &str) -> Option<&str> {
+    let (len, rest) = key.split_once(':')?;
+    rest.get(..len.parse().ok()?)
 }
 
 /// How the RabbitMQ queue of a STOMP queue is declared: the relay's queue type and the
@@ -134,6 +206,10 @@ pub(crate) struct QueueShape {
     pub(crate) max_deliveries: u32,
     /// Empty: dead letters are dropped.
     pub(crate) dead_letter_prefix: String,
+    /// The broker's `durable` bounds, for durable subscriptions' queues.
+    pub(crate) durable: stompbox_broker::DurableConfig,
+    /// The broker's `inbox` bounds, for users' inbox queues.
+    pub(crate) inbox: stompbox_broker::InboxConfig,
 }
 
 impl QueueShape {
@@ -170,6 +246,65 @@ impl QueueShape {
     }
 }
 
+impl QueueShape {
+    /// The `queue.declare` arguments of a durable subscription's queue: the broker's bounds
+    /// of one (`durable.*`, see [`bounded`]), and, as a quorum queue,
+    /// `queues.max_deliveries` (then dropped: a subscription has no dead letters).
+    pub(crate) fn durable_arguments(&self) -> FieldTable {
+        let limits = &self.durable;
+        let mut arguments = bounded(limits.max_messages, limits.max_bytes, limits.max_age);
+        if self.queue_type == QueueType::Quorum {
+            arguments.insert("x-queue-type".into(), long("quorum"));
+            if self.max_deliveries > 0 {
+                arguments.insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongUInt(self.max_deliveries - 1),
+                );
+            }
+        }
+        arguments
+    }
+
+    /// The `queue.declare` arguments of a user's inbox queue: a classic queue (a quorum queue
+    /// per user and destination would be a Raft group each) with the broker's bounds of one
+    /// inbox (`inbox.*`, see [`bounded`]), removed by RabbitMQ once unused for `max_age` (all
+    /// it could hold has expired by then).
+    pub(crate) fn inbox_arguments(&self) -> FieldTable {
+        let limits = &self.inbox;
+        let mut arguments = bounded(limits.max_messages, limits.max_bytes, limits.max_age);
+        if !limits.max_age.is_zero() {
+            arguments.insert("x-expires".into(), millis(limits.max_age));
+        }
+        arguments
+    }
+}
+
+/// Arguments bounding a queue as the broker bounds its own kept messages: at most
+/// `messages` and `bytes`, the oldest dropped first, none older than `age` (0: no limit).
+fn bounded(messages: usize, bytes: usize, age: std::time::Duration) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    let number = |n: usize| AMQPValue::LongLongInt(n.min(i64::MAX as usize) as i64);
+    arguments.insert("x-max-length".into(), number(messages));
+    arguments.insert("x-max-length-bytes".into(), number(bytes));
+    arguments.insert("x-overflow".into(), long("drop-head"));
+    if !age.is_zero() {
+        arguments.insert("x-message-ttl".into(), millis(age));
+    }
+    arguments
+}
+
+fn millis(age: std::time::Duration) -> AMQPValue {
+    AMQPValue::LongLongInt(age.as_millis().min(i64::MAX as u128) as i64)
+}
+
+/// The arguments of a durable subscription's definition queue: one message, the newest.
+pub(crate) fn definition_arguments() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(1));
+    arguments.insert("x-overflow".into(), long("drop-head"));
+    arguments
+}
+
 /// The STOMP queue a dead letter came from, from the header RabbitMQ adds when it
 /// dead-letters (`x-first-death-queue`), as `x-original-destination` (the node's header).
 pub(crate) fn original_destination(names: &Names, headers: &Headers) -> Option<String> {
@@ -185,15 +320,17 @@ pub(crate) fn properties(message: &Relayed, node_id: &str, stamp: Stamp) -> Basi
     for (name, value) in message.headers.iter() {
         table.insert(ShortString::from(name), long(value));
     }
-    if let Target::User { destination, .. } = &message.target {
+    let inbox = matches!(message.target, Target::Inbox { .. });
+    if let Target::User { destination, .. } | Target::Inbox { destination, .. } = &message.target {
         table.insert(DESTINATION_HEADER.into(), long(destination));
     }
     let properties = BasicProperties::default()
         .with_app_id(node_id.into())
         .with_headers(table);
-    // STOMP `persistent:true` (ActiveMQ's and RabbitMQ Web-STOMP's header): stored on disk.
-    match message.headers.get("persistent") {
-        Some("true") => properties.with_delivery_mode(2),
+    // STOMP `persistent:true` (ActiveMQ's and RabbitMQ Web-STOMP's header): stored on disk;
+    // and whatever may be kept in an inbox, as a node with a store keeps every inbox message.
+    match (message.headers.get("persistent"), inbox) {
+        (Some("true"), _) | (_, true) => properties.with_delivery_mode(2),
         _ => properties,
     }
 }
@@ -332,6 +469,11 @@ pub(crate) fn relayed(
             user: routing_key.to_owned(),
             destination: destination?,
         }
+    } else if exchange == names.inbox_exchange {
+        Target::User {
+            user: inbox_user(routing_key)?.to_owned(),
+            destination: destination?,
+        }
     } else {
         return None;
     };
@@ -356,7 +498,110 @@ mod tests {
             queue_type,
             max_deliveries,
             dead_letter_prefix: prefix.into(),
+            durable: stompbox_broker::DurableConfig::default(),
+            inbox: stompbox_broker::InboxConfig::default(),
         }
+    }
+
+    #[test]
+    fn inbox_messages_have_a_key_and_a_queue_per_user_and_destination() {
+        let names = Names::new("p", "a");
+        let target = Target::Inbox {
+            user: "bo.b".into(),
+            destination: "/queue/n".into(),
+        };
+        let (exchange, key) = names.route(&target);
+        assert_eq!((exchange, &*key), ("p.inbox", "4:bo.b/queue/n"));
+        assert_ne!(inbox_key("a/queue", "/x"), inbox_key("a", "/queue/x"));
+        assert_eq!(names.inbox("bo.b", "/queue/n"), "p.inbox.bo%2Eb./queue/n");
+        let interest = Interest::Inbox {
+            user: "bo.b".into(),
+            destination: "/queue/n".into(),
+        };
+        assert_eq!(names.binding(&interest), ("p.inbox", key.clone()));
+        // Kept messages are persistent; another node reads it back as a user message.
+        let message = Relayed {
+            target: target.clone(),
+            headers: Headers::new(),
+            body: Bytes::from_static(b"liked"),
+        };
+        let props = properties(&message, "a", ONE);
+        assert_eq!(props.delivery_mode(), &Some(2));
+        let back = relayed(&names, "b", exchange, &key, &props, b"liked".to_vec()).unwrap();
+        assert_eq!(
+            back.target,
+            Target::User {
+                user: "bo.b".into(),
+                destination: "/queue/n".into()
+            }
+        );
+        let inbox = stompbox_broker::InboxConfig {
+            max_messages: 3,
+            ..Default::default()
+        };
+        let shape = QueueShape {
+            inbox,
+            ..shape(QueueType::Quorum, 5, "dlq.")
+        };
+        let arguments = shape.inbox_arguments();
+        assert_eq!(argument(&arguments, "x-queue-type"), None, "classic");
+        assert_eq!(
+            argument(&arguments, "x-max-length"),
+            Some(&AMQPValue::LongLongInt(3))
+        );
+        let week = 7 * 24 * 3600 * 1000;
+        assert_eq!(
+            argument(&arguments, "x-expires"),
+            Some(&AMQPValue::LongLongInt(week))
+        );
+    }
+
+    #[test]
+    fn durable_subscriptions_have_bounded_queues_under_unambiguous_names() {
+        let names = Names::new("sb", "n1");
+        assert_eq!(
+            names.durable("alice", "feed"),
+            (
+                "sb.durable.alice.feed".into(),
+                "sb.durable-def.alice.feed".into()
+            )
+        );
+        // `a.b` + `c` and `a` + `b.c` are two subscriptions.
+        assert_ne!(names.durable("a.b", "c"), names.durable("a", "b.c"));
+        assert_eq!(names.durable("a.b", "c").0, "sb.durable.a%2Eb.c");
+        assert_eq!(names.durable("%2E", "c").0, "sb.durable.%252E.c");
+        let held = HeldQueue::Durable {
+            user: "u".into(),
+            name: "n".into(),
+            topic: "t.#".into(),
+        };
+        assert_eq!(names.longest(&held), "sb.durable-def.u.n");
+
+        let mut quorum = shape(QueueType::Quorum, 3, "dlq.");
+        quorum.durable.max_messages = 7;
+        quorum.durable.max_bytes = 1024;
+        quorum.durable.max_age = std::time::Duration::from_secs(2);
+        let arguments = quorum.durable_arguments();
+        let number = |key| match argument(&arguments, key) {
+            Some(AMQPValue::LongLongInt(n)) => Some(*n),
+            Some(AMQPValue::LongUInt(n)) => Some(i64::from(*n)),
+            _ => None,
+        };
+        assert_eq!(number("x-max-length"), Some(7));
+        assert_eq!(number("x-max-length-bytes"), Some(1024));
+        assert_eq!(number("x-message-ttl"), Some(2000));
+        assert_eq!(number("x-delivery-limit"), Some(2));
+        assert_eq!(argument(&arguments, "x-overflow"), Some(&long("drop-head")));
+        assert_eq!(argument(&arguments, "x-dead-letter-exchange"), None);
+        quorum.durable.max_age = std::time::Duration::ZERO;
+        let classic = QueueShape {
+            queue_type: QueueType::Classic,
+            ..quorum
+        };
+        let arguments = classic.durable_arguments();
+        assert_eq!(argument(&arguments, "x-message-ttl"), None);
+        assert_eq!(argument(&arguments, "x-queue-type"), None);
+        assert_eq!(argument(&arguments, "x-delivery-limit"), None);
     }
 
     fn argument<'a>(table: &'a FieldTable, key: &str) -> Option<&'a AMQPValue> {
@@ -463,7 +708,7 @@ mod tests {
         let queue = Target::Queue("jobs".into());
         assert_eq!(names.route(&queue), ("", "p.queue.jobs".into()));
         let pattern = Interest::Topic("a.#".into());
-        assert_eq!(names.binding(&pattern), ("p.topic", "a.#"));
+        assert_eq!(names.binding(&pattern), ("p.topic", "a.#".into()));
         assert_eq!(names.node_queue, "p.node.a");
     }
 

@@ -1,12 +1,15 @@
 //! The relay's bookkeeping, with no I/O: which bindings local subscribers want and which
 //! changes the link has not applied yet ([`Interests`]), what was published and not confirmed
-//! ([`Unconfirmed`]), and how long to wait before reconnecting ([`Backoff`]). The link
+//! ([`Unconfirmed`]), which queue deliveries wait for their client ([`Unsettled`]), and how
+//! long to wait before reconnecting ([`Backoff`]). The link
 //! (`link.rs`, `publisher.rs`, `node_queue.rs`) does the AMQP calls these decide.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use stompbox_broker::{Interest, Relayed};
+
+use crate::Settle;
 
 /// The bindings local subscribers want, and which changed since the link last looked.
 #[derive(Debug, Default)]
@@ -186,8 +189,124 @@ impl Backoff {
     }
 }
 
+/// One queue subscription's deliveries that its client has not settled, by broker tag, with
+/// the AMQP message that carried each (generic over its acknowledger, `A`). A batch of topic
+/// messages (a durable subscription's) is one AMQP message carrying several deliveries: it is
+/// settled with RabbitMQ once all of them are, requeued if any was requeued (they all come
+/// back, `redelivered`: at least once), else rejected if any was, else acknowledged.
+#[derive(Debug)]
+pub(crate) struct Unsettled<A> {
+    carrier: HashMap<u64, u64>,
+    carried: HashMap<u64, Carried<A>>,
+}
+
+#[derive(Debug)]
+struct Carried<A> {
+    acker: A,
+    left: usize,
+    how: Settle,
+}
+
+impl<A> Default for Unsettled<A> {
+    fn default() -> Self {
+        Unsettled {
+            carrier: HashMap::new(),
+            carried: HashMap::new(),
+        }
+    }
+}
+
+impl<A> Unsettled<A> {
+    /// One AMQP message's deliveries (`tags`), and the deliveries it carried that the
+    /// subscription refused (its session is gone): with any refused it will be requeued.
+    /// Returns the acknowledger back when no delivery was made (to requeue it now).
+    pub(crate) fn carried(&mut self, tags: &[u64], refused: bool, acker: A) -> Option<A> {
+        let Some(&first) = tags.first() else {
+            return Some(acker);
+        };
+        for &tag in tags {
+            self.carrier.insert(tag, first);
+        }
+        let how = if refused {
+            Settle::Requeue
+        } else {
+            Settle::Ack
+        };
+        let left = tags.len();
+        self.carried.insert(first, Carried { acker, left, how });
+        None
+    }
+
+    /// The client settled delivery `tag`; when that was the last one its AMQP message waited
+    /// for, how to settle that message. Unknown tags (settled before, or from a connection
+    /// that is gone) are ignored.
+    pub(crate) fn settle(&mut self, tag: u64, how: Settle) -> Option<(A, Settle)> {
+        let first = self.carrier.remove(&tag)?;
+        let carried = self.carried.get_mut(&first)?;
+        carried.how = stronger(carried.how, how);
+        carried.left -= 1;
+        if carried.left > 0 {
+            return None;
+        }
+        let carried = self.carried.remove(&first)?;
+        Some((carried.acker, carried.how))
+    }
+
+    /// Deliveries not settled yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.carrier.len()
+    }
+
+    /// Forgets everything (the channel closed: RabbitMQ requeued what was unsettled).
+    pub(crate) fn clear(&mut self) {
+        self.carrier.clear();
+        self.carried.clear();
+    }
+}
+
+/// Of two settlements of one AMQP message's deliveries, the one it gets: a requeue (nothing
+/// may be lost) over a reject over an acknowledgement.
+fn stronger(a: Settle, b: Settle) -> Settle {
+    let rank = |s| match s {
+        Settle::Ack => 0,
+        Settle::Reject => 1,
+        Settle::Requeue => 2,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_carried_batch_is_settled_once_all_its_deliveries_are() {
+        let mut u = Unsettled::default();
+        assert_eq!(u.carried(&[1], false, "single"), None);
+        assert_eq!(u.carried(&[2, 3, 4], false, "batch"), None);
+        assert_eq!(u.pending(), 4);
+        assert_eq!(u.settle(1, Settle::Ack), Some(("single", Settle::Ack)));
+        assert_eq!(u.settle(1, Settle::Ack), None, "settled before");
+        assert_eq!(u.settle(3, Settle::Ack), None);
+        assert_eq!(u.settle(2, Settle::Requeue), None);
+        assert_eq!(u.settle(4, Settle::Ack), Some(("batch", Settle::Requeue)));
+        // A reject wins over acks, a requeue over a reject; refused deliveries requeue.
+        u.carried(&[5, 6], false, "b2");
+        u.settle(5, Settle::Reject);
+        assert_eq!(u.settle(6, Settle::Ack), Some(("b2", Settle::Reject)));
+        u.carried(&[7, 8], false, "b3");
+        u.settle(7, Settle::Reject);
+        assert_eq!(u.settle(8, Settle::Requeue), Some(("b3", Settle::Requeue)));
+        u.carried(&[9], true, "partly refused");
+        assert_eq!(
+            u.settle(9, Settle::Ack),
+            Some(("partly refused", Settle::Requeue))
+        );
+        assert_eq!(u.carried(&[], true, "refused"), Some("refused"));
+        u.carried(&[10], false, "cleared");
+        u.clear();
+        assert_eq!(u.settle(10, Settle::Ack), None);
+    }
+
     use bytes::Bytes;
     use stompbox_broker::Target;
     use stompbox_codec::Headers;

@@ -6,7 +6,7 @@
 //! into bindings of the node's own queue, publishes into two exchanges, and injects what other
 //! nodes published into the local router ([`stompbox_broker::Broker::inject`]). With
 //! `queues` on, `/queue` destinations live in durable RabbitMQ queues, one AMQP consumer per
-//! STOMP subscription.
+//! STOMP subscription; so do durable topic subscriptions and users' inboxes.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), stompbox_relay::RelayError> {
@@ -32,8 +32,10 @@
 //! - `publisher.rs`: publishes what the broker forwards, with confirms, on its own channel.
 //! - `node_queue.rs`: binds this node's queue to what local subscribers want, consumes it into
 //!   the broker ([`Broker::inject`]), and applies queue subscription changes.
-//! - `queue_consumers.rs`: `/queue` subscriptions held in RabbitMQ: one consumer and channel
-//!   each.
+//! - `queue_consumers.rs`: subscriptions to queues held in RabbitMQ (`/queue`, durable
+//!   subscriptions: one consumer and channel each; inboxes: drained, then released).
+//! - `held.rs`: the queues of durable subscriptions and inboxes: declared, bound, moved,
+//!   removed.
 //! - `amqp.rs`: the mapping between STOMP destinations and AMQP exchanges, keys and headers.
 //! - `config.rs`: [`RelayConfig`]; `error.rs`: [`RelayError`].
 //!
@@ -43,6 +45,7 @@ mod amqp;
 mod config;
 mod core;
 mod error;
+mod held;
 mod link;
 mod node_queue;
 mod publisher;
@@ -52,7 +55,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqC
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use stompbox_broker::{Backplane, BackplaneUnavailable, Broker, Interest, QueueConsumer, Relayed};
+use stompbox_broker::{
+    Backplane, BackplaneUnavailable, Broker, HeldQueue, Interest, QueueConsumer, Relayed,
+};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -111,6 +116,11 @@ pub(crate) struct Shared {
     pub(crate) state: watch::Sender<RelayState>,
     /// The interest generation bound in RabbitMQ (see [`Relay::synced`]).
     pub(crate) synced: watch::Sender<u64>,
+    /// Durable subscriptions and removals sent to the link (numbered from 1; other queue
+    /// subscriptions are 0), and the number of the last one it carried out: a RECEIPT waits
+    /// for it ([`Backplane::bound`]).
+    queue_ops_sent: AtomicU64,
+    pub(crate) queue_ops_done: watch::Sender<u64>,
     pub(crate) stop: CancellationToken,
     /// The link was started: [`Relay::stop`] then waits for it to end.
     started: AtomicBool,
@@ -174,6 +184,8 @@ impl Relay {
             changed: Notify::new(),
             state: watch::Sender::new(RelayState::Connecting),
             synced: watch::Sender::new(0),
+            queue_ops_sent: AtomicU64::new(0),
+            queue_ops_done: watch::Sender::new(0),
             stop: CancellationToken::new(),
             started: AtomicBool::new(false),
             refused: AtomicU64::new(0),
@@ -294,12 +306,19 @@ impl Backplane for Relay {
         }
         let target = lock(&self.shared.interests).generation();
         let mut synced = self.shared.synced.subscribe();
-        if *synced.borrow() >= target {
+        // Queue subscriptions too: a durable subscription's queue is declared and bound.
+        let ops = self.shared.queue_ops_sent.load(SeqCst);
+        let mut done = self.shared.queue_ops_done.subscribe();
+        if *synced.borrow() >= target && *done.borrow() >= ops {
             return None;
         }
         Some(Box::pin(async move {
+            let both = async {
+                let _ = synced.wait_for(|&g| g >= target).await;
+                let _ = done.wait_for(|&n| n >= ops).await;
+            };
             tokio::select! {
-                _ = synced.wait_for(|&g| g >= target) => {}
+                () = both => {}
                 _ = state.wait_for(|s| *s != RelayState::Connected) => {}
             }
         }))
@@ -350,14 +369,28 @@ impl Backplane for Relay {
         self.shared.config.queues
     }
 
-    fn queue_subscribe(&self, consumer: QueueConsumer) {
+    fn queue_subscribe(&self, consumer: QueueConsumer) -> Result<(), BackplaneUnavailable> {
+        if self.shared.names.longest(&consumer.queue).len() > amqp::MAX_ROUTING_KEY {
+            return Err(BackplaneUnavailable {
+                reason: "its RabbitMQ queue's name would be longer than 255 bytes".into(),
+            });
+        }
         let key = (consumer.session, consumer.subscription.clone());
         let gate = Arc::new(Mutex::new(true));
         lock(&self.shared.gates).insert(key, gate.clone());
-        let _ = self
-            .shared
-            .queue_ops
-            .send(QueueOp::Subscribe(consumer, gate));
+        // A durable subscription's RECEIPT waits until its queue is bound (what is published
+        // after it is kept); a queue's or an inbox's needs nothing more than the interest.
+        let seq = match consumer.queue {
+            HeldQueue::Durable { .. } => self.shared.queue_ops_sent.fetch_add(1, SeqCst) + 1,
+            HeldQueue::Queue(_) | HeldQueue::Inbox { .. } => 0,
+        };
+        let _ = (self.shared.queue_ops).send(QueueOp::Subscribe(consumer, gate, seq));
+        Ok(())
+    }
+
+    fn queue_remove(&self, queue: HeldQueue) {
+        let seq = self.shared.queue_ops_sent.fetch_add(1, SeqCst) + 1;
+        let _ = self.shared.queue_ops.send(QueueOp::Remove(queue, seq));
     }
 
     fn queue_unsubscribe(&self, session: u64, subscription: &str) {
@@ -404,8 +437,11 @@ pub(crate) type ConsumerKey = (u64, String);
 
 /// What the broker asked about queue subscriptions, for the link task.
 pub(crate) enum QueueOp {
-    Subscribe(QueueConsumer, Gate),
+    /// With its number, reported in `Shared::queue_ops_done` once carried out.
+    Subscribe(QueueConsumer, Gate, u64),
     Unsubscribe(ConsumerKey),
+    /// A durable subscription removed, with its number.
+    Remove(HeldQueue, u64),
     Settle {
         key: ConsumerKey,
         tags: Vec<u64>,
@@ -423,6 +459,8 @@ impl RelayLink {
             queue_type: self.stopped.0.config.queue_type,
             max_deliveries: queues.max_deliveries,
             dead_letter_prefix: queues.dead_letter_prefix.clone(),
+            durable: broker.config().durable.clone(),
+            inbox: broker.config().inbox.clone(),
         };
         tokio::spawn(link::run(self, broker, shape));
     }

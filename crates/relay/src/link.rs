@@ -28,11 +28,12 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
-use stompbox_broker::{Broker, Interest, Relayed};
+use stompbox_broker::{Broker, HeldQueue, Interest, Relayed};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{Backoff, Unconfirmed};
+use crate::held::remove;
 use crate::queue_consumers::{Live, apply_offline, start_or_drop};
 use crate::{
     ConsumerKey, QueueOp, RelayError, RelayLink, RelayState, Shared, amqp, node_queue, publisher,
@@ -51,6 +52,9 @@ pub(crate) struct Link {
     /// declaring, so the two halves never declare one queue at once: RabbitMQ can answer two
     /// concurrent declarations of a new quorum queue with INTERNAL_ERROR, or nack publishes to it.
     pub(crate) declared: tokio::sync::Mutex<HashSet<String>>,
+    /// Inbox queues this connection declared (and bound), and when: declared again after
+    /// half their `x-expires`, so one never expires unseen while messages are routed to it.
+    pub(crate) inboxes: std::sync::Mutex<HashMap<String, tokio::time::Instant>>,
 }
 
 /// What survives a reconnect.
@@ -61,6 +65,8 @@ struct Carry {
     unconfirmed: Unconfirmed,
     /// Queue subscriptions; their consumers are started again after a reconnect.
     consumers: HashMap<ConsumerKey, Live>,
+    /// Durable subscriptions removed while down: their queues go after reconnecting.
+    removals: Vec<HeldQueue>,
 }
 
 pub(crate) async fn run(link: RelayLink, broker: Broker, shape: amqp::QueueShape) {
@@ -74,6 +80,7 @@ pub(crate) async fn run(link: RelayLink, broker: Broker, shape: amqp::QueueShape
         broker,
         shape,
         declared: tokio::sync::Mutex::default(),
+        inboxes: std::sync::Mutex::default(),
     };
     let shared = &*link.shared;
     let config = &shared.config;
@@ -81,6 +88,7 @@ pub(crate) async fn run(link: RelayLink, broker: Broker, shape: amqp::QueueShape
         bound: BTreeSet::new(),
         unconfirmed: Unconfirmed::default(),
         consumers: HashMap::new(),
+        removals: Vec::new(),
     };
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut attempt = 0usize;
@@ -165,11 +173,15 @@ async fn session(
         .await?;
     let retried = carry.unconfirmed.len();
     link.declared.lock().await.clear();
+    crate::lock(&link.inboxes).clear();
     publisher::publish_all(link, &publisher_channel, &mut carry.unconfirmed).await?;
     // Queue subscriptions: first what changed while down (no settlement can apply: those
     // deliveries went back to their queues with the old connection), then start them all.
     while let Ok(op) = ops.try_recv() {
-        apply_offline(&mut carry.consumers, op);
+        apply_offline(link, &mut carry.consumers, &mut carry.removals, op);
+    }
+    for held in std::mem::take(&mut carry.removals) {
+        remove(link, &connection, &held).await?;
     }
     let keys: Vec<ConsumerKey> = carry.consumers.keys().cloned().collect();
     for key in &keys {
@@ -232,25 +244,41 @@ async fn session(
     Ok(())
 }
 
-/// The two exchanges (durable: shared by the cluster) and this node's queue (durable only with
-/// `durable_node_queue`; expiring `node_queue_expiry` after its last consumer left).
+/// The exchanges (durable: shared by the cluster) and this node's queue (durable only with
+/// `durable_node_queue`; expiring `node_queue_expiry` after its last consumer left). The
+/// inbox exchange sends what no node is bound for to the keep exchange, where users' inbox
+/// queues are bound (an alternate exchange, declared first).
 async fn declare(shared: &Shared, channel: &Channel) -> Result<(), RelayError> {
     let names = &shared.names;
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
-    for (exchange, kind) in [
-        (&names.topic_exchange, ExchangeKind::Topic),
-        (&names.user_exchange, ExchangeKind::Direct),
+    let mut alternate = FieldTable::default();
+    alternate.insert(
+        "alternate-exchange".into(),
+        AMQPValue::LongString(names.keep_exchange.as_str().into()),
+    );
+    for (exchange, kind, arguments) in [
+        (
+            &names.topic_exchange,
+            ExchangeKind::Topic,
+            FieldTable::default(),
+        ),
+        (
+            &names.user_exchange,
+            ExchangeKind::Direct,
+            FieldTable::default(),
+        ),
+        (
+            &names.keep_exchange,
+            ExchangeKind::Direct,
+            FieldTable::default(),
+        ),
+        (&names.inbox_exchange, ExchangeKind::Direct, alternate),
     ] {
         channel
-            .exchange_declare(
-                exchange.as_str().into(),
-                kind,
-                durable,
-                FieldTable::default(),
-            )
+            .exchange_declare(exchange.as_str().into(), kind, durable, arguments)
             .await?;
     }
     let mut arguments = FieldTable::default();

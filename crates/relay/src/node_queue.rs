@@ -173,14 +173,14 @@ async fn bind(
 ) -> Result<(), RelayError> {
     let (exchange, key) = shared.names.binding(interest);
     let queue = shared.names.node_queue.as_str();
-    tracing::debug!(node = %shared.node_id, exchange, key, present, "relay binding");
+    tracing::debug!(node = %shared.node_id, exchange, key = %key, present, "relay binding");
     match present {
         true => {
             channel
                 .queue_bind(
                     queue.into(),
                     exchange.into(),
-                    key.into(),
+                    key.as_ref().into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )
@@ -191,7 +191,7 @@ async fn bind(
                 .queue_unbind(
                     queue.into(),
                     exchange.into(),
-                    key.into(),
+                    key.as_ref().into(),
                     FieldTable::default(),
                 )
                 .await?

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::Unconfirmed;
+use crate::held::ensure_inbox;
 use crate::link::Link;
 use crate::queue_consumers::declare_queue;
 use crate::{RelayError, amqp};
@@ -30,7 +31,7 @@ const IN_FLIGHT: usize = 4 * PUBLISH_BATCH;
 /// Most `/topic` messages of one routing key carried by one AMQP message, and most bytes of
 /// bodies in it: RabbitMQ's cost is per AMQP message, so a burst to one topic costs it one
 /// message per batch.
-const BATCH_MESSAGES: usize = 64;
+pub(crate) const BATCH_MESSAGES: usize = 64;
 const BATCH_BYTES: usize = 64 * 1024;
 
 /// The confirms of what was published on this channel, oldest first, each with the number of
@@ -60,8 +61,12 @@ impl InFlight {
     ) -> Result<(), RelayError> {
         let next: Vec<(u64, &Relayed)> = unconfirmed.front(IN_FLIGHT).skip(self.messages).collect();
         for (_, message) in &next {
-            if let Target::Queue(name) = &message.target {
-                declare_queue(link, channel, name).await?;
+            match &message.target {
+                Target::Queue(name) => declare_queue(link, channel, name).await?,
+                Target::Inbox { user, destination } => {
+                    ensure_inbox(link, channel, user, destination).await?
+                }
+                _ => {}
             }
         }
         let groups = groups(&next);

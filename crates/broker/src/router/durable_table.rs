@@ -111,6 +111,11 @@ impl DurableTable {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether durable subscriptions are turned off (`max_subscriptions = 0`).
+    pub(crate) fn is_off(&self) -> bool {
+        self.config.max_subscriptions == 0
+    }
+
     /// The definitions, in queue-name order.
     #[cfg(test)]
     pub(crate) fn all(&self) -> Vec<(Arc<str>, Definition)> {

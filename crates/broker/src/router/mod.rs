@@ -61,7 +61,8 @@ use self::queue_table::{QueueError, QueueTable};
 use self::topic_table::{Subscriber, TopicTable};
 use self::user_table::UserTable;
 use crate::backplane::{
-    Backplane, BackplaneUnavailable, QueueConsumer, QueueSink, Relayed, SinkTarget, Target,
+    Backplane, BackplaneUnavailable, HeldQueue, QueueConsumer, QueueSink, Relayed, SinkTarget,
+    Target,
 };
 use crate::clock::Clock;
 use crate::destination::{Destination, DestinationError, DestinationKind};
@@ -303,7 +304,7 @@ impl Router {
             rules,
             topics: TopicTable::new(backplane.clone(), config.max_wildcard_subscriptions),
             queues,
-            users: UserTable::new(backplane.clone()),
+            users: UserTable::new(backplane.clone(), &config.inbox),
             durable: DurableTable::new(config.durable.clone()),
             inbox: config.inbox.clone(),
             inbox_hook: None,
@@ -472,7 +473,8 @@ impl Router {
 
     /// The inbox a message for `user` at `path` waits in: when it reached none of the user's
     /// sessions (`reached`), was for the user rather than one session, and `path` has an inbox
-    /// (`inbox.destinations`). Never with a backplane: another node may have delivered it.
+    /// (`inbox.destinations`). Never with a backplane: another node may have delivered it (one
+    /// that holds queues keeps it in its own inbox when no node did, [`Target::Inbox`]).
     fn inbox_for(
         &self,
         user: &UserKey,
@@ -541,10 +543,13 @@ impl Router {
                 path,
                 session: None,
                 ..
-            } => Target::User {
-                user: user.to_string(),
-                destination: path.to_string(),
-            },
+            } => {
+                let (user, destination) = (user.to_string(), path.to_string());
+                match backplane.handles_queues() && self.inbox.keeps(path) {
+                    true => Target::Inbox { user, destination },
+                    false => Target::User { user, destination },
+                }
+            }
             _ => return Ok(()),
         };
         let relayed = Relayed {
@@ -595,6 +600,24 @@ impl Router {
                     reason: "durable subscriptions are to /topic destinations".to_owned(),
                 });
             };
+            if let Some(backplane) = self.remote_queues() {
+                // Held in the backplane (RabbitMQ), so that any node serves it. The node's
+                // counts of them do not apply (the cluster's are RabbitMQ's); off is off.
+                if self.durable.is_off() {
+                    return Err(RouteError::Durable {
+                        destination: destination.to_string(),
+                        reason: "durable subscriptions are off on this node".to_owned(),
+                    });
+                }
+                let held = held_durable(queue, pattern, destination)?;
+                (self.hold(backplane, held, session, destination, id, prefetch)).map_err(
+                    |cause| RouteError::Durable {
+                        destination: destination.to_string(),
+                        reason: cause.to_string(),
+                    },
+                )?;
+                return Ok(Subscribed::Durable(None));
+            }
             let written = self.ensure_durable(queue, principal, pattern, destination)?;
             let consumer = queue::Consumer::new(session.id, id, session.outbox.clone(), prefetch);
             (self.queues.subscribe(queue, consumer))
@@ -610,7 +633,22 @@ impl Router {
             Feed::User(path) => {
                 (self.users).subscribe(session.user.clone(), path, subscriber(id.clone()));
                 // What waited in the user's inbox goes first, in order, then live messages.
-                if let Some(inbox) = subscription.fed_by(Kind::Inbox)
+                let inbox = subscription.fed_by(Kind::Inbox);
+                if let (Some(inbox), Some(backplane)) = (inbox, self.remote_queues()) {
+                    // The inbox is the backplane's (RabbitMQ): it drains it into the sink.
+                    let (_, user, _) =
+                        internal_queue::parts(inbox).unwrap_or((Kind::Inbox, "", ""));
+                    let held = HeldQueue::Inbox {
+                        user: user.to_owned(),
+                        destination: path.to_owned(),
+                    };
+                    (self.hold(backplane, held, session, destination, id, prefetch)).map_err(
+                        |cause| RouteError::Unavailable {
+                            destination: destination.to_string(),
+                            cause,
+                        },
+                    )?;
+                } else if let Some(inbox) = inbox
                     && self.queues.has_waiting(inbox)
                 {
                     let consumer =
@@ -621,18 +659,15 @@ impl Router {
             }
             Feed::Queue(name) => match self.remote_queues() {
                 // The queue lives in the backplane (RabbitMQ): it delivers through the sink.
-                Some(backplane) => backplane.queue_subscribe(QueueConsumer {
-                    queue: name.to_owned(),
-                    session: session.id,
-                    subscription: id.to_string(),
-                    prefetch,
-                    sink: QueueSink::new(RemoteConsumer {
-                        router: self.clone(),
-                        destination: destination.as_shared().clone(),
-                        id,
-                        outbox: session.outbox.clone(),
-                    }),
-                }),
+                Some(backplane) => {
+                    let held = HeldQueue::Queue(name.to_owned());
+                    (self.hold(backplane, held, session, destination, id, prefetch)).map_err(
+                        |cause| RouteError::Unavailable {
+                            destination: destination.to_string(),
+                            cause,
+                        },
+                    )?
+                }
                 None => {
                     let consumer =
                         queue::Consumer::new(session.id, id, session.outbox.clone(), prefetch);
@@ -643,6 +678,31 @@ impl Router {
             Feed::Handler => return Ok(Subscribed::ByHandler),
         }
         Ok(Subscribed::Routed)
+    }
+
+    /// Subscription `id` of `session` to `destination` consumes `held`, a queue the backplane
+    /// holds, which delivers through a sink into the session's outbox.
+    fn hold(
+        self: &Arc<Self>,
+        backplane: &Arc<dyn Backplane>,
+        held: HeldQueue,
+        session: &SessionRef,
+        destination: &Destination,
+        id: ByteString,
+        prefetch: usize,
+    ) -> Result<(), BackplaneUnavailable> {
+        backplane.queue_subscribe(QueueConsumer {
+            queue: held,
+            session: session.id,
+            subscription: id.to_string(),
+            prefetch,
+            sink: QueueSink::new(RemoteConsumer {
+                router: self.clone(),
+                destination: destination.as_shared().clone(),
+                id,
+                outbox: session.outbox.clone(),
+            }),
+        })
     }
 
     fn too_many_wildcards(&self, destination: &Destination) -> RouteError {
@@ -722,6 +782,21 @@ impl Router {
         forget: bool,
     ) -> Written {
         if let Some(queue) = subscription.fed_by(Kind::Durable) {
+            if let Some(backplane) = self.remote_queues() {
+                backplane.queue_unsubscribe(session.id, id);
+                session.outbox.remove_subscription(id);
+                if forget {
+                    let pattern = match self.rules.feed(&subscription.destination) {
+                        Ok(Feed::Topic(pattern)) => pattern,
+                        _ => "",
+                    };
+                    let destination = &subscription.destination;
+                    if let Ok(held) = held_durable(queue, pattern, destination) {
+                        backplane.queue_remove(held);
+                    }
+                }
+                return None;
+            }
             self.queues.unsubscribe(queue, session.id, id);
             session.outbox.remove_subscription(id);
             return if forget {
@@ -736,7 +811,10 @@ impl Router {
                 self.users.unsubscribe(&session.user, session.id, id);
                 if let Some(inbox) = subscription.fed_by(Kind::Inbox) {
                     // What it was given from the inbox and did not acknowledge waits again.
-                    self.queues.unsubscribe(inbox, session.id, id);
+                    match self.remote_queues() {
+                        Some(backplane) => backplane.queue_unsubscribe(session.id, id),
+                        None => self.queues.unsubscribe(inbox, session.id, id),
+                    }
                     session.outbox.remove_subscription(id);
                 }
             }
@@ -781,6 +859,14 @@ impl Router {
         tags: &[u64],
         outcome: Outcome,
     ) -> Written {
+        if let Some(backplane) = self.holder(subscription) {
+            match outcome {
+                Outcome::Ack => backplane.queue_settle(session, id, tags, true),
+                Outcome::Nack => backplane.queue_settle(session, id, tags, false),
+                Outcome::Reject => backplane.queue_reject(session, id, tags),
+            }
+            return None;
+        }
         if let Some(queue) = &subscription.queue {
             // A durable subscription's queue, or the inbox (whose deliveries are the only
             // ones with tags it knows).
@@ -789,22 +875,28 @@ impl Router {
         let Ok(Feed::Queue(name)) = self.rules.feed(&subscription.destination) else {
             return None;
         };
-        match self.remote_queues() {
-            Some(backplane) => {
-                match outcome {
-                    Outcome::Ack => backplane.queue_settle(session, id, tags, true),
-                    Outcome::Nack => backplane.queue_settle(session, id, tags, false),
-                    Outcome::Reject => backplane.queue_reject(session, id, tags),
-                }
-                None
-            }
-            None => (self.queues).settle(name, session, id, tags, outcome),
-        }
+        (self.queues).settle(name, session, id, tags, outcome)
+    }
+
+    /// The backplane, when it holds what feeds `subscription` (a `/queue`, a durable
+    /// subscription, a user's inbox) instead of this node.
+    fn holder(&self, subscription: &Subscription) -> Option<&Arc<dyn Backplane>> {
+        let backplane = self.remote_queues()?;
+        let held = subscription.queue.is_some()
+            || matches!(
+                self.rules.feed(&subscription.destination),
+                Ok(Feed::Queue(_))
+            );
+        held.then_some(backplane)
     }
 
     /// Asks a queue to dispatch again: the subscriber's outbox refused a delivery and has since
     /// drained.
     pub(crate) fn redispatch(&self, subscription: &Subscription) {
+        if self.holder(subscription).is_some() {
+            // The backplane bounds what it delivers by the prefetch; nothing waits here.
+            return;
+        }
         if let Some(queue) = &subscription.queue {
             return self.queues.dispatch(queue);
         }
@@ -876,6 +968,26 @@ impl Router {
     }
 }
 
+/// The durable subscription whose node queue name is `queue`, as the backplane holds it.
+fn held_durable(
+    queue: &str,
+    pattern: &str,
+    destination: &Destination,
+) -> Result<HeldQueue, RouteError> {
+    let (_, user, name) = internal_queue::parts(queue).unwrap_or((Kind::Durable, "", ""));
+    if user.contains('\0') {
+        return Err(RouteError::Durable {
+            destination: destination.to_string(),
+            reason: "the user name holds a NUL".to_owned(),
+        });
+    }
+    Ok(HeldQueue::Durable {
+        user: user.to_owned(),
+        name: name.to_owned(),
+        topic: pattern.to_owned(),
+    })
+}
+
 /// The header that says how many times a queue's message was delivered before.
 const DELIVERY_COUNT: &str = "x-delivery-count";
 
@@ -889,7 +1001,13 @@ struct RemoteConsumer {
 }
 
 impl SinkTarget for RemoteConsumer {
-    fn deliver(&self, mut headers: Headers, body: Bytes, redelivered: bool) -> Option<u64> {
+    fn deliver(
+        &self,
+        topic: Option<&str>,
+        mut headers: Headers,
+        body: Bytes,
+        redelivered: bool,
+    ) -> Option<u64> {
         let tag = self.router.next_tag();
         // The backplane's own count (RabbitMQ's `x-delivery-count`), else what it says.
         let count = headers
@@ -897,8 +1015,12 @@ impl SinkTarget for RemoteConsumer {
             .and_then(|c| c.trim().parse().ok());
         headers.retain(|name, _| name != DELIVERY_COUNT);
         let count = count.unwrap_or(u32::from(redelivered));
+        let destination = match topic {
+            Some(topic) => ByteString::from(format!("/topic/{topic}")),
+            None => self.destination.clone(),
+        };
         let to = To::Subscription(SubscriptionAddress {
-            destination: self.destination.clone(),
+            destination,
             id: self.id.clone(),
             outbox: self.outbox.clone(),
             tag: Some(tag),

@@ -30,18 +30,48 @@ struct Entry {
 }
 
 /// The user-destination table of one node. With a backplane, a named user's first entry and
-/// the removal of their last are reported as [`Interest::User`], under the write lock.
+/// the removal of their last are reported as [`Interest::User`], under the write lock; with
+/// one that holds queues, so are the first and last entry of a user for each destination with
+/// an inbox ([`Interest::Inbox`]).
 #[derive(Debug, Default)]
 pub(crate) struct UserTable {
     table: RwLock<HashMap<UserKey, Vec<Entry>>>,
     backplane: Option<Arc<dyn Backplane>>,
+    /// Destinations whose interest is reported per destination (the backplane keeps inboxes).
+    inboxes: Option<crate::InboxConfig>,
 }
 
 impl UserTable {
-    pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>) -> Self {
+    pub(crate) fn new(backplane: Option<Arc<dyn Backplane>>, inbox: &crate::InboxConfig) -> Self {
+        let inboxes = (backplane.as_ref())
+            .filter(|b| b.handles_queues() && !inbox.destinations.is_empty())
+            .map(|_| inbox.clone());
         UserTable {
             table: RwLock::default(),
             backplane,
+            inboxes,
+        }
+    }
+
+    /// Reports the interest of user `name` in inbox destination `destination` beginning or
+    /// ending, when `entries` (the user's, without or with the change) hold no other.
+    fn inbox_interest(
+        &self,
+        name: &str,
+        entries: Option<&Vec<Entry>>,
+        destination: &str,
+        present: bool,
+    ) {
+        let (Some(backplane), Some(inboxes)) = (&self.backplane, &self.inboxes) else {
+            return;
+        };
+        let others = entries.is_some_and(|e| e.iter().any(|e| &*e.destination == destination));
+        if inboxes.keeps(destination) && !others {
+            let interest = Interest::Inbox {
+                user: name.to_owned(),
+                destination: destination.to_owned(),
+            };
+            backplane.interest(interest, present);
         }
     }
 
@@ -53,6 +83,9 @@ impl UserTable {
         {
             backplane.interest(Interest::User(name.to_string()), true);
         }
+        if let UserKey::Named(name) = &user {
+            self.inbox_interest(name, table.get(&user), destination, true);
+        }
         table.entry(user).or_default().push(Entry {
             destination: destination.into(),
             subscriber,
@@ -62,9 +95,16 @@ impl UserTable {
     pub(crate) fn unsubscribe(&self, user: &UserKey, session: u64, subscription: &str) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         if let Some(entries) = table.get_mut(user) {
-            entries.retain(|e| {
-                !(e.subscriber.session == session && e.subscriber.subscription == subscription)
+            let gone = entries.iter().position(|e| {
+                e.subscriber.session == session && e.subscriber.subscription == subscription
             });
+            let Some(gone) = gone else {
+                return;
+            };
+            let gone = entries.remove(gone);
+            if let UserKey::Named(name) = user {
+                self.inbox_interest(name, Some(entries), &gone.destination, false);
+            }
             if entries.is_empty() {
                 table.remove(user);
                 if let (Some(backplane), UserKey::Named(name)) = (&self.backplane, user) {

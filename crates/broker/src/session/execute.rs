@@ -195,6 +195,8 @@ impl Conn<'_> {
                 tracing::debug!(id = %id, destination = %destination, forget, "unsubscribe");
                 let written = router.unsubscribe(&self.route, &id, &subscription, forget);
                 self.note_written(written);
+                // Removing a durable subscription the backplane holds: its RECEIPT waits too.
+                self.bind_pending |= forget && router.has_backplane();
                 if let Some(entry) = &self.registered {
                     entry.unsubscribed(&id);
                 }

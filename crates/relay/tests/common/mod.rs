@@ -2,10 +2,12 @@
 //! with its own prefix so tests never see each other's exchanges and queues.
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::VecDeque;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use stompbox_broker::{Broker, BrokerBuilder};
+use stompbox_codec::Frame;
 use stompbox_relay::{Relay, RelayConfig, RelayState};
 use stompbox_test_support::{TestClient, frames};
 
@@ -333,7 +335,7 @@ pub async fn remove_exchanges(prefix: &str) {
             .await
             .unwrap();
     let channel = connection.create_channel().await.unwrap();
-    for kind in ["topic", "user"] {
+    for kind in ["topic", "user", "inbox", "inbox-keep"] {
         channel
             .exchange_delete(
                 format!("{prefix}.{kind}").as_str().into(),
@@ -343,4 +345,32 @@ pub async fn remove_exchanges(prefix: &str) {
             .unwrap();
     }
     connection.close(200, "done".into()).await.unwrap();
+}
+
+/// Subscribes with `frame` and a receipt, and returns the messages that came before the
+/// RECEIPT: what a durable subscription or an inbox kept may overtake it (as a queue's
+/// waiting messages do on one node).
+pub async fn subscribe_early(c: &mut TestClient, frame: Frame) -> VecDeque<Frame> {
+    c.send_frame(frame.with_header("receipt", "early")).await;
+    let mut early = VecDeque::new();
+    loop {
+        let f = c.recv().await;
+        match f.command {
+            stompbox_codec::Command::Receipt => {
+                assert_eq!(f.header("receipt-id"), Some("early"));
+                return early;
+            }
+            stompbox_codec::Command::Message => early.push_back(f),
+            _ => panic!("unexpected {f:?}"),
+        }
+    }
+}
+
+/// The next message: one that came before the RECEIPT (`subscribe_early`), else the next to
+/// arrive.
+pub async fn next(c: &mut TestClient, early: &mut VecDeque<Frame>) -> Frame {
+    match early.pop_front() {
+        Some(m) => m,
+        None => c.expect_message().await,
+    }
 }
