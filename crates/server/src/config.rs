@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use stompbox_auth::JwtConfig;
 use stompbox_broker::{Config, PermissionRule, Permissions};
 
-use crate::{Error, MetricsConfig, PublishConfig, SockJsConfig, SseConfig};
+use crate::{CompressionConfig, Error, MetricsConfig, PublishConfig, SockJsConfig, SseConfig};
 
 /// Everything `stompbox` can be told. Deserializes from TOML with missing fields taking their
 /// defaults; unknown keys are errors (a typo must not silently fall back to a default).
@@ -149,6 +149,8 @@ pub struct WebSocketConfig {
     /// 1,024: a reconnect storm of thousands of clients waits in the queue instead of retrying
     /// SYNs after a second.
     pub listen_backlog: u32,
+    /// permessage-deflate (`[websocket.compression]`), also on SockJS's WebSocket transport.
+    pub compression: CompressionConfig,
 }
 
 /// TLS on one listener (`[websocket.tls]`, `[tcp.tls]`): TLS 1.2 and 1.3 (rustls has nothing
@@ -282,6 +284,7 @@ impl Default for WebSocketConfig {
             max_request_head_size: 32 * 1024,
             max_pings_per_minute: 600,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            compression: CompressionConfig::default(),
         }
     }
 }
@@ -419,6 +422,7 @@ impl ServerConfig {
                 "must be greater than zero",
             );
         }
+        self.websocket.compression.validate()?;
         if self.websocket.listen_backlog == 0 {
             return bad("websocket.listen_backlog", "must be greater than zero");
         }

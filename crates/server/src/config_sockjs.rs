@@ -123,8 +123,13 @@ impl SockJsConfig {
         Ok(())
     }
 
-    /// The endpoint options, with the broker's write timeout for its WebSocket writes.
-    pub(crate) fn protocol(&self, broker: &stompbox_broker::Config) -> stompbox_sockjs::Config {
+    /// The endpoint options, with the broker's write timeout for its WebSocket writes and
+    /// `[websocket.compression]` for its `websocket` transports.
+    pub(crate) fn protocol(
+        &self,
+        broker: &stompbox_broker::Config,
+        deflate: Option<stompbox_websocket::DeflateConfig>,
+    ) -> stompbox_sockjs::Config {
         stompbox_sockjs::Config {
             websocket: self.websocket,
             cookie_needed: self.cookie_needed,
@@ -137,6 +142,7 @@ impl SockJsConfig {
             max_queued_bytes: broker.max_frame_size.saturating_mul(2),
             write_timeout: broker.outbox.write_timeout,
             client_url: self.client_url.clone(),
+            deflate,
         }
     }
 }

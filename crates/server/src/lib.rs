@@ -51,6 +51,7 @@ mod auth;
 mod burst;
 mod config;
 mod config_admin;
+mod config_compression;
 mod config_metrics;
 mod config_push;
 mod config_sockjs;
@@ -84,6 +85,7 @@ pub use config::{
     WebSocketConfig,
 };
 pub use config_admin::AdminConfig;
+pub use config_compression::CompressionConfig;
 pub use config_metrics::MetricsConfig;
 pub use config_push::PushConfig;
 pub use config_sockjs::{Prefixes, SockJsConfig};

@@ -356,7 +356,8 @@ impl Server {
                     broker: self.broker.clone(),
                     handshakes,
                 };
-                let protocol = self.config.sockjs.protocol(self.broker.config());
+                let deflate = self.config.websocket.compression.deflate();
+                let protocol = self.config.sockjs.protocol(self.broker.config(), deflate);
                 for prefix in self.config.sockjs.prefix.iter() {
                     let endpoint = SockJs::new(protocol.clone(), handler.clone());
                     router = router.merge(endpoint.router(prefix));

@@ -42,7 +42,9 @@ use crate::{
 /// [`merge`](axum::Router::merge) into it, as [`websocket_route`](crate::websocket_route) is
 /// for WebSocket (`new SockJS("http://host/PREFIX")` in the page). `config.prefix` and
 /// `config.enabled` are the standalone server's and are not read here; no Origin allow-list
-/// applies (the standalone server's `websocket.allowed_origins`).
+/// applies (the standalone server's `websocket.allowed_origins`). Its `websocket` transports
+/// negotiate permessage-deflate with [`CompressionConfig`](crate::CompressionConfig)'s
+/// defaults, as [`websocket_route`](crate::websocket_route) does.
 ///
 /// # Panics
 /// If `prefix` does not start with `/` or ends with one.
@@ -50,7 +52,8 @@ pub fn sockjs_router<S>(broker: Broker, prefix: &str, config: &SockJsConfig) -> 
 where
     S: Clone + Send + Sync + 'static,
 {
-    let protocol = config.protocol(broker.config());
+    let deflate = crate::CompressionConfig::default().deflate();
+    let protocol = config.protocol(broker.config(), deflate);
     let handler = StompOverSockJs {
         broker,
         handshakes: Arc::default(),

@@ -7,7 +7,10 @@
 //! `Sec-WebSocket-Protocol` at all) is served without the header. axum 0.8's
 //! [`WebSocketUpgrade::protocols`] does exactly this (it collects every offered token from every
 //! `Sec-WebSocket-Protocol` header and returns the first of *our* list that was offered), so it
-//! is used as is; `tests/websocket.rs` pins the behaviour.
+//! is what `stompbox-websocket`'s upgrade does too; `tests/websocket.rs` pins the behaviour.
+//!
+//! The upgrade is `stompbox-websocket`'s rather than axum's, for permessage-deflate
+//! (`[websocket.compression]`): axum's gives no way between the connection and tungstenite.
 
 use std::{
     io,
@@ -18,10 +21,7 @@ use std::{
 };
 
 use axum::{
-    extract::{
-        ConnectInfo, FromRequestParts, WebSocketUpgrade,
-        ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
-    },
+    extract::{ConnectInfo, FromRequestParts},
     http::{HeaderMap, HeaderValue, StatusCode, Uri, request::Parts},
     response::{IntoResponse, Response},
     routing::{MethodRouter, get},
@@ -34,6 +34,13 @@ use futures::{
 use stompbox_broker::{
     Accepted, Broker, CloseReason, ConnectionInfo, Handshake, Inbound, Outbound, TlsInfo,
     TransportKind,
+};
+use stompbox_websocket::{
+    DeflateConfig, ServerSocket, WebSocketUpgrade,
+    tungstenite::{
+        self, Message, Utf8Bytes,
+        protocol::{CloseFrame, WebSocketConfig as CodecConfig},
+    },
 };
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
@@ -50,6 +57,8 @@ pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 /// Per-connection WebSocket codec settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WebSocketSettings {
+    /// permessage-deflate, when on; see [`crate::CompressionConfig`].
+    pub deflate: Option<DeflateConfig>,
     /// See [`WebSocketConfig::read_buffer_size`].
     pub read_buffer_size: usize,
     /// See [`WebSocketConfig::write_buffer_size`].
@@ -66,6 +75,7 @@ impl WebSocketSettings {
     /// Settings from the server's `[websocket]` table and the broker's limits.
     pub fn new(websocket: &WebSocketConfig, broker: &stompbox_broker::Config) -> Self {
         WebSocketSettings {
+            deflate: websocket.compression.deflate(),
             read_buffer_size: websocket.read_buffer_size,
             write_buffer_size: websocket.write_buffer_size,
             max_message_size: broker.max_frame_size,
@@ -75,6 +85,16 @@ impl WebSocketSettings {
 }
 
 impl WebSocketSettings {
+    /// tungstenite's settings for one connection.
+    fn codec(&self) -> CodecConfig {
+        CodecConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            .write_buffer_size(self.write_buffer_size)
+            .max_write_buffer_size(self.max_write_buffer_size())
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+
     /// Most bytes the WebSocket codec holds unsent for a peer that does not read: room for the
     /// largest message twice over (a batch can top one up) and then some; pongs beyond it are
     /// not queued. A backstop: [`WebSocketSettings::max_pings_per_minute`] stops a ping flood
@@ -190,17 +210,15 @@ fn accept(
     info: ConnectionInfo,
 ) -> Response {
     let upgrade = upgrade
-        .read_buffer_size(settings.read_buffer_size)
-        .write_buffer_size(settings.write_buffer_size)
-        .max_write_buffer_size(settings.max_write_buffer_size())
-        .max_message_size(settings.max_message_size)
-        .max_frame_size(settings.max_message_size)
-        .protocols(SUBPROTOCOLS);
+        .config(settings.codec())
+        .protocols(SUBPROTOCOLS)
+        .deflate(settings.deflate.as_ref());
     let subprotocol = upgrade
         .selected_protocol()
         .and_then(|p| p.to_str().ok())
         .unwrap_or("none")
         .to_owned();
+    let deflate = upgrade.selected_deflate().is_some();
     let peer = info.peer;
     // Held by the connection task so that a graceful shutdown waits for it.
     let token = tracker.map(|t| t.token());
@@ -214,6 +232,7 @@ fn accept(
             peer = field::debug(peer),
             transport = "websocket",
             subprotocol,
+            deflate,
         );
         let max_pings = settings.max_pings_per_minute;
         serve(broker, info, socket, max_pings)
@@ -222,7 +241,12 @@ fn accept(
     })
 }
 
-async fn serve(broker: Broker, info: ConnectionInfo, socket: WebSocket, max_pings_per_minute: u32) {
+async fn serve(
+    broker: Broker,
+    info: ConnectionInfo,
+    socket: ServerSocket,
+    max_pings_per_minute: u32,
+) {
     tracing::debug!("connected");
     let (sink, stream) = socket.split();
     let mut outbound = WsOutbound { sink };
@@ -297,7 +321,7 @@ fn close_with(code: u16, text: &str) -> CloseFrame {
         end -= 1;
     }
     CloseFrame {
-        code,
+        code: code.into(),
         reason: Utf8Bytes::from(&text[..end]),
     }
 }
@@ -349,7 +373,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 /// and pongs count as liveness (tungstenite answers pings itself) up to the ping limit; a
 /// close message ends it.
 struct WsInbound {
-    stream: SplitStream<WebSocket>,
+    stream: SplitStream<ServerSocket>,
     closed: bool,
     pings: Pings,
     /// The close frame a read error calls for, when it says more than the session's end
@@ -411,6 +435,8 @@ impl Stream for WsInbound {
             Some(Ok(Message::Ping(_))) => Some(Ok(self.pings.count().unwrap_or(Inbound::Ping))),
             Some(Ok(Message::Pong(_))) => Some(Ok(Inbound::Ping)),
             Some(Ok(Message::Close(_))) => None,
+            // Only ever sent, never read.
+            Some(Ok(Message::Frame(_))) => return self.poll_next(cx),
         };
         if matches!(
             item,
@@ -427,18 +453,17 @@ impl Stream for WsInbound {
 /// CONNECT ([`PreConnectLimit`]) [`Inbound::LimitExceeded`], so the client gets an ERROR frame
 /// with the numbers, then 1009 "message too big"; a WebSocket protocol violation gets 1002 and
 /// a text message that is not UTF-8 1007, with tungstenite's description as the reason.
-fn read_error(error: axum::Error) -> (io::Result<Inbound>, Option<CloseFrame>) {
-    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    let error = error.into_inner();
-    let (inbound, close) = match error.downcast_ref::<Error>() {
-        Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+fn read_error(error: tungstenite::Error) -> (io::Result<Inbound>, Option<CloseFrame>) {
+    use tungstenite::error::{CapacityError, Error};
+    let (inbound, close) = match &error {
+        Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
             let too_large = Inbound::TooLarge {
                 size: *size,
                 max: *max_size,
             };
             (Some(too_large), Some((1009, "message too big".to_owned())))
         }
-        Some(Error::Io(io)) => match io
+        Error::Io(io) => match io
             .get_ref()
             .and_then(|e| e.downcast_ref::<PreConnectLimit>())
         {
@@ -450,10 +475,12 @@ fn read_error(error: axum::Error) -> (io::Result<Inbound>, Option<CloseFrame>) {
                 };
                 (Some(refused), Some((1009, message.to_owned())))
             }
+            // A compressed message that is not DEFLATE (stompbox-websocket's `Inflating`).
+            None if io.kind() == io::ErrorKind::InvalidData => (None, Some((1007, io.to_string()))),
             None => (None, None),
         },
-        Some(Error::Protocol(violation)) => (None, Some((1002, violation.to_string()))),
-        Some(Error::Utf8(_)) => (None, Some((1007, "text message is not UTF-8".to_owned()))),
+        Error::Protocol(violation) => (None, Some((1002, violation.to_string()))),
+        Error::Utf8(_) => (None, Some((1007, "text message is not UTF-8".to_owned()))),
         _ => (None, None),
     };
     let close = close.map(|(code, reason)| close_with(code, &reason));
@@ -463,7 +490,7 @@ fn read_error(error: axum::Error) -> (io::Result<Inbound>, Option<CloseFrame>) {
 /// Broker batches out as WebSocket messages: binary when the broker says the bytes are not
 /// UTF-8, text otherwise (checked, and sent as binary if the check fails).
 struct WsOutbound {
-    sink: SplitSink<WebSocket, Message>,
+    sink: SplitSink<ServerSocket, Message>,
 }
 
 impl WsOutbound {

@@ -42,6 +42,10 @@ pub struct Config {
     /// transports across origins). Default the sockjs-client 1.x build on jsDelivr, as
     /// sockjs-node's default.
     pub client_url: String,
+    /// permessage-deflate on the `websocket` transports when the client offers it (browsers
+    /// do); `None` leaves them uncompressed. Default `None`; the `stompbox` server passes its
+    /// `[websocket.compression]`.
+    pub deflate: Option<stompbox_websocket::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             client_url: "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js"
                 .to_owned(),
+            deflate: None,
         }
     }
 }

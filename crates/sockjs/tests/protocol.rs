@@ -520,3 +520,124 @@ async fn websocket_transports() {
         404
     );
 }
+
+/// A byte stream that counts what it reads, to see how much crossed the wire.
+struct Counting {
+    inner: tokio::net::TcpStream,
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for Counting {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        poll
+    }
+}
+
+impl tokio::io::AsyncWrite for Counting {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Opens `path` on `addr` offering permessage-deflate as browsers do; the socket, and the
+/// count of bytes it has read off the wire.
+async fn open_offering_deflate(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> (
+    stompbox_websocket::WebSocket<Counting>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let read = std::sync::Arc::default();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let io = Counting {
+        inner: tcp,
+        read: std::sync::Arc::clone(&read),
+    };
+    let request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    let offer = stompbox_websocket::DeflateConfig::default();
+    let (ws, _) = tokio::time::timeout(
+        common::WAIT,
+        stompbox_websocket::WebSocket::client(io, request, Default::default(), Some(&offer)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    (ws, read)
+}
+
+async fn next(ws: &mut stompbox_websocket::WebSocket<Counting>) -> Message {
+    let message = tokio::time::timeout(common::WAIT, ws.next()).await;
+    message.unwrap().unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn websocket_transports_compress_when_configured_and_offered() {
+    let compressed = serve(Config {
+        deflate: Some(stompbox_websocket::DeflateConfig::default()),
+        ..config()
+    })
+    .await;
+    let plain = serve(config()).await;
+    let body = "{\"type\":\"match-found\",\"player\":42}".repeat(60);
+
+    // SockJS frames over WebSocket: the echo comes back inflated, and fewer bytes than its
+    // length crossed the wire.
+    let (mut ws, read) =
+        open_offering_deflate(compressed, &format!("{}/websocket", session("echo"))).await;
+    assert!(
+        ws.deflate().is_some(),
+        "the server agreed to permessage-deflate"
+    );
+    assert_eq!(next(&mut ws).await, Message::text("o"));
+    let frame = serde_json::to_string(&[&body]).unwrap();
+    ws.send(Message::text(frame.clone())).await.unwrap();
+    let before = read.load(std::sync::atomic::Ordering::Relaxed);
+    let echoed = next(&mut ws).await;
+    assert_eq!(echoed, Message::text(format!("a{frame}")));
+    let wire = read.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(
+        wire < frame.len() / 4,
+        "{wire} bytes on the wire for {}",
+        frame.len()
+    );
+
+    // Raw WebSocket: the same.
+    let (mut ws, _) = open_offering_deflate(compressed, "/echo/websocket").await;
+    assert!(ws.deflate().is_some());
+    ws.send(Message::text(body.clone())).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text(body.clone()));
+
+    // Not configured: the offer is declined and messages go as they are.
+    let (mut ws, _) = open_offering_deflate(plain, "/echo/websocket").await;
+    assert!(ws.deflate().is_none(), "no compression unless configured");
+    ws.send(Message::text(body.clone())).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text(body));
+}

@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use stompbox_websocket::{Deflate, DeflateConfig, WebSocket};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+    MaybeTlsStream,
+    tungstenite::{
+        Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+    },
 };
 
 use crate::client::{Client, Transport};
@@ -21,8 +24,8 @@ use crate::{
     wire::{SOCKET_WAIT, within},
 };
 
-/// The client's WebSocket.
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The client's WebSocket (stompbox-websocket's, for permessage-deflate).
+pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
 /// A STOMP-over-WebSocket client.
 pub type WsClient = Client<WsTransport>;
@@ -86,6 +89,26 @@ impl Client<WsTransport> {
         url: &str,
         headers: &[(&'static str, &str)],
     ) -> WsClient {
+        WsClient::open_offering(stream, url, headers, None).await
+    }
+
+    /// Opens a WebSocket to `url` offering permessage-deflate as browsers do, using it if the
+    /// server accepts ([`WsClient::deflate`] says).
+    pub async fn open_compressed(url: &str) -> WsClient {
+        let stream = within("tcp connect", TcpStream::connect(host_port(url)))
+            .await
+            .expect("tcp connect");
+        let deflate = DeflateConfig::default();
+        WsClient::open_offering(stream, url, &[], Some(&deflate)).await
+    }
+
+    /// [`WsClient::open_with`], offering permessage-deflate when `deflate` is given.
+    pub async fn open_offering(
+        stream: TcpStream,
+        url: &str,
+        headers: &[(&'static str, &str)],
+        deflate: Option<&DeflateConfig>,
+    ) -> WsClient {
         let mut request = url.into_client_request().expect("a ws:// URL");
         for (name, value) in headers {
             let value = HeaderValue::from_str(value).expect("a valid header value");
@@ -97,7 +120,12 @@ impl Client<WsTransport> {
         );
         let (ws, response) = within(
             "websocket handshake",
-            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)),
+            WebSocket::client(
+                MaybeTlsStream::Plain(stream),
+                request,
+                WebSocketConfig::default(),
+                deflate,
+            ),
         )
         .await
         .expect("websocket handshake");
@@ -136,6 +164,11 @@ impl Client<WsTransport> {
     /// The kind of every data message received so far, in order: `true` for binary.
     pub fn kinds(&self) -> &[bool] {
         &self.transport.kinds
+    }
+
+    /// What permessage-deflate agreed on, if the connection uses it.
+    pub fn deflate(&self) -> Option<&Deflate> {
+        self.transport.ws.deflate()
     }
 
     /// The WebSocket itself, for tests that need it raw (pings, close).
@@ -184,6 +217,27 @@ pub async fn raw_upgrade_socket(
     path: &str,
     protocol_headers: &[&str],
 ) -> (TcpStream, RawResponse) {
+    let headers: Vec<_> = protocol_headers
+        .iter()
+        .map(|value| ("Sec-WebSocket-Protocol", *value))
+        .collect();
+    raw_upgrade_socket_with(addr, path, &headers).await
+}
+
+/// [`raw_upgrade`] with any extra request headers (names and values).
+pub async fn raw_upgrade_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> RawResponse {
+    raw_upgrade_socket_with(addr, path, headers).await.1
+}
+
+async fn raw_upgrade_socket_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (TcpStream, RawResponse) {
     let mut stream = within("tcp connect", TcpStream::connect(addr))
         .await
         .expect("tcp connect");
@@ -191,8 +245,8 @@ pub async fn raw_upgrade_socket(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
     );
-    for value in protocol_headers {
-        request.push_str(&format!("Sec-WebSocket-Protocol: {value}\r\n"));
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
     within("request write", stream.write_all(request.as_bytes()))

@@ -10,7 +10,7 @@ pub use stompbox_test_support::{
     frames, http,
     tcp::TcpClient,
     wire::{SOCKET_WAIT as WAIT, encode, raw_frame, within},
-    ws::{WsClient, raw_upgrade},
+    ws::{RawResponse, WsClient, raw_upgrade, raw_upgrade_with},
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 

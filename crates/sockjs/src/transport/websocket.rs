@@ -8,14 +8,19 @@
 use std::{collections::VecDeque, sync::Arc};
 
 use axum::{
-    extract::{
-        FromRequestParts, Request, WebSocketUpgrade,
-        ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
-    },
+    extract::Request,
     http::{Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use stompbox_websocket::{
+    ServerSocket, WebSocketUpgrade,
+    tungstenite::{
+        self, Message, Utf8Bytes,
+        protocol::{CloseFrame, WebSocketConfig},
+    },
+};
 use tokio::sync::mpsc;
 
 use crate::frame::{self, Frame};
@@ -57,7 +62,7 @@ pub(crate) async fn upgrade<H: Handler>(
         return reply::error(headers, StatusCode::BAD_REQUEST, text);
     }
     let (mut parts, _) = request.into_parts();
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+    let upgrade = match WebSocketUpgrade::from_parts(&mut parts) {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
@@ -71,15 +76,18 @@ pub(crate) async fn upgrade<H: Handler>(
         Err(response) => return response,
     };
     let inner = sockjs.inner.clone();
+    let codec = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size));
     upgrade
-        .max_message_size(config.max_message_size)
-        .max_frame_size(config.max_message_size)
+        .config(codec)
+        .deflate(config.deflate.as_ref())
         .on_upgrade(move |socket| run(inner, socket, transport, id, ticket))
 }
 
 async fn run<H: Handler>(
     inner: Arc<Inner<H>>,
-    socket: WebSocket,
+    socket: ServerSocket,
     transport: Transport,
     id: String,
     ticket: H::Ticket,
@@ -105,11 +113,11 @@ async fn run<H: Handler>(
 
 enum Event {
     Frame(Frame),
-    Message(Option<Result<Message, axum::Error>>),
+    Message(Option<Result<Message, tungstenite::Error>>),
 }
 
 struct Pump {
-    socket: WebSocket,
+    socket: ServerSocket,
     receiver: Receiver,
     inbound: mpsc::Sender<String>,
     raw: bool,
@@ -130,7 +138,7 @@ impl Pump {
                     }
                     continue;
                 }
-                message = self.socket.recv(), if pending.is_empty() => Event::Message(message),
+                message = self.socket.next(), if pending.is_empty() => Event::Message(message),
             };
             match event {
                 Event::Frame(frame) => {
@@ -150,7 +158,9 @@ impl Pump {
                             Ok(text) => text,
                             Err(_) => return self.refuse("binary message is not UTF-8").await,
                         },
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                            continue;
+                        }
                         // The client went away: the receiver's drop closes the session.
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                     };
@@ -194,7 +204,7 @@ impl Pump {
             _ => 1000,
         };
         let frame = CloseFrame {
-            code,
+            code: code.into(),
             reason: Utf8Bytes::from(truncate(reason, 123)),
         };
         let socket = &mut self.socket;
@@ -203,12 +213,12 @@ impl Pump {
             // A lingering close: what the client sent meanwhile is read and dropped until its
             // own close frame, because closing a socket with unread input makes the kernel
             // send a reset, and the reset makes the client drop our close frame unread.
-            while let Some(Ok(message)) = socket.recv().await {
+            while let Some(Ok(message)) = socket.next().await {
                 if let Message::Close(_) = message {
                     break;
                 }
             }
-            Ok::<_, axum::Error>(())
+            Ok::<_, tungstenite::Error>(())
         };
         let _ = tokio::time::timeout(self.write_timeout, closing).await;
     }
