@@ -21,6 +21,13 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
+// A page that Playwright's request routing fulfils counts as public to Chromium, whatever its
+// origin, and Local/Private Network Access then refuses its requests (WebSocket included) to a
+// "more private" address such as the loopback server under test. Tests whose pages are routed
+// start Chromium with this; a real deployment has page and server on the same kind of origin.
+export const PRIVATE_NETWORK_ALLOWED =
+  '--disable-features=BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,LocalNetworkAccessChecks';
+
 /** Starts Chromium with `extraArgs` after the usual ones; fails clearly when it is missing. */
 export function launchChromium(extraArgs = []) {
   assert.ok(

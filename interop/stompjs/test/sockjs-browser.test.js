@@ -10,13 +10,10 @@ import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 
 import { startServer, within } from '../lib/harness.js';
-import { launchChromium } from '../lib/browser.js';
+import { PRIVATE_NETWORK_ALLOWED, launchChromium } from '../lib/browser.js';
 
 // The cross-origin page is on a made-up public origin (http://page.test) and the server on
-// loopback: Private Network Access would refuse the page's requests to a "more private"
-// address. A real deployment has page and server on public origins.
-const PRIVATE_NETWORK_ALLOWED =
-  '--disable-features=BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,LocalNetworkAccessChecks';
+// loopback, hence PRIVATE_NETWORK_ALLOWED.
 
 const require = createRequire(import.meta.url);
 const SOCKJS_JS = fs.readFileSync(require.resolve('sockjs-client/dist/sockjs.min.js'));
