@@ -6,6 +6,11 @@
 //! pppppp ssssssssss tttttttttttttt uuuuuuuuuuuuuu ....
 //! publisher  seq     scheduled ns    sent ns      padding
 //! ```
+//! With [`Padding::Json`] the padding is a JSON notification instead (a ranking of climbers,
+//! as the notification pages send), for what compression does to real bodies: a publisher
+//! cycles through [`JSON_VARIANTS`] different ones, so that consecutive messages are not copies
+//! of each other (a batch of copies would compress far better than real traffic).
+//!
 //! Timestamps are nanoseconds since [`epoch`], one `Instant` for the whole process: publishers
 //! and subscribers share a clock. `scheduled` is when the pacer meant the message to leave
 //! (equal to `sent` when unthrottled), so latency measured from it includes any delay the
@@ -63,9 +68,38 @@ impl Stamp {
     }
 }
 
-/// A body of `size` bytes (at least [`MIN_BODY`]) with a zeroed header and `.` padding.
-pub fn template(size: usize) -> Vec<u8> {
-    let mut body = vec![b'.'; size.max(MIN_BODY)];
+/// What fills a body after its stamp.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Padding {
+    /// `.` repeated: the cheapest to produce, and to compress.
+    #[default]
+    Dots,
+    /// A JSON notification: repeated keys, varied names and numbers.
+    Json,
+}
+
+/// How many different JSON bodies a publisher cycles through: more than DEFLATE's 32 KiB
+/// window holds at every body size measured.
+pub const JSON_VARIANTS: u64 = 256;
+
+/// The bodies a publisher cycles through: one for [`Padding::Dots`], [`JSON_VARIANTS`] for
+/// [`Padding::Json`], each from [`template`].
+pub fn templates(size: usize, padding: Padding) -> Vec<Vec<u8>> {
+    match padding {
+        Padding::Dots => vec![template(size, padding, 0)],
+        Padding::Json => (0..JSON_VARIANTS)
+            .map(|v| template(size, padding, v))
+            .collect(),
+    }
+}
+
+/// A body of `size` bytes (at least [`MIN_BODY`]) with a zeroed header and `padding`; JSON
+/// variant number `variant`.
+pub fn template(size: usize, padding: Padding, variant: u64) -> Vec<u8> {
+    let mut body = match padding {
+        Padding::Dots => vec![b'.'; size.max(MIN_BODY)],
+        Padding::Json => json_padding(size.max(MIN_BODY), variant),
+    };
     Stamp {
         publisher: 0,
         seq: 0,
@@ -74,6 +108,32 @@ pub fn template(size: usize) -> Vec<u8> {
     }
     .write(&mut body);
     body
+}
+
+/// `size` bytes: room for the stamp, then a ranking notification as JSON (cut at `size`, so not always well formed:
+/// what is measured is its bytes). Names and points come from a fixed pseudo-random sequence,
+/// so every run sends the same bytes.
+fn json_padding(size: usize, variant: u64) -> Vec<u8> {
+    const NAMES: [&str; 8] = ["alex", "sam", "noor", "kim", "lea", "tomas", "ines", "yuki"];
+    let mut text = " ".repeat(MIN_BODY);
+    text.push_str(r#"{"type":"ranking-changed","gym":"north-wall","ranking":["#);
+    let mut state = 0x2545_f491_4f6c_dd1du64 ^ variant.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut rank = 1;
+    while text.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let name = NAMES[(state % 8) as usize];
+        text.push_str(&format!(
+            r#"{{"rank":{rank},"user":"{name}-{}","points":{},"routes":{}}},"#,
+            state % 1000,
+            state % 5000,
+            state % 40,
+        ));
+        rank += 1;
+    }
+    text.truncate(size);
+    text.into_bytes()
 }
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -120,7 +180,7 @@ mod tests {
             scheduled_ns: 9_876_543_210,
             sent_ns: 9_876_543_999,
         };
-        let mut body = template(64);
+        let mut body = template(64, Padding::Dots, 0);
         stamp.write(&mut body);
         assert_eq!(body.len(), 64);
         assert!(body.is_ascii());
@@ -128,5 +188,30 @@ mod tests {
         assert_eq!(Stamp::read(&body[..10]), None);
         body[3] = b'g';
         assert_eq!(Stamp::read(&body), None, "not a hex digit");
+    }
+
+    #[test]
+    fn json_padding_is_a_notification_of_the_size_asked() {
+        let mut body = template(1024, Padding::Json, 0);
+        assert_eq!(body.len(), 1024);
+        let stamp = Stamp {
+            publisher: 1,
+            seq: 2,
+            scheduled_ns: 3,
+            sent_ns: 4,
+        };
+        stamp.write(&mut body);
+        assert_eq!(Stamp::read(&body), Some(stamp));
+        let text = std::str::from_utf8(&body[MIN_BODY..]).unwrap();
+        assert!(text.starts_with(r#"{"type":"ranking-changed","#), "{text}");
+        assert!(text.contains(r#""ranking":[{"rank":1,"user":""#), "{text}");
+        assert_eq!(
+            template(1024, Padding::Json, 7),
+            template(1024, Padding::Json, 7)
+        );
+        let variants = templates(1024, Padding::Json);
+        assert_eq!(variants.len() as u64, JSON_VARIANTS);
+        assert_ne!(variants[0], variants[1], "consecutive messages differ");
+        assert_eq!(templates(1024, Padding::Dots).len(), 1);
     }
 }

@@ -49,7 +49,7 @@ async fn measure(
     sizes: &Connections,
     report: &mut ConnectionsReport,
 ) -> Result<()> {
-    let target = Target::parse(common.sub_url(), common.ca_file.as_deref())?;
+    let target = Target::parse(common.sub_url(), common.ca_file.as_deref(), common.deflate)?;
     let destination = common
         .destination
         .clone()

@@ -60,12 +60,14 @@ use load::Shape;
 pub async fn run(scenario: Scenario) -> Report {
     match scenario {
         Scenario::Fanout(common, load) => {
-            Report::Load(load::run(Shape::Fanout, common, load).await)
+            Report::Load(Box::new(load::run(Shape::Fanout, common, load).await))
         }
         Scenario::Topics(common, load) => {
-            Report::Load(load::run(Shape::Topics, common, load).await)
+            Report::Load(Box::new(load::run(Shape::Topics, common, load).await))
         }
-        Scenario::Queue(common, load) => Report::Load(load::run(Shape::Queue, common, load).await),
+        Scenario::Queue(common, load) => {
+            Report::Load(Box::new(load::run(Shape::Queue, common, load).await))
+        }
         Scenario::Connections(common, sizes) => {
             Report::Connections(connections::run(common, sizes).await)
         }

@@ -148,7 +148,7 @@ async fn measure(
     report: &mut LoadReport,
 ) -> Result<()> {
     validate(shape, common, load)?;
-    let target = Target::parse(&common.url, common.ca_file.as_deref())?;
+    let target = Target::parse(&common.url, common.ca_file.as_deref(), common.deflate)?;
     let (publishers, subscribers) = (load.publishers, load.subscribers);
     let sub_destinations: Vec<String> = match shape {
         Shape::Topics => (0..subscribers)
@@ -162,7 +162,7 @@ async fn measure(
     });
 
     // Set up: subscribers first (each with a RECEIPT for its SUBSCRIBE), then publishers.
-    let sub_target = Target::parse(common.sub_url(), common.ca_file.as_deref())?;
+    let sub_target = Target::parse(common.sub_url(), common.ca_file.as_deref(), common.deflate)?;
     let subs = connect_all(
         &sub_target,
         common,
@@ -180,6 +180,7 @@ async fn measure(
         Check::Sequence
     };
     let cpu_before = common.pid.and_then(procfs::cpu_seconds);
+    let wire_before = sub_target.wire_bytes_read();
     let start_ns = now_ns();
 
     let mut sub_txs = Vec::with_capacity(subscribers);
@@ -239,6 +240,7 @@ async fn measure(
     }
     join_all(drains).await;
     let cpu_after = common.pid.and_then(procfs::cpu_seconds);
+    let wire_after = sub_target.wire_bytes_read();
 
     let last_ns = findings.iter().map(|f| f.last_ns).max().unwrap_or(0);
     let elapsed_s = last_ns.saturating_sub(start_ns) as f64 / 1e9;
@@ -261,6 +263,11 @@ async fn measure(
         }
     }
     report.broker_rss_kib = common.pid.and_then(procfs::rss_kib);
+    report.wire_bytes_read = wire_after - wire_before;
+    if report.delivered > 0 {
+        report.wire_bytes_per_delivery =
+            Some(report.wire_bytes_read as f64 / report.delivered as f64);
+    }
 
     close_all(sub_txs.into_iter().chain(pub_txs)).await;
     Ok(())

@@ -5,7 +5,9 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use stompbox_bench::{
-    Amount, Common, Connections, Floor, Load, Scenario, body::MIN_BODY, default_window, run,
+    Amount, Common, Connections, Floor, Load, Scenario,
+    body::{MIN_BODY, Padding},
+    default_window, run,
 };
 
 /// Load generator for STOMP brokers over WebSocket (v12.stomp) and TCP.
@@ -134,6 +136,9 @@ struct CommonArgs {
     /// Hard bound on the whole run, seconds.
     #[arg(long, default_value_t = 120.0)]
     timeout: f64,
+    /// Offer permessage-deflate on ws://, wss:// and sockjs+ws:// connections, as browsers do.
+    #[arg(long)]
+    deflate: bool,
 }
 
 #[derive(Args, Debug)]
@@ -162,6 +167,10 @@ struct LoadArgs {
     /// --window of their receipts (a durable broker's RECEIPT means "on disk").
     #[arg(long)]
     persistent: bool,
+    /// Fill each body after its stamp with a JSON notification (a ranking) instead of dots:
+    /// for what compression does to real bodies.
+    #[arg(long)]
+    json_body: bool,
 }
 
 impl CommonArgs {
@@ -178,6 +187,7 @@ impl CommonArgs {
             destination: self.destination,
             label: self.label,
             timeout: seconds("--timeout", self.timeout)?,
+            deflate: self.deflate,
         })
     }
 }
@@ -201,6 +211,10 @@ impl LoadArgs {
             window: self.window.unwrap_or_else(|| default_window(publishers)),
             drain: seconds("--drain", self.drain)?,
             persistent: self.persistent,
+            padding: match self.json_body {
+                true => Padding::Json,
+                false => Padding::Dots,
+            },
         })
     }
 }

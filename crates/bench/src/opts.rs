@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::body::Padding;
+
 /// Options every scenario takes.
 #[derive(Clone, Debug)]
 pub struct Common {
@@ -29,6 +31,9 @@ pub struct Common {
     pub label: Option<String>,
     /// Hard bound on the whole run.
     pub timeout: Duration,
+    /// Offer permessage-deflate on WebSocket connections (as browsers do), and use it when
+    /// the server agrees.
+    pub deflate: bool,
 }
 
 impl Common {
@@ -51,6 +56,7 @@ impl Common {
             destination: None,
             label: None,
             timeout: Duration::from_secs(120),
+            deflate: false,
         }
     }
 }
@@ -87,6 +93,8 @@ pub struct Load {
     /// sends once the message is on disk), and a publisher also stays within `window`
     /// messages of its receipts: a producer that waits for its messages to be stored.
     pub persistent: bool,
+    /// What fills each body after its stamp.
+    pub padding: Padding,
 }
 
 impl Load {
@@ -101,6 +109,7 @@ impl Load {
             window: default_window(publishers),
             drain: Duration::from_secs(5),
             persistent: false,
+            padding: Padding::Dots,
         }
     }
 }

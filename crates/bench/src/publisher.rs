@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use stompbox_codec::{Command, Version, write_body_head, write_command, write_header};
 
 use crate::{
-    body::{Stamp, now_ns, template},
+    body::{Stamp, now_ns, templates},
     flow::Flow,
     opts::{Amount, Load},
     transport::{FrameRx, FrameTx, describe},
@@ -82,7 +82,7 @@ async fn publish_inner(
         .iter()
         .map(|d| send_head(d, load.body, load.persistent))
         .collect();
-    let body = template(load.body);
+    let bodies = templates(load.body, load.padding);
     let publishers = load.publishers as u64;
     // Message i of publisher p is due at start + (i * P + p) / rate: publishers interleave.
     let interval_ns = load.rate.map(|rate| 1e9 / rate);
@@ -140,7 +140,7 @@ async fn publish_inner(
         let frame = frame(
             &mut buf,
             &heads[destination],
-            &body,
+            &bodies[i as usize % bodies.len()],
             Stamp {
                 publisher: plan.index as u32,
                 seq: i / heads.len() as u64,

@@ -71,6 +71,12 @@ pub struct LoadReport {
     pub broker_cpu_per_s: Option<f64>,
     /// Broker RSS at the end, KiB.
     pub broker_rss_kib: Option<u64>,
+    /// Bytes the subscribers' WebSocket connections read during the window: what the broker
+    /// put on the wire to them, WebSocket framing and compression included (0 over other
+    /// transports).
+    pub wire_bytes_read: u64,
+    /// `wire_bytes_read / delivered`.
+    pub wire_bytes_per_delivery: Option<f64>,
 }
 
 /// The result of a connection-scale run.
@@ -111,7 +117,7 @@ pub struct ConnectionsReport {
 #[serde(untagged)]
 pub enum Report {
     /// Fan-out, topics, queue.
-    Load(LoadReport),
+    Load(Box<LoadReport>),
     /// Connection scale.
     Connections(ConnectionsReport),
 }

@@ -14,6 +14,12 @@ use futures::{
     stream::{SplitSink, SplitStream},
 };
 use stompbox_codec::{Command, Decoder, Frame, Item, Limits, Version, encode};
+use stompbox_websocket::{
+    DeflateConfig, WebSocket,
+    tungstenite::{
+        Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+    },
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{
@@ -21,14 +27,9 @@ use tokio::{
         tcp::{OwnedReadHalf, OwnedWriteHalf},
     },
 };
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{
-        Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
-    },
-};
 
-use tokio_util::either::Either;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use tokio_util::{either::Either, io::InspectReader};
 
 use crate::{
     opts::Common,
@@ -39,9 +40,12 @@ use crate::{
 /// The subprotocol offered on every WebSocket: STOMP 1.2.
 pub(crate) const SUBPROTOCOL: &str = "v12.stomp";
 
-/// A plain or a TLS socket under the WebSocket.
-type Socket = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
-type Ws = WebSocketStream<Socket>;
+/// A plain or a TLS socket under the WebSocket, its reads counted (see [`Target::wire_bytes_read`]).
+type Socket =
+    InspectReader<Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>, CountReads>;
+/// Adds each read's length to a [`Target`]'s count.
+type CountReads = Box<dyn FnMut(&[u8]) + Send + Sync>;
+type Ws = WebSocket<Socket>;
 
 /// TLS for `wss://`: the client configuration and the name the certificate must carry.
 #[derive(Clone)]
@@ -67,6 +71,10 @@ pub(crate) enum Target {
         /// STOMP over SockJS's WebSocket transport: `url` is the endpoint's prefix, each
         /// connection opens `PREFIX/000/SESSION/websocket` and frames go in SockJS's JSON arrays.
         sockjs: bool,
+        /// Offer permessage-deflate.
+        deflate: bool,
+        /// Bytes read by every connection to this target.
+        wire: Arc<AtomicU64>,
     },
     Tcp {
         addr: SocketAddr,
@@ -84,7 +92,8 @@ pub(crate) enum Target {
 }
 
 impl Target {
-    pub(crate) fn parse(url: &str, ca_file: Option<&Path>) -> Result<Target> {
+    /// `deflate`: WebSocket connections offer permessage-deflate.
+    pub(crate) fn parse(url: &str, ca_file: Option<&Path>, deflate: bool) -> Result<Target> {
         let websocket = |rest: &&str| rest.starts_with("ws://") || rest.starts_with("wss://");
         let (sockjs, url) = match url.strip_prefix("sockjs+").filter(websocket) {
             Some(rest) => (true, rest),
@@ -105,6 +114,8 @@ impl Target {
                 url: url.trim_end_matches('/').to_owned(),
                 tls,
                 sockjs,
+                deflate,
+                wire: Arc::default(),
             })
         } else if let Some(rest) = url.strip_prefix("tcp://") {
             let host_port = rest.trim_end_matches('/');
@@ -128,6 +139,15 @@ impl Target {
                 "unsupported URL {url:?}: use ws://, wss://HOST:PORT/PATH, tcp://HOST:PORT, \
                  sse://HOST:PORT/PATH, sockjs+ws:// or sockjs+xhr://HOST:PORT/PREFIX"
             )
+        }
+    }
+
+    /// Bytes read so far by the WebSocket connections opened to this target (TLS records
+    /// included): what the server put on the wire, after compression. 0 for other transports.
+    pub(crate) fn wire_bytes_read(&self) -> u64 {
+        match self {
+            Target::Ws { wire, .. } => wire.load(Relaxed),
+            _ => 0,
         }
     }
 
@@ -210,7 +230,12 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
     stream.set_nodelay(true)?;
     match target {
         Target::Ws {
-            url, tls, sockjs, ..
+            url,
+            tls,
+            sockjs,
+            deflate,
+            wire,
+            ..
         } => {
             let stream = match tls {
                 None => Either::Left(stream),
@@ -219,6 +244,10 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
                         .context("TLS handshake")?,
                 ),
             };
+            let wire = wire.clone();
+            let count: CountReads =
+                Box::new(move |bytes| _ = wire.fetch_add(bytes.len() as u64, Relaxed));
+            let stream: Socket = InspectReader::new(stream, count);
             let url = match sockjs {
                 true => format!("{url}/000/{}/websocket", sockjs_session()),
                 false => url.clone(),
@@ -235,11 +264,11 @@ pub(crate) async fn open(target: &Target, source: Option<IpAddr>) -> Result<(Fra
             } else {
                 READ_BUFFER
             };
-            let config = Some(WebSocketConfig::default().read_buffer_size(read_buffer));
-            let (ws, _response) =
-                tokio_tungstenite::client_async_with_config(request, stream, config)
-                    .await
-                    .context("WebSocket handshake")?;
+            let config = WebSocketConfig::default().read_buffer_size(read_buffer);
+            let deflate = deflate.then(DeflateConfig::default);
+            let (ws, _response) = WebSocket::client(stream, request, config, deflate.as_ref())
+                .await
+                .context("WebSocket handshake")?;
             let (sink, mut stream) = ws.split();
             if !sockjs {
                 return Ok((FrameTx::Ws(sink), FrameRx::new(Reader::Ws(stream))));

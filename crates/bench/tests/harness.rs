@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use stompbox_bench::{Common, Connections, Floor, Load, Report, Scenario, run};
+use stompbox_bench::{Common, Connections, Floor, Load, Report, Scenario, body::Padding, run};
 use stompbox_server::{Server, ServerConfig};
 use tokio::sync::oneshot;
 
@@ -90,7 +90,7 @@ async fn exact(scenario: Scenario, expected: u64) -> stompbox_bench::LoadReport 
         "{json}"
     );
     assert!(report.latency_us.is_some(), "{json}");
-    report
+    *report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,6 +107,34 @@ async fn fanout_over_websocket_and_tcp_is_exact() {
         2 * 200 * 3,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_with_permessage_deflate_and_json_bodies_is_exact() {
+    let server = Stompbox::start().await;
+    let mut per_delivery = Vec::new();
+    for deflate in [false, true] {
+        let mut common = common(&server.ws_url);
+        common.deflate = deflate;
+        let mut load = tiny(1, 3, 300);
+        load.body = 1024;
+        load.padding = Padding::Json;
+        let report = exact(Scenario::Fanout(common, load), 300 * 3).await;
+        per_delivery.push(report.wire_bytes_per_delivery.unwrap());
+    }
+    // Uncompressed, each delivery is its 1 KiB body plus headers and framing; compressed, the
+    // JSON shrinks by half or more (DEFLATE is deterministic; batching only helps it).
+    let [plain, compressed] = per_delivery[..] else {
+        unreachable!()
+    };
+    assert!(
+        plain > 1024.0,
+        "{plain} wire bytes per uncompressed delivery"
+    );
+    assert!(
+        compressed < plain * 0.6,
+        "{compressed} wire bytes per compressed delivery against {plain}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
