@@ -17,7 +17,7 @@ pub struct CompressionConfig {
     /// zlib's level, 1 (fastest) to 9 (smallest). Default 1.
     pub level: u32,
     /// Messages shorter than this many bytes go uncompressed (a heart-beat, a RECEIPT). A
-    /// message that would not shrink goes uncompressed too. Default 128.
+    /// message that would not shrink goes uncompressed too. Default 256.
     pub min_size: usize,
     /// The compressor's window, as base-2 logarithm, 9 to 15 (a client may ask for less).
     /// Default 15 (32 KiB): the window is per thread, not per connection.

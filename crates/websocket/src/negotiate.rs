@@ -18,8 +18,9 @@ pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
 pub struct DeflateConfig {
     /// zlib's compression level, 0 (stored) to 9 (smallest, slowest).
     pub level: u32,
-    /// Messages shorter than this many bytes are sent uncompressed: on a few bytes DEFLATE
-    /// saves nothing and costs a compressor pass.
+    /// Messages shorter than this many bytes are sent uncompressed: on a few hundred bytes
+    /// DEFLATE saves less than a packet's headers and still costs a compressor pass (resetting
+    /// zlib's 128 KiB hash table included). Default 256.
     pub min_size: usize,
     /// The largest LZ77 window used to compress, as base-2 logarithm (9 to 15); a client may
     /// ask for less with `server_max_window_bits`.
@@ -30,7 +31,7 @@ impl Default for DeflateConfig {
     fn default() -> Self {
         DeflateConfig {
             level: 1,
-            min_size: 128,
+            min_size: 256,
             max_window_bits: 15,
         }
     }
