@@ -89,6 +89,20 @@ async fn connection(
         let io = BurstReader::new(stream);
         return serve_http(io, peer, None, accepted, &edge, &stop).await;
     }
+    // Boxed: a task is as large as its largest state, and the TLS one (rustls' connection
+    // inline) would otherwise be carried by every plain connection too, an idle SSE stream's
+    // included.
+    Box::pin(opened(stream, peer, accepted, &edge, &stop)).await;
+}
+
+/// A connection that opens with a PROXY header or TLS (`opening.rs`) before its HTTP.
+async fn opened(
+    stream: TcpStream,
+    peer: SocketAddr,
+    accepted: Arc<Accepted>,
+    edge: &HttpEdge,
+    stop: &CancellationToken,
+) {
     let opened = tokio::select! {
         _ = stop.cancelled() => return,
         opened = edge.opening.open(stream, peer, &accepted) => opened,
@@ -97,7 +111,7 @@ async fn connection(
         Ok((stream, client)) => {
             let tls = crate::opening::tls_info(&stream);
             let io = BurstReader::new(stream);
-            serve_http(io, client, tls, accepted, &edge, &stop).await;
+            serve_http(io, client, tls, accepted, edge, stop).await;
         }
         Err(e) => tracing::debug!(%peer, error = %e, "connection dropped while opening"),
     }
