@@ -31,11 +31,19 @@ async fn stomp_runs_compressed_both_ways_when_offered() {
     // Bodies from a few bytes (sent as they are) to many kilobytes (compressed).
     for repeat in [0, 1, 10, 200] {
         let body = format!("{repeat}:{}", NOTE.repeat(repeat));
+        let before = subscriber.wire_bytes_read();
         publisher
             .send_frame(frames::send("/topic/matches", body.clone()))
             .await;
         let message = subscriber.expect_frame(Command::Message).await;
         assert_eq!(&message.body[..], body.as_bytes());
+        if repeat == 200 {
+            let wire = subscriber.wire_bytes_read() - before;
+            assert!(
+                wire < body.len() / 4,
+                "{wire} bytes on the wire for {body:?}"
+            );
+        }
     }
     // An uncompressed client on the same topic sees the same.
     let mut plain = WsClient::connect(&server.ws_url).await;
@@ -44,10 +52,17 @@ async fn stomp_runs_compressed_both_ways_when_offered() {
     publisher
         .send_frame(frames::send("/topic/matches", NOTE.repeat(30)))
         .await;
+    let before = [subscriber.wire_bytes_read(), plain.wire_bytes_read()];
     for client in [&mut subscriber, &mut plain] {
         let message = client.expect_frame(Command::Message).await;
         assert_eq!(&message.body[..], NOTE.repeat(30).as_bytes());
     }
+    let compressed = subscriber.wire_bytes_read() - before[0];
+    let uncompressed = plain.wire_bytes_read() - before[1];
+    assert!(
+        compressed < uncompressed / 4 && uncompressed > NOTE.len() * 30,
+        "{compressed} bytes compressed against {uncompressed} plain"
+    );
 }
 
 #[tokio::test]

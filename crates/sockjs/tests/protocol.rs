@@ -521,49 +521,9 @@ async fn websocket_transports() {
     );
 }
 
-/// A byte stream that counts what it reads, to see how much crossed the wire.
-struct Counting {
-    inner: tokio::net::TcpStream,
-    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl tokio::io::AsyncRead for Counting {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        poll
-    }
-}
-
-impl tokio::io::AsyncWrite for Counting {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
+/// A TCP stream whose reads are counted, to see how much crossed the wire.
+type Counted = tokio_util::io::InspectReader<tokio::net::TcpStream, CountReads>;
+type CountReads = Box<dyn FnMut(&[u8]) + Send + Sync>;
 
 /// Opens `path` on `addr` offering permessage-deflate as browsers do; the socket, and the
 /// count of bytes it has read off the wire.
@@ -571,16 +531,17 @@ async fn open_offering_deflate(
     addr: std::net::SocketAddr,
     path: &str,
 ) -> (
-    stompbox_websocket::WebSocket<Counting>,
+    stompbox_websocket::WebSocket<Counted>,
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let read = std::sync::Arc::default();
+    let read = std::sync::Arc::<std::sync::atomic::AtomicUsize>::default();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let io = Counting {
-        inner: tcp,
-        read: std::sync::Arc::clone(&read),
-    };
+    let count = std::sync::Arc::clone(&read);
+    let inspect: CountReads = Box::new(move |bytes: &[u8]| {
+        count.fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
+    });
+    let io = tokio_util::io::InspectReader::new(tcp, inspect);
     let request = format!("ws://{addr}{path}").into_client_request().unwrap();
     let offer = stompbox_websocket::DeflateConfig::default();
     let (ws, _) = tokio::time::timeout(
@@ -593,7 +554,7 @@ async fn open_offering_deflate(
     (ws, read)
 }
 
-async fn next(ws: &mut stompbox_websocket::WebSocket<Counting>) -> Message {
+async fn next(ws: &mut stompbox_websocket::WebSocket<Counted>) -> Message {
     let message = tokio::time::timeout(common::WAIT, ws.next()).await;
     message.unwrap().unwrap().unwrap()
 }

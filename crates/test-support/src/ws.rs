@@ -2,7 +2,13 @@
 //! for asserting on the upgrade response itself. Every wait is bounded.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -11,12 +17,10 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tokio_tungstenite::{
-    MaybeTlsStream,
-    tungstenite::{
-        Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
-    },
+use tokio_tungstenite::tungstenite::{
+    Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
 };
+use tokio_util::io::InspectReader;
 
 use crate::client::{Client, Transport};
 use crate::{
@@ -25,18 +29,46 @@ use crate::{
 };
 
 /// The client's WebSocket (stompbox-websocket's, for permessage-deflate).
-pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocket<Wire>;
+
+/// The TCP stream under a client's WebSocket, each read counted.
+pub type Wire = InspectReader<TcpStream, CountReads>;
+
+/// Adds each read's length to a count.
+pub type CountReads = Box<dyn FnMut(&[u8]) + Send + Sync>;
+
+/// `stream` with its reads added to the returned count: how many bytes crossed the wire
+/// towards us, WebSocket framing and compression included.
+pub fn counted(stream: TcpStream) -> (Wire, Arc<AtomicUsize>) {
+    let read = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&read);
+    let inspect: CountReads = Box::new(move |bytes: &[u8]| {
+        count.fetch_add(bytes.len(), Ordering::Relaxed);
+    });
+    (InspectReader::new(stream, inspect), read)
+}
 
 /// A STOMP-over-WebSocket client.
 pub type WsClient = Client<WsTransport>;
 
 /// A WebSocket as a [`Transport`]: frames go out as one text message each (binary when not
 /// UTF-8); data messages come in (pings and pongs skipped), their kinds recorded.
-#[derive(Debug)]
 pub struct WsTransport {
     ws: Ws,
+    /// Bytes read off the wire so far.
+    read: Arc<AtomicUsize>,
     /// The kind of every data message received, in order: `true` for binary.
     kinds: Vec<bool>,
+}
+
+impl std::fmt::Debug for WsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsTransport")
+            .field("deflate", &self.ws.deflate())
+            .field("read", &self.read)
+            .field("kinds", &self.kinds)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Transport for WsTransport {
@@ -118,20 +150,17 @@ impl Client<WsTransport> {
             "sec-websocket-protocol",
             HeaderValue::from_static("v12.stomp"),
         );
+        let (wire, read) = counted(stream);
         let (ws, response) = within(
             "websocket handshake",
-            WebSocket::client(
-                MaybeTlsStream::Plain(stream),
-                request,
-                WebSocketConfig::default(),
-                deflate,
-            ),
+            WebSocket::client(wire, request, WebSocketConfig::default(), deflate),
         )
         .await
         .expect("websocket handshake");
         assert_eq!(response.headers()["sec-websocket-protocol"], "v12.stomp");
         Client::new(WsTransport {
             ws,
+            read,
             kinds: Vec::new(),
         })
     }
@@ -164,6 +193,12 @@ impl Client<WsTransport> {
     /// The kind of every data message received so far, in order: `true` for binary.
     pub fn kinds(&self) -> &[bool] {
         &self.transport.kinds
+    }
+
+    /// Bytes read off the wire so far (the handshake's included): what the server sent, as
+    /// sent, compressed or not.
+    pub fn wire_bytes_read(&self) -> usize {
+        self.transport.read.load(Ordering::Relaxed)
     }
 
     /// What permessage-deflate agreed on, if the connection uses it.

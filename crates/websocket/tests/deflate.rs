@@ -189,8 +189,8 @@ async fn a_client_and_server_agree_and_compress_both_ways() -> anyhow::Result<()
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let counted = Counted::new(tcp);
-    let read = counted.read.clone();
+    let read = std::sync::Arc::<std::sync::atomic::AtomicUsize>::default();
+    let counted = counted(tcp, read.clone());
     let request = http::Request::builder()
         .uri(format!("ws://{addr}/ws"))
         .header("host", addr.to_string())
@@ -228,55 +228,12 @@ async fn a_client_and_server_agree_and_compress_both_ways() -> anyhow::Result<()
     Ok(())
 }
 
-/// A TCP stream that counts the bytes read from it.
-struct Counted {
-    inner: tokio::net::TcpStream,
+/// A TCP stream whose reads are counted into `read`, to see how much crossed the wire.
+fn counted(
+    tcp: tokio::net::TcpStream,
     read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Counted {
-    fn new(inner: tokio::net::TcpStream) -> Self {
-        Counted {
-            inner,
-            read: Default::default(),
-        }
-    }
-}
-
-impl tokio::io::AsyncRead for Counted {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        poll
-    }
-}
-
-impl tokio::io::AsyncWrite for Counted {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+) -> impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {
+    tokio_util::io::InspectReader::new(tcp, move |bytes: &[u8]| {
+        read.fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
+    })
 }
