@@ -68,39 +68,14 @@ async fn stomp_runs_compressed_both_ways_when_offered() {
 #[tokio::test]
 async fn a_message_that_inflates_past_the_frame_limit_gets_an_error_frame() {
     const MAX: usize = 64 * 1024;
-    let server = TestServer::start(|c| {
-        c.broker.max_frame_size = MAX;
-        c.broker.max_body_size = MAX / 2;
-    })
-    .await;
-    let mut bystander = WsClient::connect(&server.ws_url).await;
-    bystander.subscribe("0", "/topic/still").await;
-
+    let (server, mut bystander) = with_frame_limit(MAX).await;
     let mut client = WsClient::open_compressed(&server.ws_url).await;
     client.handshake(frames::connect()).await;
     // 4 MiB of one letter: a few KiB compressed.
     let mut bomb = b"SEND\ndestination:/topic/still\n\n".to_vec();
     bomb.resize(4 << 20, b'a');
     client.send_text(&bomb).await;
-    let error = client.expect_frame(Command::Error).await;
-    assert_eq!(
-        error.header("message"),
-        Some(
-            format!(
-                "frame of at least {} bytes exceeds the maximum of {MAX}",
-                MAX + 1
-            )
-            .as_str()
-        )
-    );
-    assert_eq!(client.try_recv().await, None, "closed after the ERROR");
-
-    let mut publisher = WsClient::connect(&server.ws_url).await;
-    publisher
-        .send_frame(frames::send("/topic/still", "here"))
-        .await;
-    let message = bystander.expect_frame(Command::Message).await;
-    assert_eq!(&message.body[..], b"here");
+    assert_refused_as_oversize(&server, &mut client, &mut bystander, MAX + 1, MAX).await;
 }
 
 #[tokio::test]

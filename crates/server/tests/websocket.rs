@@ -311,35 +311,10 @@ async fn authenticator_sees_the_handshake() {
 #[tokio::test]
 async fn an_oversize_websocket_message_gets_an_error_frame() {
     const MAX: usize = 64 * 1024;
-    let server = TestServer::start(|c| {
-        c.broker.max_frame_size = MAX;
-        c.broker.max_body_size = MAX / 2;
-    })
-    .await;
-    let mut bystander = WsClient::connect(&server.ws_url).await;
-    bystander.subscribe("0", "/topic/still").await;
-
+    let (server, mut bystander) = with_frame_limit(MAX).await;
     let mut client = WsClient::connect(&server.ws_url).await;
     client.send_binary(&vec![b'x'; MAX + 1000]).await;
-    let error = client.expect_frame(Command::Error).await;
-    assert_eq!(
-        error.header("message"),
-        Some(
-            format!(
-                "frame of at least {} bytes exceeds the maximum of {MAX}",
-                MAX + 1000
-            )
-            .as_str()
-        )
-    );
-    assert_eq!(client.try_recv().await, None, "closed after the ERROR");
-
-    let mut publisher = WsClient::connect(&server.ws_url).await;
-    publisher
-        .send_frame(&frames::send("/topic/still", "here"))
-        .await;
-    let message = bystander.expect_frame(Command::Message).await;
-    assert_eq!(&message.body[..], b"here");
+    assert_refused_as_oversize(&server, &mut client, &mut bystander, MAX + 1000, MAX).await;
 }
 
 /// The close frame after a session ends carries a status code (browsers report 1005 "no

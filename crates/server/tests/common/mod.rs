@@ -95,3 +95,40 @@ pub fn users_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// A server whose frames may be at most `max` bytes (bodies half of that), and a client
+/// subscribed to `/topic/still` on it, to show that a refused session leaves others alone.
+pub async fn with_frame_limit(max: usize) -> (TestServer, WsClient) {
+    let server = TestServer::start(|c| {
+        c.broker.max_frame_size = max;
+        c.broker.max_body_size = max / 2;
+    })
+    .await;
+    let mut bystander = WsClient::connect(&server.ws_url).await;
+    bystander.subscribe("0", "/topic/still").await;
+    (server, bystander)
+}
+
+/// `client` sent something over the `max`-byte frame limit of `server` (from
+/// [`with_frame_limit`]): it gets the ERROR an oversize frame gets, naming `at_least` bytes,
+/// and is closed, while `bystander` still receives what another client publishes.
+pub async fn assert_refused_as_oversize(
+    server: &TestServer,
+    client: &mut WsClient,
+    bystander: &mut WsClient,
+    at_least: usize,
+    max: usize,
+) {
+    use stompbox_codec::Command;
+    let error = client.expect_frame(Command::Error).await;
+    let expected = format!("frame of at least {at_least} bytes exceeds the maximum of {max}");
+    assert_eq!(error.header("message"), Some(expected.as_str()));
+    assert_eq!(client.try_recv().await, None, "closed after the ERROR");
+
+    let mut publisher = WsClient::connect(&server.ws_url).await;
+    publisher
+        .send_frame(frames::send("/topic/still", "here"))
+        .await;
+    let message = bystander.expect_frame(Command::Message).await;
+    assert_eq!(&message.body[..], b"here");
+}
